@@ -1,1 +1,39 @@
-fn main() {}
+//! `etmem`: the command-line client of etmemd, a drop-in for C etmem's client.
+//!
+//! This file only wires the pieces: [`cli`] reads the command line, [`transport`] talks to
+//! the daemon, and the exact C texts live in [`help`]. Everything goes to stdout except
+//! glibc getopt's own diagnostics (stderr). Write errors on stdout are ignored: a closed
+//! pipe must not turn into a panic (spec B17).
+
+mod cli;
+mod help;
+mod transport;
+
+use std::io::Write;
+
+fn main() {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let status = match cli::parse(&argv) {
+        cli::Parsed::Finish(finish) => {
+            let _ = out.write_all(finish.stdout.as_bytes());
+            finish.status
+        }
+        cli::Parsed::Run(inv) => {
+            let frame = inv.request.encode();
+            match transport::exchange(&inv.socket, &frame, &mut out) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let finish = cli::object_failure(inv.object, &e.report(), e.ret());
+                    let _ = out.write_all(finish.stdout.as_bytes());
+                    finish.status
+                }
+            }
+        }
+    };
+    let _ = out.flush();
+    std::process::exit(i32::from(status));
+}

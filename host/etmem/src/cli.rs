@@ -1,0 +1,486 @@
+//! The `etmem` command line: top-level dispatch (spec §2.1) and the `obj`, `project` and
+//! `engine` sub-commands (spec §2.2-§2.4), exactly as C etmem parses them.
+//!
+//! [`parse`] takes `argv` and returns either a request to send or a finished outcome (the
+//! exact stdout text and exit status). It does no I/O of its own; the only side effect is
+//! glibc `getopt_long`'s diagnostic on stderr (`add: invalid option -- 'o'`), which is
+//! part of C etmem's output and cannot be reproduced otherwise. This module must not touch
+//! sockets or print anything itself: `main` prints, `transport` talks to the daemon.
+//!
+//! Return values follow C etmem: each object's `do_cmd` returns an `int` (0, a negative
+//! errno, -1, or a positive errno from `connect`); on non-zero `main` prints
+//! `etmem: error <n>` with `n` that signed value in decimal (`%d`), then the object help,
+//! and exits with `n & 0xff`. Spec §2.5 pins this reading: a daemon error returns -ECOMM
+//! and is shown as `etmem: error -70` with exit 186 (= -70 & 0xff).
+
+use etmem_proto::getopt::{LongOpt, Parsed as Opt, getopt_long};
+use etmem_proto::{Command, Request};
+
+use crate::help;
+
+/// `EINVAL`: usage errors in `obj` and `project`, a missing object or command.
+pub const EINVAL: i32 = 22;
+/// `E2BIG`: the argument-count rule.
+pub const E2BIG: i32 = 7;
+/// `ECOMM`: every receive-side failure of the transport.
+pub const ECOMM: i32 = 70;
+/// `EPERM`: a request longer than 512 bytes.
+pub const EPERM: i32 = 1;
+
+/// The three objects of the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    /// `etmem obj add|del`
+    Obj,
+    /// `etmem project start|stop|show`
+    Project,
+    /// `etmem engine <eng_cmd>`
+    Engine,
+}
+
+impl Object {
+    /// The object for its command-line word.
+    pub fn from_word(word: &str) -> Option<Object> {
+        match word {
+            "obj" => Some(Object::Obj),
+            "project" => Some(Object::Project),
+            "engine" => Some(Object::Engine),
+            _ => None,
+        }
+    }
+
+    /// The object's help text.
+    pub fn help(self) -> &'static str {
+        match self {
+            Object::Obj => help::OBJ_HELP,
+            Object::Project => help::PROJECT_HELP,
+            Object::Engine => help::ENGINE_HELP,
+        }
+    }
+}
+
+/// A command ready to be sent to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The object, for the help printed after a transport failure.
+    pub object: Object,
+    /// The abstract socket name given with `-s`.
+    pub socket: String,
+    /// The request frame's fields.
+    pub request: Request,
+}
+
+/// What the process prints on stdout and its exit status, when no request is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    /// Everything written to stdout.
+    pub stdout: String,
+    /// The exit status (C's `main` return value & 0xff).
+    pub status: u8,
+}
+
+/// The result of reading the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// Send this request.
+    Run(Invocation),
+    /// Print and exit without talking to the daemon.
+    Finish(Finish),
+}
+
+/// A sub-command that failed before any transport: the lines it printed and the `int`
+/// it returned to C's `main`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdFailure {
+    /// The lines printed by the object (each ends with `\n`).
+    pub text: String,
+    /// The C return value (never 0).
+    pub ret: i32,
+}
+
+impl CmdFailure {
+    fn new(ret: i32, lines: &[&str]) -> CmdFailure {
+        let mut text = String::new();
+        for line in lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        CmdFailure { text, ret }
+    }
+}
+
+/// The outcome C's `main` produces when an object's `do_cmd` returned `ret != 0` after
+/// printing `text`: `etmem: error <ret>`, the object help, exit `ret & 0xff`.
+pub fn object_failure(object: Object, text: &str, ret: i32) -> Finish {
+    Finish {
+        stdout: format!("{text}etmem: error {ret}\n{}", object.help()),
+        status: exit_status(ret),
+    }
+}
+
+/// The exit status of a C `main` that returns `ret` (`ret & 0xff`).
+pub fn exit_status(ret: i32) -> u8 {
+    ret.to_le_bytes()[0]
+}
+
+/// Reads the whole command line (`argv[0]` is the program name) as C etmem's `main` does.
+pub fn parse(argv: &[String]) -> Parsed {
+    let usage = |status| {
+        Parsed::Finish(Finish {
+            stdout: help::USAGE.to_owned(),
+            status,
+        })
+    };
+    let einval = exit_status(-EINVAL);
+    let Some(word) = argv.get(1) else {
+        return usage(einval);
+    };
+    if argv.len() == 2 && word == "help" {
+        return usage(0);
+    }
+    let Some(object) = Object::from_word(word) else {
+        return usage(einval);
+    };
+    let sub = &argv[2..];
+    match sub.first().map(String::as_str) {
+        None => Parsed::Finish(Finish {
+            stdout: object.help().to_owned(),
+            status: einval,
+        }),
+        Some("help") => Parsed::Finish(Finish {
+            stdout: object.help().to_owned(),
+            status: 0,
+        }),
+        Some(_) => match parse_object(object, sub) {
+            Ok(invocation) => Parsed::Run(invocation),
+            Err(f) => Parsed::Finish(object_failure(object, &f.text, f.ret)),
+        },
+    }
+}
+
+/// Parses `sub` (`sub[0]` is the sub-command word, also getopt's program name) for `object`.
+pub fn parse_object(object: Object, sub: &[String]) -> Result<Invocation, CmdFailure> {
+    match object {
+        Object::Obj => parse_obj(sub),
+        Object::Project => parse_project(sub),
+        Object::Engine => parse_engine(sub),
+    }
+}
+
+/// Options as the C objects collect them: the last value of each option wins.
+#[derive(Debug, Default)]
+struct Values {
+    socket: Option<String>,
+    file: Option<String>,
+    name: Option<String>,
+    engine: Option<String>,
+    task: Option<String>,
+}
+
+/// Why the getopt stage failed.
+enum GetoptFailure {
+    /// getopt returned `?`; C prints `argv[optind]`, `(null)` past the end.
+    Invalid { at: String },
+    /// The argument-count rule (spec §2.2) rejected the line.
+    Useless,
+}
+
+const USELESS: &str = "warn: etmem useless parameters passed in";
+
+fn long(name: &'static str, val: char) -> LongOpt {
+    LongOpt {
+        name,
+        has_arg: true,
+        val,
+    }
+}
+
+/// Runs glibc getopt over `sub`, then applies the argument-count rule: fail when at least
+/// one option was parsed and `argc - 1 > 2 * options_parsed` (`argc` counts `sub[0]`).
+fn getopt(sub: &[String], short: &str, longs: &[LongOpt]) -> Result<Values, GetoptFailure> {
+    let outcome = getopt_long(sub, short, longs, true, |_| false);
+    let mut values = Values::default();
+    let mut count = 0usize;
+    for parsed in outcome.parsed {
+        match parsed {
+            Opt::Error => {
+                let at = outcome
+                    .argv
+                    .get(outcome.optind)
+                    .cloned()
+                    .unwrap_or_else(|| "(null)".to_owned());
+                return Err(GetoptFailure::Invalid { at });
+            }
+            Opt::Opt(c, arg) => {
+                let slot = match c {
+                    's' => &mut values.socket,
+                    'f' => &mut values.file,
+                    'n' => &mut values.name,
+                    'e' => &mut values.engine,
+                    't' => &mut values.task,
+                    _ => continue,
+                };
+                *slot = arg;
+                count += 1;
+            }
+        }
+    }
+    if count > 0 && sub.len().saturating_sub(1) > 2 * count {
+        return Err(GetoptFailure::Useless);
+    }
+    Ok(values)
+}
+
+fn useless() -> CmdFailure {
+    CmdFailure::new(-E2BIG, &[USELESS])
+}
+
+const SOCKET_MISSING: &str = "socket name to connect must all be given, please check.";
+
+/// `etmem obj add|del` (spec §2.2).
+fn parse_obj(sub: &[String]) -> Result<Invocation, CmdFailure> {
+    let word = sub.first().map(String::as_str).unwrap_or_default();
+    let cmd = match word {
+        "add" => Command::ObjAdd,
+        "del" => Command::ObjDel,
+        _ => {
+            return Err(CmdFailure::new(
+                -1,
+                &[
+                    &format!("obj cmd {word} is not supported."),
+                    "obj_parse_cmd fail",
+                ],
+            ));
+        }
+    };
+    let longs = [long("file", 'f'), long("socket", 's')];
+    let values = match getopt(sub, "f:s:", &longs) {
+        Ok(v) => v,
+        Err(GetoptFailure::Invalid { at }) => {
+            return Err(CmdFailure::new(
+                -EINVAL,
+                &[&format!("invalid option: {at}"), "obj_parse_args fail"],
+            ));
+        }
+        Err(GetoptFailure::Useless) => return Err(useless()),
+    };
+    let Some(socket) = values.socket else {
+        return Err(CmdFailure::new(
+            -EINVAL,
+            &[SOCKET_MISSING, "obj_check_params fail"],
+        ));
+    };
+    let Some(file) = values.file else {
+        return Err(CmdFailure::new(
+            -EINVAL,
+            &[
+                "file name must be given in add command.",
+                "obj_check_params fail",
+            ],
+        ));
+    };
+    let mut request = Request::new(cmd);
+    request.file_name = Some(file);
+    Ok(Invocation {
+        object: Object::Obj,
+        socket,
+        request,
+    })
+}
+
+/// `etmem project start|stop|show` (spec §2.3).
+fn parse_project(sub: &[String]) -> Result<Invocation, CmdFailure> {
+    let word = sub.first().map(String::as_str).unwrap_or_default();
+    let cmd = match word {
+        "show" => Command::ProjectShow,
+        "start" => Command::ProjectStart,
+        "stop" => Command::ProjectStop,
+        _ => {
+            return Err(CmdFailure::new(
+                -1,
+                &[&format!("project cmd {word} is not supported")],
+            ));
+        }
+    };
+    let longs = [long("name", 'n'), long("socket", 's')];
+    let values = match getopt(sub, "n:s:", &longs) {
+        Ok(v) => v,
+        Err(GetoptFailure::Invalid { at }) => {
+            return Err(CmdFailure::new(
+                -EINVAL,
+                &[&format!("invalid option: {at}")],
+            ));
+        }
+        Err(GetoptFailure::Useless) => return Err(useless()),
+    };
+    let Some(socket) = values.socket else {
+        return Err(CmdFailure::new(-EINVAL, &[SOCKET_MISSING]));
+    };
+    if cmd != Command::ProjectShow && values.name.is_none() {
+        return Err(CmdFailure::new(
+            -EINVAL,
+            &["project name must be given, please check"],
+        ));
+    }
+    let mut request = Request::new(cmd);
+    request.proj_name = values.name;
+    Ok(Invocation {
+        object: Object::Project,
+        socket,
+        request,
+    })
+}
+
+/// `etmem engine <eng_cmd>` (spec §2.4). The command word is taken verbatim, whatever it is.
+fn parse_engine(sub: &[String]) -> Result<Invocation, CmdFailure> {
+    const CHECK_FAIL: &str = "engine_check_params fail";
+    let longs = [
+        long("proj_name", 'n'),
+        long("socket", 's'),
+        long("engine", 'e'),
+        long("task_name", 't'),
+    ];
+    let values = match getopt(sub, "n:s:e:t:", &longs) {
+        Ok(v) => v,
+        Err(GetoptFailure::Invalid { at }) => {
+            return Err(CmdFailure::new(
+                -1,
+                &[&format!("invalid options: {at}"), "engine_parse_args fail"],
+            ));
+        }
+        Err(GetoptFailure::Useless) => return Err(useless()),
+    };
+    let Some(socket) = values.socket else {
+        return Err(CmdFailure::new(
+            -1,
+            &[
+                "socket name to connect must be given, please check.",
+                CHECK_FAIL,
+            ],
+        ));
+    };
+    let Some(proj_name) = values.name else {
+        return Err(CmdFailure::new(
+            -1,
+            &["project name must be given, please check.", CHECK_FAIL],
+        ));
+    };
+    // The command word is argv[0] after `engine`, so it is always present: C's third check
+    // (`engine command must be given, please check.`) cannot fire from a command line.
+    let Some(eng_cmd) = sub.first().cloned() else {
+        return Err(CmdFailure::new(
+            -1,
+            &["engine command must be given, please check.", CHECK_FAIL],
+        ));
+    };
+    let Some(eng_name) = values.engine else {
+        return Err(CmdFailure::new(
+            -1,
+            &["engine name must be given, please check.", CHECK_FAIL],
+        ));
+    };
+    let mut request = Request::new(Command::EngineCmd);
+    request.proj_name = Some(proj_name);
+    request.eng_name = Some(eng_name);
+    request.eng_cmd = Some(eng_cmd);
+    request.task_name = values.task;
+    Ok(Invocation {
+        object: Object::Engine,
+        socket,
+        request,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(line: &str) -> Vec<String> {
+        std::iter::once("etmem")
+            .chain(line.split_whitespace())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn run(line: &str) -> Invocation {
+        match parse(&argv(line)) {
+            Parsed::Run(i) => i,
+            Parsed::Finish(f) => panic!("`{line}` did not parse: {f:?}"),
+        }
+    }
+
+    fn finish(line: &str) -> Finish {
+        match parse(&argv(line)) {
+            Parsed::Finish(f) => f,
+            Parsed::Run(i) => panic!("`{line}` unexpectedly parsed: {i:?}"),
+        }
+    }
+
+    #[test]
+    fn exit_status_is_low_byte_of_c_return() {
+        assert_eq!(exit_status(-ECOMM), 186);
+        assert_eq!(exit_status(-EINVAL), 234);
+        assert_eq!(exit_status(-E2BIG), 249);
+        assert_eq!(exit_status(-1), 255);
+        assert_eq!(exit_status(111), 111);
+        assert_eq!(exit_status(0), 0);
+    }
+
+    #[test]
+    fn frames_match_spec_examples() {
+        assert_eq!(
+            run("project start -n test -s s").request.encode(),
+            "proj_name test file_name - cmd 2 eng_name - eng_cmd - task_name -"
+        );
+        assert_eq!(
+            run("obj add -f /etc/etmem/slide_conf.yaml -s s")
+                .request
+                .encode(),
+            "proj_name - file_name /etc/etmem/slide_conf.yaml cmd 0 eng_name - eng_cmd - task_name -"
+        );
+        assert_eq!(
+            run("engine showtaskpages -n test -e cslide -t t1 -s s")
+                .request
+                .encode(),
+            "proj_name test file_name - cmd 5 eng_name cslide eng_cmd showtaskpages task_name t1"
+        );
+    }
+
+    #[test]
+    fn last_value_wins_and_forms_mix() {
+        let i = run("obj del --file=a -sX -f b --sock Y");
+        assert_eq!(i.socket, "Y");
+        assert_eq!(i.request.file_name.as_deref(), Some("b"));
+        assert_eq!(i.request.command(), Some(Command::ObjDel));
+    }
+
+    #[test]
+    fn argument_count_rule() {
+        // one option, argc 4: 3 > 2 fails
+        assert_eq!(finish("project show -s x junk").status, 249);
+        // attached form: argc 3, one option: 2 > 2 holds, junk is ignored as in C
+        assert_eq!(
+            run("project show -sx junk").request.command(),
+            Some(Command::ProjectShow)
+        );
+        // no option parsed: the rule does not apply, the required check fires
+        assert_eq!(finish("project show junk").status, 234);
+    }
+
+    #[test]
+    fn engine_word_is_verbatim() {
+        let i = run("engine --weird -n p -e e -s s");
+        assert_eq!(i.request.eng_cmd.as_deref(), Some("--weird"));
+        assert_eq!(i.request.task_name, None);
+    }
+
+    #[test]
+    fn missing_argument_reports_null() {
+        let f = finish("obj add -s");
+        assert!(
+            f.stdout
+                .starts_with("invalid option: (null)\nobj_parse_args fail\n")
+        );
+        assert_eq!(f.status, 234);
+    }
+}
