@@ -1,4 +1,19 @@
-//! Pure parsers of kernel text. No function here opens a file.
+//! Pure parsers of kernel text and binary records. No function here opens a file, reads a
+//! clock or calls the kernel: bytes in, typed values out, so every rule is unit-tested.
+
+pub mod idle_pages;
+pub mod maps;
+pub mod meminfo;
+pub mod numa;
+pub mod pagemap;
+pub mod psi;
+
+pub use idle_pages::{IdleDecodeError, IdlePageType, IdleRun, PageSizes, decode_idle_pages};
+pub use maps::{MapsError, Perms, Vma, VmaFilter, parse_maps, parse_smaps};
+pub use meminfo::{MemInfo, ProcStatus, parse_meminfo, parse_status};
+pub use numa::{parse_distance_row, parse_memory_tier_name};
+pub use pagemap::{PagemapEntry, decode_pagemap};
+pub use psi::{Psi, PsiLine, parse_psi};
 
 /// Parses a sysfs CPU/node list such as `0-3,5,7-8` into ascending ids.
 pub fn parse_id_list(text: &str) -> Option<Vec<u32>> {
@@ -29,6 +44,14 @@ pub fn parse_stat_ppid(stat: &str) -> Option<u32> {
     fields.next()?.parse().ok()
 }
 
+/// The start time of a process (field 22 of `/proc/PID/stat`, clock ticks since boot).
+/// Fields are counted after the *last* `)`, so a hostile comm cannot shift them.
+pub fn parse_stat_starttime(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // after `)` the first field is field 3 (state); field 22 is the 20th one.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +70,13 @@ mod tests {
         assert_eq!(parse_stat_ppid("42 (a) b) S 7 42 42 0"), Some(7));
         assert_eq!(parse_stat_ppid("1 (init) S 0 1 1"), Some(0));
         assert_eq!(parse_stat_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn stat_starttime() {
+        let stat =
+            "77 (we ird) n) S 1 77 77 0 -1 4194560 100 0 0 0 3 4 0 0 20 0 1 0 123456 1000 50";
+        assert_eq!(parse_stat_starttime(stat), Some(123456));
+        assert_eq!(parse_stat_starttime("1 (x) S 0 1"), None);
     }
 }

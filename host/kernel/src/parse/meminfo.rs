@@ -1,0 +1,111 @@
+//! `/proc/PID/status` (VmRSS, VmSwap), `/proc/meminfo` and per-node
+//! `/sys/devices/system/node/nodeN/meminfo` (spec §6.3). Values are in kB as the kernel
+//! prints them. This module never opens files.
+
+/// The value in kB of `key:` in a `Key: value kB` text. The key may be preceded by a
+/// `Node N ` prefix (per-node meminfo). The value is the first run of digits after the
+/// colon (C etmem's rule).
+fn kb_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let line = match line.strip_prefix("Node ") {
+            Some(rest) => rest
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start(),
+            None => line,
+        };
+        let (k, v) = line.split_once(':')?;
+        if k.trim() != key {
+            return None;
+        }
+        let digits: String = v
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse().ok()
+    })
+}
+
+/// The memory fields of `/proc/PID/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProcStatus {
+    /// `VmRSS` in kB (absent for kernel threads)
+    pub vm_rss_kb: Option<u64>,
+    /// `VmSwap` in kB
+    pub vm_swap_kb: Option<u64>,
+}
+
+/// Parses `/proc/PID/status`.
+pub fn parse_status(bytes: &[u8]) -> ProcStatus {
+    let text = String::from_utf8_lossy(bytes);
+    ProcStatus {
+        vm_rss_kb: kb_value(&text, "VmRSS"),
+        vm_swap_kb: kb_value(&text, "VmSwap"),
+    }
+}
+
+/// The fields of `/proc/meminfo` (or a node's meminfo) etmem uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemInfo {
+    /// `MemTotal`
+    pub mem_total_kb: Option<u64>,
+    /// `MemFree`
+    pub mem_free_kb: Option<u64>,
+    /// `MemAvailable` (not in per-node files)
+    pub mem_available_kb: Option<u64>,
+    /// `SwapCached`
+    pub swap_cached_kb: Option<u64>,
+    /// `SwapTotal`
+    pub swap_total_kb: Option<u64>,
+    /// `SwapFree`
+    pub swap_free_kb: Option<u64>,
+}
+
+/// Parses `/proc/meminfo` or `/sys/devices/system/node/nodeN/meminfo`.
+pub fn parse_meminfo(bytes: &[u8]) -> MemInfo {
+    let t = String::from_utf8_lossy(bytes);
+    MemInfo {
+        mem_total_kb: kb_value(&t, "MemTotal"),
+        mem_free_kb: kb_value(&t, "MemFree"),
+        mem_available_kb: kb_value(&t, "MemAvailable"),
+        swap_cached_kb: kb_value(&t, "SwapCached"),
+        swap_total_kb: kb_value(&t, "SwapTotal"),
+        swap_free_kb: kb_value(&t, "SwapFree"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_rss_and_swap() {
+        let s = b"Name:\tmysqld\nVmPeak:\t 9000 kB\nVmRSS:\t    1234 kB\nRssAnon:\t 1000 kB\nVmSwap:\t      56 kB";
+        assert_eq!(
+            parse_status(s),
+            ProcStatus {
+                vm_rss_kb: Some(1234),
+                vm_swap_kb: Some(56)
+            }
+        );
+        // kernel thread: no Vm lines
+        assert_eq!(parse_status(b"Name:\tkthreadd\n"), ProcStatus::default());
+    }
+
+    #[test]
+    fn meminfo_global_and_per_node() {
+        let g = b"MemTotal:        1000000 kB\nMemFree:          500000 kB\nMemAvailable:     700000 kB\nBuffers: 1 kB\nCached: 2 kB\nSwapCached:           30 kB\nSwapTotal:        262144 kB\nSwapFree:         262000 kB\n";
+        let m = parse_meminfo(g);
+        assert_eq!(m.mem_total_kb, Some(1_000_000));
+        assert_eq!(m.mem_free_kb, Some(500_000));
+        assert_eq!(m.mem_available_kb, Some(700_000));
+        assert_eq!(m.swap_cached_kb, Some(30));
+        assert_eq!(m.swap_total_kb, Some(262_144));
+        assert_eq!(m.swap_free_kb, Some(262_000));
+        let n = b"Node 1 MemTotal:       524288 kB\nNode 1 MemFree:        520000 kB\nNode 1 MemUsed:           4288 kB\n";
+        let m = parse_meminfo(n);
+        assert_eq!(m.mem_total_kb, Some(524_288));
+        assert_eq!(m.mem_free_kb, Some(520_000));
+        assert_eq!(m.mem_available_kb, None);
+    }
+}
