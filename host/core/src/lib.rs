@@ -5,5 +5,15 @@
 //! reaches the system only through [`etmem_kernel::Kernel`].
 
 pub mod action;
+mod add;
+mod daemon;
+pub mod engine;
+mod model;
+mod scheduler;
 
 pub use action::{Action, ActionError, ActionHandler, Reply};
+pub use daemon::{Daemon, DaemonHandle, DelTargets};
+pub use engine::{
+    BuiltinEngine, CommandRequest, EngineError, EngineFactory, EngineRegistry, RoundContext,
+    RoundTarget, ScanParams, Scheduling, TaskInfo,
+};
