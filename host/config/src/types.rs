@@ -5,6 +5,16 @@
 //! parent project's `loop`, its `scan_type`, the machine's NUMA nodes and CPUs, whether a
 //! pid exists) are checked by the core when it applies the file.
 //!
+//! Checks left to the core, because they need its state:
+//! - slide `T ≤ loop*3` of the parent project ([`SlideTaskConf::t`]);
+//! - cslide `hot_threshold` clamped to `loop*3+1` ([`CslideEngineConf::hot_threshold`]);
+//! - cslide `node_pair` covering exactly the machine's NUMA nodes, an even count;
+//! - the engine type against the project's `scan_type` (C does not check it, bug B7:
+//!   slide, cslide and memdcd need `page`, damon needs `region`, psi needs `psi`);
+//! - `max_threads` clamping against the number of CPUs;
+//! - thirdparty `libname` resolution and permissions (root:root, 0500 or 0700);
+//! - parents exist, duplicates (`*_NOEXIST`, `*_EXISTED`).
+//!
 //! Contract: fields and variants may be added; none are renamed or removed without
 //! updating every user in the same commit.
 
@@ -22,12 +32,31 @@ pub struct ConfigFile {
     pub engines: Vec<EngineConf>,
     /// `[task]` sections.
     pub tasks: Vec<TaskConf>,
+    /// What the parser ignored, one sentence each (unknown keys in known sections, unknown
+    /// sections, keys C itself drops such as `dram_percent` outside 1..=100). C ignores
+    /// them silently; the core should log them (and may show them to the user).
+    pub warnings: Vec<String>,
+}
+
+/// What `obj del` needs from a file: only the identity keys (C's delete only identifies
+/// objects; every other key is ignored). Each list is in file order; the core deletes
+/// tasks, then engines, then projects (spec §4.3).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectIds {
+    /// `[project]` `name`s.
+    pub projects: Vec<String>,
+    /// `[engine]`s as (project, engine name): the engine name is `name`, or `eng_name`
+    /// when `name=thirdparty`. An unknown `name` is kept: the delete reports it missing.
+    pub engines: Vec<(String, String)>,
+    /// `[task]`s as (project, engine, task name).
+    pub tasks: Vec<(String, String, String)>,
 }
 
 /// Where a section stands in its file, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SectionPos {
-    /// 0-based index among the sections with the same name (`[task]` #0, #1, ...).
+    /// 0-based index among the sections with the same name. Error messages show it
+    /// 1-based (`[task] #1` is the first `[task]`).
     pub index: usize,
     /// 1-based line of the `[section]` header, when known.
     pub line: Option<usize>,
