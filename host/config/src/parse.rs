@@ -619,7 +619,9 @@ fn engine(path: &Path, s: &Section, warnings: &mut Vec<String>) -> Result<Engine
         }
         other => return Err(r.expected("name", format!("one of {ENGINE_NAMES}"), other)),
     };
-    r.warn_unknown(warnings, &format!(" (engine {name})"))?;
+    if !matches!(kind, EngineKind::Thirdparty(_)) {
+        r.warn_unknown(warnings, &format!(" (engine {name})"))?;
+    }
     Ok(EngineConf {
         pos: r.pos(),
         project,
