@@ -38,7 +38,13 @@ fn load(path: &Path) -> Case {
         if let Some(a) = line.strip_prefix("args:") {
             args = Some(
                 a.split_whitespace()
-                    .map(|w| if w == "''" { String::new() } else { w.to_owned() })
+                    .map(|w| {
+                        if w == "''" {
+                            String::new()
+                        } else {
+                            w.to_owned()
+                        }
+                    })
                     .collect(),
             );
         } else if let Some(e) = line.strip_prefix("exit:") {
@@ -62,7 +68,11 @@ fn golden_cases() {
         .filter(|p| p.extension().is_some_and(|e| e == "case"))
         .collect();
     paths.sort();
-    assert!(paths.len() >= 30, "golden cases missing in {}", dir.display());
+    assert!(
+        paths.len() >= 30,
+        "golden cases missing in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     for path in &paths {
         let case = load(path);
