@@ -1,1 +1,126 @@
-fn main() {}
+//! `etmemd`: parse the command line (C's rules), set up logging, fork for systemd if `-m`,
+//! bind the abstract socket and serve the daemon core until SIGINT or SIGTERM.
+//!
+//! Thin wiring only: everything testable lives in the `etmemd` library and in `etmem-host`.
+
+use etmemd::cli::{self, Options, Outcome};
+use etmemd::server::{self, ServerConfig};
+use etmemd::{logging, systemd};
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// How long the daemon core may take to stop every task after a signal.
+const CORE_SHUTDOWN_LIMIT: Duration = Duration::from_millis(500);
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let parse = cli::parse_args(&argv);
+    let systemd_mode = matches!(&parse.outcome, Outcome::Run(o) if o.systemd);
+    logging::init(parse.log_level, !systemd_mode);
+    for message in &parse.log {
+        tracing::error!("{message}");
+    }
+    print!("{}", parse.stdout);
+    let _ = std::io::stdout().flush();
+    let opts = match parse.outcome {
+        Outcome::Run(opts) => opts,
+        Outcome::Help => return ExitCode::SUCCESS,
+        Outcome::Fail => return ExitCode::from(255),
+    };
+
+    // Fork before any thread exists (the runtime starts below).
+    let notifier = if opts.systemd {
+        match systemd::fork_for_systemd(&systemd::pid_file()) {
+            Ok(systemd::Role::Parent { exit_status }) => return ExitCode::from(exit_status),
+            Ok(systemd::Role::Child(notifier)) => Some(notifier),
+            Err(e) => {
+                println!("fail to start rpc server of etmemd");
+                println!("{e}");
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("fail to start rpc server of etmemd");
+            println!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run(opts, notifier));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+async fn run(opts: Options, notifier: Option<systemd::ReadyNotifier>) -> ExitCode {
+    // Signal handlers first, so a SIGTERM right after the socket appears is handled.
+    let signals = signal(SignalKind::interrupt())
+        .and_then(|int| signal(SignalKind::terminate()).map(|term| (int, term)));
+    let (mut sigint, mut sigterm) = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            println!("fail to start rpc server of etmemd");
+            println!("cannot install the SIGINT/SIGTERM handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match server::bind(&opts.socket)
+        .map_err(|e| e.to_string())
+        .and_then(|l| tokio::net::UnixListener::from_std(l).map_err(|e| e.to_string()))
+    {
+        Ok(l) => l,
+        Err(reason) => {
+            tracing::error!("{reason}");
+            println!("fail to start rpc server of etmemd");
+            println!("{reason}");
+            let _ = std::io::stdout().flush();
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("etmemd listens on @{}", opts.socket);
+    if let Some(notifier) = notifier
+        && let Err(e) = notifier.ready()
+    {
+        tracing::error!("cannot tell the systemd start-up parent that etmemd listens: {e}");
+    }
+
+    let kernel = Arc::new(etmem_kernel::LinuxKernel::default());
+    let daemon = etmem_host::Daemon::start(kernel, etmem_host::EngineRegistry::builtin());
+    let shutdown = async {
+        let signo = tokio::select! {
+            _ = sigint.recv() => libc::SIGINT,
+            _ = sigterm.recv() => libc::SIGTERM,
+        };
+        tracing::error!("caught signal {signo}");
+    };
+    server::serve(
+        listener,
+        Arc::new(daemon.clone()),
+        ServerConfig::default(),
+        shutdown,
+    )
+    .await;
+    if tokio::time::timeout(CORE_SHUTDOWN_LIMIT, daemon.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            "tasks did not stop within {CORE_SHUTDOWN_LIMIT:?}; exiting without waiting for them"
+        );
+    }
+    tracing::info!("close rpc done");
+    ExitCode::SUCCESS
+}
