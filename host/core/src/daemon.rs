@@ -236,6 +236,9 @@ impl DaemonHandle {
     /// started project start at once; if one cannot start, the whole file is taken back.
     pub async fn add_config(&self, file: &ConfigFile) -> Result<Reply, ActionError> {
         let d = &self.daemon;
+        for w in &file.warnings {
+            tracing::warn!("{}: {w}", file.path.display());
+        }
         let mut handles = Vec::new();
         let result = {
             let mut state = self.lock();
@@ -295,16 +298,17 @@ impl DaemonHandle {
                         runner: None,
                     },
                 );
-                if started && failure.is_none() {
-                    if let Err(err) = e.start_task(0, &d.kernel, &conf) {
-                        failure = Some(format!(
-                            "{}: task `{name}` of engine `{}` in started project `{}` cannot \
-                             start: {err}; nothing of this file was added",
-                            file.path.display(),
-                            e.name,
-                            conf.name
-                        ));
-                    }
+                if started
+                    && failure.is_none()
+                    && let Err(err) = e.start_task(0, &d.kernel, &conf)
+                {
+                    failure = Some(format!(
+                        "{}: task `{name}` of engine `{}` in started project `{}` cannot \
+                         start: {err}; nothing of this file was added",
+                        file.path.display(),
+                        e.name,
+                        conf.name
+                    ));
                 }
             }
             match failure {

@@ -1,0 +1,240 @@
+//! Round timing and start/stop races, on tokio's paused clock.
+
+mod common;
+
+use common::*;
+use etmem_host::DelTargets;
+use std::time::Duration;
+use tokio::time::{Instant, sleep};
+
+async fn secs(n: u64) {
+    sleep(Duration::from_secs(n)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn slide_rounds_are_end_to_start() {
+    let m = machine();
+    let rec = Recorder::new();
+    let d = daemon(&m, &rec);
+    // loop=2, interval=10, sleep=3: a round lasts 2*3 = 6 s
+    d.add_config(&file(
+        vec![project("p", 2, 10, 3)],
+        vec![slide("p")],
+        vec![slide_task("p", "t", comm("mysqld"), 1)],
+    ))
+    .await
+    .expect("add");
+    rec.reset_origin();
+    d.start_project("p").await.expect("start");
+    secs(50).await;
+    let r = rec.rounds();
+    let times: Vec<(u64, f64, f64)> = r.iter().map(|r| (r.round, r.began, r.decided)).collect();
+    assert_eq!(
+        times,
+        vec![(1, 10.0, 16.0), (2, 26.0, 32.0), (3, 42.0, 48.0)],
+        "rounds at interval, then interval after each end"
+    );
+    // pids re-resolved with direct children
+    assert_eq!(r[0].targets, vec![("t".to_string(), vec![100, 101])]);
+    assert_eq!(
+        (r[0].project.as_str(), r[0].engine.as_str()),
+        ("p", "slide")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_during_sleep_is_prompt_and_restart_starts_over() {
+    let m = machine();
+    let rec = Recorder::new();
+    let d = daemon(&m, &rec);
+    d.add_config(&file(
+        vec![project("p", 3, 10, 100)],
+        vec![slide("p")],
+        vec![slide_task("p", "t", pid("100"), 1)],
+    ))
+    .await
+    .expect("add");
+    rec.reset_origin();
+    d.start_project("p").await.expect("start");
+    // inside the first round's first 100 s sleep
+    secs(20).await;
+    let before = Instant::now();
+    d.stop_project("p").await.expect("stop");
+    assert_eq!(Instant::now(), before, "stop waited for the clock");
+    secs(1000).await;
+    assert!(rec.rounds().is_empty(), "{:?}", rec.rounds());
+
+    // restart: a fresh first round interval after the new start
+    let m2 = project("q", 1, 5, 1);
+    d.add_config(&file(
+        vec![m2],
+        vec![slide("q")],
+        vec![slide_task("q", "u", pid("200"), 1)],
+    ))
+    .await
+    .expect("add");
+    rec.reset_origin();
+    d.start_project("q").await.expect("start");
+    secs(8).await;
+    let r = rec.rounds();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].began, r[0].decided), (5.0, 6.0));
+    d.stop_project("q").await.expect("stop");
+    rec.reset_origin();
+    d.start_project("q").await.expect("start again");
+    secs(8).await;
+    let r = rec.rounds();
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!((r[1].round, r[1].began), (1, 5.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_running_project_stops_its_rounds() {
+    let m = machine();
+    let rec = Recorder::new();
+    let d = daemon(&m, &rec);
+    d.add_config(&file(
+        vec![project("p", 1, 5, 1)],
+        vec![slide("p")],
+        vec![slide_task("p", "t", pid("100"), 1)],
+    ))
+    .await
+    .expect("add");
+    d.start_project("p").await.expect("start");
+    secs(7).await;
+    assert_eq!(rec.rounds().len(), 1);
+    d.del_objects(&DelTargets {
+        projects: vec!["p".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("del");
+    assert!(rec.events().contains(&"stop t".to_string()));
+    secs(100).await;
+    assert_eq!(rec.rounds().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn task_added_to_started_project_starts_rounds() {
+    let m = machine();
+    let rec = Recorder::new();
+    let d = daemon(&m, &rec);
+    d.add_config(&file(vec![project("p", 1, 5, 1)], vec![slide("p")], vec![]))
+        .await
+        .expect("add");
+    d.start_project("p").await.expect("start");
+    secs(30).await;
+    assert!(rec.rounds().is_empty());
+    rec.reset_origin();
+    d.add_config(&file(
+        vec![],
+        vec![],
+        vec![slide_task("p", "late", pid("200"), 1)],
+    ))
+    .await
+    .expect("add task");
+    assert!(
+        d.show(Some("p"))
+            .output
+            .contains("late             slide            true")
+    );
+    secs(7).await;
+    let r = rec.rounds();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].began, 5.0);
+    assert_eq!(r[0].targets, vec![("late".to_string(), vec![200])]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_vanished_process_skips_the_round() {
+    let m = machine();
+    let rec = Recorder::new();
+    let d = daemon(&m, &rec);
+    d.add_config(&file(
+        vec![project("p", 1, 5, 1)],
+        vec![slide("p")],
+        vec![slide_task("p", "t", pid("100"), 1)],
+    ))
+    .await
+    .expect("add");
+    d.start_project("p").await.expect("start");
+    secs(7).await;
+    assert_eq!(rec.rounds().len(), 1);
+    std::fs::remove_dir_all(m.dir.path().join("proc/100")).expect("rm");
+    secs(20).await;
+    assert_eq!(rec.rounds().len(), 1, "rounds ran on a vanished pid");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cslide_worker_scans_working_tasks_and_stops_with_them() {
+    let m = machine();
+    let rec = Recorder::new();
+    let d = daemon(&m, &rec);
+    d.add_config(&file(
+        vec![project("p", 2, 10, 1)],
+        vec![cslide("p", &[(0, 1)], 1)],
+        vec![
+            cslide_task("p", "vm1", pid("100")),
+            cslide_task("p", "vm2", comm("qemu")),
+        ],
+    ))
+    .await
+    .expect("add");
+    secs(60).await;
+    assert!(rec.rounds().is_empty(), "worker ran without a started task");
+    rec.reset_origin();
+    d.start_project("p").await.expect("start");
+    secs(25).await;
+    let r = rec.rounds();
+    // one worker for the engine: rounds at 10 (passes end 12), then 22
+    let times: Vec<(u64, f64, f64)> = r.iter().map(|r| (r.round, r.began, r.decided)).collect();
+    assert_eq!(times, vec![(1, 10.0, 12.0), (2, 22.0, 24.0)]);
+    assert_eq!(
+        r[0].targets,
+        vec![
+            ("vm2".to_string(), vec![200]),
+            ("vm1".to_string(), vec![100])
+        ]
+    );
+    // deleting one task: the worker goes on with the other
+    d.del_objects(&DelTargets {
+        tasks: vec![("p".into(), "cslide".into(), "vm2".into())],
+        ..Default::default()
+    })
+    .await
+    .expect("del task");
+    secs(12).await;
+    let r = rec.rounds();
+    assert_eq!(r.len(), 3);
+    assert_eq!(r[2].targets, vec![("vm1".to_string(), vec![100])]);
+    d.stop_project("p").await.expect("stop");
+    secs(100).await;
+    assert_eq!(rec.rounds().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_every_task() {
+    let m = machine();
+    let rec = Recorder::new();
+    let d = daemon(&m, &rec);
+    d.add_config(&file(
+        vec![project("a", 1, 5, 1), project("b", 1, 5, 1)],
+        vec![slide("a"), slide("b")],
+        vec![
+            slide_task("a", "ta", pid("100"), 1),
+            slide_task("b", "tb", pid("200"), 1),
+        ],
+    ))
+    .await
+    .expect("add");
+    d.start_project("a").await.expect("start");
+    d.start_project("b").await.expect("start");
+    secs(7).await;
+    assert_eq!(rec.rounds().len(), 2);
+    let clone = d.clone();
+    clone.shutdown().await;
+    let ev = rec.events();
+    assert!(ev.contains(&"stop ta".to_string()) && ev.contains(&"stop tb".to_string()));
+    secs(100).await;
+    assert_eq!(rec.rounds().len(), 2);
+}
