@@ -65,6 +65,9 @@ pub enum KeyProblem {
     /// A required key is absent.
     #[error("required key is missing")]
     Missing,
+    /// The key is present with an empty value.
+    #[error("value is empty")]
+    Empty,
     /// The key appears twice in one section (C silently keeps the last one).
     #[error("key repeated (first at line {first_line}); give each key once per section")]
     Duplicate {
@@ -78,16 +81,34 @@ pub enum KeyProblem {
         found: String,
     },
     /// The value does not have the expected form or range.
-    #[error("expected {expected}, found `{found}`")]
+    #[error("expected {expected}, found {}", show(.found))]
     Expected {
         /// What is allowed, e.g. `1..=120`.
         expected: String,
         /// The value as written.
         found: String,
     },
+    /// The value is longer than allowed.
+    #[error("expected {min}..={max} bytes, found {} bytes: `{found}`", .found.len())]
+    TooLong {
+        /// Shortest allowed length.
+        min: usize,
+        /// Longest allowed length.
+        max: usize,
+        /// The value.
+        found: String,
+    },
     /// A rule that ties this key to another one.
     #[error("{0}")]
     Rule(String),
+}
+
+fn show(found: &str) -> String {
+    if found.is_empty() {
+        "an empty value".to_string()
+    } else {
+        format!("`{found}`")
+    }
 }
 
 /// Why a config file was refused.

@@ -137,15 +137,7 @@ impl<'a> Reader<'a> {
             return Ok(None);
         };
         if e.value.is_empty() {
-            return Err(self.error_at(
-                key,
-                Some(e.line),
-                KeyProblem::Expected {
-                    expected: "a non-empty value".into(),
-                    found: String::new(),
-                },
-                class,
-            ));
+            return Err(self.error_at(key, Some(e.line), KeyProblem::Empty, class));
         }
         match unescape(&e.value) {
             Some(v) => Ok(Some(v)),
@@ -180,8 +172,9 @@ impl<'a> Reader<'a> {
             return Err(self.error_at(
                 key,
                 line,
-                KeyProblem::Expected {
-                    expected: format!("1..={MAX_NAME_LEN} bytes (found {})", v.len()),
+                KeyProblem::TooLong {
+                    min: 1,
+                    max: MAX_NAME_LEN,
                     found: v,
                 },
                 OptResult::Inval,
@@ -200,14 +193,18 @@ impl<'a> Reader<'a> {
         let Some(e) = self.entry(key, self.class)? else {
             return Ok(None);
         };
-        let range = format!("{min}..={max}");
+        let range = if max == i64::MAX {
+            format!(">= {min}")
+        } else {
+            format!("{min}..={max}")
+        };
         match parse_decimal(&e.value) {
             Some(n) if (i128::from(min)..=i128::from(max)).contains(&n) => {
                 // In range of an i64 by construction.
                 Ok(Some(i64::try_from(n).unwrap_or(min)))
             }
             Some(_) => Err(self.expected(key, range, &e.value)),
-            None => Err(self.expected(key, format!("an integer in {range}"), &e.value)),
+            None => Err(self.expected(key, format!("an integer {range}"), &e.value)),
         }
     }
 
@@ -259,7 +256,7 @@ impl<'a> Reader<'a> {
         };
         match parse_strtoul(&e.value) {
             Some(v) => Ok(v),
-            None => Err(self.expected(key, "an integer in 0..=18446744073709551615", &e.value)),
+            None => Err(self.expected(key, "an integer 0..=18446744073709551615", &e.value)),
         }
     }
 
@@ -776,14 +773,13 @@ fn task(path: &Path, s: &Section, warnings: &mut Vec<String>) -> Result<TaskConf
         "memdcd" => {
             let sock = r.req_str("Sock")?;
             if sock.len() >= MEMDCD_SOCK_LIMIT {
-                return Err(r.expected(
+                return Err(r.err(
                     "Sock",
-                    format!(
-                        "at most {} bytes (found {})",
-                        MEMDCD_SOCK_LIMIT - 1,
-                        sock.len()
-                    ),
-                    &sock,
+                    KeyProblem::TooLong {
+                        min: 1,
+                        max: MEMDCD_SOCK_LIMIT - 1,
+                        found: sock,
+                    },
                 ));
             }
             let sock = if sock == "-" {
@@ -803,10 +799,13 @@ fn task(path: &Path, s: &Section, warnings: &mut Vec<String>) -> Result<TaskConf
             let reclaim_max_bytes = r.opt_ulong("reclaim_max_bytes", 1 << 30)?;
             let cg_dir = r.req_str("cg_dir")?;
             if cg_dir.len() > MAX_CG_DIR_LEN {
-                return Err(r.expected(
+                return Err(r.err(
                     "cg_dir",
-                    format!("1..={MAX_CG_DIR_LEN} bytes (found {})", cg_dir.len()),
-                    &cg_dir,
+                    KeyProblem::TooLong {
+                        min: 1,
+                        max: MAX_CG_DIR_LEN,
+                        found: cg_dir,
+                    },
                 ));
             }
             TaskEngineConf::Psi(PsiTaskConf {
