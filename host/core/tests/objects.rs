@@ -564,3 +564,71 @@ async fn obj_add_of_unreadable_file_fails_with_a_reason() {
         .await);
     assert_ne!(e.result, OptResult::Success);
 }
+
+fn write_conf(m: &Machine, name: &str, text: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = m.dir.path().join(name);
+    std::fs::write(&path, text).expect("write conf");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    path.display().to_string()
+}
+
+const PROJECT_INI: &str = "[project]\nname=db\nloop=3\ninterval=60\nsleep=2\n\n\
+[engine]\nname=slide\nproject=db\n\n\
+[task]\nproject=db\nengine=slide\nname=bg\ntype=name\nvalue=mysqld\nT=2\n";
+
+#[tokio::test(start_paused = true)]
+async fn obj_add_and_del_of_real_files_through_actions() {
+    let m = machine();
+    let rec = Recorder::new();
+    let d = daemon(&m, &rec);
+    // the task (3rd section) breaks T ≤ loop*3: nothing is added
+    let bad = write_conf(&m, "bad.ini", &PROJECT_INI.replace("T=2", "T=10"));
+    let e = err(d.handle(Action::ObjAdd { file: bad }).await);
+    assert_eq!(e.result, OptResult::InterErr);
+    assert!(
+        e.detail
+            .contains("key `T`: expected 0..=9 (loop*3), found 10"),
+        "{}",
+        e.detail
+    );
+    assert_eq!(show_all(&d).await, "no project exists\n\n");
+
+    let good = write_conf(&m, "db.ini", PROJECT_INI);
+    d.handle(Action::ObjAdd { file: good.clone() })
+        .await
+        .expect("add");
+    d.handle(Action::ProjectStart {
+        project: "db".into(),
+    })
+    .await
+    .expect("start");
+    let task = write_conf(
+        &m,
+        "task.ini",
+        "[task]\nproject=db\nengine=slide\nname=vm\ntype=pid\nvalue=200\nT=1\n",
+    );
+    d.handle(Action::ObjAdd { file: task.clone() })
+        .await
+        .expect("add task");
+    assert_eq!(
+        show_all(&d).await,
+        "project: db\n\
+         number   type     value            name             engine           started \n\
+         1        pid      200              vm               slide            true    \n\
+         2        name     mysqld           bg               slide            true    \n"
+    );
+    d.handle(Action::ObjDel { file: task })
+        .await
+        .expect("del task");
+    d.handle(Action::ObjDel { file: good.clone() })
+        .await
+        .expect("del project");
+    let ev = rec.events();
+    assert!(ev.contains(&"stop vm".to_string()) && ev.contains(&"stop bg".to_string()));
+    assert_eq!(show_all(&d).await, "no project exists\n\n");
+    // everything is gone: the last failure (the project) is the answer
+    let e = err(d.handle(Action::ObjDel { file: good }).await);
+    assert_eq!(e.result, OptResult::ProNoExist);
+    assert_eq!(e.detail, "project `db` does not exist");
+}

@@ -238,3 +238,32 @@ async fn shutdown_stops_every_task() {
     secs(100).await;
     assert_eq!(rec.rounds().len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_running_engine_stops_its_rounds() {
+    let m = machine();
+    let rec = Recorder::new();
+    let d = daemon(&m, &rec);
+    d.add_config(&file(
+        vec![project("p", 1, 5, 1)],
+        vec![slide("p"), cslide("p", &[(0, 1)], 1)],
+        vec![
+            slide_task("p", "s", pid("100"), 1),
+            cslide_task("p", "c", pid("200")),
+        ],
+    ))
+    .await
+    .expect("add");
+    d.start_project("p").await.expect("start");
+    secs(7).await;
+    assert_eq!(rec.rounds().len(), 2);
+    d.del_objects(&DelTargets {
+        engines: vec![("p".into(), "slide".into()), ("p".into(), "cslide".into())],
+        ..Default::default()
+    })
+    .await
+    .expect("del engines");
+    secs(100).await;
+    assert_eq!(rec.rounds().len(), 2);
+    assert_eq!(d.show(Some("p")).output.lines().count(), 2);
+}
