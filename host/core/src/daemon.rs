@@ -7,7 +7,7 @@
 
 use crate::action::{Action, ActionError, ActionHandler, Reply};
 use crate::add::plan;
-use crate::engine::{CommandRequest, EngineError, EngineRegistry};
+use crate::engine::{CommandRequest, EngineRegistry};
 use crate::model::{EngineObj, Project, State, TaskObj};
 use etmem_config::ConfigFile;
 use etmem_kernel::Kernel;
@@ -458,13 +458,10 @@ impl DaemonHandle {
             task: task_info.as_deref(),
             working: &working,
         };
-        match imp.command(&req) {
-            Ok(output) => Ok(Reply { output }),
-            Err(err @ EngineError::NoCommands { .. }) => {
-                Err(ActionError::new(OptResult::Inval, err.to_string()))
-            }
-            Err(err) => Err(ActionError::new(OptResult::Inval, err.to_string())),
-        }
+        // C: a NULL `eng_mgt_func` or a failing command both give OPT_INVAL.
+        imp.command(&req)
+            .map(|output| Reply { output })
+            .map_err(|err| ActionError::new(OptResult::Inval, err.to_string()))
     }
 
     /// Stops every task of every project and deletes every project (C's
