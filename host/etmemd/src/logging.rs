@@ -8,6 +8,7 @@
 use crate::cli::LogLevel;
 use std::ffi::CString;
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
@@ -100,6 +101,7 @@ pub fn init(level: LogLevel, mirror_stderr: bool) {
     let stderr = mirror_stderr.then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
     });
     let _ = tracing_subscriber::registry()
