@@ -1,0 +1,52 @@
+# Helpers for scenario scripts (busybox sh inside the lab guest): `. /lab/lib.sh`.
+# A scenario sets LAB_NAME and ends with exactly one `lab_pass k=v...` or `lab_fail reason=...`.
+
+LAB_NAME=${LAB_NAME:-$(basename "$0" .sh)}
+WL_PID=""
+
+lab_pass() { echo "LAB $LAB_NAME pass $*"; lab_cleanup; exit 0; }
+lab_fail() { echo "LAB $LAB_NAME fail $*"; lab_cleanup; exit 1; }
+lab_cleanup() {
+    if [ -n "$WL_PID" ]; then kill "$WL_PID" 2>/dev/null; wait "$WL_PID" 2>/dev/null; WL_PID=""; fi
+}
+
+# lab_wait_file FILE SECS: waits until FILE exists; fails after SECS.
+lab_wait_file() {
+    i=0
+    while [ ! -s "$1" ]; do
+        i=$((i + 1))
+        [ "$i" -le $(($2 * 10)) ] || return 1
+        sleep 0.1
+    done
+}
+
+# lab_start_workload LAYOUT [etmem-workload args...]: starts the workload in the
+# background (stdout to LAYOUT.out), sets WL_PID, waits up to 60 s for its layout.
+lab_start_workload() {
+    layout=$1; shift
+    rm -f "$layout"
+    etmem-workload --layout "$layout" "$@" >"$layout.out" 2>&1 &
+    WL_PID=$!
+    if ! lab_wait_file "$layout" 60; then
+        echo "workload output:"; cat "$layout.out"
+        return 1
+    fi
+}
+
+# lab_region LAYOUT CLASS: prints "start end pages" (decimal) of a region, or nothing.
+lab_region() {
+    sed -n "s/.*{\"class\":\"$2\",\"start\":\([0-9]*\),\"end\":\([0-9]*\),\"len\":[0-9]*,\"pages\":\([0-9]*\)}.*/\1 \2 \3/p" "$1"
+}
+
+# lab_json_num LAYOUT KEY: a top-level number (or null) of the layout.
+lab_json_num() {
+    sed -n "s/.*\"$2\":\([0-9a-z]*\).*/\1/p" "$1" | head -n 1
+}
+
+# lab_pagemap_flags PID VADDR: prints "present swapped softdirty exclusive" (0/1 each)
+# for the page at VADDR (decimal), from /proc/PID/pagemap.
+lab_pagemap_flags() {
+    set -- $(dd if="/proc/$1/pagemap" bs=8 skip=$(($2 / 4096)) count=1 2>/dev/null | od -An -tu1)
+    [ $# -eq 8 ] || return 1
+    echo "$(( ($8 >> 7) & 1 )) $(( ($8 >> 6) & 1 )) $(( ($7 >> 7) & 1 )) $(( $8 & 1 ))"
+}
