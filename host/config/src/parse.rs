@@ -302,8 +302,18 @@ impl<'a> Reader<'a> {
 
     /// Every key not read, raw, for a thirdparty engine.
     fn raw_rest(&self) -> Result<RawParams, ConfigError> {
-        Ok(self
-            .rest()?
+        let rest = self.rest()?;
+        if let Some(e) = rest.iter().find(|e| e.trailing_ws) {
+            return Err(self.error_at(
+                &e.key,
+                Some(e.line),
+                KeyProblem::TrailingWhitespace {
+                    found: raw_with_ws(e),
+                },
+                self.class,
+            ));
+        }
+        Ok(rest
             .into_iter()
             .map(|e| (e.key.clone(), e.value.clone()))
             .collect())
@@ -695,6 +705,9 @@ fn task(path: &Path, s: &Section, warnings: &mut Vec<String>) -> Result<TaskConf
     let engine = r.identity("engine")?;
     let name = r.identity("name")?;
     let ty = r.req_str("type")?;
+    if ty != "pid" && ty != "name" {
+        return Err(r.expected("type", "`pid` or `name`", &ty));
+    }
     let value = r.req_str("value")?;
     let value_ok = value.len() <= MAX_TASK_VALUE_LEN
         && value
@@ -707,10 +720,10 @@ fn task(path: &Path, s: &Section, warnings: &mut Vec<String>) -> Result<TaskConf
             &value,
         ));
     }
-    let target = match ty.as_str() {
-        "pid" => TaskTarget::Pid(value),
-        "name" => TaskTarget::Name(value),
-        other => return Err(r.expected("type", "`pid` or `name`", other)),
+    let target = if ty == "pid" {
+        TaskTarget::Pid(value)
+    } else {
+        TaskTarget::Name(value)
     };
     let swap_flag = r.opt_yes_no("swap_flag")?.unwrap_or(false);
     let max_threads = r
