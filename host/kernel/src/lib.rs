@@ -5,11 +5,29 @@
 //! * [`LinuxKernel`] implements it over a proc root and a sys root; pointed at a temporary
 //!   directory it is the fake procfs/sysfs that unit tests use.
 //! * Parsers (`parse`) are pure functions over bytes and never open files.
+//! * [`ProcessHandle`] holds a target by pidfd + start time; [`track`] measures accesses
+//!   into a dense [`AccessMap`]; [`actions`] swaps out and migrates; [`FakeKernel`] records
+//!   actions for tests; [`probe()`] says what this kernel offers.
 
+pub mod access;
+pub mod actions;
+pub mod fake;
 pub mod linux;
 pub mod parse;
+pub mod probe;
+pub mod process;
+pub mod track;
 
+pub use access::{AccessMap, PageAccess};
+pub use actions::{ActionReport, FailReason, PageActionError, PageNode, PageRef, SwapMethod};
+pub use fake::{FakeKernel, FakeProcess, MigrateCall, RecordedCall, SwapCall};
 pub use linux::LinuxKernel;
+pub use parse::idle_pages::PageSizes;
+pub use parse::maps::{Vma, VmaFilter};
+pub use parse::meminfo::{MemInfo, ProcStatus};
+pub use probe::{ProbeReport, probe};
+pub use process::{ProcessError, ProcessHandle};
+pub use track::{TrackError, Tracker, TrackerChoice, TrackerKind};
 
 use thiserror::Error;
 
@@ -47,6 +65,16 @@ pub enum KernelError {
     /// The target process does not exist (or no process has that name).
     #[error("no process {0}")]
     NoProcess(String),
+    /// A held process exited or was replaced.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+}
+
+impl KernelError {
+    /// True when a held process exited or was replaced (log at debug).
+    pub fn is_gone(&self) -> bool {
+        matches!(self, KernelError::Process(p) if p.is_gone())
+    }
 }
 
 /// Everything the host reads from or does to the system goes through this trait.
@@ -63,4 +91,49 @@ pub trait Kernel: Send + Sync + std::fmt::Debug {
     /// [`KernelError::NoProcess`] when the main process does not exist.
     fn resolve(&self, target: &ProcessTarget, with_children: bool)
     -> Result<Vec<Pid>, KernelError>;
+
+    /// Takes a handle (pidfd + start time) on `pid`; every later call checks it.
+    fn open_process(&self, pid: Pid) -> Result<ProcessHandle, ProcessError>;
+
+    /// The VMAs of a process that pass `filter` (maps, or smaps when flags are asked).
+    fn vmas(&self, p: &ProcessHandle, filter: &VmaFilter) -> Result<Vec<Vma>, KernelError>;
+
+    /// VmRSS and VmSwap of a process.
+    fn status(&self, p: &ProcessHandle) -> Result<ProcStatus, KernelError>;
+
+    /// `/proc/meminfo`.
+    fn meminfo(&self) -> Result<MemInfo, KernelError>;
+
+    /// The meminfo of one NUMA node.
+    fn node_meminfo(&self, node: u32) -> Result<MemInfo, KernelError>;
+
+    /// Base, PMD and PUD page sizes.
+    fn page_sizes(&self) -> PageSizes;
+
+    /// A tracker: the one asked for, or with `Auto` the best available; the error names
+    /// what each candidate is missing.
+    fn tracker(&self, choice: TrackerChoice) -> Result<Box<dyn Tracker>, TrackError>;
+
+    /// Swaps out `pages` (in order, up to `quota` bytes; pages outside the process's VMAs
+    /// are refused).
+    fn swap_out(
+        &self,
+        p: &ProcessHandle,
+        pages: &[PageRef],
+        quota: u64,
+        method: SwapMethod,
+    ) -> Result<ActionReport, PageActionError>;
+
+    /// Migrates `pages` to `node` (in order, up to `quota` bytes) with per-page status.
+    fn migrate(
+        &self,
+        p: &ProcessHandle,
+        pages: &[PageRef],
+        node: u32,
+        quota: u64,
+    ) -> Result<ActionReport, PageActionError>;
+
+    /// The node of each page (`move_pages` with no node list).
+    fn page_nodes(&self, p: &ProcessHandle, addrs: &[u64])
+    -> Result<Vec<PageNode>, PageActionError>;
 }

@@ -1,6 +1,13 @@
 //! [`LinuxKernel`]: the [`Kernel`] over a proc root and a sys root.
 
+use crate::actions::{self, ActionReport, PageActionError, PageNode, PageRef, SwapMethod};
+use crate::parse::idle_pages::PageSizes;
+use crate::parse::maps::{Vma, VmaFilter, parse_maps, parse_smaps};
+use crate::parse::meminfo::{MemInfo, ProcStatus, parse_meminfo, parse_status};
+use crate::parse::pagemap::{PagemapEntry, decode_pagemap};
 use crate::parse::{parse_id_list, parse_stat_ppid};
+use crate::process::{ProcessError, ProcessHandle};
+use crate::track::{self, TrackError, Tracker, TrackerChoice};
 use crate::{Kernel, KernelError, Pid, ProcessTarget};
 use std::path::{Path, PathBuf};
 
@@ -35,6 +42,52 @@ impl LinuxKernel {
     /// The sys root.
     pub fn sys_root(&self) -> &Path {
         &self.sys_root
+    }
+
+    /// True when this is the running kernel (proc root `/proc`): pidfds and syscalls are
+    /// used. Over any other root the tree is a fake and syscall actions are refused.
+    pub fn is_live(&self) -> bool {
+        self.proc_root == Path::new("/proc")
+    }
+
+    /// PTE/PMD/PUD sizes: from `sysconf(_SC_PAGESIZE)` on the live kernel, 4 KiB over a
+    /// fake tree.
+    pub fn page_sizes(&self) -> PageSizes {
+        if self.is_live() {
+            // SAFETY: sysconf has no memory arguments.
+            let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+            if let Ok(ps) = u64::try_from(ps)
+                && ps.is_power_of_two()
+                && let Some(s) = PageSizes::from_shift(ps.trailing_zeros())
+            {
+                return s;
+            }
+        }
+        PageSizes::X86_64
+    }
+
+    /// Pagemap entries of `n` base pages from `start` (for checks and tools; trackers read
+    /// pagemap themselves). Pages past the readable end are omitted.
+    pub fn pagemap(
+        &self,
+        p: &ProcessHandle,
+        start: u64,
+        n: usize,
+    ) -> Result<Vec<PagemapEntry>, KernelError> {
+        let path = p.path("pagemap");
+        let f = std::fs::File::open(&path).map_err(|source| KernelError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        p.check()?;
+        let mut buf = Vec::new();
+        track::read_pagemap(&f, &path, start, self.page_sizes().pte, n, &mut buf).map_err(
+            |e| KernelError::Parse {
+                path: path.clone(),
+                reason: e.to_string(),
+            },
+        )?;
+        Ok(decode_pagemap(&buf).collect())
     }
 
     fn read(&self, path: PathBuf) -> Result<String, KernelError> {
@@ -132,6 +185,146 @@ impl Kernel for LinuxKernel {
         }
         Ok(pids)
     }
+
+    fn open_process(&self, pid: Pid) -> Result<ProcessHandle, ProcessError> {
+        ProcessHandle::open(&self.proc_root, pid, self.is_live())
+    }
+
+    fn vmas(&self, p: &ProcessHandle, filter: &VmaFilter) -> Result<Vec<Vma>, KernelError> {
+        let name = if filter.needs_smaps() { "smaps" } else { "maps" };
+        let path = p.path(name);
+        let bytes = read_checked(p, &path)?;
+        let all = if filter.needs_smaps() {
+            parse_smaps(&bytes)
+        } else {
+            parse_maps(&bytes)
+        }
+        .map_err(|e| KernelError::Parse {
+            path,
+            reason: e.to_string(),
+        })?;
+        Ok(all.into_iter().filter(|v| filter.keep(v)).collect())
+    }
+
+    fn status(&self, p: &ProcessHandle) -> Result<ProcStatus, KernelError> {
+        Ok(parse_status(&read_checked(p, &p.path("status"))?))
+    }
+
+    fn meminfo(&self) -> Result<MemInfo, KernelError> {
+        let path = self.proc_root.join("meminfo");
+        Ok(parse_meminfo(self.read(path)?.as_bytes()))
+    }
+
+    fn node_meminfo(&self, node: u32) -> Result<MemInfo, KernelError> {
+        let path = self
+            .sys_root
+            .join(format!("devices/system/node/node{node}/meminfo"));
+        Ok(parse_meminfo(self.read(path)?.as_bytes()))
+    }
+
+    fn page_sizes(&self) -> PageSizes {
+        LinuxKernel::page_sizes(self)
+    }
+
+    fn tracker(&self, choice: TrackerChoice) -> Result<Box<dyn Tracker>, TrackError> {
+        track::choose(self, choice)
+    }
+
+    fn swap_out(
+        &self,
+        p: &ProcessHandle,
+        pages: &[PageRef],
+        quota: u64,
+        method: SwapMethod,
+    ) -> Result<ActionReport, PageActionError> {
+        let (ok, mut rep) = self.plan(p, pages, quota)?;
+        let has_swap_pages = p.path("swap_pages").exists();
+        match method {
+            SwapMethod::SwapPages if !has_swap_pages => {
+                return Err(PageActionError::Unavailable(
+                    "no /proc/PID/swap_pages: the openEuler etmem_swap module is not loaded"
+                        .into(),
+                ));
+            }
+            SwapMethod::SwapPages => actions::swap_pages(p, &ok, &mut rep)?,
+            SwapMethod::Auto if has_swap_pages => actions::swap_pages(p, &ok, &mut rep)?,
+            SwapMethod::Auto | SwapMethod::Pageout => {
+                if !self.is_live() {
+                    return Err(PageActionError::NotLive("process_madvise"));
+                }
+                actions::pageout(p, &ok, &mut rep)?
+            }
+        }
+        Ok(rep)
+    }
+
+    fn migrate(
+        &self,
+        p: &ProcessHandle,
+        pages: &[PageRef],
+        node: u32,
+        quota: u64,
+    ) -> Result<ActionReport, PageActionError> {
+        if !self.is_live() {
+            return Err(PageActionError::NotLive("move_pages"));
+        }
+        let (ok, mut rep) = self.plan(p, pages, quota)?;
+        actions::migrate(p, &ok, node, &mut rep)?;
+        Ok(rep)
+    }
+
+    fn page_nodes(
+        &self,
+        p: &ProcessHandle,
+        addrs: &[u64],
+    ) -> Result<Vec<PageNode>, PageActionError> {
+        if !self.is_live() {
+            return Err(PageActionError::NotLive("move_pages"));
+        }
+        actions::query_nodes(p, addrs)
+    }
+}
+
+impl LinuxKernel {
+    /// Reads the target's VMAs and validates `pages` against them and `quota`.
+    pub(crate) fn plan(
+        &self,
+        p: &ProcessHandle,
+        pages: &[PageRef],
+        quota: u64,
+    ) -> Result<(Vec<PageRef>, ActionReport), PageActionError> {
+        let vmas = self.vmas(p, &VmaFilter::default()).map_err(|e| match e {
+            KernelError::Process(pe) => PageActionError::Process(pe),
+            e => PageActionError::Vmas {
+                pid: p.pid(),
+                reason: e.to_string(),
+            },
+        })?;
+        Ok(actions::plan(&vmas, pages, quota))
+    }
+}
+
+/// Opens `path`, checks the process is still the one held, then reads the file (a procfs
+/// file opened while the process lives stays bound to it).
+fn read_checked(p: &ProcessHandle, path: &Path) -> Result<Vec<u8>, KernelError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            KernelError::Process(ProcessError::Gone { pid: p.pid() })
+        } else {
+            KernelError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })?;
+    p.check()?;
+    let mut v = Vec::new();
+    f.read_to_end(&mut v).map_err(|source| KernelError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -1,0 +1,379 @@
+//! [`AccessMap`]: the dense result of one tracking round, shared by every tracker.
+//!
+//! For each tracked VMA it holds one `u8` per base page (the access count over the
+//! round's passes, or [`ABSENT`] for a page the tracker never saw present) plus one bit
+//! per PMD-sized and PUD-sized chunk saying "this chunk is one huge page whose count
+//! lives in its first slot". That is 1 byte and a fraction of a bit per 4 KiB page, and
+//! no heap node per page. DAMON regions are written into the same slots.
+//!
+//! This module holds data only; it never reads the kernel.
+
+use crate::parse::idle_pages::PageSizes;
+use crate::parse::maps::Vma;
+
+/// Slot value of a page never seen present in this round.
+pub const ABSENT: u8 = u8::MAX;
+/// Highest count a slot holds (counts saturate here).
+pub const MAX_COUNT: u8 = u8::MAX - 1;
+
+/// One tracked page (or huge page) and its count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageAccess {
+    /// page address (aligned to `page_size`)
+    pub addr: u64,
+    /// bytes: PTE, PMD or PUD size
+    pub page_size: u64,
+    /// accesses (tracker weights) summed over the round's passes
+    pub count: u8,
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    start: u64,
+    end: u64,
+    counts: Vec<u8>,
+    /// one bit per PMD chunk (chunk index relative to `start` rounded down)
+    pmd: Vec<u64>,
+    /// one bit per PUD chunk
+    pud: Vec<u64>,
+}
+
+fn bit(v: &[u64], i: u64) -> bool {
+    usize::try_from(i / 64)
+        .ok()
+        .and_then(|w| v.get(w))
+        .is_some_and(|w| w >> (i % 64) & 1 == 1)
+}
+
+fn set_bit(v: &mut [u64], i: u64, on: bool) {
+    if let Some(w) = usize::try_from(i / 64).ok().and_then(|w| v.get_mut(w)) {
+        if on {
+            *w |= 1 << (i % 64);
+        } else {
+            *w &= !(1 << (i % 64));
+        }
+    }
+}
+
+/// Adds `w` to a slot, marking it present; saturates at [`MAX_COUNT`].
+#[inline]
+pub fn bump(slot: &mut u8, w: u8) {
+    *slot = if *slot == ABSENT {
+        w.min(MAX_COUNT)
+    } else {
+        slot.saturating_add(w).min(MAX_COUNT)
+    };
+}
+
+/// Per-page access counts for the VMAs of one process over one round.
+#[derive(Debug, Clone)]
+pub struct AccessMap {
+    sizes: PageSizes,
+    runs: Vec<Run>,
+    passes: u32,
+}
+
+impl AccessMap {
+    /// An empty map over `vmas` (overlapping or unsorted input is sorted and clipped).
+    pub fn new(vmas: &[Vma], sizes: PageSizes) -> Self {
+        let mut ranges: Vec<(u64, u64)> = vmas
+            .iter()
+            .filter(|v| v.end > v.start)
+            .map(|v| (v.start, v.end))
+            .collect();
+        ranges.sort_unstable();
+        let mut runs: Vec<Run> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            let start = start.max(runs.last().map_or(0, |r| r.end));
+            if start >= end {
+                continue;
+            }
+            let pages = (end - start).div_ceil(sizes.pte);
+            let chunks = |sz: u64| ((end - 1) / sz - start / sz + 1).div_ceil(64);
+            runs.push(Run {
+                start,
+                end,
+                counts: vec![ABSENT; usize::try_from(pages).unwrap_or(0)],
+                pmd: vec![0; usize::try_from(chunks(sizes.pmd)).unwrap_or(0)],
+                pud: vec![0; usize::try_from(chunks(sizes.pud)).unwrap_or(0)],
+            });
+        }
+        AccessMap {
+            sizes,
+            runs,
+            passes: 0,
+        }
+    }
+
+    /// The page sizes in use.
+    pub fn sizes(&self) -> PageSizes {
+        self.sizes
+    }
+
+    /// The tracked ranges, ascending.
+    pub fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.runs.iter().map(|r| (r.start, r.end))
+    }
+
+    /// Number of tracked ranges.
+    pub fn nr_ranges(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// The slots (one per base page) of range `i`, with its start address.
+    pub fn slots_mut(&mut self, i: usize) -> Option<(u64, &mut [u8])> {
+        self.runs.get_mut(i).map(|r| (r.start, r.counts.as_mut_slice()))
+    }
+
+    /// Passes recorded so far.
+    pub fn passes(&self) -> u32 {
+        self.passes
+    }
+
+    /// Marks the end of one pass.
+    pub fn finish_pass(&mut self) {
+        self.passes += 1;
+    }
+
+    fn run_index(&self, addr: u64) -> Option<usize> {
+        let i = self.runs.partition_point(|r| r.start <= addr).checked_sub(1)?;
+        (addr < self.runs[i].end).then_some(i)
+    }
+
+    /// Records `nr` pages of `page_size` at `addr`, each accessed with weight `w`
+    /// (0 = seen present, not accessed). Pages outside the tracked VMAs are ignored.
+    /// A PMD- or PUD-sized page is one slot (its first base page).
+    pub fn record_run(&mut self, addr: u64, page_size: u64, nr: u64, w: u8) {
+        let sizes = self.sizes;
+        let mut a = addr;
+        for _ in 0..nr {
+            let Some(i) = self.run_index(a) else {
+                // skip to the next run if the page starts in a gap
+                let next = self.runs.partition_point(|r| r.start <= a);
+                match self.runs.get(next) {
+                    Some(r) if r.start < addr.saturating_add(nr.saturating_mul(page_size)) => {
+                        a = a.saturating_add(page_size);
+                        continue;
+                    }
+                    _ => return,
+                }
+            };
+            let r = &mut self.runs[i];
+            let (pmd_base, pud_base) = (r.start / sizes.pmd, r.start / sizes.pud);
+            if page_size == sizes.pte {
+                // a base page inside a chunk marked huge: the huge page was split
+                set_bit(&mut r.pmd, a / sizes.pmd - pmd_base, false);
+                set_bit(&mut r.pud, a / sizes.pud - pud_base, false);
+            } else if page_size == sizes.pmd {
+                set_bit(&mut r.pmd, a / sizes.pmd - pmd_base, true);
+            } else if page_size == sizes.pud {
+                set_bit(&mut r.pud, a / sizes.pud - pud_base, true);
+            }
+            let first = a.max(r.start);
+            if let Some(slot) = usize::try_from((first - r.start) / sizes.pte)
+                .ok()
+                .and_then(|s| r.counts.get_mut(s))
+            {
+                bump(slot, w);
+            }
+            a = a.saturating_add(page_size);
+        }
+    }
+
+    /// Adds `count` to every base page of `[start, end)` that lies in a tracked VMA
+    /// (DAMON regions, which have one count for a whole region).
+    pub fn record_region(&mut self, start: u64, end: u64, count: u8) {
+        let pte = self.sizes.pte;
+        let first = self.runs.partition_point(|r| r.end <= start);
+        for r in &mut self.runs[first..] {
+            if r.start >= end {
+                break;
+            }
+            let lo = (start.max(r.start) - r.start) / pte;
+            let hi = (end.min(r.end) - r.start).div_ceil(pte);
+            let (lo, hi) = (
+                usize::try_from(lo).unwrap_or(usize::MAX),
+                usize::try_from(hi).unwrap_or(usize::MAX),
+            );
+            for slot in r.counts.get_mut(lo..hi).unwrap_or(&mut []) {
+                bump(slot, count);
+            }
+        }
+    }
+
+    /// The count of the page containing `addr` (`None` if absent or untracked).
+    pub fn get(&self, addr: u64) -> Option<u8> {
+        let r = &self.runs[self.run_index(addr)?];
+        let s = self.sizes;
+        let slot_addr = if bit(&r.pud, addr / s.pud - r.start / s.pud) {
+            (addr & !(s.pud - 1)).max(r.start)
+        } else if bit(&r.pmd, addr / s.pmd - r.start / s.pmd) {
+            (addr & !(s.pmd - 1)).max(r.start)
+        } else {
+            addr
+        };
+        let v = *r
+            .counts
+            .get(usize::try_from((slot_addr - r.start) / s.pte).ok()?)?;
+        (v != ABSENT).then_some(v)
+    }
+
+    /// Every present page (huge pages once), ascending.
+    pub fn iter(&self) -> impl Iterator<Item = PageAccess> + '_ {
+        let s = self.sizes;
+        self.runs.iter().flat_map(move |r| {
+            let mut idx = 0usize;
+            std::iter::from_fn(move || {
+                while idx < r.counts.len() {
+                    let addr = r.start + idx as u64 * s.pte;
+                    let page_size = if bit(&r.pud, addr / s.pud - r.start / s.pud) {
+                        s.pud
+                    } else if bit(&r.pmd, addr / s.pmd - r.start / s.pmd) {
+                        s.pmd
+                    } else {
+                        s.pte
+                    };
+                    let v = r.counts[idx];
+                    let base = if page_size == s.pte {
+                        idx += 1;
+                        addr
+                    } else {
+                        // skip to the end of the huge page
+                        let huge_start = addr & !(page_size - 1);
+                        let next = huge_start + page_size;
+                        idx = usize::try_from((next.min(r.end) - r.start).div_ceil(s.pte))
+                            .unwrap_or(usize::MAX);
+                        huge_start
+                    };
+                    if v != ABSENT {
+                        return Some(PageAccess {
+                            addr: base,
+                            page_size,
+                            count: v,
+                        });
+                    }
+                }
+                None
+            })
+        })
+    }
+
+    /// Base pages covered by the map (tracked, present or not).
+    pub fn tracked_base_pages(&self) -> u64 {
+        self.runs.iter().map(|r| r.counts.len() as u64).sum()
+    }
+
+    /// Bytes of heap this map holds for bookkeeping.
+    pub fn bookkeeping_bytes(&self) -> usize {
+        self.runs.capacity() * std::mem::size_of::<Run>()
+            + self
+                .runs
+                .iter()
+                .map(|r| r.counts.capacity() + 8 * (r.pmd.capacity() + r.pud.capacity()))
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: u64 = 4096;
+    const M2: u64 = 2 << 20;
+
+    fn vma(start: u64, end: u64) -> Vma {
+        Vma {
+            start,
+            end,
+            ..Vma::default()
+        }
+    }
+
+    #[test]
+    fn base_pages_counts_and_absent() {
+        let mut m = AccessMap::new(&[vma(0x10000, 0x20000)], PageSizes::X86_64);
+        assert_eq!(m.tracked_base_pages(), 16);
+        m.record_run(0x10000, K, 2, 1);
+        m.record_run(0x11000, K, 1, 3);
+        m.record_run(0x13000, K, 1, 0);
+        m.finish_pass();
+        assert_eq!(m.get(0x10000), Some(1));
+        assert_eq!(m.get(0x11fff), Some(4));
+        assert_eq!(m.get(0x12000), None);
+        assert_eq!(m.get(0x13000), Some(0));
+        assert_eq!(m.get(0x30000), None);
+        let v: Vec<_> = m.iter().collect();
+        assert_eq!(
+            v,
+            vec![
+                PageAccess { addr: 0x10000, page_size: K, count: 1 },
+                PageAccess { addr: 0x11000, page_size: K, count: 4 },
+                PageAccess { addr: 0x13000, page_size: K, count: 0 },
+            ]
+        );
+        assert_eq!(m.passes(), 1);
+    }
+
+    #[test]
+    fn saturates_below_absent() {
+        let mut m = AccessMap::new(&[vma(0, K)], PageSizes::X86_64);
+        for _ in 0..200 {
+            m.record_run(0, K, 1, 3);
+        }
+        assert_eq!(m.get(0), Some(MAX_COUNT));
+    }
+
+    #[test]
+    fn huge_pages_are_one_slot() {
+        let mut m = AccessMap::new(&[vma(0, 3 * M2)], PageSizes::X86_64);
+        m.record_run(M2, M2, 1, 1);
+        m.record_run(0, K, 1, 0);
+        let v: Vec<_> = m.iter().collect();
+        assert_eq!(
+            v,
+            vec![
+                PageAccess { addr: 0, page_size: K, count: 0 },
+                PageAccess { addr: M2, page_size: M2, count: 1 },
+            ]
+        );
+        assert_eq!(m.get(M2 + 5 * K), Some(1));
+        // the huge page is split later: base records inside clear the huge mark
+        m.record_run(M2 + K, K, 1, 1);
+        assert_eq!(m.get(M2), Some(1));
+        assert_eq!(m.get(M2 + K), Some(1));
+        assert_eq!(m.get(M2 + 2 * K), None);
+    }
+
+    #[test]
+    fn pages_outside_and_across_gaps() {
+        let mut m = AccessMap::new(&[vma(0x1000, 0x3000), vma(0x8000, 0x9000)], PageSizes::X86_64);
+        m.record_run(0x0, K, 10, 1);
+        let v: Vec<_> = m.iter().map(|p| p.addr).collect();
+        assert_eq!(v, vec![0x1000, 0x2000, 0x8000]);
+    }
+
+    #[test]
+    fn regions_fill_pages() {
+        let mut m = AccessMap::new(&[vma(0x1000, 0x5000), vma(0x9000, 0xb000)], PageSizes::X86_64);
+        m.record_region(0x2000, 0xa000, 7);
+        let v: Vec<_> = m.iter().map(|p| (p.addr, p.count)).collect();
+        assert_eq!(v, vec![(0x2000, 7), (0x3000, 7), (0x4000, 7), (0x9000, 7)]);
+        m.record_region(0x0, 0x100000, 1);
+        assert_eq!(m.get(0x1000), Some(1));
+        assert_eq!(m.get(0x2000), Some(8));
+    }
+
+    #[test]
+    fn overlapping_vmas_are_clipped() {
+        let m = AccessMap::new(&[vma(0x3000, 0x6000), vma(0x1000, 0x4000)], PageSizes::X86_64);
+        assert_eq!(m.ranges().collect::<Vec<_>>(), vec![(0x1000, 0x4000), (0x4000, 0x6000)]);
+    }
+
+    #[test]
+    fn bookkeeping_is_under_two_bytes_per_page() {
+        let m = AccessMap::new(&[vma(0, 1 << 30), vma(2 << 30, (2 << 30) + 4096 * 7)], PageSizes::X86_64);
+        let per_page = m.bookkeeping_bytes() as f64 / m.tracked_base_pages() as f64;
+        assert!(per_page <= 2.0, "{per_page}");
+        assert!(per_page >= 1.0, "{per_page}");
+    }
+}

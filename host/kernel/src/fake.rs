@@ -1,0 +1,507 @@
+//! [`FakeKernel`]: a [`LinuxKernel`] over a temporary proc/sys tree it builds, which
+//! records every action asked of it as typed structs ([`SwapCall`], [`MigrateCall`]) instead
+//! of doing it. Reads (maps, status, meminfo, trackers) go to the tree, so trackers run
+//! unchanged against files the test wrote.
+//!
+//! A separate type, never chosen by `cfg(test)`. It must never touch the real `/proc` or
+//! `/sys`: every path is under its own temporary directory.
+
+use crate::actions::{ActionReport, PageActionError, PageNode, PageRef, SwapMethod};
+use crate::linux::LinuxKernel;
+use crate::parse::idle_pages::PageSizes;
+use crate::parse::maps::{Vma, VmaFilter};
+use crate::parse::meminfo::{MemInfo, ProcStatus};
+use crate::process::{ProcessError, ProcessHandle};
+use crate::track::{TrackError, Tracker, TrackerChoice};
+use crate::{Kernel, KernelError, Pid, ProcessTarget};
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// A swap-out that would have been done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwapCall {
+    /// target pid
+    pub pid: Pid,
+    /// method asked for
+    pub method: SwapMethod,
+    /// pages that passed validation and quota, in order
+    pub pages: Vec<PageRef>,
+    /// the quota given
+    pub quota: u64,
+}
+
+/// A migration that would have been done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrateCall {
+    /// target pid
+    pub pid: Pid,
+    /// destination node
+    pub node: u32,
+    /// pages that passed validation and quota, in order
+    pub pages: Vec<PageRef>,
+    /// the quota given
+    pub quota: u64,
+}
+
+/// Every action the fake was asked for, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordedCall {
+    /// [`Kernel::swap_out`]
+    Swap(SwapCall),
+    /// [`Kernel::migrate`]
+    Migrate(MigrateCall),
+    /// [`Kernel::page_nodes`]
+    QueryNodes {
+        /// target pid
+        pid: Pid,
+        /// number of pages asked about
+        pages: usize,
+    },
+}
+
+/// A process to lay out under the fake `/proc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeProcess {
+    /// pid
+    pub pid: Pid,
+    /// comm (at most 15 characters in a real kernel)
+    pub comm: String,
+    /// parent pid
+    pub ppid: Pid,
+    /// start time (stat field 22)
+    pub start_time: u64,
+    /// VMAs, written to both maps and smaps (with their `vm_flags`)
+    pub vmas: Vec<Vma>,
+    /// VmRSS in kB
+    pub vm_rss_kb: u64,
+    /// VmSwap in kB
+    pub vm_swap_kb: u64,
+}
+
+impl FakeProcess {
+    /// A process with no VMAs, parent 1, start time 1000.
+    pub fn new(pid: Pid, comm: &str) -> Self {
+        FakeProcess {
+            pid,
+            comm: comm.to_owned(),
+            ppid: 1,
+            start_time: 1000,
+            vmas: Vec::new(),
+            vm_rss_kb: 0,
+            vm_swap_kb: 0,
+        }
+    }
+
+    /// Adds an anonymous private rw VMA.
+    pub fn anon(mut self, start: u64, end: u64) -> Self {
+        self.vmas.push(Vma {
+            start,
+            end,
+            perms: crate::parse::maps::Perms {
+                read: true,
+                write: true,
+                exec: false,
+                shared: false,
+            },
+            vm_flags: Some(vec!["rd".into(), "wr".into(), "mr".into(), "mw".into(), "me".into(), "ac".into()]),
+            ..Vma::default()
+        });
+        self
+    }
+}
+
+/// A state for a pre-existing kdamond in the fake DAMON tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FakeKdamond {
+    /// `on` when true
+    pub running: bool,
+    /// `contexts/nr_contexts`
+    pub nr_contexts: u32,
+}
+
+/// The recording fake kernel.
+#[derive(Debug)]
+pub struct FakeKernel {
+    _dir: tempfile::TempDir,
+    inner: LinuxKernel,
+    calls: Mutex<Vec<RecordedCall>>,
+    nodes: Mutex<HashMap<(Pid, u64), u32>>,
+}
+
+fn render_vma(v: &Vma) -> String {
+    format!(
+        "{:x}-{:x} {}{}{}{} {:08x} {:02x}:{:02x} {} {}",
+        v.start,
+        v.end,
+        if v.perms.read { 'r' } else { '-' },
+        if v.perms.write { 'w' } else { '-' },
+        if v.perms.exec { 'x' } else { '-' },
+        if v.perms.shared { 's' } else { 'p' },
+        v.offset,
+        v.dev_major,
+        v.dev_minor,
+        v.inode,
+        v.path
+    )
+}
+
+fn write(path: &Path, text: impl AsRef<[u8]>) -> io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(path, text)
+}
+
+impl FakeKernel {
+    /// An empty tree: 2 CPUs, node 0 online, a 1 GiB meminfo, no processes, no trackers.
+    pub fn new() -> io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let proc_ = dir.path().join("proc");
+        let sys = dir.path().join("sys");
+        std::fs::create_dir_all(&proc_)?;
+        write(&sys.join("devices/system/cpu/online"), "0-1\n")?;
+        write(&sys.join("devices/system/node/online"), "0\n")?;
+        write(
+            &proc_.join("meminfo"),
+            "MemTotal:        1048576 kB\nMemFree:          524288 kB\nMemAvailable:     600000 kB\nSwapCached:            0 kB\nSwapTotal:        262144 kB\nSwapFree:         262144 kB\n",
+        )?;
+        write(&proc_.join("sys/kernel/osrelease"), "6.12.0-fake\n")?;
+        write(
+            &proc_.join("swaps"),
+            "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n",
+        )?;
+        std::fs::create_dir_all(proc_.join("self"))?;
+        Ok(FakeKernel {
+            inner: LinuxKernel::with_roots(proc_, sys),
+            _dir: dir,
+            calls: Mutex::new(Vec::new()),
+            nodes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The [`LinuxKernel`] over the tree (for trackers, or to run real file writes such as
+    /// `swap_pages` into the tree).
+    pub fn linux(&self) -> &LinuxKernel {
+        &self.inner
+    }
+
+    /// The fake `/proc`.
+    pub fn proc_root(&self) -> &Path {
+        self.inner.proc_root()
+    }
+
+    /// The fake `/sys`.
+    pub fn sys_root(&self) -> &Path {
+        self.inner.sys_root()
+    }
+
+    /// Lays out `p` under `/proc/PID`: comm, stat, status, maps, smaps, an empty pagemap
+    /// and clear_refs.
+    pub fn add_process(&self, p: &FakeProcess) -> io::Result<()> {
+        let d = self.proc_root().join(p.pid.to_string());
+        write(&d.join("comm"), format!("{}\n", p.comm))?;
+        write(
+            &d.join("stat"),
+            format!(
+                "{} ({}) S {} {} {} 0 -1 4194560 100 0 0 0 3 4 0 0 20 0 1 0 {} 1000 50\n",
+                p.pid, p.comm, p.ppid, p.pid, p.pid, p.start_time
+            ),
+        )?;
+        write(
+            &d.join("status"),
+            format!(
+                "Name:\t{}\nPid:\t{}\nVmRSS:\t{} kB\nVmSwap:\t{} kB\n",
+                p.comm, p.pid, p.vm_rss_kb, p.vm_swap_kb
+            ),
+        )?;
+        let mut maps = String::new();
+        let mut smaps = String::new();
+        for v in &p.vmas {
+            maps.push_str(&render_vma(v));
+            maps.push('\n');
+            smaps.push_str(&render_vma(v));
+            smaps.push_str(&format!("\nSize: {} kB\n", v.len() / 1024));
+            if let Some(f) = &v.vm_flags {
+                smaps.push_str(&format!("VmFlags: {}\n", f.join(" ")));
+            }
+        }
+        write(&d.join("maps"), maps)?;
+        write(&d.join("smaps"), smaps)?;
+        write(&d.join("pagemap"), "")?;
+        write(&d.join("clear_refs"), "")?;
+        Ok(())
+    }
+
+    /// Removes `/proc/PID` (the process exited).
+    pub fn remove_process(&self, pid: Pid) -> io::Result<()> {
+        std::fs::remove_dir_all(self.proc_root().join(pid.to_string()))
+    }
+
+    /// Replaces process `pid` by a new one with another start time (pid reuse).
+    pub fn recycle_process(&self, pid: Pid, start_time: u64) -> io::Result<()> {
+        let mut p = FakeProcess::new(pid, "recycled");
+        p.start_time = start_time;
+        self.add_process(&p)
+    }
+
+    /// Writes pagemap entries for pages from `addr` (pagemap is indexed by page).
+    pub fn set_pagemap(&self, pid: Pid, addr: u64, entries: &[u64]) -> io::Result<()> {
+        let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_ne_bytes()).collect();
+        self.write_at(pid, "pagemap", addr / 4096 * 8, &bytes)
+    }
+
+    /// Writes `bytes` at `offset` of `/proc/PID/<name>` (creating it; e.g. an idle_pages
+    /// stream at the offset of its start address).
+    pub fn write_at(&self, pid: Pid, name: &str, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.proc_root().join(pid.to_string()).join(name))?;
+        f.write_all_at(bytes, offset)
+    }
+
+    /// Writes any file under the fake `/proc`.
+    pub fn write_proc(&self, rel: &str, text: impl AsRef<[u8]>) -> io::Result<()> {
+        write(&self.proc_root().join(rel), text)
+    }
+
+    /// Writes any file under the fake `/sys`.
+    pub fn write_sys(&self, rel: &str, text: impl AsRef<[u8]>) -> io::Result<()> {
+        write(&self.sys_root().join(rel), text)
+    }
+
+    /// Makes soft-dirty available (clear_refs and an `sd` VmFlag in `/proc/self/smaps`).
+    pub fn enable_soft_dirty(&self) -> io::Result<()> {
+        self.write_proc("self/clear_refs", "")?;
+        self.write_proc(
+            "self/smaps",
+            "1000-2000 rw-p 00000000 00:00 0 \nVmFlags: rd wr mr mw me ac sd\n",
+        )
+    }
+
+    /// Makes the page_idle bitmap exist (`bytes` long, all zero).
+    pub fn enable_page_idle(&self, bytes: usize) -> io::Result<()> {
+        self.write_sys("kernel/mm/page_idle/bitmap", vec![0u8; bytes])
+    }
+
+    /// Makes `/proc/self/idle_pages` exist (etmem_scan loaded).
+    pub fn enable_idle_pages(&self) -> io::Result<()> {
+        self.write_proc("self/idle_pages", "")
+    }
+
+    /// Sets the online nodes and gives each a meminfo of `total_kb` / `free_kb`.
+    pub fn set_nodes(&self, nodes: &[u32], total_kb: u64, free_kb: u64) -> io::Result<()> {
+        let list: Vec<String> = nodes.iter().map(u32::to_string).collect();
+        self.write_sys("devices/system/node/online", format!("{}\n", list.join(",")))?;
+        for n in nodes {
+            self.write_sys(
+                &format!("devices/system/node/node{n}/meminfo"),
+                format!("Node {n} MemTotal:       {total_kb} kB\nNode {n} MemFree:        {free_kb} kB\n"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The DAMON `kdamonds` directory.
+    pub fn damon_dir(&self) -> PathBuf {
+        crate::track::damon_admin(self.sys_root())
+    }
+
+    /// Lays out DAMON sysfs: `existing` kdamonds (nr_kdamonds = their count) plus `spare`
+    /// more directories that appear "created" when nr_kdamonds grows (plain files cannot
+    /// do that by themselves).
+    pub fn add_damon(&self, existing: &[FakeKdamond], spare: usize) -> io::Result<()> {
+        let kd = self.damon_dir();
+        write(&kd.join("nr_kdamonds"), format!("{}\n", existing.len()))?;
+        for i in 0..existing.len() + spare {
+            let st = existing.get(i).copied().unwrap_or(FakeKdamond {
+                running: false,
+                nr_contexts: 0,
+            });
+            let d = kd.join(i.to_string());
+            write(&d.join("state"), if st.running { "on\n" } else { "off\n" })?;
+            write(&d.join("pid"), "-1\n")?;
+            write(&d.join("contexts/nr_contexts"), format!("{}\n", st.nr_contexts))?;
+            let c = d.join("contexts/0");
+            write(&c.join("avail_operations"), "vaddr\nfvaddr\npaddr\n")?;
+            write(&c.join("operations"), "vaddr\n")?;
+            for f in ["sample_us", "aggr_us", "update_us"] {
+                write(&c.join("monitoring_attrs/intervals").join(f), "0\n")?;
+            }
+            for f in ["min", "max"] {
+                write(&c.join("monitoring_attrs/nr_regions").join(f), "0\n")?;
+            }
+            write(&c.join("targets/nr_targets"), "0\n")?;
+            write(&c.join("targets/0/pid_target"), "0\n")?;
+            write(&c.join("schemes/nr_schemes"), "0\n")?;
+            let s = c.join("schemes/0");
+            write(&s.join("action"), "stat\n")?;
+            for a in ["sz", "nr_accesses", "age"] {
+                write(&s.join("access_pattern").join(a).join("min"), "0\n")?;
+                write(&s.join("access_pattern").join(a).join("max"), "0\n")?;
+            }
+            std::fs::create_dir_all(s.join("tried_regions"))?;
+        }
+        Ok(())
+    }
+
+    /// Fills `kdamonds/K/contexts/0/schemes/0/tried_regions/` with `(start, end,
+    /// nr_accesses)` regions (what the kernel writes on `update_schemes_tried_regions`).
+    pub fn set_tried_regions(&self, kdamond: u64, regions: &[(u64, u64, u64)]) -> io::Result<()> {
+        let t = self
+            .damon_dir()
+            .join(kdamond.to_string())
+            .join("contexts/0/schemes/0/tried_regions");
+        let _ = std::fs::remove_dir_all(&t);
+        std::fs::create_dir_all(&t)?;
+        for (i, (s, e, n)) in regions.iter().enumerate() {
+            let r = t.join(i.to_string());
+            write(&r.join("start"), format!("{s}\n"))?;
+            write(&r.join("end"), format!("{e}\n"))?;
+            write(&r.join("nr_accesses"), format!("{n}\n"))?;
+            write(&r.join("age"), "1\n")?;
+        }
+        Ok(())
+    }
+
+    /// Every action recorded so far.
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The swap calls recorded so far.
+    pub fn swap_calls(&self) -> Vec<SwapCall> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                RecordedCall::Swap(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The migrate calls recorded so far.
+    pub fn migrate_calls(&self) -> Vec<MigrateCall> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                RecordedCall::Migrate(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn record(&self, c: RecordedCall) {
+        if let Ok(mut v) = self.calls.lock() {
+            v.push(c);
+        }
+    }
+
+    fn done(mut rep: ActionReport, pages: &[PageRef]) -> ActionReport {
+        rep.method = "fake";
+        rep.done_pages = pages.len() as u64;
+        rep.done_bytes = pages.iter().map(|p| p.size).sum();
+        rep
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn nr_cpus(&self) -> Result<usize, KernelError> {
+        self.inner.nr_cpus()
+    }
+
+    fn numa_nodes(&self) -> Result<Vec<u32>, KernelError> {
+        self.inner.numa_nodes()
+    }
+
+    fn resolve(&self, target: &ProcessTarget, with_children: bool) -> Result<Vec<Pid>, KernelError> {
+        self.inner.resolve(target, with_children)
+    }
+
+    fn open_process(&self, pid: Pid) -> Result<ProcessHandle, ProcessError> {
+        self.inner.open_process(pid)
+    }
+
+    fn vmas(&self, p: &ProcessHandle, filter: &VmaFilter) -> Result<Vec<Vma>, KernelError> {
+        self.inner.vmas(p, filter)
+    }
+
+    fn status(&self, p: &ProcessHandle) -> Result<ProcStatus, KernelError> {
+        self.inner.status(p)
+    }
+
+    fn meminfo(&self) -> Result<MemInfo, KernelError> {
+        self.inner.meminfo()
+    }
+
+    fn node_meminfo(&self, node: u32) -> Result<MemInfo, KernelError> {
+        self.inner.node_meminfo(node)
+    }
+
+    fn page_sizes(&self) -> PageSizes {
+        self.inner.page_sizes()
+    }
+
+    fn tracker(&self, choice: TrackerChoice) -> Result<Box<dyn Tracker>, TrackError> {
+        self.inner.tracker(choice)
+    }
+
+    fn swap_out(
+        &self,
+        p: &ProcessHandle,
+        pages: &[PageRef],
+        quota: u64,
+        method: SwapMethod,
+    ) -> Result<ActionReport, PageActionError> {
+        let (ok, rep) = self.inner.plan(p, pages, quota)?;
+        p.check()?;
+        self.record(RecordedCall::Swap(SwapCall {
+            pid: p.pid(),
+            method,
+            pages: ok.clone(),
+            quota,
+        }));
+        Ok(Self::done(rep, &ok))
+    }
+
+    fn migrate(
+        &self,
+        p: &ProcessHandle,
+        pages: &[PageRef],
+        node: u32,
+        quota: u64,
+    ) -> Result<ActionReport, PageActionError> {
+        let (ok, rep) = self.inner.plan(p, pages, quota)?;
+        p.check()?;
+        if let Ok(mut m) = self.nodes.lock() {
+            for pg in &ok {
+                m.insert((p.pid(), pg.addr), node);
+            }
+        }
+        self.record(RecordedCall::Migrate(MigrateCall {
+            pid: p.pid(),
+            node,
+            pages: ok.clone(),
+            quota,
+        }));
+        Ok(Self::done(rep, &ok))
+    }
+
+    /// Node 0 for every page, except pages migrated through this fake.
+    fn page_nodes(&self, p: &ProcessHandle, addrs: &[u64]) -> Result<Vec<PageNode>, PageActionError> {
+        p.check()?;
+        self.record(RecordedCall::QueryNodes {
+            pid: p.pid(),
+            pages: addrs.len(),
+        });
+        let m = self.nodes.lock().map(|m| m.clone()).unwrap_or_default();
+        Ok(addrs
+            .iter()
+            .map(|a| Ok(m.get(&(p.pid(), *a)).copied().unwrap_or(0)))
+            .collect())
+    }
+}

@@ -1,0 +1,291 @@
+//! Access trackers: the four ways a kernel can tell which pages of a process were used,
+//! behind one [`Tracker`] trait, and [`choose`] which picks the best one available.
+//!
+//! | tracker | kernel interface | sees |
+//! |---|---|---|
+//! | [`IdlePagesTracker`] | openEuler `/proc/PID/idle_pages` (etmem_scan.ko) | reads and writes (accessed bit), dirty |
+//! | [`PageIdleTracker`] | `/sys/kernel/mm/page_idle/bitmap` + pagemap PFNs | reads and writes |
+//! | [`DamonTracker`] | DAMON sysfs, our own kdamond with `vaddr` ops | sampled reads and writes, per region |
+//! | [`SoftDirtyTracker`] | `clear_refs` 4 + pagemap bit 55 | **writes only**: pages only read look cold |
+//!
+//! A round is `start`, then `pass` once per scan loop (the caller sleeps between passes),
+//! then `stop`. Every file path goes through the kernel's proc and sys roots, so a temp tree
+//! can stand in for the kernel. Trackers must not act on memory: they only observe.
+
+mod damon;
+mod idle_pages;
+mod page_idle;
+mod soft_dirty;
+
+pub use damon::{DamonAttrs, DamonTracker};
+pub use idle_pages::{IDLE_SCAN_ADD_FLAGS, IdlePagesTracker, VMA_SCAN_ADD_FLAGS};
+pub use page_idle::PageIdleTracker;
+pub use soft_dirty::SoftDirtyTracker;
+
+pub(crate) use damon::admin as damon_admin;
+
+use crate::access::AccessMap;
+use crate::linux::LinuxKernel;
+use crate::parse::idle_pages::IdleDecodeError;
+use crate::process::{ProcessError, ProcessHandle};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The trackers we know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TrackerKind {
+    /// openEuler `idle_pages`
+    IdlePages,
+    /// upstream `page_idle` bitmap
+    PageIdle,
+    /// DAMON `vaddr` through sysfs
+    Damon,
+    /// soft-dirty bits (writes only)
+    SoftDirty,
+}
+
+impl TrackerKind {
+    /// Every tracker, best first (the order `auto` tries).
+    pub const ALL: [TrackerKind; 4] = [
+        TrackerKind::IdlePages,
+        TrackerKind::PageIdle,
+        TrackerKind::Damon,
+        TrackerKind::SoftDirty,
+    ];
+
+    /// The name used in configs, logs and the probe (`idle_pages`, `page_idle`, `damon`,
+    /// `softdirty`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TrackerKind::IdlePages => "idle_pages",
+            TrackerKind::PageIdle => "page_idle",
+            TrackerKind::Damon => "damon",
+            TrackerKind::SoftDirty => "softdirty",
+        }
+    }
+
+    /// Parses a name (`soft-dirty` is accepted too).
+    pub fn from_name(s: &str) -> Option<Self> {
+        Some(match s {
+            "idle_pages" => TrackerKind::IdlePages,
+            "page_idle" => TrackerKind::PageIdle,
+            "damon" => TrackerKind::Damon,
+            "softdirty" | "soft-dirty" | "soft_dirty" => TrackerKind::SoftDirty,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for TrackerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which tracker a task wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrackerChoice {
+    /// the best one available
+    #[default]
+    Auto,
+    /// exactly this one
+    Only(TrackerKind),
+}
+
+/// Errors of trackers.
+#[derive(Debug, Error)]
+pub enum TrackError {
+    /// The tracker cannot work on this kernel.
+    #[error("tracker {kind}: unavailable: {reason}")]
+    Unavailable {
+        /// which tracker
+        kind: TrackerKind,
+        /// what is missing
+        reason: String,
+    },
+    /// `auto` found nothing.
+    #[error("no access tracker available: {}", .0.iter().map(|(k, r)| format!("{k}: {r}")).collect::<Vec<_>>().join("; "))]
+    NoneAvailable(Vec<(TrackerKind, String)>),
+    /// The process exited or was replaced.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// A kernel file could not be read or written.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// `read`, `write`, `open`, `ioctl`
+        op: &'static str,
+        /// the file
+        path: PathBuf,
+        /// the error
+        source: std::io::Error,
+    },
+    /// A kernel file had unexpected content.
+    #[error("{path}: {reason}")]
+    Parse {
+        /// the file
+        path: PathBuf,
+        /// what was wrong
+        reason: String,
+    },
+    /// The idle_pages stream was malformed.
+    #[error("{path}: {source}")]
+    Decode {
+        /// the file
+        path: PathBuf,
+        /// the decoder's error
+        source: IdleDecodeError,
+    },
+    /// DAMON is used by someone else in a way that keeps us out; we never stop, change
+    /// or renumber a kdamond we did not create.
+    #[error("damon: {0}")]
+    DamonInUse(String),
+    /// `pass` or `stop` before `start`.
+    #[error("tracker {0}: pass before start")]
+    NotStarted(TrackerKind),
+}
+
+impl TrackError {
+    /// True when the process exited mid-round (log at debug and drop it).
+    pub fn is_gone(&self) -> bool {
+        matches!(self, TrackError::Process(p) if p.is_gone())
+    }
+}
+
+/// One way of measuring accesses.
+pub trait Tracker: Send + std::fmt::Debug {
+    /// Which tracker this is.
+    fn kind(&self) -> TrackerKind;
+    /// Prepares a round over the ranges of `map` (clears bits, starts a kdamond...).
+    fn start(&mut self, p: &ProcessHandle, map: &AccessMap) -> Result<(), TrackError>;
+    /// Adds the accesses since the previous pass (or `start`) to `map`.
+    fn pass(&mut self, p: &ProcessHandle, map: &mut AccessMap) -> Result<(), TrackError>;
+    /// Ends the round and releases kernel resources (idempotent).
+    fn stop(&mut self) -> Result<(), TrackError>;
+}
+
+/// Why `kind` cannot work on `k`, or `Ok` if it can.
+pub fn availability(k: &LinuxKernel, kind: TrackerKind) -> Result<(), String> {
+    let proc_ = k.proc_root();
+    let sys = k.sys_root();
+    match kind {
+        TrackerKind::IdlePages => {
+            if proc_.join("self/idle_pages").exists() {
+                Ok(())
+            } else {
+                Err("no /proc/PID/idle_pages: the openEuler etmem_scan module is not loaded \
+                     (or the kernel is not an openEuler kernel)"
+                    .into())
+            }
+        }
+        TrackerKind::PageIdle => {
+            let bitmap = sys.join("kernel/mm/page_idle/bitmap");
+            if bitmap.exists() {
+                Ok(())
+            } else {
+                Err("no /sys/kernel/mm/page_idle/bitmap: kernel built without \
+                     CONFIG_IDLE_PAGE_TRACKING"
+                    .into())
+            }
+        }
+        TrackerKind::Damon => damon::availability(sys),
+        TrackerKind::SoftDirty => soft_dirty::availability(proc_),
+    }
+}
+
+/// Builds the tracker `choice` asks for; `Auto` takes the first available of
+/// [`TrackerKind::ALL`] and otherwise names what each one is missing.
+pub fn choose(k: &LinuxKernel, choice: TrackerChoice) -> Result<Box<dyn Tracker>, TrackError> {
+    let kinds: Vec<TrackerKind> = match choice {
+        TrackerChoice::Auto => TrackerKind::ALL.to_vec(),
+        TrackerChoice::Only(kind) => vec![kind],
+    };
+    let mut missing = Vec::new();
+    for kind in kinds {
+        match availability(k, kind) {
+            Ok(()) => return Ok(build(k, kind)),
+            Err(reason) => missing.push((kind, reason)),
+        }
+    }
+    match (choice, missing.pop()) {
+        (TrackerChoice::Only(_), Some((kind, reason))) => {
+            Err(TrackError::Unavailable { kind, reason })
+        }
+        (_, last) => {
+            missing.extend(last);
+            Err(TrackError::NoneAvailable(missing))
+        }
+    }
+}
+
+/// Builds a tracker without checking availability.
+pub fn build(k: &LinuxKernel, kind: TrackerKind) -> Box<dyn Tracker> {
+    match kind {
+        TrackerKind::IdlePages => Box::new(IdlePagesTracker::new(k, 0, 0)),
+        TrackerKind::PageIdle => Box::new(PageIdleTracker::new(k)),
+        TrackerKind::Damon => Box::new(DamonTracker::new(k, DamonAttrs::default())),
+        TrackerKind::SoftDirty => Box::new(SoftDirtyTracker::new(k)),
+    }
+}
+
+// --- small file helpers shared by the trackers -------------------------------------------
+
+pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TrackError {
+    let path = path.to_path_buf();
+    move |source| TrackError::Io { op, path, source }
+}
+
+/// Reads a small text file and trims it.
+pub(crate) fn read_trim(path: &Path) -> Result<String, TrackError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(io_err("read", path))
+}
+
+/// Reads a small decimal file.
+pub(crate) fn read_u64(path: &Path) -> Result<u64, TrackError> {
+    let s = read_trim(path)?;
+    s.parse().map_err(|_| TrackError::Parse {
+        path: path.to_path_buf(),
+        reason: format!("expected a number, found `{s}`"),
+    })
+}
+
+/// Writes `value` to an existing file with one `write(2)` (sysfs and procfs files are
+/// never created).
+pub(crate) fn write_str(path: &Path, value: &str) -> Result<(), TrackError> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(io_err("open", path))?;
+    f.write_all(value.as_bytes()).map_err(io_err("write", path))
+}
+
+/// Reads pagemap entries for `[start, start + n pages)` from an open pagemap file.
+pub(crate) fn read_pagemap(
+    f: &std::fs::File,
+    path: &Path,
+    start: u64,
+    page_size: u64,
+    n: usize,
+    buf: &mut Vec<u8>,
+) -> Result<(), TrackError> {
+    use std::os::unix::fs::FileExt;
+    buf.clear();
+    buf.resize(n * 8, 0);
+    let mut off = 0;
+    while off < buf.len() {
+        let pos = (start / page_size) * 8 + off as u64;
+        let got = f.read_at(&mut buf[off..], pos).map_err(io_err("read", path))?;
+        if got == 0 {
+            break;
+        }
+        off += got;
+    }
+    buf.truncate(off - off % 8);
+    Ok(())
+}
+
+/// Pages per pagemap read (512 KiB of entries).
+pub(crate) const PAGEMAP_CHUNK: usize = 65536;

@@ -1,0 +1,258 @@
+//! The DAMON tracker through sysfs (`/sys/kernel/mm/damon/admin`), with a kdamond of
+//! our own.
+//!
+//! The kernel recreates *every* kdamond directory when `nr_kdamonds` is written, and
+//! refuses (EBUSY) while any kdamond runs. So we add ours only when every existing
+//! kdamond is off and has no context (nothing of anyone's would be lost), we re-read
+//! `nr_kdamonds` just before writing it, and we remove ours at `stop` only under the
+//! same condition. We never write to a kdamond we did not create: if DAMON is in use, we
+//! refuse with [`TrackError::DamonInUse`] naming the kdamond.
+//!
+//! Per pass: write `update_schemes_tried_regions` to our kdamond's `state`, then read
+//! `schemes/0/tried_regions/N/{start,end,nr_accesses}` of a `stat` scheme that matches
+//! every region. Counts are DAMON's `nr_accesses` (samples per aggregation interval that
+//! saw an access) added per pass.
+
+use super::{TrackError, Tracker, TrackerKind, read_trim, read_u64, write_str};
+use crate::access::{AccessMap, MAX_COUNT};
+use crate::linux::LinuxKernel;
+use crate::process::ProcessHandle;
+use std::path::{Path, PathBuf};
+
+/// DAMON monitoring attributes for our kdamond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DamonAttrs {
+    /// sampling interval, microseconds
+    pub sample_us: u64,
+    /// aggregation interval, microseconds
+    pub aggr_us: u64,
+    /// target regions update interval, microseconds
+    pub update_us: u64,
+    /// minimum number of regions
+    pub min_nr_regions: u64,
+    /// maximum number of regions
+    pub max_nr_regions: u64,
+}
+
+impl Default for DamonAttrs {
+    fn default() -> Self {
+        DamonAttrs {
+            sample_us: 5_000,
+            aggr_us: 100_000,
+            update_us: 1_000_000,
+            min_nr_regions: 10,
+            max_nr_regions: 1000,
+        }
+    }
+}
+
+pub(crate) fn admin(sys: &Path) -> PathBuf {
+    sys.join("kernel/mm/damon/admin/kdamonds")
+}
+
+/// Why our own kdamond cannot be added, without writing anything.
+pub(crate) fn availability(sys: &Path) -> Result<(), String> {
+    let kd = admin(sys);
+    if !kd.join("nr_kdamonds").exists() {
+        return Err("no /sys/kernel/mm/damon/admin: kernel built without CONFIG_DAMON_SYSFS".into());
+    }
+    foreign_use(&kd).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Fails when an existing kdamond (not ours) is running or configured.
+fn foreign_use(kd: &Path) -> Result<u64, TrackError> {
+    let n = read_u64(&kd.join("nr_kdamonds"))?;
+    for i in 0..n {
+        let dir = kd.join(i.to_string());
+        let state = read_trim(&dir.join("state"))?;
+        if state == "on" {
+            return Err(TrackError::DamonInUse(format!(
+                "kdamond {i} is running and is not ours; the kernel refuses to add a kdamond \
+                 while any runs (EBUSY), and we never stop another user's kdamond"
+            )));
+        }
+        let ctxs = read_u64(&dir.join("contexts/nr_contexts"))?;
+        if ctxs != 0 {
+            return Err(TrackError::DamonInUse(format!(
+                "kdamond {i} is off but configured by someone else ({ctxs} context(s)); adding \
+                 ours would make the kernel recreate it and lose that configuration"
+            )));
+        }
+    }
+    Ok(n)
+}
+
+/// Our kdamond, from `start` to `stop`.
+#[derive(Debug)]
+struct Ours {
+    /// index of our kdamond
+    index: u64,
+    dir: PathBuf,
+}
+
+/// DAMON `vaddr` monitoring of one process with a kdamond of our own.
+#[derive(Debug)]
+pub struct DamonTracker {
+    kdamonds: PathBuf,
+    attrs: DamonAttrs,
+    ours: Option<Ours>,
+}
+
+impl DamonTracker {
+    /// A DAMON tracker for kernel `k`.
+    pub fn new(k: &LinuxKernel, attrs: DamonAttrs) -> Self {
+        DamonTracker {
+            kdamonds: admin(k.sys_root()),
+            attrs,
+            ours: None,
+        }
+    }
+
+    /// The index of our kdamond while started.
+    pub fn kdamond_index(&self) -> Option<u64> {
+        self.ours.as_ref().map(|o| o.index)
+    }
+
+    fn configure(&self, dir: &Path, pid: u32) -> Result<(), TrackError> {
+        let a = self.attrs;
+        write_str(&dir.join("contexts/nr_contexts"), "1")?;
+        let ctx = dir.join("contexts/0");
+        write_str(&ctx.join("operations"), "vaddr")?;
+        let at = ctx.join("monitoring_attrs");
+        write_str(&at.join("intervals/sample_us"), &a.sample_us.to_string())?;
+        write_str(&at.join("intervals/aggr_us"), &a.aggr_us.to_string())?;
+        write_str(&at.join("intervals/update_us"), &a.update_us.to_string())?;
+        // max before min so min <= max holds at every step
+        write_str(&at.join("nr_regions/max"), &a.max_nr_regions.to_string())?;
+        write_str(&at.join("nr_regions/min"), &a.min_nr_regions.to_string())?;
+        write_str(&ctx.join("targets/nr_targets"), "1")?;
+        write_str(&ctx.join("targets/0/pid_target"), &pid.to_string())?;
+        write_str(&ctx.join("schemes/nr_schemes"), "1")?;
+        let s = ctx.join("schemes/0");
+        write_str(&s.join("action"), "stat")?;
+        let ap = s.join("access_pattern");
+        for (what, max) in [
+            ("sz", u64::MAX),
+            ("nr_accesses", u64::from(u32::MAX)),
+            ("age", u64::from(u32::MAX)),
+        ] {
+            write_str(&ap.join(what).join("max"), &max.to_string())?;
+            write_str(&ap.join(what).join("min"), "0")?;
+        }
+        Ok(())
+    }
+
+    fn read_regions(&self, dir: &Path, map: &mut AccessMap) -> Result<(), TrackError> {
+        let tried = dir.join("contexts/0/schemes/0/tried_regions");
+        let rd = std::fs::read_dir(&tried).map_err(super::io_err("read", &tried))?;
+        let mut idx: Vec<u64> = rd
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        idx.sort_unstable();
+        for i in idx {
+            let r = tried.join(i.to_string());
+            let start = read_u64(&r.join("start"))?;
+            let end = read_u64(&r.join("end"))?;
+            let acc = read_u64(&r.join("nr_accesses"))?;
+            map.record_region(start, end, u8::try_from(acc.min(u64::from(MAX_COUNT))).unwrap_or(MAX_COUNT));
+        }
+        Ok(())
+    }
+}
+
+impl Tracker for DamonTracker {
+    fn kind(&self) -> TrackerKind {
+        TrackerKind::Damon
+    }
+
+    fn start(&mut self, p: &ProcessHandle, _map: &AccessMap) -> Result<(), TrackError> {
+        if self.ours.is_some() {
+            self.stop()?;
+        }
+        let kd = &self.kdamonds;
+        if !kd.join("nr_kdamonds").exists() {
+            return Err(TrackError::Unavailable {
+                kind: TrackerKind::Damon,
+                reason: "no /sys/kernel/mm/damon/admin: kernel built without CONFIG_DAMON_SYSFS".into(),
+            });
+        }
+        let n = foreign_use(kd)?;
+        // re-read right before writing: someone may have added a kdamond meanwhile
+        let again = read_u64(&kd.join("nr_kdamonds"))?;
+        if again != n {
+            return Err(TrackError::DamonInUse(format!(
+                "nr_kdamonds changed from {n} to {again} while we checked it; not touching it"
+            )));
+        }
+        write_str(&kd.join("nr_kdamonds"), &(n + 1).to_string())?;
+        let dir = kd.join(n.to_string());
+        let now = read_u64(&kd.join("nr_kdamonds"))?;
+        if now != n + 1 || !dir.is_dir() {
+            return Err(TrackError::DamonInUse(format!(
+                "wrote nr_kdamonds {} but it reads {now}; someone else is changing DAMON",
+                n + 1
+            )));
+        }
+        self.ours = Some(Ours {
+            index: n,
+            dir: dir.clone(),
+        });
+        let r = (|| {
+            p.check()?;
+            self.configure(&dir, p.pid())?;
+            write_str(&dir.join("state"), "on")
+        })();
+        if let Err(e) = r {
+            let _ = self.stop();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn pass(&mut self, p: &ProcessHandle, map: &mut AccessMap) -> Result<(), TrackError> {
+        let Some(ours) = &self.ours else {
+            return Err(TrackError::NotStarted(self.kind()));
+        };
+        p.check()?;
+        if let Err(e) = write_str(&ours.dir.join("state"), "update_schemes_tried_regions") {
+            // the kdamond stops by itself when its target exits
+            p.check()?;
+            return Err(e);
+        }
+        self.read_regions(&ours.dir, map)?;
+        map.finish_pass();
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<(), TrackError> {
+        let Some(ours) = self.ours.take() else {
+            return Ok(());
+        };
+        let state = read_trim(&ours.dir.join("state"))?;
+        if state == "on" {
+            write_str(&ours.dir.join("state"), "off")?;
+        }
+        // empty our kdamond, then shrink nr_kdamonds only if ours is the last one and the
+        // others are still off and empty (the rewrite recreates them)
+        write_str(&ours.dir.join("contexts/nr_contexts"), "0")?;
+        let kd = &self.kdamonds;
+        let n = read_u64(&kd.join("nr_kdamonds"))?;
+        if n == ours.index + 1 {
+            let others_idle = (0..ours.index).all(|i| {
+                let d = kd.join(i.to_string());
+                read_trim(&d.join("state")).is_ok_and(|s| s == "off")
+                    && read_u64(&d.join("contexts/nr_contexts")).is_ok_and(|c| c == 0)
+            });
+            if others_idle {
+                write_str(&kd.join("nr_kdamonds"), &ours.index.to_string())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DamonTracker {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
