@@ -397,3 +397,25 @@ fn systemd_mode_parent_exits_1_when_the_child_cannot_bind() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn the_binary_serves_the_daemon_core() {
+    use std::io::{Read, Write};
+    let d = Daemon::start("core", &[]);
+    let addr = etmem_proto::socket::abstract_addr(&d.name).expect("addr");
+    let mut s = std::os::unix::net::UnixStream::connect_addr(&addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"proj_name nosuchproject file_name - cmd 2 eng_name - eng_cmd - task_name -")
+        .expect("send");
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).expect("reply");
+    assert!(
+        reply.starts_with(b"error: project is not exist"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(reply.last(), Some(&0xFE));
+    let (status, _, _) = d.stop_with(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0));
+}

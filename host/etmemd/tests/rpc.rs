@@ -213,7 +213,7 @@ async fn a_frame_split_across_writes_is_reassembled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_times_out_without_blocking_others() {
     let config = ServerConfig {
-        request_timeout: Duration::from_millis(1500),
+        request_timeout: Duration::from_millis(3000),
         ..ServerConfig::default()
     };
     let srv = start("silent", config);
@@ -228,14 +228,14 @@ async fn a_silent_client_times_out_without_blocking_others() {
             assert_eq!(exchange(&n, &frame(&p, 2)), expected);
         }
         assert!(
-            t0.elapsed() < Duration::from_millis(1000),
+            t0.elapsed() < Duration::from_millis(2500),
             "other clients waited for the silent one: {:?}",
             t0.elapsed()
         );
         assert_eq!(read_all(&mut silent), b"");
         let waited = t0.elapsed();
         assert!(
-            waited >= Duration::from_millis(1400) && waited < Duration::from_secs(5),
+            waited >= Duration::from_millis(2900) && waited < Duration::from_secs(8),
             "silent client closed after {waited:?}"
         );
     })
