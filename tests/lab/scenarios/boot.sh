@@ -59,7 +59,17 @@ set -- $(lab_pagemap_flags "$WL_PID" "$cold"); cold_sd=$3
 set -- $(lab_pagemap_flags "$WL_PID" "$hot"); hot_sd=$3
 [ "$cold_sd" = 0 ] && [ "$hot_sd" = 1 ] || lab_fail reason=soft-dirty-not-working cold_sd=$cold_sd hot_sd=$hot_sd
 
+# The workload answers SIGUSR1 with a throughput line.
+kill -USR1 "$WL_PID"
+i=0
+until grep -q '^WORKLOAD report=usr1 ' "$L.out"; do
+    i=$((i + 1)); [ $i -le 50 ] || lab_fail reason=workload-no-usr1-report
+    sleep 0.1
+done
+busy_tps=$(sed -n 's/^WORKLOAD report=usr1 .* busy_touches_per_sec=\([0-9]*\) .*/\1/p' "$L.out" | head -n 1)
+[ "${busy_tps:-0}" -gt 0 ] || lab_fail reason=workload-zero-throughput
+
 tiers=$(ls /sys/devices/virtual/memory_tiering 2>/dev/null | grep -c '^memory_tier')
 bins=$(ls /lab/bin | tr '\n' ',' | sed 's/,$//')
 lab_pass kernel=$kernel nodes=$nodes node1_cpus=none node1_mb=$node1_mb swap=zram swap_mb=$((swap_kb / 1024)) \
-    damon=sysfs damon_ops=$ops page_idle=absent soft_dirty=yes memory_tiers=$tiers workload=ok bins=$bins
+    damon=sysfs damon_ops=$ops page_idle=absent soft_dirty=yes memory_tiers=$tiers workload=ok workload_busy_touches_per_sec=$busy_tps bins=$bins
