@@ -122,7 +122,9 @@ impl AccessMap {
 
     /// The slots (one per base page) of range `i`, with its start address.
     pub fn slots_mut(&mut self, i: usize) -> Option<(u64, &mut [u8])> {
-        self.runs.get_mut(i).map(|r| (r.start, r.counts.as_mut_slice()))
+        self.runs
+            .get_mut(i)
+            .map(|r| (r.start, r.counts.as_mut_slice()))
     }
 
     /// Passes recorded so far.
@@ -136,7 +138,10 @@ impl AccessMap {
     }
 
     fn run_index(&self, addr: u64) -> Option<usize> {
-        let i = self.runs.partition_point(|r| r.start <= addr).checked_sub(1)?;
+        let i = self
+            .runs
+            .partition_point(|r| r.start <= addr)
+            .checked_sub(1)?;
         (addr < self.runs[i].end).then_some(i)
     }
 
@@ -306,9 +311,21 @@ mod tests {
         assert_eq!(
             v,
             vec![
-                PageAccess { addr: 0x10000, page_size: K, count: 1 },
-                PageAccess { addr: 0x11000, page_size: K, count: 4 },
-                PageAccess { addr: 0x13000, page_size: K, count: 0 },
+                PageAccess {
+                    addr: 0x10000,
+                    page_size: K,
+                    count: 1
+                },
+                PageAccess {
+                    addr: 0x11000,
+                    page_size: K,
+                    count: 4
+                },
+                PageAccess {
+                    addr: 0x13000,
+                    page_size: K,
+                    count: 0
+                },
             ]
         );
         assert_eq!(m.passes(), 1);
@@ -332,8 +349,16 @@ mod tests {
         assert_eq!(
             v,
             vec![
-                PageAccess { addr: 0, page_size: K, count: 0 },
-                PageAccess { addr: M2, page_size: M2, count: 1 },
+                PageAccess {
+                    addr: 0,
+                    page_size: K,
+                    count: 0
+                },
+                PageAccess {
+                    addr: M2,
+                    page_size: M2,
+                    count: 1
+                },
             ]
         );
         assert_eq!(m.get(M2 + 5 * K), Some(1));
@@ -346,7 +371,10 @@ mod tests {
 
     #[test]
     fn pages_outside_and_across_gaps() {
-        let mut m = AccessMap::new(&[vma(0x1000, 0x3000), vma(0x8000, 0x9000)], PageSizes::X86_64);
+        let mut m = AccessMap::new(
+            &[vma(0x1000, 0x3000), vma(0x8000, 0x9000)],
+            PageSizes::X86_64,
+        );
         m.record_run(0x0, K, 10, 1);
         let v: Vec<_> = m.iter().map(|p| p.addr).collect();
         assert_eq!(v, vec![0x1000, 0x2000, 0x8000]);
@@ -354,7 +382,10 @@ mod tests {
 
     #[test]
     fn regions_fill_pages() {
-        let mut m = AccessMap::new(&[vma(0x1000, 0x5000), vma(0x9000, 0xb000)], PageSizes::X86_64);
+        let mut m = AccessMap::new(
+            &[vma(0x1000, 0x5000), vma(0x9000, 0xb000)],
+            PageSizes::X86_64,
+        );
         m.record_region(0x2000, 0xa000, 7);
         let v: Vec<_> = m.iter().map(|p| (p.addr, p.count)).collect();
         assert_eq!(v, vec![(0x2000, 7), (0x3000, 7), (0x4000, 7), (0x9000, 7)]);
@@ -365,13 +396,22 @@ mod tests {
 
     #[test]
     fn overlapping_vmas_are_clipped() {
-        let m = AccessMap::new(&[vma(0x3000, 0x6000), vma(0x1000, 0x4000)], PageSizes::X86_64);
-        assert_eq!(m.ranges().collect::<Vec<_>>(), vec![(0x1000, 0x4000), (0x4000, 0x6000)]);
+        let m = AccessMap::new(
+            &[vma(0x3000, 0x6000), vma(0x1000, 0x4000)],
+            PageSizes::X86_64,
+        );
+        assert_eq!(
+            m.ranges().collect::<Vec<_>>(),
+            vec![(0x1000, 0x4000), (0x4000, 0x6000)]
+        );
     }
 
     #[test]
     fn bookkeeping_is_under_two_bytes_per_page() {
-        let m = AccessMap::new(&[vma(0, 1 << 30), vma(2 << 30, (2 << 30) + 4096 * 7)], PageSizes::X86_64);
+        let m = AccessMap::new(
+            &[vma(0, 1 << 30), vma(2 << 30, (2 << 30) + 4096 * 7)],
+            PageSizes::X86_64,
+        );
         let per_page = m.bookkeeping_bytes() as f64 / m.tracked_base_pages() as f64;
         assert!(per_page <= 2.0, "{per_page}");
         assert!(per_page >= 1.0, "{per_page}");

@@ -125,7 +125,11 @@ impl std::fmt::Display for ActionReport {
         write!(
             f,
             "{}: requested {} pages ({} bytes), done {} pages ({} bytes)",
-            self.method, self.requested_pages, self.requested_bytes, self.done_pages, self.done_bytes
+            self.method,
+            self.requested_pages,
+            self.requested_bytes,
+            self.done_pages,
+            self.done_bytes
         )?;
         for (why, n) in &self.failed {
             write!(f, ", {why} {n}")?;
@@ -262,11 +266,13 @@ pub(crate) fn swap_pages(
     p.check()?;
     let mut sent = 0usize;
     for (batch, n) in swap_pages_batches(pages, SWAP_PAGES_LINES) {
-        let w = f.write(batch.as_bytes()).map_err(|source| PageActionError::Io {
-            op: "write",
-            path: path.clone(),
-            source,
-        })?;
+        let w = f
+            .write(batch.as_bytes())
+            .map_err(|source| PageActionError::Io {
+                op: "write",
+                path: path.clone(),
+                source,
+            })?;
         if w != batch.len() {
             return Err(PageActionError::Io {
                 op: "write",
@@ -326,7 +332,8 @@ pub(crate) fn pageout(
                 0u32,
             )
         };
-        let batch_pages = |rs: &[(u64, u64, usize, usize)]| rs.iter().map(|r| r.3 as u64).sum::<u64>();
+        let batch_pages =
+            |rs: &[(u64, u64, usize, usize)]| rs.iter().map(|r| r.3 as u64).sum::<u64>();
         if r < 0 {
             let e = std::io::Error::last_os_error();
             let errno = e.raw_os_error().unwrap_or(0);
@@ -434,7 +441,10 @@ pub(crate) fn migrate(
 pub type PageNode = Result<u32, FailReason>;
 
 /// `move_pages(pid, n, pages, NULL, status, 0)`: the node of each page.
-pub(crate) fn query_nodes(p: &ProcessHandle, addrs: &[u64]) -> Result<Vec<PageNode>, PageActionError> {
+pub(crate) fn query_nodes(
+    p: &ProcessHandle,
+    addrs: &[u64],
+) -> Result<Vec<PageNode>, PageActionError> {
     let mut out = Vec::with_capacity(addrs.len());
     for batch in addrs.chunks(MOVE_PAGES_BATCH) {
         p.check()?;
@@ -474,31 +484,66 @@ mod tests {
     fn plan_refuses_outside_misaligned_and_over_quota() {
         let vmas = [vma(0x10000, 0x20000), vma(0x400000, 0x800000)];
         let pages = [
-            PageRef { addr: 0x10000, size: 4096 },
-            PageRef { addr: 0x1f000, size: 4096 },
-            PageRef { addr: 0x20000, size: 4096 },   // just past the end
-            PageRef { addr: 0x10800, size: 4096 },   // misaligned
-            PageRef { addr: 0x400000, size: 2 << 20 }, // huge, inside
-            PageRef { addr: 0x1f000, size: 8192 },   // crosses the VMA end
-            PageRef { addr: 0x600000, size: 2 << 20 }, // over quota
-            PageRef { addr: 0x11000, size: 3000 },   // bad size
+            PageRef {
+                addr: 0x10000,
+                size: 4096,
+            },
+            PageRef {
+                addr: 0x1f000,
+                size: 4096,
+            },
+            PageRef {
+                addr: 0x20000,
+                size: 4096,
+            }, // just past the end
+            PageRef {
+                addr: 0x10800,
+                size: 4096,
+            }, // misaligned
+            PageRef {
+                addr: 0x400000,
+                size: 2 << 20,
+            }, // huge, inside
+            PageRef {
+                addr: 0x1f000,
+                size: 8192,
+            }, // not aligned to its size
+            PageRef {
+                addr: 0x600000,
+                size: 2 << 20,
+            }, // over quota
+            PageRef {
+                addr: 0x11000,
+                size: 3000,
+            }, // bad size
         ];
         let (ok, rep) = plan(&vmas, &pages, 2 * 4096 + (2 << 20));
-        assert_eq!(
-            ok,
-            vec![pages[0], pages[1], pages[4]]
-        );
+        assert_eq!(ok, vec![pages[0], pages[1], pages[4]]);
         assert_eq!(rep.requested_pages, 8);
-        assert_eq!(rep.failed.get(&FailReason::OutsideVma), Some(&2));
-        assert_eq!(rep.failed.get(&FailReason::Misaligned), Some(&2));
+        assert_eq!(rep.failed.get(&FailReason::OutsideVma), Some(&1));
+        assert_eq!(rep.failed.get(&FailReason::Misaligned), Some(&3));
         assert_eq!(rep.failed.get(&FailReason::OverQuota), Some(&1));
         assert_eq!(rep.failed_pages() + ok.len() as u64, rep.requested_pages);
+        // a huge page that starts inside but ends past the VMA is outside
+        let (ok, rep) = plan(
+            &[vma(0x400000, 0x500000)],
+            &[PageRef {
+                addr: 0x400000,
+                size: 2 << 20,
+            }],
+            u64::MAX,
+        );
+        assert!(ok.is_empty());
+        assert_eq!(rep.failed.get(&FailReason::OutsideVma), Some(&1));
     }
 
     #[test]
     fn swap_pages_lines_are_whole_per_batch() {
         let pages: Vec<PageRef> = (0..450u64)
-            .map(|i| PageRef { addr: 0x7fff_ffff_f000 - i * 4096, size: 4096 })
+            .map(|i| PageRef {
+                addr: 0x7fff_ffff_f000 - i * 4096,
+                size: 4096,
+            })
             .collect();
         let b = swap_pages_batches(&pages, SWAP_PAGES_LINES);
         assert_eq!(b.len(), 3);
@@ -509,7 +554,10 @@ mod tests {
             assert!(s.ends_with('\n'));
             assert_eq!(s.lines().count(), *n);
             assert!(s.len() <= 3800, "{}", s.len());
-            all.extend(s.lines().map(|l| u64::from_str_radix(l.trim_start_matches("0x"), 16).expect("hex")));
+            all.extend(
+                s.lines()
+                    .map(|l| u64::from_str_radix(l.trim_start_matches("0x"), 16).expect("hex")),
+            );
         }
         assert_eq!(all, pages.iter().map(|p| p.addr).collect::<Vec<_>>());
         assert!(b[0].0.starts_with("0x7ffffffff000\n"));
@@ -517,8 +565,18 @@ mod tests {
 
     #[test]
     fn report_display() {
-        let mut r = ActionReport { method: "move_pages", requested_pages: 3, requested_bytes: 12288, done_pages: 2, done_bytes: 8192, ..Default::default() };
+        let mut r = ActionReport {
+            method: "move_pages",
+            requested_pages: 3,
+            requested_bytes: 12288,
+            done_pages: 2,
+            done_bytes: 8192,
+            ..Default::default()
+        };
         r.fail(FailReason::Busy, 1);
-        assert_eq!(r.to_string(), "move_pages: requested 3 pages (12288 bytes), done 2 pages (8192 bytes), busy 1");
+        assert_eq!(
+            r.to_string(),
+            "move_pages: requested 3 pages (12288 bytes), done 2 pages (8192 bytes), busy 1"
+        );
     }
 }

@@ -106,7 +106,14 @@ impl FakeProcess {
                 exec: false,
                 shared: false,
             },
-            vm_flags: Some(vec!["rd".into(), "wr".into(), "mr".into(), "mw".into(), "me".into(), "ac".into()]),
+            vm_flags: Some(vec![
+                "rd".into(),
+                "wr".into(),
+                "mr".into(),
+                "mw".into(),
+                "me".into(),
+                "ac".into(),
+            ]),
             ..Vma::default()
         });
         self
@@ -296,7 +303,10 @@ impl FakeKernel {
     /// Sets the online nodes and gives each a meminfo of `total_kb` / `free_kb`.
     pub fn set_nodes(&self, nodes: &[u32], total_kb: u64, free_kb: u64) -> io::Result<()> {
         let list: Vec<String> = nodes.iter().map(u32::to_string).collect();
-        self.write_sys("devices/system/node/online", format!("{}\n", list.join(",")))?;
+        self.write_sys(
+            "devices/system/node/online",
+            format!("{}\n", list.join(",")),
+        )?;
         for n in nodes {
             self.write_sys(
                 &format!("devices/system/node/node{n}/meminfo"),
@@ -325,7 +335,10 @@ impl FakeKernel {
             let d = kd.join(i.to_string());
             write(&d.join("state"), if st.running { "on\n" } else { "off\n" })?;
             write(&d.join("pid"), "-1\n")?;
-            write(&d.join("contexts/nr_contexts"), format!("{}\n", st.nr_contexts))?;
+            write(
+                &d.join("contexts/nr_contexts"),
+                format!("{}\n", st.nr_contexts),
+            )?;
             let c = d.join("contexts/0");
             write(&c.join("avail_operations"), "vaddr\nfvaddr\npaddr\n")?;
             write(&c.join("operations"), "vaddr\n")?;
@@ -418,7 +431,11 @@ impl Kernel for FakeKernel {
         self.inner.numa_nodes()
     }
 
-    fn resolve(&self, target: &ProcessTarget, with_children: bool) -> Result<Vec<Pid>, KernelError> {
+    fn resolve(
+        &self,
+        target: &ProcessTarget,
+        with_children: bool,
+    ) -> Result<Vec<Pid>, KernelError> {
         self.inner.resolve(target, with_children)
     }
 
@@ -492,7 +509,11 @@ impl Kernel for FakeKernel {
     }
 
     /// Node 0 for every page, except pages migrated through this fake.
-    fn page_nodes(&self, p: &ProcessHandle, addrs: &[u64]) -> Result<Vec<PageNode>, PageActionError> {
+    fn page_nodes(
+        &self,
+        p: &ProcessHandle,
+        addrs: &[u64],
+    ) -> Result<Vec<PageNode>, PageActionError> {
         p.check()?;
         self.record(RecordedCall::QueryNodes {
             pid: p.pid(),

@@ -134,6 +134,9 @@ pub trait Kernel: Send + Sync + std::fmt::Debug {
     ) -> Result<ActionReport, PageActionError>;
 
     /// The node of each page (`move_pages` with no node list).
-    fn page_nodes(&self, p: &ProcessHandle, addrs: &[u64])
-    -> Result<Vec<PageNode>, PageActionError>;
+    fn page_nodes(
+        &self,
+        p: &ProcessHandle,
+        addrs: &[u64],
+    ) -> Result<Vec<PageNode>, PageActionError>;
 }

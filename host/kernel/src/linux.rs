@@ -81,12 +81,12 @@ impl LinuxKernel {
         })?;
         p.check()?;
         let mut buf = Vec::new();
-        track::read_pagemap(&f, &path, start, self.page_sizes().pte, n, &mut buf).map_err(
-            |e| KernelError::Parse {
+        track::read_pagemap(&f, &path, start, self.page_sizes().pte, n, &mut buf).map_err(|e| {
+            KernelError::Parse {
                 path: path.clone(),
                 reason: e.to_string(),
-            },
-        )?;
+            }
+        })?;
         Ok(decode_pagemap(&buf).collect())
     }
 
@@ -191,7 +191,11 @@ impl Kernel for LinuxKernel {
     }
 
     fn vmas(&self, p: &ProcessHandle, filter: &VmaFilter) -> Result<Vec<Vma>, KernelError> {
-        let name = if filter.needs_smaps() { "smaps" } else { "maps" };
+        let name = if filter.needs_smaps() {
+            "smaps"
+        } else {
+            "maps"
+        };
         let path = p.path(name);
         let bytes = read_checked(p, &path)?;
         let all = if filter.needs_smaps() {
@@ -242,8 +246,7 @@ impl Kernel for LinuxKernel {
         match method {
             SwapMethod::SwapPages if !has_swap_pages => {
                 return Err(PageActionError::Unavailable(
-                    "no /proc/PID/swap_pages: the openEuler etmem_swap module is not loaded"
-                        .into(),
+                    "no /proc/PID/swap_pages: the openEuler etmem_swap module is not loaded".into(),
                 ));
             }
             SwapMethod::SwapPages => actions::swap_pages(p, &ok, &mut rep)?,

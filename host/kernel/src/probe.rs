@@ -4,9 +4,9 @@
 //! The probe only reads files and makes syscalls that cannot change anything (invalid
 //! fds, zero-length lists). It never writes to `/proc` or `/sys`.
 
+use crate::Kernel;
 use crate::linux::LinuxKernel;
 use crate::track::{self, TrackerKind};
-use crate::Kernel;
 
 /// One capability and whether it is usable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,12 +43,18 @@ impl ProbeReport {
 
     /// The status of a tracker.
     pub fn tracker(&self, kind: TrackerKind) -> Option<&Result<(), String>> {
-        self.trackers.iter().find(|(k, _)| *k == kind).map(|(_, s)| s)
+        self.trackers
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, s)| s)
     }
 
     /// The status of an action by name.
     pub fn action(&self, name: &str) -> Option<&Result<(), String>> {
-        self.actions.iter().find(|c| c.name == name).map(|c| &c.status)
+        self.actions
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| &c.status)
     }
 }
 
@@ -174,7 +180,11 @@ pub fn probe(k: &LinuxKernel) -> ProbeReport {
         status: move_pages,
     });
     let swaps = std::fs::read_to_string(k.proc_root().join("swaps")).unwrap_or_default();
-    let devices = swaps.lines().skip(1).filter(|l| !l.trim().is_empty()).count();
+    let devices = swaps
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count();
     actions.push(Capability {
         name: "swap space".into(),
         status: if devices > 0 {

@@ -58,7 +58,10 @@ impl ProcessError {
     /// True when the process exited or its pid was reused: the caller drops the process
     /// from this round and logs at debug.
     pub fn is_gone(&self) -> bool {
-        matches!(self, ProcessError::Gone { .. } | ProcessError::Recycled { .. })
+        matches!(
+            self,
+            ProcessError::Gone { .. } | ProcessError::Recycled { .. }
+        )
     }
 }
 
@@ -80,7 +83,8 @@ fn read_start_time(dir: &Path, pid: Pid) -> Result<u64, ProcessError> {
             reason: "no start time (field 22)".into(),
         }),
         Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) =>
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ESRCH) =>
         {
             Err(ProcessError::Gone { pid })
         }

@@ -172,9 +172,11 @@ pub fn availability(k: &LinuxKernel, kind: TrackerKind) -> Result<(), String> {
             if proc_.join("self/idle_pages").exists() {
                 Ok(())
             } else {
-                Err("no /proc/PID/idle_pages: the openEuler etmem_scan module is not loaded \
+                Err(
+                    "no /proc/PID/idle_pages: the openEuler etmem_scan module is not loaded \
                      (or the kernel is not an openEuler kernel)"
-                    .into())
+                        .into(),
+                )
             }
         }
         TrackerKind::PageIdle => {
@@ -277,7 +279,9 @@ pub(crate) fn read_pagemap(
     let mut off = 0;
     while off < buf.len() {
         let pos = (start / page_size) * 8 + off as u64;
-        let got = f.read_at(&mut buf[off..], pos).map_err(io_err("read", path))?;
+        let got = f
+            .read_at(&mut buf[off..], pos)
+            .map_err(io_err("read", path))?;
         if got == 0 {
             break;
         }

@@ -54,7 +54,9 @@ pub(crate) fn admin(sys: &Path) -> PathBuf {
 pub(crate) fn availability(sys: &Path) -> Result<(), String> {
     let kd = admin(sys);
     if !kd.join("nr_kdamonds").exists() {
-        return Err("no /sys/kernel/mm/damon/admin: kernel built without CONFIG_DAMON_SYSFS".into());
+        return Err(
+            "no /sys/kernel/mm/damon/admin: kernel built without CONFIG_DAMON_SYSFS".into(),
+        );
     }
     foreign_use(&kd).map(|_| ()).map_err(|e| e.to_string())
 }
@@ -154,7 +156,11 @@ impl DamonTracker {
             let start = read_u64(&r.join("start"))?;
             let end = read_u64(&r.join("end"))?;
             let acc = read_u64(&r.join("nr_accesses"))?;
-            map.record_region(start, end, u8::try_from(acc.min(u64::from(MAX_COUNT))).unwrap_or(MAX_COUNT));
+            map.record_region(
+                start,
+                end,
+                u8::try_from(acc.min(u64::from(MAX_COUNT))).unwrap_or(MAX_COUNT),
+            );
         }
         Ok(())
     }
@@ -173,7 +179,8 @@ impl Tracker for DamonTracker {
         if !kd.join("nr_kdamonds").exists() {
             return Err(TrackError::Unavailable {
                 kind: TrackerKind::Damon,
-                reason: "no /sys/kernel/mm/damon/admin: kernel built without CONFIG_DAMON_SYSFS".into(),
+                reason: "no /sys/kernel/mm/damon/admin: kernel built without CONFIG_DAMON_SYSFS"
+                    .into(),
             });
         }
         let n = foreign_use(kd)?;
@@ -228,9 +235,14 @@ impl Tracker for DamonTracker {
         let Some(ours) = self.ours.take() else {
             return Ok(());
         };
-        let state = read_trim(&ours.dir.join("state"))?;
-        if state == "on" {
-            write_str(&ours.dir.join("state"), "off")?;
+        let state_file = ours.dir.join("state");
+        if read_trim(&state_file)? != "off"
+            && let Err(e) = write_str(&state_file, "off")
+        {
+            // the kdamond may have stopped by itself (target exited): fine if it reads off
+            if read_trim(&state_file)? != "off" {
+                return Err(e);
+            }
         }
         // empty our kdamond, then shrink nr_kdamonds only if ours is the last one and the
         // others are still off and empty (the rewrite recreates them)

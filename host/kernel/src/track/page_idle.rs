@@ -31,7 +31,11 @@ impl PageIdleTracker {
     }
 
     /// For each tracked page: `Some(pfn)` when present.
-    fn pfns(&self, p: &ProcessHandle, map: &AccessMap) -> Result<Vec<Vec<Option<u64>>>, TrackError> {
+    fn pfns(
+        &self,
+        p: &ProcessHandle,
+        map: &AccessMap,
+    ) -> Result<Vec<Vec<Option<u64>>>, TrackError> {
         let path = p.path("pagemap");
         let f = std::fs::File::open(&path).map_err(io_err("open", &path))?;
         p.check()?;

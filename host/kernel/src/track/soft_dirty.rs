@@ -13,7 +13,9 @@ use std::path::Path;
 /// Why soft-dirty cannot work, read from our own `smaps` (no write).
 pub(crate) fn availability(proc_root: &Path) -> Result<(), String> {
     if !proc_root.join("self/clear_refs").exists() {
-        return Err("no /proc/PID/clear_refs: kernel built without CONFIG_PROC_PAGE_MONITOR".into());
+        return Err(
+            "no /proc/PID/clear_refs: kernel built without CONFIG_PROC_PAGE_MONITOR".into(),
+        );
     }
     let smaps = std::fs::read(proc_root.join("self/smaps"))
         .map_err(|e| format!("cannot read /proc/self/smaps: {e}"))?;
@@ -21,9 +23,11 @@ pub(crate) fn availability(proc_root: &Path) -> Result<(), String> {
     if vmas.iter().any(|v| v.has_vm_flags(&["sd"])) {
         Ok(())
     } else {
-        Err("no `sd` in any VmFlags of /proc/self/smaps: kernel built without \
+        Err(
+            "no `sd` in any VmFlags of /proc/self/smaps: kernel built without \
              CONFIG_MEM_SOFT_DIRTY"
-            .into())
+                .into(),
+        )
     }
 }
 
