@@ -1,3 +1,117 @@
-//! etmem-sdk: the crate engine authors use. Its contents arrive with the plug-in host
-//! (engine traits, `Params`, `EngineError`, `export_engine!`); it depends on no host crate.
+//! # etmem-sdk: write an etmem engine once, ship it as a native library or a wasm component
+//!
+//! An engine receives the scan results of its tasks' processes and returns decisions
+//! ([`Action`]s); the daemon owns the clock, the processes and the kernel, checks every
+//! decision and acts on it. Implement [`Engine`] and [`Task`], then call
+//! [`export_engine!`] once:
+//!
+//! - built natively (`cargo build`, `crate-type = ["cdylib"]`) it exports an abi_stable root
+//!   module ([`native::EngineMod`]) whose entry points catch panics;
+//! - built for `wasm32` it exports the `etmem:engine/engine` interface of
+//!   `wit/engine.wit` as a component.
+//!
+//! Test an engine without a daemon with [`testing::FakeHost`] and [`testing::Harness`].
+//!
+//! ## From C `engine_ops`
+//!
+//! | C hook (`engine_ops`) | etmem-sdk |
+//! | --- | --- |
+//! | `fill_eng_params` | [`Engine::configure`] (typed [`Params`] instead of a `GKeyFile`) |
+//! | `clear_eng_params` | dropping the engine |
+//! | `fill_task_params` | [`Engine::new_task`] |
+//! | `clear_task_params` | dropping the [`Engine::Task`] (`drop-task`) |
+//! | `start_task` | nothing: the host schedules rounds and calls [`Task::plan`] |
+//! | `stop_task` | the host stops scheduling, then calls [`Task::stop_task`] |
+//! | `alloc_pid_params` / `free_pid_params` | nothing: the host resolves pids |
+//! | `eng_mgt_func` | [`Engine::command`]: return the text instead of writing to a fd |
+//!
+//! This crate depends on no host crate; it must not do I/O on behalf of an engine.
+
 #![warn(missing_docs)]
+
+extern crate self as etmem_sdk;
+
+mod engine;
+mod error;
+mod params;
+#[doc(hidden)]
+pub mod runtime;
+pub mod testing;
+mod types;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
+pub use engine::{Engine, Host, Task};
+pub use error::EngineError;
+pub use params::{FromParam, Params};
+pub use types::{
+    Action, LogLevel, MemInfo, NodeMemory, Page, PageSize, Pid, ProcessMemory, Round, ScanResult,
+    SystemFacts, TaskInfo, Vma,
+};
+
+/// The names of the plug-in contract as written in `wit/engine.wit`; a test checks the WIT
+/// and this crate agree.
+pub mod contract {
+    /// The WIT package.
+    pub const PACKAGE: &str = "etmem:engine@0.1.0";
+    /// The WIT world an engine component targets.
+    pub const WORLD: &str = "etmem-engine";
+    /// The functions of the exported `engine` interface, in WIT order.
+    pub const ENGINE_EXPORTS: &[&str] = &[
+        "configure",
+        "new-task",
+        "plan",
+        "stop-task",
+        "drop-task",
+        "command",
+    ];
+    /// The functions of the imported `host` interface, in WIT order.
+    pub const HOST_IMPORTS: &[&str] = &[
+        "log",
+        "task-vmas",
+        "task-scan",
+        "process-memory",
+        "request-swap-out",
+        "request-migrate",
+        "system-facts",
+    ];
+    /// The cases of WIT `engine-error`, in order ([`crate::EngineError`] adds `panicked`,
+    /// native only).
+    pub const ENGINE_ERROR_CASES: &[&str] = &[
+        "invalid-param",
+        "missing-param",
+        "unknown-param",
+        "unknown-task",
+        "unknown-command",
+        "task-required",
+        "host",
+        "failed",
+    ];
+}
+
+/// Exports `$engine` (a type implementing [`Engine`]) from this crate: as an abi_stable
+/// root module when built natively (crate-type `cdylib`), as the WIT `engine` interface
+/// when built for `wasm32`. Call it once, at the crate root.
+///
+/// ```ignore
+/// etmem_sdk::export_engine!(IdleSwap);
+/// ```
+#[macro_export]
+macro_rules! export_engine {
+    ($engine:ty) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        #[doc(hidden)]
+        #[unsafe(export_name = "_as_0_lib_header_0_root_module_loader")]
+        pub static __ETMEM_ENGINE_LIB_HEADER: $crate::native::abi_stable::library::LibHeader =
+            $crate::native::lib_header::<$engine>();
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        pub type __EtmemWasmEngine = $crate::wasm::Adapter<$engine>;
+        #[cfg(target_arch = "wasm32")]
+        $crate::wasm::bindings::export!(__EtmemWasmEngine with_types_in $crate::wasm::bindings);
+    };
+}

@@ -1,0 +1,237 @@
+//! [`FakeHost`]: a [`Host`] for unit tests, so an engine can be exercised without a daemon;
+//! [`Harness`]: drives an engine by task name the way the daemon does.
+//!
+//! The fake answers from values the test sets and records every call. It must not touch
+//! the machine.
+
+use crate::runtime::Runner;
+use crate::{
+    Action, Engine, EngineError, Host, LogLevel, Params, Pid, ProcessMemory, Round, ScanResult,
+    SystemFacts, TaskInfo, Vma,
+};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// A request an engine made through [`Host::request_swap_out`] or
+/// [`Host::request_migrate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// the task named in the call
+    pub task: String,
+    /// what was asked
+    pub action: Action,
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    calls: Vec<&'static str>,
+    logs: Vec<(LogLevel, String)>,
+    requests: Vec<Request>,
+}
+
+/// A scripted [`Host`]: set what it answers, then inspect what the engine asked.
+///
+/// Unknown tasks or pids are refused with [`EngineError::Host`], as the daemon refuses an
+/// engine that asks about something that is not its own.
+#[derive(Debug, Default)]
+pub struct FakeHost {
+    vmas: BTreeMap<(String, Pid), Vec<Vma>>,
+    scans: BTreeMap<String, Vec<ScanResult>>,
+    memory: BTreeMap<(String, Pid), ProcessMemory>,
+    facts: SystemFacts,
+    refuse_requests: Option<String>,
+    recorded: Mutex<Recorded>,
+}
+
+impl FakeHost {
+    /// A host that knows nothing and accepts every request.
+    pub fn new() -> FakeHost {
+        FakeHost::default()
+    }
+
+    /// Answers `task-vmas(task, pid)` with `vmas`.
+    pub fn with_vmas(mut self, task: &str, pid: Pid, vmas: Vec<Vma>) -> FakeHost {
+        self.vmas.insert((task.to_string(), pid), vmas);
+        self
+    }
+
+    /// Answers `task-scan(task)` with `scans`.
+    pub fn with_scans(mut self, task: &str, scans: Vec<ScanResult>) -> FakeHost {
+        self.scans.insert(task.to_string(), scans);
+        self
+    }
+
+    /// Answers `process-memory(task, pid)` with `memory`.
+    pub fn with_process_memory(mut self, task: &str, pid: Pid, memory: ProcessMemory) -> FakeHost {
+        self.memory.insert((task.to_string(), pid), memory);
+        self
+    }
+
+    /// Answers `system-facts()` with `facts`.
+    pub fn with_system_facts(mut self, facts: SystemFacts) -> FakeHost {
+        self.facts = facts;
+        self
+    }
+
+    /// Refuses every swap/migrate request with `reason`.
+    pub fn refusing_requests(mut self, reason: &str) -> FakeHost {
+        self.refuse_requests = Some(reason.to_string());
+        self
+    }
+
+    fn record(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        // A test thread that panicked while holding the lock leaves valid data behind.
+        self.recorded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The names (WIT spelling) of the host functions called so far, in order.
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.record().calls.clone()
+    }
+
+    /// The log lines written so far.
+    pub fn logs(&self) -> Vec<(LogLevel, String)> {
+        self.record().logs.clone()
+    }
+
+    /// The swap/migrate requests accepted so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.record().requests.clone()
+    }
+
+    fn request(&self, task: &str, action: Action, pages: usize) -> Result<u64, EngineError> {
+        if let Some(reason) = &self.refuse_requests {
+            return Err(EngineError::Host(reason.clone()));
+        }
+        self.record().requests.push(Request {
+            task: task.to_string(),
+            action,
+        });
+        Ok(pages as u64)
+    }
+}
+
+fn refuse(what: &str) -> EngineError {
+    EngineError::Host(format!("{what} is not known to this host"))
+}
+
+impl Host for FakeHost {
+    fn log(&self, level: LogLevel, message: &str) {
+        let mut r = self.record();
+        r.calls.push("log");
+        r.logs.push((level, message.to_string()));
+    }
+
+    fn task_vmas(&self, task: &str, pid: Pid) -> Result<Vec<Vma>, EngineError> {
+        self.record().calls.push("task-vmas");
+        self.vmas
+            .get(&(task.to_string(), pid))
+            .cloned()
+            .ok_or_else(|| refuse(&format!("pid {pid} of task `{task}`")))
+    }
+
+    fn task_scan(&self, task: &str) -> Result<Vec<ScanResult>, EngineError> {
+        self.record().calls.push("task-scan");
+        self.scans
+            .get(task)
+            .cloned()
+            .ok_or_else(|| refuse(&format!("task `{task}`")))
+    }
+
+    fn process_memory(&self, task: &str, pid: Pid) -> Result<ProcessMemory, EngineError> {
+        self.record().calls.push("process-memory");
+        self.memory
+            .get(&(task.to_string(), pid))
+            .copied()
+            .ok_or_else(|| refuse(&format!("pid {pid} of task `{task}`")))
+    }
+
+    fn request_swap_out(&self, task: &str, pid: Pid, addrs: &[u64]) -> Result<u64, EngineError> {
+        self.record().calls.push("request-swap-out");
+        let action = Action::SwapOut {
+            pid,
+            addrs: addrs.to_vec(),
+        };
+        self.request(task, action, addrs.len())
+    }
+
+    fn request_migrate(
+        &self,
+        task: &str,
+        pid: Pid,
+        addrs: &[u64],
+        node: u32,
+    ) -> Result<u64, EngineError> {
+        self.record().calls.push("request-migrate");
+        let action = Action::Migrate {
+            pid,
+            addrs: addrs.to_vec(),
+            node,
+        };
+        self.request(task, action, addrs.len())
+    }
+
+    fn system_facts(&self) -> SystemFacts {
+        self.record().calls.push("system-facts");
+        self.facts.clone()
+    }
+}
+
+/// Drives an engine through the same glue as [`export_engine!`](crate::export_engine):
+/// tasks by name, duplicate and unknown names refused, panics caught.
+#[derive(Debug)]
+pub struct Harness<E: Engine> {
+    runner: Runner<E>,
+    /// the host every call is given
+    pub host: FakeHost,
+}
+
+impl<E: Engine> Harness<E> {
+    /// `configure` with `params` against `host`.
+    pub fn configure(params: &Params, host: FakeHost) -> Result<Harness<E>, EngineError> {
+        let runner = crate::runtime::guard(|| Runner::<E>::configure(params, &host))?;
+        Ok(Harness { runner, host })
+    }
+
+    /// `new-task`.
+    pub fn new_task(&mut self, task: &TaskInfo, params: &Params) -> Result<(), EngineError> {
+        let (r, h) = (&mut self.runner, &self.host);
+        crate::runtime::guard(|| r.new_task(task, params, h))
+    }
+
+    /// `plan`.
+    pub fn plan(
+        &mut self,
+        task: &str,
+        round: &Round,
+        scans: &[ScanResult],
+    ) -> Result<Vec<Action>, EngineError> {
+        let (r, h) = (&mut self.runner, &self.host);
+        crate::runtime::guard(|| r.plan(task, round, scans, h))
+    }
+
+    /// `stop-task`.
+    pub fn stop_task(&mut self, task: &str) -> Result<(), EngineError> {
+        let (r, h) = (&mut self.runner, &self.host);
+        crate::runtime::guard(|| r.stop_task(task, h))
+    }
+
+    /// `drop-task`.
+    pub fn drop_task(&mut self, task: &str) -> Result<(), EngineError> {
+        let r = &mut self.runner;
+        crate::runtime::guard(|| r.drop_task(task))
+    }
+
+    /// `command`.
+    pub fn command(&mut self, cmd: &str, task: Option<&str>) -> Result<String, EngineError> {
+        let (r, h) = (&mut self.runner, &self.host);
+        crate::runtime::guard(|| r.command(cmd, task, h))
+    }
+
+    /// The tasks the engine holds, sorted.
+    pub fn task_names(&self) -> Vec<String> {
+        self.runner.task_names()
+    }
+}

@@ -1,0 +1,262 @@
+//! The wasm component export: `wit_bindgen` bindings of `wit/engine.wit` (world
+//! `etmem-engine`) and [`Adapter`], the `engine` export that drives any [`Engine`].
+//!
+//! One component instance serves one `[engine]`: the engine lives in a per-instance global.
+//! A panic aborts the instance (a trap): the host marks the engine failed.
+//! Only available on wasm32. This module converts values; it must not hold policy.
+
+use crate::runtime::Runner;
+use crate::{
+    Action, Engine, EngineError, Host, LogLevel, MemInfo, NodeMemory, Params, Pid, ProcessMemory,
+    Round, ScanResult, SystemFacts, TaskInfo, Vma,
+};
+use std::any::Any;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+pub use wit_bindgen;
+
+/// Bindings generated from `wit/engine.wit`.
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "etmem-engine",
+        pub_export_macro: true,
+        default_bindings_module: "etmem_sdk::wasm::bindings",
+        runtime_path: "etmem_sdk::wasm::wit_bindgen::rt",
+    });
+}
+
+use bindings::etmem::engine::host as wit_host;
+use bindings::etmem::engine::types as wit;
+use bindings::exports::etmem::engine::engine::Guest;
+
+thread_local! {
+    static STATE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// The `engine` export for engine `E`; named by [`export_engine!`](crate::export_engine).
+pub struct Adapter<E>(PhantomData<E>);
+
+fn with_runner<E: Engine, T>(
+    f: impl FnOnce(&mut Runner<E>) -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    STATE.with(|cell| {
+        let mut state = cell
+            .try_borrow_mut()
+            .map_err(|_| EngineError::failed("engine re-entered"))?;
+        let runner = state
+            .as_mut()
+            .and_then(|b| b.downcast_mut::<Runner<E>>())
+            .ok_or_else(|| EngineError::failed("engine not configured"))?;
+        f(runner)
+    })
+}
+
+fn params_from(p: Vec<(String, String)>) -> Params {
+    Params::from_pairs(p)
+}
+
+impl<E: Engine> Guest for Adapter<E> {
+    fn configure(params: wit::Params) -> Result<(), wit::EngineError> {
+        let runner = Runner::<E>::configure(&params_from(params), &WitHost)?;
+        STATE.with(|cell| {
+            let mut state = cell
+                .try_borrow_mut()
+                .map_err(|_| EngineError::failed("engine re-entered"))?;
+            if state.is_some() {
+                return Err(EngineError::failed("engine already configured"));
+            }
+            *state = Some(Box::new(runner));
+            Ok(())
+        })
+        .map_err(Into::into)
+    }
+
+    fn new_task(task: wit::TaskInfo, params: wit::Params) -> Result<(), wit::EngineError> {
+        let task = TaskInfo {
+            project: task.project,
+            name: task.name,
+            target_type: task.target_type,
+            target_value: task.target_value,
+        };
+        with_runner::<E, _>(|r| r.new_task(&task, &params_from(params), &WitHost))
+            .map_err(Into::into)
+    }
+
+    fn plan(
+        task: String,
+        round: wit::RoundInfo,
+        scans: Vec<wit::ScanResult>,
+    ) -> Result<Vec<wit::Action>, wit::EngineError> {
+        let scans = scans
+            .into_iter()
+            .map(scan_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let round = Round {
+            number: round.number,
+            passes: round.passes,
+        };
+        let actions = with_runner::<E, _>(|r| r.plan(&task, &round, &scans, &WitHost))?;
+        Ok(actions.into_iter().map(action_to).collect())
+    }
+
+    fn stop_task(task: String) {
+        if let Err(e) = with_runner::<E, _>(|r| r.stop_task(&task, &WitHost)) {
+            WitHost.log(LogLevel::Warn, &format!("stop-task: {e}"));
+        }
+    }
+
+    fn drop_task(task: String) {
+        if let Err(e) = with_runner::<E, _>(|r| r.drop_task(&task)) {
+            WitHost.log(LogLevel::Warn, &format!("drop-task: {e}"));
+        }
+    }
+
+    fn command(cmd: String, task: Option<String>) -> Result<String, wit::EngineError> {
+        with_runner::<E, _>(|r| r.command(&cmd, task.as_deref(), &WitHost)).map_err(Into::into)
+    }
+}
+
+fn scan_from(s: wit::ScanResult) -> Result<ScanResult, EngineError> {
+    ScanResult::from_codes(s.pid, s.passes, s.addrs, s.counts, &s.sizes)
+}
+
+fn action_to(a: Action) -> wit::Action {
+    match a {
+        Action::SwapOut { pid, addrs } => wit::Action::SwapOut(wit::SwapOut { pid, addrs }),
+        Action::Migrate { pid, addrs, node } => {
+            wit::Action::Migrate(wit::Migrate { pid, addrs, node })
+        }
+    }
+}
+
+impl From<EngineError> for wit::EngineError {
+    fn from(e: EngineError) -> wit::EngineError {
+        match e {
+            EngineError::InvalidParam {
+                key,
+                value,
+                expected,
+            } => wit::EngineError::InvalidParam(wit::ParamError {
+                key,
+                value,
+                expected,
+            }),
+            EngineError::MissingParam(s) => wit::EngineError::MissingParam(s),
+            EngineError::UnknownParam(s) => wit::EngineError::UnknownParam(s),
+            EngineError::UnknownTask(s) => wit::EngineError::UnknownTask(s),
+            EngineError::UnknownCommand(s) => wit::EngineError::UnknownCommand(s),
+            EngineError::TaskRequired(s) => wit::EngineError::TaskRequired(s),
+            EngineError::Host(s) => wit::EngineError::Host(s),
+            EngineError::Failed(s) => wit::EngineError::Failed(s),
+            EngineError::Panicked(s) => wit::EngineError::Failed(format!("engine panicked: {s}")),
+        }
+    }
+}
+
+impl From<wit::EngineError> for EngineError {
+    fn from(e: wit::EngineError) -> EngineError {
+        match e {
+            wit::EngineError::InvalidParam(p) => EngineError::InvalidParam {
+                key: p.key,
+                value: p.value,
+                expected: p.expected,
+            },
+            wit::EngineError::MissingParam(s) => EngineError::MissingParam(s),
+            wit::EngineError::UnknownParam(s) => EngineError::UnknownParam(s),
+            wit::EngineError::UnknownTask(s) => EngineError::UnknownTask(s),
+            wit::EngineError::UnknownCommand(s) => EngineError::UnknownCommand(s),
+            wit::EngineError::TaskRequired(s) => EngineError::TaskRequired(s),
+            wit::EngineError::Host(s) => EngineError::Host(s),
+            wit::EngineError::Failed(s) => EngineError::Failed(s),
+        }
+    }
+}
+
+/// The SDK [`Host`] over the component's imports.
+struct WitHost;
+
+impl Host for WitHost {
+    fn log(&self, level: LogLevel, message: &str) {
+        let level = match level {
+            LogLevel::Error => wit::LogLevel::Error,
+            LogLevel::Warn => wit::LogLevel::Warn,
+            LogLevel::Info => wit::LogLevel::Info,
+            LogLevel::Debug => wit::LogLevel::Debug,
+        };
+        wit_host::log(level, message);
+    }
+
+    fn task_vmas(&self, task: &str, pid: Pid) -> Result<Vec<Vma>, EngineError> {
+        let vmas = wit_host::task_vmas(task, pid)?;
+        Ok(vmas
+            .into_iter()
+            .map(|v| Vma {
+                start: v.start,
+                end: v.end,
+                readable: v.readable,
+                writable: v.writable,
+                executable: v.executable,
+                shared: v.shared,
+                offset: v.offset,
+                inode: v.inode,
+                path: v.path,
+            })
+            .collect())
+    }
+
+    fn task_scan(&self, task: &str) -> Result<Vec<ScanResult>, EngineError> {
+        wit_host::task_scan(task)?.into_iter().map(scan_from).collect()
+    }
+
+    fn process_memory(&self, task: &str, pid: Pid) -> Result<ProcessMemory, EngineError> {
+        let m = wit_host::process_memory(task, pid)?;
+        Ok(ProcessMemory {
+            rss_kb: m.rss_kb,
+            swap_kb: m.swap_kb,
+        })
+    }
+
+    fn request_swap_out(&self, task: &str, pid: Pid, addrs: &[u64]) -> Result<u64, EngineError> {
+        Ok(wit_host::request_swap_out(task, pid, addrs)?)
+    }
+
+    fn request_migrate(
+        &self,
+        task: &str,
+        pid: Pid,
+        addrs: &[u64],
+        node: u32,
+    ) -> Result<u64, EngineError> {
+        Ok(wit_host::request_migrate(task, pid, addrs, node)?)
+    }
+
+    fn system_facts(&self) -> SystemFacts {
+        let f = wit_host::system_facts();
+        let m = f.meminfo;
+        SystemFacts {
+            meminfo: MemInfo {
+                mem_total_kb: m.mem_total_kb,
+                mem_free_kb: m.mem_free_kb,
+                mem_available_kb: m.mem_available_kb,
+                swap_total_kb: m.swap_total_kb,
+                swap_free_kb: m.swap_free_kb,
+                swap_cached_kb: m.swap_cached_kb,
+            },
+            nodes: f
+                .nodes
+                .into_iter()
+                .map(|n| NodeMemory {
+                    node: n.node,
+                    total_kb: n.total_kb,
+                    free_kb: n.free_kb,
+                    huge_total_kb: n.huge_total_kb,
+                    huge_free_kb: n.huge_free_kb,
+                })
+                .collect(),
+        }
+    }
+}
+
