@@ -20,7 +20,7 @@ mod soft_dirty;
 pub use damon::{DamonAttrs, DamonTracker};
 pub use idle_pages::{IDLE_SCAN_ADD_FLAGS, IdlePagesTracker, VMA_SCAN_ADD_FLAGS};
 pub use page_idle::PageIdleTracker;
-pub use soft_dirty::SoftDirtyTracker;
+pub use soft_dirty::{SoftDirtyTracker, scan_pagemap};
 
 pub(crate) use damon::admin as damon_admin;
 

@@ -37,7 +37,7 @@ fn process_handle_sees_exit_and_reuse() {
     assert!(h.pidfd().is_none(), "no pidfd over a fake tree");
     h.check().expect("alive");
     f.recycle_process(42, 2000).expect("recycle");
-    let e = h.check().unwrap_err();
+    let e = h.check().expect_err("must fail");
     assert!(
         matches!(
             e,
@@ -57,11 +57,19 @@ fn process_handle_sees_exit_and_reuse() {
     }];
     assert!(
         f.swap_out(&h, &page, u64::MAX, SwapMethod::Auto)
-            .unwrap_err()
+            .expect_err("must fail")
             .is_gone()
     );
-    assert!(f.migrate(&h, &page, 1, u64::MAX).unwrap_err().is_gone());
-    assert!(f.vmas(&h, &VmaFilter::default()).unwrap_err().is_gone());
+    assert!(
+        f.migrate(&h, &page, 1, u64::MAX)
+            .expect_err("must fail")
+            .is_gone()
+    );
+    assert!(
+        f.vmas(&h, &VmaFilter::default())
+            .expect_err("must fail")
+            .is_gone()
+    );
     assert!(f.calls().is_empty(), "nothing recorded for a recycled pid");
     f.remove_process(42).expect("rm");
     assert!(matches!(h.check(), Err(ProcessError::Gone { pid: 42 })));
@@ -258,7 +266,7 @@ fn idle_pages_garbage_is_a_decode_error() {
     let mut t = f.tracker(TrackerChoice::Auto).expect("auto");
     let mut m = map_for(&f, &h);
     t.start(&h, &m).expect("start");
-    let e = t.pass(&h, &mut m).unwrap_err();
+    let e = t.pass(&h, &mut m).expect_err("must fail");
     assert!(e.to_string().contains("parse address fail"), "{e}");
 }
 
@@ -343,7 +351,7 @@ fn damon_refuses_when_someone_else_uses_it() {
         f.add_damon(&[existing], 1).expect("damon");
         let h = f.open_process(21).expect("open");
         let mut t = DamonTracker::new(f.linux(), DamonAttrs::default());
-        let e = t.start(&h, &map_for(&f, &h)).unwrap_err();
+        let e = t.start(&h, &map_for(&f, &h)).expect_err("must fail");
         assert!(matches!(e, TrackError::DamonInUse(_)), "{e}");
         assert!(e.to_string().contains(needle), "{e}");
         assert_eq!(read(&f, "nr_kdamonds"), "1", "nr_kdamonds untouched");
@@ -353,7 +361,7 @@ fn damon_refuses_when_someone_else_uses_it() {
         );
         assert_eq!(read(&f, "1/state"), "off");
         // auto skips DAMON and says why when nothing else is there
-        let e = f.tracker(TrackerChoice::Auto).unwrap_err();
+        let e = f.tracker(TrackerChoice::Auto).expect_err("must fail");
         assert!(
             matches!(e, TrackError::NoneAvailable(ref v) if v.len() == 4),
             "{e}"
@@ -382,7 +390,7 @@ fn damon_leaves_nr_kdamonds_alone_when_another_appears() {
 #[test]
 fn choose_names_what_is_missing() {
     let f = fake_with(30, 0x10000, 0x20000);
-    let e = f.tracker(TrackerChoice::Auto).unwrap_err();
+    let e = f.tracker(TrackerChoice::Auto).expect_err("must fail");
     let msg = e.to_string();
     for needle in [
         "idle_pages",
@@ -394,7 +402,7 @@ fn choose_names_what_is_missing() {
     }
     let e = f
         .tracker(TrackerChoice::Only(TrackerKind::PageIdle))
-        .unwrap_err();
+        .expect_err("must fail");
     assert!(
         matches!(
             e,
@@ -544,7 +552,7 @@ fn probe_reports_reasons() {
         .tracker(TrackerKind::Damon)
         .expect("damon")
         .clone()
-        .unwrap_err();
+        .expect_err("must fail");
     assert!(damon.contains("running and is not ours"), "{damon}");
 }
 

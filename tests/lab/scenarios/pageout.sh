@@ -1,7 +1,8 @@
 #!/bin/sh
 # pageout: process_madvise(MADV_PAGEOUT) of the workload's cold region puts exactly those
 # pages in (zram) swap per pagemap, none of the hot/warm ones, and a page outside every
-# VMA is refused.
+# VMA is refused. Pages the kernel cannot isolate yet (still in a CPU's LRU-add batch,
+# at most 31 per CPU) are re-advised once and reported as not_reclaimed.
 LAB_NAME=pageout
 . /lab/lib.sh
 

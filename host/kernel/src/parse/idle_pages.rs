@@ -443,7 +443,7 @@ mod tests {
                 offset: 0
             })
         );
-        let e = decode_idle_pages(&[0x51, 0xA0], PageSizes::X86_64, |_| {}).unwrap_err();
+        let e = decode_idle_pages(&[0x51, 0xA0], PageSizes::X86_64, |_| {}).expect_err("must fail");
         assert!(e.to_string().contains("parse address fail"), "{e}");
     }
 

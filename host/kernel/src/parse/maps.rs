@@ -270,7 +270,8 @@ mod tests {
 
     #[test]
     fn maps_rejects_garbage_with_line_number() {
-        let err = parse_maps(b"00400000-00401000 r-xp 0 fd:01 1 /x\nnot a line\n").unwrap_err();
+        let err = parse_maps(b"00400000-00401000 r-xp 0 fd:01 1 /x\nnot a line\n")
+            .expect_err("must fail");
         assert_eq!(
             err,
             MapsError::BadLine {

@@ -54,6 +54,34 @@ fn clear(p: &ProcessHandle) -> Result<(), TrackError> {
     Ok(())
 }
 
+/// One pagemap pass over every range of `map`: `weigh` maps an entry to `Some(weight)`
+/// for a page to count (present), `None` to leave it untouched. Reads 64 Ki entries per
+/// `pread`. Public so benchmarks can time a pass on their own process.
+pub fn scan_pagemap(
+    f: &std::fs::File,
+    path: &Path,
+    page_size: u64,
+    map: &mut AccessMap,
+    mut weigh: impl FnMut(crate::parse::PagemapEntry) -> Option<u8>,
+) -> Result<(), TrackError> {
+    let mut buf = Vec::new();
+    for i in 0..map.nr_ranges() {
+        let Some((start, slots)) = map.slots_mut(i) else {
+            continue;
+        };
+        for (c, chunk) in slots.chunks_mut(PAGEMAP_CHUNK).enumerate() {
+            let at = start + (c * PAGEMAP_CHUNK) as u64 * page_size;
+            read_pagemap(f, path, at, page_size, chunk.len(), &mut buf)?;
+            for (slot, e) in chunk.iter_mut().zip(decode_pagemap(&buf)) {
+                if let Some(w) = weigh(e) {
+                    bump(slot, w);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Tracker for SoftDirtyTracker {
     fn kind(&self) -> TrackerKind {
         TrackerKind::SoftDirty
@@ -72,22 +100,9 @@ impl Tracker for SoftDirtyTracker {
         let path = p.path("pagemap");
         let f = std::fs::File::open(&path).map_err(io_err("open", &path))?;
         p.check()?;
-        let ps = self.page_size;
-        let mut buf = Vec::new();
-        for i in 0..map.nr_ranges() {
-            let Some((start, slots)) = map.slots_mut(i) else {
-                continue;
-            };
-            for (c, chunk) in slots.chunks_mut(PAGEMAP_CHUNK).enumerate() {
-                let at = start + (c * PAGEMAP_CHUNK) as u64 * ps;
-                read_pagemap(&f, &path, at, ps, chunk.len(), &mut buf)?;
-                for (slot, e) in chunk.iter_mut().zip(decode_pagemap(&buf)) {
-                    if e.present() {
-                        bump(slot, u8::from(e.soft_dirty()));
-                    }
-                }
-            }
-        }
+        scan_pagemap(&f, &path, self.page_size, map, |e| {
+            e.present().then(|| u8::from(e.soft_dirty()))
+        })?;
         map.finish_pass();
         clear(p)
     }
