@@ -8,8 +8,10 @@
 //! | [`DamonTracker`] | DAMON sysfs, our own kdamond with `vaddr` ops | sampled reads and writes, per region |
 //! | [`SoftDirtyTracker`] | `clear_refs` 4 + pagemap bit 55 | **writes only**: pages only read look cold |
 //!
-//! A round is `start`, then `pass` once per scan loop (the caller sleeps between passes),
-//! then `stop`. Every file path goes through the kernel's proc and sys roots, so a temp tree
+//! Start a tracker once per process (`start`), then call `pass` once per scan loop (the
+//! caller sleeps between passes) into a fresh [`AccessMap`] each round, and `stop` when
+//! the task stops. A tracker kept across rounds keeps its kernel state (DAMON keeps its
+//! adapted regions). Every error says whether the process is gone (`is_gone`). Every file path goes through the kernel's proc and sys roots, so a temp tree
 //! can stand in for the kernel. Trackers must not act on memory: they only observe.
 
 mod damon;
