@@ -19,6 +19,12 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    // `etmemd --probe` (our addition, outside C's option set so C's parsing and usage text
+    // stay byte-identical): what this kernel offers for tracking and moving memory.
+    if argv.len() == 2 && argv[1] == "--probe" {
+        print!("{}", etmem_kernel::probe(&etmem_kernel::LinuxKernel::default()));
+        return ExitCode::SUCCESS;
+    }
     let parse = cli::parse_args(&argv);
     let systemd_mode = matches!(&parse.outcome, Outcome::Run(o) if o.systemd);
     logging::init(parse.log_level, !systemd_mode);

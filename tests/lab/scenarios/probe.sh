@@ -2,8 +2,8 @@
 # probe: the lab kernel (Debian 6.12) offers DAMON and soft-dirty trackers, process_madvise,
 # move_pages and swap; it lacks openEuler's idle_pages/swap_pages and page_idle, each
 # reported with a reason.
-# `etmemd --probe` prints etmem_kernel::probe(); until it is wired, the verdict comes from
-# `etmem-lab probe` (the same function) and etmemd's output is only compared when present.
+# `etmemd --probe` prints etmem_kernel::probe(); `etmem-lab probe` checks the expectations
+# and etmemd's own output must agree with it tracker by tracker.
 LAB_NAME=probe
 . /lab/lib.sh
 
@@ -15,14 +15,12 @@ cat /tmp/probe.txt
 grep -q '^tracker idle_pages: missing: .' /tmp/probe.txt || lab_fail reason=idle_pages-without-reason $res
 grep -q '^tracker page_idle: missing: .' /tmp/probe.txt || lab_fail reason=page_idle-without-reason $res
 
-src=etmem-lab
-if timeout 10 etmemd --probe >/tmp/etmemd-probe.txt 2>&1 && grep -q '^tracker ' /tmp/etmemd-probe.txt; then
-    src=etmemd
-    for t in damon softdirty idle_pages page_idle; do
-        a=$(grep "^tracker $t:" /tmp/probe.txt | cut -d: -f2)
-        b=$(grep "^tracker $t:" /tmp/etmemd-probe.txt | cut -d: -f2)
-        [ "$a" = "$b" ] || lab_fail reason=etmemd-probe-differs-on-$t $res
-    done
-fi
-[ $rc = 0 ] && lab_pass $res source=$src
-lab_fail $res source=$src
+timeout 10 etmemd --probe >/tmp/etmemd-probe.txt 2>&1 || lab_fail reason=etmemd-probe-failed $res
+grep -q '^tracker ' /tmp/etmemd-probe.txt || lab_fail reason=etmemd-probe-printed-no-trackers $res
+for t in damon softdirty idle_pages page_idle; do
+    a=$(grep "^tracker $t:" /tmp/probe.txt | cut -d: -f2)
+    b=$(grep "^tracker $t:" /tmp/etmemd-probe.txt | cut -d: -f2)
+    [ "$a" = "$b" ] || lab_fail reason=etmemd-probe-differs-on-$t $res
+done
+[ $rc = 0 ] && lab_pass $res source=etmemd
+lab_fail $res source=etmemd
