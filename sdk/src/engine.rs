@@ -78,7 +78,7 @@ pub trait Host {
     /// The task's scan results of its latest round (empty before its first round).
     fn task_scan(&self, task: &str) -> Result<Vec<ScanResult>, EngineError>;
     /// Memory use of one of the task's processes.
-    fn process_memory(&self, task: &str, pid: Pid) -> Result<ProcessMemory, EngineError>;
+    fn task_memory(&self, task: &str, pid: Pid) -> Result<ProcessMemory, EngineError>;
     /// Requests a swap-out now (outside `plan`); returns the pages accepted.
     fn request_swap_out(&self, task: &str, pid: Pid, addrs: &[u64]) -> Result<u64, EngineError>;
     /// Requests a migration now (outside `plan`); returns the pages accepted.

@@ -73,7 +73,7 @@ pub mod contract {
         "log",
         "task-vmas",
         "task-scan",
-        "process-memory",
+        "task-memory",
         "request-swap-out",
         "request-migrate",
         "system-facts",
@@ -96,15 +96,36 @@ pub mod contract {
 /// root module when built natively (crate-type `cdylib`), as the WIT `engine` interface
 /// when built for `wasm32`. Call it once, at the crate root.
 ///
-/// ```ignore
-/// etmem_sdk::export_engine!(IdleSwap);
+/// ```
+/// use etmem_sdk::{Action, Engine, EngineError, Host, Params, Round, ScanResult, Task, TaskInfo};
+///
+/// struct Nothing;
+/// struct NothingTask;
+/// impl Engine for Nothing {
+///     type Task = NothingTask;
+///     fn configure(_: &Params, _: &dyn Host) -> Result<Nothing, EngineError> {
+///         Ok(Nothing)
+///     }
+///     fn new_task(&mut self, _: &TaskInfo, _: &Params, _: &dyn Host)
+///         -> Result<NothingTask, EngineError> {
+///         Ok(NothingTask)
+///     }
+/// }
+/// impl Task for NothingTask {
+///     fn plan(&mut self, _: &Round, _: &[ScanResult], _: &dyn Host)
+///         -> Result<Vec<Action>, EngineError> {
+///         Ok(Vec::new())
+///     }
+/// }
+///
+/// etmem_sdk::export_engine!(Nothing);
 /// ```
 #[macro_export]
 macro_rules! export_engine {
     ($engine:ty) => {
         #[cfg(not(target_arch = "wasm32"))]
         #[doc(hidden)]
-        #[unsafe(export_name = "_as_0_lib_header_0_root_module_loader")]
+        #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
         pub static __ETMEM_ENGINE_LIB_HEADER: $crate::native::abi_stable::library::LibHeader =
             $crate::native::lib_header::<$engine>();
 

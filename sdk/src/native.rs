@@ -26,7 +26,7 @@ use crate::{
 };
 pub use abi_stable;
 use abi_stable::library::{
-    CheckTypeLayout, LibHeader, RootModule, RootModuleResult, __call_root_module_loader,
+    __call_root_module_loader, CheckTypeLayout, LibHeader, RootModule, RootModuleResult,
 };
 use abi_stable::prefix_type::{PrefixTypeTrait, WithMetadata};
 use abi_stable::sabi_trait;
@@ -91,8 +91,15 @@ pub struct RScanResult {
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum RAction {
-    SwapOut { pid: u32, addrs: RVec<u64> },
-    Migrate { pid: u32, addrs: RVec<u64>, node: u32 },
+    SwapOut {
+        pid: u32,
+        addrs: RVec<u64>,
+    },
+    Migrate {
+        pid: u32,
+        addrs: RVec<u64>,
+        node: u32,
+    },
 }
 
 /// `task-info`.
@@ -151,7 +158,7 @@ pub struct RNodeMemory {
     pub huge_free_kb: u64,
 }
 
-/// `system-facts`.
+/// `facts`.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq, Default)]
 #[allow(missing_docs)]
@@ -180,8 +187,8 @@ pub trait HostApi {
     fn task_vmas(&self, task: RStr<'_>, pid: u32) -> RResult<RVec<RVma>, REngineError>;
     /// `task-scan`
     fn task_scan(&self, task: RStr<'_>) -> RResult<RVec<RScanResult>, REngineError>;
-    /// `process-memory`
-    fn process_memory(&self, task: RStr<'_>, pid: u32) -> RResult<RProcessMemory, REngineError>;
+    /// `task-memory`
+    fn task_memory(&self, task: RStr<'_>, pid: u32) -> RResult<RProcessMemory, REngineError>;
     /// `request-swap-out`
     fn request_swap_out(
         &self,
@@ -223,8 +230,10 @@ pub type EngineBox = DynTrait<'static, abi_stable::std_types::RBox<()>, EngineIn
 #[sabi(missing_field(panic))]
 pub struct EngineMod {
     /// `configure`
-    pub configure:
-        extern "C" fn(params: RSlice<'_, RParam>, host: RHost<'_>) -> RResult<EngineBox, REngineError>,
+    pub configure: extern "C" fn(
+        params: RSlice<'_, RParam>,
+        host: RHost<'_>,
+    ) -> RResult<EngineBox, REngineError>,
     /// `new-task`
     pub new_task: extern "C" fn(
         engine: &mut EngineBox,
@@ -241,10 +250,14 @@ pub struct EngineMod {
         host: RHost<'_>,
     ) -> RResult<RVec<RAction>, REngineError>,
     /// `stop-task` (the result only reports an unknown task or a panic)
-    pub stop_task:
-        extern "C" fn(engine: &mut EngineBox, task: RStr<'_>, host: RHost<'_>) -> RResult<(), REngineError>,
+    pub stop_task: extern "C" fn(
+        engine: &mut EngineBox,
+        task: RStr<'_>,
+        host: RHost<'_>,
+    ) -> RResult<(), REngineError>,
     /// `drop-task` (the result only reports an unknown task or a panic)
-    pub drop_task: extern "C" fn(engine: &mut EngineBox, task: RStr<'_>) -> RResult<(), REngineError>,
+    pub drop_task:
+        extern "C" fn(engine: &mut EngineBox, task: RStr<'_>) -> RResult<(), REngineError>,
     /// `command`
     #[sabi(last_prefix_field)]
     pub command: extern "C" fn(
@@ -264,7 +277,7 @@ impl RootModule for EngineModRef {
 
 /// The symbol abi_stable looks up in a library (`abi_stable::library::ROOT_MODULE_LOADER_NAME`);
 /// [`export_engine!`](crate::export_engine) exports the header under this name.
-pub const ROOT_MODULE_SYMBOL: &str = "_as_0_lib_header_0_root_module_loader";
+pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 
 // ---------------------------------------------------------------- conversions
 
@@ -363,7 +376,13 @@ impl From<&ScanResult> for RScanResult {
 impl TryFrom<&RScanResult> for ScanResult {
     type Error = EngineError;
     fn try_from(s: &RScanResult) -> Result<ScanResult, EngineError> {
-        ScanResult::from_codes(s.pid, s.passes, s.addrs.to_vec(), s.counts.to_vec(), &s.sizes)
+        ScanResult::from_codes(
+            s.pid,
+            s.passes,
+            s.addrs.to_vec(),
+            s.counts.to_vec(),
+            &s.sizes,
+        )
     }
 }
 
@@ -535,8 +554,8 @@ impl Host for NativeHost<'_> {
         }
     }
 
-    fn process_memory(&self, task: &str, pid: Pid) -> Result<ProcessMemory, EngineError> {
-        match self.0.process_memory(task.into(), pid) {
+    fn task_memory(&self, task: &str, pid: Pid) -> Result<ProcessMemory, EngineError> {
+        match self.0.task_memory(task.into(), pid) {
             RResult::ROk(m) => Ok(ProcessMemory {
                 rss_kb: m.rss_kb,
                 swap_kb: m.swap_kb,
@@ -716,7 +735,9 @@ pub const fn lib_header<E: Engine>() -> LibHeader {
     // SAFETY: the constructor returns the prefix of an `EngineMod` built by
     // `root_module::<E>`, erased by abi_stable's own `__call_root_module_loader`, which is
     // exactly what `from_constructor::<EngineModRef>` requires.
-    unsafe { LibHeader::from_constructor::<EngineModRef>(__root_module_loader::<E>, CheckTypeLayout::Yes) }
+    unsafe {
+        LibHeader::from_constructor::<EngineModRef>(__root_module_loader::<E>, CheckTypeLayout::Yes)
+    }
 }
 
 /// The names of [`EngineMod`]'s fields, read from its abi_stable type layout (used to check

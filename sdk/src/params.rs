@@ -164,7 +164,11 @@ impl Params {
     /// Rejects any key not in `known` with [`EngineError::UnknownParam`] (the first one,
     /// in file order).
     pub fn deny_unknown(&self, known: &[&str]) -> Result<(), EngineError> {
-        match self.pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        match self
+            .pairs
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
             Some((k, _)) => Err(EngineError::UnknownParam(k.clone())),
             None => Ok(()),
         }
@@ -187,21 +191,28 @@ mod tests {
 
     #[test]
     fn integers_parse_and_reject_with_key_and_value() {
-        let params = p(&[("n", " 42 "), ("neg", "-1"), ("hex", "0x10"), ("plus", "+3")]);
+        let params = p(&[
+            ("n", " 42 "),
+            ("neg", "-1"),
+            ("hex", "0x10"),
+            ("plus", "+3"),
+        ]);
         assert_eq!(params.get::<u32>("n"), Ok(Some(42)));
         assert_eq!(params.get::<i64>("neg"), Ok(Some(-1)));
         assert_eq!(
-            params.get::<u32>("neg").unwrap_err().to_string(),
+            params.get::<u32>("neg").expect_err("must fail").to_string(),
             "key `neg`: expected an integer in 0..=4294967295, found `-1`"
         );
         assert_eq!(
-            params.get::<u8>("hex").unwrap_err().to_string(),
+            params.get::<u8>("hex").expect_err("must fail").to_string(),
             "key `hex`: expected an integer in 0..=255, found `0x10`"
         );
         assert!(params.get::<u8>("plus").is_err());
         assert_eq!(params.get::<u8>("absent"), Ok(None));
         assert_eq!(
-            p(&[("big", "256")]).get::<u8>("big").unwrap_err(),
+            p(&[("big", "256")])
+                .get::<u8>("big")
+                .expect_err("must fail"),
             EngineError::invalid_param("big", "256", "an integer in 0..=255")
         );
     }
@@ -210,7 +221,10 @@ mod tests {
     fn ranges_defaults_and_required() {
         let params = p(&[("r", "0"), ("ok", "7")]);
         assert_eq!(
-            params.get_in::<u32>("r", 1..=255).unwrap_err().to_string(),
+            params
+                .get_in::<u32>("r", 1..=255)
+                .expect_err("must fail")
+                .to_string(),
             "key `r`: expected an integer in 1..=255, found `0`"
         );
         assert_eq!(params.get_in::<u32>("ok", 1..=255), Ok(Some(7)));
@@ -236,7 +250,7 @@ mod tests {
         assert_eq!(params.get::<bool>("a"), Ok(Some(true)));
         assert_eq!(params.get::<bool>("b"), Ok(Some(false)));
         assert_eq!(
-            params.get::<bool>("c").unwrap_err().to_string(),
+            params.get::<bool>("c").expect_err("must fail").to_string(),
             "key `c`: expected `yes` or `no`, found `maybe`"
         );
         assert_eq!(params.get::<f64>("f"), Ok(Some(0.5)));

@@ -61,8 +61,8 @@ impl FakeHost {
         self
     }
 
-    /// Answers `process-memory(task, pid)` with `memory`.
-    pub fn with_process_memory(mut self, task: &str, pid: Pid, memory: ProcessMemory) -> FakeHost {
+    /// Answers `task-memory(task, pid)` with `memory`.
+    pub fn with_task_memory(mut self, task: &str, pid: Pid, memory: ProcessMemory) -> FakeHost {
         self.memory.insert((task.to_string(), pid), memory);
         self
     }
@@ -140,8 +140,8 @@ impl Host for FakeHost {
             .ok_or_else(|| refuse(&format!("task `{task}`")))
     }
 
-    fn process_memory(&self, task: &str, pid: Pid) -> Result<ProcessMemory, EngineError> {
-        self.record().calls.push("process-memory");
+    fn task_memory(&self, task: &str, pid: Pid) -> Result<ProcessMemory, EngineError> {
+        self.record().calls.push("task-memory");
         self.memory
             .get(&(task.to_string(), pid))
             .copied()

@@ -366,8 +366,14 @@ mod tests {
 
     #[test]
     fn scan_result_checks_shape_and_order() {
-        let ok = ScanResult::new(1, 2, vec![0x1000, 0x2000], vec![0, 2], vec![PageSize::Size4K; 2])
-            .expect("valid");
+        let ok = ScanResult::new(
+            1,
+            2,
+            vec![0x1000, 0x2000],
+            vec![0, 2],
+            vec![PageSize::Size4K; 2],
+        )
+        .expect("valid");
         assert_eq!(ok.len(), 2);
         assert_eq!(
             ok.pages().nth(1),
@@ -377,8 +383,14 @@ mod tests {
                 size: PageSize::Size4K
             })
         );
-        let e = ScanResult::new(1, 2, vec![0x2000, 0x1000], vec![0, 0], vec![PageSize::Size4K; 2])
-            .unwrap_err();
+        let e = ScanResult::new(
+            1,
+            2,
+            vec![0x2000, 0x1000],
+            vec![0, 0],
+            vec![PageSize::Size4K; 2],
+        )
+        .expect_err("must fail");
         assert_eq!(
             e.to_string(),
             "scan of pid 1: address 0x1000 follows 0x2000: not ascending"
@@ -386,7 +398,7 @@ mod tests {
         assert!(ScanResult::new(1, 2, vec![1], vec![], vec![]).is_err());
         assert_eq!(
             ScanResult::from_codes(7, 1, vec![0], vec![0], &[9])
-                .unwrap_err()
+                .expect_err("must fail")
                 .to_string(),
             "scan of pid 7: unknown page size code 9"
         );

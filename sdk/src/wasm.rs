@@ -61,17 +61,18 @@ fn params_from(p: Vec<(String, String)>) -> Params {
 impl<E: Engine> Guest for Adapter<E> {
     fn configure(params: wit::Params) -> Result<(), wit::EngineError> {
         let runner = Runner::<E>::configure(&params_from(params), &WitHost)?;
-        STATE.with(|cell| {
-            let mut state = cell
-                .try_borrow_mut()
-                .map_err(|_| EngineError::failed("engine re-entered"))?;
-            if state.is_some() {
-                return Err(EngineError::failed("engine already configured"));
-            }
-            *state = Some(Box::new(runner));
-            Ok(())
-        })
-        .map_err(Into::into)
+        STATE
+            .with(|cell| {
+                let mut state = cell
+                    .try_borrow_mut()
+                    .map_err(|_| EngineError::failed("engine re-entered"))?;
+                if state.is_some() {
+                    return Err(EngineError::failed("engine already configured"));
+                }
+                *state = Some(Box::new(runner));
+                Ok(())
+            })
+            .map_err(Into::into)
     }
 
     fn new_task(task: wit::TaskInfo, params: wit::Params) -> Result<(), wit::EngineError> {
@@ -208,11 +209,14 @@ impl Host for WitHost {
     }
 
     fn task_scan(&self, task: &str) -> Result<Vec<ScanResult>, EngineError> {
-        wit_host::task_scan(task)?.into_iter().map(scan_from).collect()
+        wit_host::task_scan(task)?
+            .into_iter()
+            .map(scan_from)
+            .collect()
     }
 
-    fn process_memory(&self, task: &str, pid: Pid) -> Result<ProcessMemory, EngineError> {
-        let m = wit_host::process_memory(task, pid)?;
+    fn task_memory(&self, task: &str, pid: Pid) -> Result<ProcessMemory, EngineError> {
+        let m = wit_host::task_memory(task, pid)?;
         Ok(ProcessMemory {
             rss_kb: m.rss_kb,
             swap_kb: m.swap_kb,
@@ -259,4 +263,3 @@ impl Host for WitHost {
         }
     }
 }
-

@@ -133,7 +133,10 @@ impl Task for IdleTask {
             .sum();
         host.log(
             LogLevel::Debug,
-            &format!("task {} round {}: swap out {pages} pages", self.name, round.number),
+            &format!(
+                "task {} round {}: swap out {pages} pages",
+                self.name, round.number
+            ),
         );
         Ok(actions)
     }
@@ -166,8 +169,8 @@ mod tests {
     }
 
     fn harness(task_params: &[(&str, &str)]) -> Harness<IdleSwap> {
-        let mut h = Harness::<IdleSwap>::configure(&Params::new(), FakeHost::new())
-            .expect("configure");
+        let mut h =
+            Harness::<IdleSwap>::configure(&Params::new(), FakeHost::new()).expect("configure");
         h.new_task(
             &TaskInfo::named("p", "db", "mysqld"),
             &Params::from_pairs(task_params.iter().copied()),
@@ -187,7 +190,10 @@ mod tests {
     fn swaps_pages_idle_for_n_rounds_only() {
         let mut h = harness(&[("idle_rounds", "2")]);
         let s = scan(10, &[(0x1000, 0), (0x2000, 1), (0x3000, 0)]);
-        assert_eq!(h.plan("db", &round(1), std::slice::from_ref(&s)), Ok(vec![]));
+        assert_eq!(
+            h.plan("db", &round(1), std::slice::from_ref(&s)),
+            Ok(vec![])
+        );
         // 0x3000 was touched in round 2: its idle run restarts.
         let s2 = scan(10, &[(0x1000, 0), (0x2000, 0), (0x3000, 2)]);
         assert_eq!(
@@ -209,15 +215,21 @@ mod tests {
             h.command("showidle", Some("db")),
             Ok("task db: 1 pages tracked, 2 swapped out in total\n".to_string())
         );
-        assert!(h.host.logs().iter().any(|(l, m)| *l == LogLevel::Debug
-            && m == "task db round 3: swap out 1 pages"));
+        assert!(
+            h.host
+                .logs()
+                .iter()
+                .any(|(l, m)| *l == LogLevel::Debug && m == "task db round 3: swap out 1 pages")
+        );
     }
 
     #[test]
     fn budget_caps_a_round_and_the_rest_stays_due() {
         let mut h = harness(&[("idle_rounds", "1"), ("max_swap_pages", "2")]);
         let s = scan(7, &[(0x1000, 0), (0x2000, 0), (0x3000, 0)]);
-        let first = h.plan("db", &round(1), std::slice::from_ref(&s)).expect("plan");
+        let first = h
+            .plan("db", &round(1), std::slice::from_ref(&s))
+            .expect("plan");
         assert_eq!(
             first,
             vec![Action::SwapOut {
@@ -238,10 +250,17 @@ mod tests {
     #[test]
     fn stop_resets_idle_runs_and_vanished_pids_are_forgotten() {
         let mut h = harness(&[("idle_rounds", "2")]);
-        h.plan("db", &round(1), &[scan(1, &[(0x1000, 0)]), scan(2, &[(0x5000, 0)])])
-            .expect("plan");
+        h.plan(
+            "db",
+            &round(1),
+            &[scan(1, &[(0x1000, 0)]), scan(2, &[(0x5000, 0)])],
+        )
+        .expect("plan");
         h.stop_task("db").expect("stop");
-        assert_eq!(h.plan("db", &round(2), &[scan(1, &[(0x1000, 0)])]), Ok(vec![]));
+        assert_eq!(
+            h.plan("db", &round(2), &[scan(1, &[(0x1000, 0)])]),
+            Ok(vec![])
+        );
         assert_eq!(
             h.command("showidle", Some("db")),
             Ok("task db: 1 pages tracked, 0 swapped out in total\n".to_string())
@@ -250,12 +269,12 @@ mod tests {
 
     #[test]
     fn bad_params_name_key_and_value() {
-        let mut h = Harness::<IdleSwap>::configure(&Params::new(), FakeHost::new())
-            .expect("configure");
+        let mut h =
+            Harness::<IdleSwap>::configure(&Params::new(), FakeHost::new()).expect("configure");
         let info = TaskInfo::named("p", "db", "mysqld");
         assert_eq!(
             h.new_task(&info, &Params::from_pairs([("idle_rounds", "0")]))
-                .unwrap_err()
+                .expect_err("must fail")
                 .to_string(),
             "key `idle_rounds`: expected an integer in 1..=255, found `0`"
         );
@@ -265,7 +284,7 @@ mod tests {
         );
         assert_eq!(
             Harness::<IdleSwap>::configure(&Params::from_pairs([("x", "1")]), FakeHost::new())
-                .unwrap_err(),
+                .expect_err("must fail"),
             EngineError::UnknownParam("x".into())
         );
         assert!(h.task_names().is_empty());

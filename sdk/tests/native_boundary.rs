@@ -1,0 +1,229 @@
+//! The native root module as the daemon calls it, in-process: values cross as abi_stable
+//! types, errors come back as values, and a panic is caught at the boundary (and poisons
+//! the instance) instead of aborting the caller.
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::sabi_types::RRef;
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
+use etmem_sdk::native::{
+    HostApi, HostApi_TO, REngineError, RLogLevel, RProcessMemory, RRoundInfo, RScanResult,
+    RSystemFacts, RTaskInfo, RVma, root_module,
+};
+use etmem_sdk::{Action, Engine, EngineError, Host, Params, Round, ScanResult, Task, TaskInfo};
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct LogHost {
+    lines: Mutex<Vec<String>>,
+}
+
+impl HostApi for LogHost {
+    fn log(&self, _level: RLogLevel, message: RStr<'_>) {
+        self.lines.lock().expect("lock").push(message.to_string());
+    }
+    fn task_vmas(&self, _: RStr<'_>, _: u32) -> RResult<RVec<RVma>, REngineError> {
+        RResult::ROk(RVec::new())
+    }
+    fn task_scan(&self, _: RStr<'_>) -> RResult<RVec<RScanResult>, REngineError> {
+        RResult::ROk(RVec::new())
+    }
+    fn task_memory(&self, _: RStr<'_>, _: u32) -> RResult<RProcessMemory, REngineError> {
+        RResult::RErr(REngineError::Host("no such pid".into()))
+    }
+    fn request_swap_out(
+        &self,
+        _: RStr<'_>,
+        _: u32,
+        a: RSlice<'_, u64>,
+    ) -> RResult<u64, REngineError> {
+        RResult::ROk(a.len() as u64)
+    }
+    fn request_migrate(
+        &self,
+        _: RStr<'_>,
+        _: u32,
+        a: RSlice<'_, u64>,
+        _: u32,
+    ) -> RResult<u64, REngineError> {
+        RResult::ROk(a.len() as u64)
+    }
+    fn system_facts(&self) -> RSystemFacts {
+        RSystemFacts::default()
+    }
+}
+
+/// Swaps every idle page; panics on command `boom`; asks the host for memory on `mem`.
+struct Probe;
+struct ProbeTask(String);
+
+impl Engine for Probe {
+    type Task = ProbeTask;
+    fn configure(params: &Params, host: &dyn Host) -> Result<Probe, EngineError> {
+        params.deny_unknown(&["ok"])?;
+        host.log(etmem_sdk::LogLevel::Info, "configured");
+        Ok(Probe)
+    }
+    fn new_task(
+        &mut self,
+        t: &TaskInfo,
+        _: &Params,
+        _: &dyn Host,
+    ) -> Result<ProbeTask, EngineError> {
+        Ok(ProbeTask(t.name.clone()))
+    }
+    fn command(
+        &mut self,
+        cmd: &str,
+        task: Option<(&TaskInfo, &mut ProbeTask)>,
+        host: &dyn Host,
+    ) -> Result<String, EngineError> {
+        match cmd {
+            "boom" => panic!("boom requested"),
+            "mem" => {
+                let (_, t) = task.ok_or_else(|| EngineError::TaskRequired(cmd.into()))?;
+                host.task_memory(&t.0, 1).map(|m| m.rss_kb.to_string())
+            }
+            _ => Err(EngineError::UnknownCommand(cmd.into())),
+        }
+    }
+}
+
+impl Task for ProbeTask {
+    fn plan(
+        &mut self,
+        _: &Round,
+        scans: &[ScanResult],
+        _: &dyn Host,
+    ) -> Result<Vec<Action>, EngineError> {
+        Ok(scans
+            .iter()
+            .map(|s| Action::SwapOut {
+                pid: s.pid(),
+                addrs: s.pages().filter(|p| p.count == 0).map(|p| p.addr).collect(),
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn values_cross_and_panics_are_caught() {
+    let host = LogHost::default();
+    let h = || HostApi_TO::from_ptr(RRef::new(&host), TD_Opaque);
+    let m = root_module::<Probe>();
+
+    let bad = [Tuple2(RString::from("nope"), RString::from("1"))];
+    match (m.configure())(RSlice::from_slice(&bad), h()) {
+        RResult::RErr(e) => assert_eq!(
+            EngineError::from(e),
+            EngineError::UnknownParam("nope".into())
+        ),
+        RResult::ROk(_) => panic!("unknown key accepted"),
+    }
+
+    let mut engine = (m.configure())(RSlice::from_slice(&[]), h())
+        .into_result()
+        .expect("configure");
+    assert_eq!(host.lines.lock().expect("lock").as_slice(), ["configured"]);
+
+    let info = RTaskInfo::from(&TaskInfo::named("p", "t1", "x"));
+    (m.new_task())(&mut engine, &info, RSlice::from_slice(&[]), h())
+        .into_result()
+        .expect("new task");
+
+    let scan = RScanResult {
+        pid: 9,
+        passes: 1,
+        addrs: vec![0x1000, 0x2000].into(),
+        counts: vec![0, 1].into(),
+        sizes: vec![0, 0].into(),
+    };
+    let actions = (m.plan())(
+        &mut engine,
+        "t1".into(),
+        RRoundInfo {
+            number: 1,
+            passes: 1,
+        },
+        RSlice::from_slice(std::slice::from_ref(&scan)),
+        h(),
+    )
+    .into_result()
+    .expect("plan");
+    assert_eq!(
+        actions.into_iter().map(Action::from).collect::<Vec<_>>(),
+        vec![Action::SwapOut {
+            pid: 9,
+            addrs: vec![0x1000]
+        }]
+    );
+
+    // A malformed scan (bad size code) is refused as a value, before the engine sees it.
+    let bad_scan = RScanResult {
+        sizes: vec![0, 7].into(),
+        ..scan.clone()
+    };
+    let e = (m.plan())(
+        &mut engine,
+        "t1".into(),
+        RRoundInfo {
+            number: 2,
+            passes: 1,
+        },
+        RSlice::from_slice(std::slice::from_ref(&bad_scan)),
+        h(),
+    )
+    .into_result()
+    .expect_err("bad scan");
+    assert_eq!(
+        EngineError::from(e).to_string(),
+        "scan of pid 9: unknown page size code 7"
+    );
+
+    // The host's refusal reaches the engine and comes back.
+    let e = (m.command())(&mut engine, "mem".into(), ROption::RSome("t1".into()), h())
+        .into_result()
+        .expect_err("refused");
+    assert_eq!(
+        EngineError::from(e),
+        EngineError::Host("no such pid".into())
+    );
+
+    let e = (m.command())(&mut engine, "boom".into(), ROption::RNone, h())
+        .into_result()
+        .expect_err("panic caught");
+    assert_eq!(
+        EngineError::from(e),
+        EngineError::Panicked("boom requested".into())
+    );
+    // The instance is poisoned from now on.
+    let e = (m.drop_task())(&mut engine, "t1".into())
+        .into_result()
+        .expect_err("poisoned");
+    assert!(EngineError::from(e).is_fault());
+    drop(engine);
+}
+
+#[test]
+fn unknown_tasks_are_values() {
+    let host = LogHost::default();
+    let h = || HostApi_TO::from_ptr(RRef::new(&host), TD_Opaque);
+    let m = root_module::<Probe>();
+    let mut engine = (m.configure())(RSlice::from_slice(&[]), h())
+        .into_result()
+        .expect("configure");
+    let e = (m.stop_task())(&mut engine, "ghost".into(), h())
+        .into_result()
+        .expect_err("unknown");
+    assert_eq!(
+        EngineError::from(e),
+        EngineError::UnknownTask("ghost".into())
+    );
+    let info = RTaskInfo::from(&TaskInfo::named("p", "t1", "x"));
+    (m.new_task())(&mut engine, &info, RSlice::from_slice(&[]), h())
+        .into_result()
+        .expect("first add");
+    let e = (m.new_task())(&mut engine, &info, RSlice::from_slice(&[]), h())
+        .into_result()
+        .expect_err("duplicate");
+    assert_eq!(EngineError::from(e).to_string(), "task `t1` already exists");
+}
