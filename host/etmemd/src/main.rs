@@ -22,7 +22,10 @@ fn main() -> ExitCode {
     // `etmemd --probe` (our addition, outside C's option set so C's parsing and usage text
     // stay byte-identical): what this kernel offers for tracking and moving memory.
     if argv.len() == 2 && argv[1] == "--probe" {
-        print!("{}", etmem_kernel::probe(&etmem_kernel::LinuxKernel::default()));
+        print!(
+            "{}",
+            etmem_kernel::probe(&etmem_kernel::LinuxKernel::default())
+        );
         return ExitCode::SUCCESS;
     }
     let parse = cli::parse_args(&argv);
