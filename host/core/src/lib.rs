@@ -5,6 +5,7 @@
 //! reaches the system only through [`etmem_kernel::Kernel`].
 
 pub mod action;
+pub mod plugin;
 mod add;
 mod daemon;
 pub mod engine;
