@@ -79,6 +79,10 @@ pub trait Host {
     fn task_scan(&self, task: &str) -> Result<Vec<ScanResult>, EngineError>;
     /// Memory use of one of the task's processes.
     fn task_memory(&self, task: &str, pid: Pid) -> Result<ProcessMemory, EngineError>;
+    /// WIT `task-page-nodes`: the NUMA node of each page in `addrs` of one of the task's
+    /// processes, or a negative errno for a page that is not present (as move_pages(2)).
+    fn task_page_nodes(&self, task: &str, pid: Pid, addrs: &[u64])
+    -> Result<Vec<i32>, EngineError>;
     /// Requests a swap-out now (outside `plan`); returns the pages accepted.
     fn request_swap_out(&self, task: &str, pid: Pid, addrs: &[u64]) -> Result<u64, EngineError>;
     /// Requests a migration now (outside `plan`); returns the pages accepted.

@@ -74,6 +74,7 @@ pub mod contract {
         "task-vmas",
         "task-scan",
         "task-memory",
+        "task-page-nodes",
         "request-swap-out",
         "request-migrate",
         "system-facts",

@@ -189,6 +189,13 @@ pub trait HostApi {
     fn task_scan(&self, task: RStr<'_>) -> RResult<RVec<RScanResult>, REngineError>;
     /// `task-memory`
     fn task_memory(&self, task: RStr<'_>, pid: u32) -> RResult<RProcessMemory, REngineError>;
+    /// `task-page-nodes`
+    fn task_page_nodes(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        addrs: RSlice<'_, u64>,
+    ) -> RResult<RVec<i32>, REngineError>;
     /// `request-swap-out`
     fn request_swap_out(
         &self,
@@ -562,6 +569,19 @@ impl Host for NativeHost<'_> {
             }),
             RResult::RErr(e) => Err(e.into()),
         }
+    }
+
+    fn task_page_nodes(
+        &self,
+        task: &str,
+        pid: Pid,
+        addrs: &[u64],
+    ) -> Result<Vec<i32>, EngineError> {
+        self.0
+            .task_page_nodes(task.into(), pid, addrs.into())
+            .into_result()
+            .map(RVec::into_vec)
+            .map_err(Into::into)
     }
 
     fn request_swap_out(&self, task: &str, pid: Pid, addrs: &[u64]) -> Result<u64, EngineError> {

@@ -38,6 +38,7 @@ pub struct FakeHost {
     vmas: BTreeMap<(String, Pid), Vec<Vma>>,
     scans: BTreeMap<String, Vec<ScanResult>>,
     memory: BTreeMap<(String, Pid), ProcessMemory>,
+    page_nodes: BTreeMap<(String, Pid), BTreeMap<u64, i32>>,
     facts: SystemFacts,
     refuse_requests: Option<String>,
     recorded: Mutex<Recorded>,
@@ -64,6 +65,16 @@ impl FakeHost {
     /// Answers `task-memory(task, pid)` with `memory`.
     pub fn with_task_memory(mut self, task: &str, pid: Pid, memory: ProcessMemory) -> FakeHost {
         self.memory.insert((task.to_string(), pid), memory);
+        self
+    }
+
+    /// Answers `task-page-nodes(task, pid, ..)`: each address in `nodes` is on that node;
+    /// any other address answers `-ENOENT` (-2), as move_pages(2) does for an absent page.
+    pub fn with_page_nodes(mut self, task: &str, pid: Pid, nodes: &[(u64, i32)]) -> FakeHost {
+        self.page_nodes
+            .entry((task.to_string(), pid))
+            .or_default()
+            .extend(nodes.iter().copied());
         self
     }
 
@@ -146,6 +157,23 @@ impl Host for FakeHost {
             .get(&(task.to_string(), pid))
             .copied()
             .ok_or_else(|| refuse(&format!("pid {pid} of task `{task}`")))
+    }
+
+    fn task_page_nodes(
+        &self,
+        task: &str,
+        pid: Pid,
+        addrs: &[u64],
+    ) -> Result<Vec<i32>, EngineError> {
+        self.record().calls.push("task-page-nodes");
+        let known = self
+            .page_nodes
+            .get(&(task.to_string(), pid))
+            .ok_or_else(|| refuse(&format!("pid {pid} of task `{task}`")))?;
+        Ok(addrs
+            .iter()
+            .map(|a| known.get(a).copied().unwrap_or(-2))
+            .collect())
     }
 
     fn request_swap_out(&self, task: &str, pid: Pid, addrs: &[u64]) -> Result<u64, EngineError> {

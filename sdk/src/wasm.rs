@@ -223,6 +223,15 @@ impl Host for WitHost {
         })
     }
 
+    fn task_page_nodes(
+        &self,
+        task: &str,
+        pid: Pid,
+        addrs: &[u64],
+    ) -> Result<Vec<i32>, EngineError> {
+        Ok(wit_host::task_page_nodes(task, pid, addrs)?)
+    }
+
     fn request_swap_out(&self, task: &str, pid: Pid, addrs: &[u64]) -> Result<u64, EngineError> {
         Ok(wit_host::request_swap_out(task, pid, addrs)?)
     }

@@ -63,6 +63,7 @@ fn host_imports_match_sdk_and_fake_host() {
     let _ = host.task_vmas("t", 1);
     let _ = host.task_scan("t");
     let _ = host.task_memory("t", 1);
+    let _ = host.task_page_nodes("t", 1, &[0x1000]);
     let _ = host.request_swap_out("t", 1, &[0x1000]);
     let _ = host.request_migrate("t", 1, &[0x1000], 1);
     let _ = host.system_facts();

@@ -27,6 +27,14 @@ impl HostApi for NullHost {
     fn task_memory(&self, _: RStr<'_>, _: u32) -> RResult<RProcessMemory, REngineError> {
         RResult::ROk(RProcessMemory::default())
     }
+    fn task_page_nodes(
+        &self,
+        _: RStr<'_>,
+        _: u32,
+        a: RSlice<'_, u64>,
+    ) -> RResult<RVec<i32>, REngineError> {
+        RResult::ROk(a.iter().map(|_| 0).collect())
+    }
     fn request_swap_out(
         &self,
         _: RStr<'_>,

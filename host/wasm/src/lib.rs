@@ -1,0 +1,1 @@
+//! The wasmtime loader of etmem engines.

@@ -1,0 +1,1 @@
+//! The cslide engine.
