@@ -320,6 +320,17 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The `[engine]` key (any engine type) that caps the bytes acted on per round.
+pub const ROUND_QUOTA_KEY: &str = "round_quota_bytes";
+
+/// Every entry of a section, in file order, values as written.
+fn raw_pairs(s: &Section) -> RawParams {
+    s.entries
+        .iter()
+        .map(|e| (e.key.clone(), e.value.clone()))
+        .collect()
+}
+
 fn raw_with_ws(e: &Entry) -> String {
     // rust-ini trimmed it; show one space so the user sees where it is.
     format!("{} ", e.value)
@@ -547,6 +558,7 @@ fn project(
         scan,
         sysmem_threshold,
         swapcache_wmark,
+        raw: raw_pairs(s),
     })
 }
 
@@ -554,6 +566,9 @@ fn engine(path: &Path, s: &Section, warnings: &mut Vec<String>) -> Result<Engine
     let mut r = Reader::new(path, s, SectionKind::Engine);
     let project = r.identity("project")?;
     let name = r.identity("name")?;
+    let round_quota_bytes = r
+        .opt_int(ROUND_QUOTA_KEY, 1, i64::MAX)?
+        .and_then(|n| u64::try_from(n).ok());
     let kind = match name.as_str() {
         "slide" => EngineKind::Slide,
         "memdcd" => EngineKind::Memdcd,
@@ -633,6 +648,8 @@ fn engine(path: &Path, s: &Section, warnings: &mut Vec<String>) -> Result<Engine
         pos: r.pos(),
         project,
         kind,
+        round_quota_bytes,
+        raw: raw_pairs(s),
     })
 }
 
@@ -847,6 +864,7 @@ fn task(path: &Path, s: &Section, warnings: &mut Vec<String>) -> Result<TaskConf
         swap_flag,
         max_threads,
         engine_keys,
+        raw: raw_pairs(s),
     })
 }
 

@@ -75,6 +75,9 @@ pub struct ProjectConf {
     pub sysmem_threshold: Option<u8>,
     /// `swapcache_high_wmark` / `swapcache_low_wmark`: both or neither, high > low.
     pub swapcache_wmark: Option<SwapcacheWmark>,
+    /// Every `key = value` of the section, in file order, values as written (the typed
+    /// fields above are the checked view of the same keys).
+    pub raw: RawParams,
 }
 
 /// The swap cache watermarks, in percent of RAM (1..=100 each, high > low).
@@ -142,6 +145,13 @@ pub struct EngineConf {
     pub project: String,
     /// `name` and the keys of that engine type.
     pub kind: EngineKind,
+    /// `round_quota_bytes` (any engine type, ≥ 1): the most bytes the host swaps out or
+    /// migrates for one round of this engine; `None`: no quota of its own (an etmem-rs key,
+    /// not in C).
+    pub round_quota_bytes: Option<u64>,
+    /// Every `key = value` of the section, in file order, values as written; what the core
+    /// hands an engine as its params (minus the identity keys).
+    pub raw: RawParams,
 }
 
 impl EngineConf {
@@ -272,6 +282,9 @@ pub struct TaskConf {
     pub max_threads: i64,
     /// The keys of the task's engine.
     pub engine_keys: TaskEngineConf,
+    /// Every `key = value` of the section, in file order, values as written; what the core
+    /// hands the engine as the task's params (minus the generic task keys).
+    pub raw: RawParams,
 }
 
 /// `type` and `value` of a task: which processes it targets. `value` is 1..=15 chars of

@@ -424,3 +424,32 @@ fn del_reads_identity_keys_only() {
     let e = parse_for_del("# nothing\n", Path::new("/t.ini")).expect_err("no section");
     assert_eq!(e.result(), OptResult::Inval);
 }
+
+#[test]
+fn raw_pairs_of_every_section_in_file_order() {
+    let c = add("[project]\nname=p\nloop=3\ninterval=5\nsleep=1\n\
+         [engine]\nproject=p\nname=cslide\nnode_pair=0,1\nhot_threshold=2\nnode_mig_quota=10\n\
+         node_hot_reserve=5\nround_quota_bytes=8192\n\
+         [task]\nproject=p\nengine=slide\nname=t\ntype=pid\nvalue=1\nT=2\nswap_flag=yes\n");
+    let keys = |raw: &RawParams| raw.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        keys(&c.projects[0].raw),
+        ["name", "loop", "interval", "sleep"]
+    );
+    assert_eq!(
+        c.engines[0].raw.last(),
+        Some(&("round_quota_bytes".to_string(), "8192".to_string()))
+    );
+    assert_eq!(c.engines[0].round_quota_bytes, Some(8192));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(
+        c.tasks[0].raw[5..],
+        [
+            ("T".to_string(), "2".to_string()),
+            ("swap_flag".to_string(), "yes".to_string())
+        ]
+    );
+    let e = add_err("[engine]\nproject=p\nname=slide\nround_quota_bytes=0\n");
+    assert_eq!(e.result(), OptResult::InterErr);
+    assert!(e.to_string().contains("round_quota_bytes"), "{e}");
+}
