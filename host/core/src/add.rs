@@ -9,24 +9,66 @@
 //! by `etmem-config`. This module changes nothing: it returns a [`Plan`].
 
 use crate::action::ActionError;
-use crate::engine::{BuiltinEngine, EngineRegistry, Scheduling, TaskInfo};
+use crate::engine::{
+    BuiltinFactory, EngineRegistry, Scheduling, TaskInfo, engine_params, task_params,
+};
 use crate::model::State;
+use crate::plugin::{EngineLoader, LoadError, Params, check_library};
 use crate::scheduler::process_target;
 use etmem_config::{
     ConfigFile, EngineConf, EngineKind, ProjectConf, ScanConf, SectionPos, TaskConf, TaskEngineConf,
 };
 use etmem_kernel::Kernel;
 use etmem_proto::OptResult;
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-/// A checked engine, ready to insert.
+/// Where a new engine's instance comes from.
+#[derive(Clone)]
+pub(crate) enum Source {
+    /// a registered built-in type
+    Builtin(BuiltinFactory),
+    /// a third-party file, checked, with the loader for its extension
+    Library {
+        path: PathBuf,
+        ops_name: String,
+        loader: Arc<dyn EngineLoader>,
+    },
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Builtin(_) => f.write_str("Builtin"),
+            Source::Library { path, ops_name, .. } => f
+                .debug_struct("Library")
+                .field("path", path)
+                .field("ops_name", ops_name)
+                .finish(),
+        }
+    }
+}
+
+/// A checked engine, ready to build (its `configure` is called by the daemon).
 #[derive(Debug)]
 pub(crate) struct NewEngine {
     pub project: String,
     pub name: String,
     pub conf: EngineConf,
     pub scheduling: Scheduling,
-    pub imp: Arc<dyn BuiltinEngine>,
+    pub source: Source,
+    pub params: Params,
+    /// where the section is, for errors
+    pub at: String,
+}
+
+/// A checked task, ready to hand to its engine (`new-task`).
+#[derive(Debug)]
+pub(crate) struct NewTask {
+    pub info: TaskInfo,
+    /// where the section is, for errors
+    pub at: String,
 }
 
 /// Everything a file adds, checked.
@@ -34,7 +76,7 @@ pub(crate) struct NewEngine {
 pub(crate) struct Plan {
     pub projects: Vec<ProjectConf>,
     pub engines: Vec<NewEngine>,
-    pub tasks: Vec<TaskInfo>,
+    pub tasks: Vec<NewTask>,
 }
 
 /// Where a section is, for error details: ``/etc/etmem/a.ini: [task] #1 (line 12)``.
@@ -138,12 +180,38 @@ pub(crate) fn plan(
             ));
         }
         let inter = |msg: String| ActionError::new(OptResult::InterErr, format!("{at}: {msg}"));
+        let load_err =
+            |err: LoadError| inter(format!("engine `{name}` in project `{}`: {err}", e.project));
         if let EngineKind::Thirdparty(t) = &e.kind {
-            return Err(inter(format!(
-                "engine `{name}` (thirdparty, libname `{}`) in project `{}`: thirdparty engines \
-                 are not supported yet (loading arrives with the plug-in host)",
-                t.libname, e.project
-            )));
+            let (path, ext) = check_library(&t.libname, registry.fetch_dir()).map_err(load_err)?;
+            let loader = registry.loader(ext).ok_or_else(|| {
+                let have = registry.loader_extensions();
+                load_err(LoadError::Unsupported {
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "this daemon has no loader for `.{ext}` engines (loaders: {})",
+                        if have.is_empty() {
+                            "none".to_string()
+                        } else {
+                            have.join(", ")
+                        }
+                    ),
+                })
+            })?;
+            plan.engines.push(NewEngine {
+                project: e.project.clone(),
+                name: name.to_string(),
+                conf: e.clone(),
+                scheduling: Scheduling::PerTask,
+                source: Source::Library {
+                    path,
+                    ops_name: t.ops_name.clone(),
+                    loader,
+                },
+                params: engine_params(e, project),
+                at: at.clone(),
+            });
+            continue;
         }
         let type_name = e.kind.type_name();
         if let Some(needed) = required_scan(&e.kind)
@@ -197,14 +265,15 @@ pub(crate) fn plan(
                 }
             }
         }
-        let imp = factory(&conf, project)
-            .map_err(|err| inter(format!("engine `{name}` in project `{}`: {err}", e.project)))?;
+        let params = engine_params(&conf, project);
         plan.engines.push(NewEngine {
             project: e.project.clone(),
             name: name.to_string(),
             conf,
             scheduling,
-            imp,
+            source: Source::Builtin(factory),
+            params,
+            at: at.clone(),
         });
     }
 
@@ -245,10 +314,9 @@ pub(crate) fn plan(
             },
         };
         let duplicate_in_daemon = existing.is_some_and(|e| e.task_index(&t.name).is_some());
-        let duplicate_in_file = plan
-            .tasks
-            .iter()
-            .any(|o| o.project == t.project && o.engine == t.engine && o.name == t.name);
+        let duplicate_in_file = plan.tasks.iter().any(|o| {
+            o.info.project == t.project && o.info.engine == t.engine && o.info.name == t.name
+        });
         if duplicate_in_daemon || duplicate_in_file {
             let how = if duplicate_in_daemon {
                 "already exists in"
@@ -269,6 +337,15 @@ pub(crate) fn plan(
                 format!("{at}: task `{}` in project `{}`: {msg}", t.name, t.project),
             )
         };
+        if let Some(why) = existing.and_then(|e| e.cell.failure()) {
+            let cell = existing.map(|e| e.cell.clone());
+            if let Some(cell) = cell {
+                return Err(ActionError::new(
+                    OptResult::InterErr,
+                    format!("{at}: task `{}`: {}", t.name, cell.failed_text(&why)),
+                ));
+            }
+        }
         check_task_keys(t, engine_kind, &project.scan).map_err(inter)?;
         let max_threads = clamp_threads(t, kernel, &mut nr_cpus).map_err(inter)?;
         let fixed_pid = match scheduling {
@@ -286,15 +363,19 @@ pub(crate) fn plan(
                 pids.first().copied()
             }
         };
-        plan.tasks.push(TaskInfo {
-            project: t.project.clone(),
-            engine: t.engine.clone(),
-            name: t.name.clone(),
-            target: t.target.clone(),
-            swap_flag: t.swap_flag,
-            max_threads,
-            keys: t.engine_keys.clone(),
-            fixed_pid,
+        plan.tasks.push(NewTask {
+            info: TaskInfo {
+                project: t.project.clone(),
+                engine: t.engine.clone(),
+                name: t.name.clone(),
+                target: t.target.clone(),
+                swap_flag: t.swap_flag,
+                max_threads,
+                keys: t.engine_keys.clone(),
+                params: task_params(t),
+                fixed_pid,
+            },
+            at: at.clone(),
         });
     }
     Ok(plan)
@@ -345,7 +426,8 @@ fn check_task_keys(t: &TaskConf, kind: &EngineKind, scan: &ScanConf) -> Result<(
             }
             Ok(())
         }
-        (EngineKind::Cslide(_), TaskEngineConf::Cslide(_)) => Ok(()),
+        (EngineKind::Cslide(_), TaskEngineConf::Cslide(_))
+        | (EngineKind::Thirdparty(_), TaskEngineConf::Thirdparty(_)) => Ok(()),
         (kind, keys) => {
             let keys_type = match keys {
                 TaskEngineConf::Slide(_) => "slide",

@@ -2,26 +2,44 @@
 //!
 //! State lives behind one `std::sync::Mutex`, taken only for synchronous work: an action
 //! checks and changes the objects atomically, aborts the round loops it stops, releases the
-//! lock, and only then awaits their end. No lock is ever held across an await, and a stop
-//! never waits for a round's sleep. It must not know about sockets or frames.
+//! lock, and only then awaits their end and calls the engines (`stop-task`, `drop-task`,
+//! `new-task`, `command`, on blocking threads). No lock is ever held across an await, and a
+//! stop never waits for a round's sleep. Actions that change objects are serialised by an
+//! async admin lock, so an `obj add` checked against the state still holds once its engines
+//! are configured. It must not know about sockets or frames.
 
 use crate::action::{Action, ActionError, ActionHandler, Reply};
-use crate::add::plan;
-use crate::engine::{CommandRequest, EngineRegistry};
-use crate::model::{EngineObj, Project, State, TaskObj};
+use crate::add::{NewEngine, Source, plan};
+use crate::caps::EngineHost;
+use crate::engine::EngineRegistry;
+use crate::model::{
+    EngineCell, EngineObj, Project, SharedState, StartCtx, State, Stopped, TaskObj, quarantine,
+};
+use crate::plugin::{CallError, EngineInstance, HostRef, LoadError};
 use etmem_config::ConfigFile;
-use etmem_kernel::Kernel;
+use etmem_kernel::{Kernel, TrackerChoice, TrackerKind};
 use etmem_proto::OptResult;
 use std::fmt::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::task::JoinHandle;
+
+/// Host-wide settings of the daemon core.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonOptions {
+    /// The byte quota of one task's round for engines whose `[engine]` section sets no
+    /// `round_quota_bytes`; `None`: only the VMA rules limit actions.
+    pub round_quota_bytes: Option<u64>,
+}
 
 /// The etmemd core. Build it with [`Daemon::start`]; use it through the [`DaemonHandle`].
 #[derive(Debug)]
 pub struct Daemon {
     kernel: Arc<dyn Kernel>,
     registry: EngineRegistry,
-    state: Mutex<State>,
+    options: DaemonOptions,
+    state: SharedState,
+    admin: tokio::sync::Mutex<()>,
 }
 
 /// A cheap, clonable handle on the daemon: what the RPC layer serves actions through.
@@ -46,11 +64,22 @@ impl Daemon {
     /// from `registry`. Round loops are spawned on the tokio runtime current when a project
     /// starts.
     pub fn start(kernel: Arc<dyn Kernel>, registry: EngineRegistry) -> DaemonHandle {
+        Daemon::start_with(kernel, registry, DaemonOptions::default())
+    }
+
+    /// [`Daemon::start`] with host-wide settings.
+    pub fn start_with(
+        kernel: Arc<dyn Kernel>,
+        registry: EngineRegistry,
+        options: DaemonOptions,
+    ) -> DaemonHandle {
         DaemonHandle {
             daemon: Arc::new(Daemon {
                 kernel,
                 registry,
-                state: Mutex::new(State::default()),
+                options,
+                state: Arc::new(Mutex::new(State::default())),
+                admin: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -130,13 +159,22 @@ fn show_text(state: &State, name: Option<&str>) -> String {
     out
 }
 
+/// Engines to tell, once the lock is released: `stop-task` for stopped tasks, then
+/// `drop-task` (and the host forgets the task) for deleted ones.
+#[derive(Default)]
+struct Aftermath {
+    handles: Vec<JoinHandle<()>>,
+    stopped: Vec<Stopped>,
+    dropped: Vec<Stopped>,
+}
+
 /// Deletes task `task` of `engine` in `project`, stopping it first.
 fn delete_task(
     state: &mut State,
     project: &str,
     engine: &str,
     task: &str,
-    handles: &mut Vec<JoinHandle<()>>,
+    after: &mut Aftermath,
 ) -> Result<(), ActionError> {
     let p = state
         .project_mut(project)
@@ -147,9 +185,25 @@ fn delete_task(
     let idx = e
         .task_index(task)
         .ok_or_else(|| task_no_exist(project, engine, task))?;
-    e.stop_task(idx, handles);
+    if let Some(s) = e.stop_task(idx, &mut after.handles) {
+        after.stopped.push(s);
+    }
     e.tasks.remove(idx);
+    after.dropped.push((e.cell.clone(), task.to_string()));
     Ok(())
+}
+
+/// Deletes every task of `e` and stops its worker.
+fn clear_engine(e: &mut EngineObj, after: &mut Aftermath) {
+    for idx in 0..e.tasks.len() {
+        if let Some(s) = e.stop_task(idx, &mut after.handles) {
+            after.stopped.push(s);
+        }
+    }
+    e.stop_all(&mut after.handles);
+    for t in e.tasks.drain(..) {
+        after.dropped.push((e.cell.clone(), t.info.name.clone()));
+    }
 }
 
 /// Deletes `engine` of `project` with its tasks, stopping them first.
@@ -157,7 +211,7 @@ fn delete_engine(
     state: &mut State,
     project: &str,
     engine: &str,
-    handles: &mut Vec<JoinHandle<()>>,
+    after: &mut Aftermath,
 ) -> Result<(), ActionError> {
     let p = state
         .project_mut(project)
@@ -167,8 +221,8 @@ fn delete_engine(
         .iter()
         .position(|e| e.name == engine)
         .ok_or_else(|| eng_no_exist(project, engine))?;
-    p.engines[idx].stop_all(handles);
-    p.engines.remove(idx);
+    let mut e = p.engines.remove(idx);
+    clear_engine(&mut e, after);
     Ok(())
 }
 
@@ -176,45 +230,87 @@ fn delete_engine(
 fn delete_project(
     state: &mut State,
     project: &str,
-    handles: &mut Vec<JoinHandle<()>>,
+    after: &mut Aftermath,
 ) -> Result<(), ActionError> {
     let idx = state
         .projects
         .iter()
         .position(|p| p.conf.name == project)
         .ok_or_else(|| pro_no_exist(project))?;
-    state.projects[idx].stop_all(handles);
-    state.projects.remove(idx);
+    let mut p = state.projects.remove(idx);
+    for e in &mut p.engines {
+        clear_engine(e, after);
+    }
     Ok(())
+}
+
+/// The access tracker of a project, chosen once (the best the kernel offers).
+fn choose_tracker(kernel: &dyn Kernel, project: &str) -> Result<TrackerKind, ActionError> {
+    match kernel.tracker(TrackerChoice::Auto) {
+        Ok(t) => {
+            let kind = t.kind();
+            tracing::info!("project `{project}`: access tracker {kind}");
+            Ok(kind)
+        }
+        Err(e) => Err(ActionError::new(
+            OptResult::InterErr,
+            format!("project `{project}` cannot start: {e}"),
+        )),
+    }
 }
 
 /// Starts every task of `p` (engines newest first, tasks newest first). On the first
 /// failure every task started here is stopped again (B6 fixed) and the reason returned.
-fn start_project(
-    p: &mut Project,
-    kernel: &Arc<dyn Kernel>,
-    handles: &mut Vec<JoinHandle<()>>,
-) -> Result<(), ActionError> {
+fn start_project(p: &mut Project, d: &Daemon, after: &mut Aftermath) -> Result<(), ActionError> {
+    if let Some((cell, why)) = p
+        .engines
+        .iter()
+        .find_map(|e| e.cell.failure().map(|w| (e.cell.clone(), w)))
+    {
+        return Err(ActionError::new(
+            OptResult::InterErr,
+            format!(
+                "project `{}` cannot start: {}",
+                p.conf.name,
+                cell.failed_text(&why)
+            ),
+        ));
+    }
+    let tracker = if p.has_tasks() {
+        Some(choose_tracker(d.kernel.as_ref(), &p.conf.name)?)
+    } else {
+        None
+    };
     let conf = p.conf.clone();
+    let weak = Arc::downgrade(&d.state);
     let mut failure = None;
-    'engines: for e in &mut p.engines {
-        for idx in 0..e.tasks.len() {
-            if let Err(err) = e.start_task(idx, kernel, &conf) {
-                failure = Some(format!(
-                    "project `{}`: task `{}` of engine `{}` cannot start: {err}",
-                    conf.name, e.tasks[idx].info.name, e.name
-                ));
-                break 'engines;
+    if let Some(tracker) = tracker {
+        let ctx = StartCtx {
+            kernel: &d.kernel,
+            state: &weak,
+            project: &conf,
+            tracker,
+        };
+        'engines: for e in &mut p.engines {
+            for idx in 0..e.tasks.len() {
+                if let Err(err) = e.start_task(idx, &ctx) {
+                    failure = Some(format!(
+                        "project `{}`: task `{}` of engine `{}` cannot start: {err}",
+                        conf.name, e.tasks[idx].info.name, e.name
+                    ));
+                    break 'engines;
+                }
             }
         }
     }
     match failure {
         None => {
             p.started = true;
+            p.tracker = tracker;
             Ok(())
         }
         Some(why) => {
-            p.stop_all(handles);
+            p.stop_all(&mut after.handles, &mut after.stopped);
             p.started = false;
             Err(ActionError::new(
                 OptResult::InterErr,
@@ -222,6 +318,79 @@ fn start_project(
             ))
         }
     }
+}
+
+/// What an engine call's failure means for an action: an engine error is a value; a fault
+/// quarantines the engine.
+fn call_failure(d: &Daemon, cell: &Arc<EngineCell>, err: CallError) -> String {
+    match err {
+        CallError::Engine(e) => e.to_string(),
+        CallError::Fault(why) => {
+            quarantine(&Arc::downgrade(&d.state), cell, &why);
+            cell.failed_text(&cell.failure().unwrap_or(why))
+        }
+    }
+}
+
+/// Builds the instance of a checked engine on a blocking thread (its `configure` runs).
+async fn build_engine(d: &Daemon, e: &NewEngine) -> Result<Arc<EngineCell>, ActionError> {
+    let quota = e.conf.round_quota_bytes.or(d.options.round_quota_bytes);
+    let host = Arc::new(EngineHost::new(
+        &e.project,
+        &e.name,
+        d.kernel.clone(),
+        quota,
+    ));
+    let href: HostRef = host.clone();
+    let source = e.source.clone();
+    let params = e.params.clone();
+    let name = e.name.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let built = catch_unwind(AssertUnwindSafe(|| match source {
+            Source::Builtin(f) => f(&params, &href).map_err(|error| LoadError::Configure {
+                engine: name.clone(),
+                error,
+            }),
+            Source::Library {
+                path,
+                ops_name,
+                loader,
+            } => loader.load(&path, &ops_name, &name, &params, &href),
+        }));
+        match built {
+            Ok(r) => r,
+            Err(p) => Err(LoadError::Configure {
+                engine: name,
+                error: CallError::Fault(format!(
+                    "panicked: {}",
+                    etmem_sdk::runtime::panic_message(p.as_ref())
+                )),
+            }),
+        }
+    })
+    .await;
+    let inst: Box<dyn EngineInstance> = match r {
+        Ok(Ok(i)) => i,
+        Ok(Err(err)) => {
+            return Err(ActionError::new(
+                OptResult::InterErr,
+                format!(
+                    "{}: engine `{}` in project `{}`: {err}",
+                    e.at, e.name, e.project
+                ),
+            ));
+        }
+        Err(err) => {
+            return Err(ActionError::new(
+                OptResult::InterErr,
+                format!(
+                    "{}: engine `{}` in project `{}`: configure did not complete: {err}",
+                    e.at, e.name, e.project
+                ),
+            ));
+        }
+    };
+    Ok(EngineCell::new(&e.project, &e.name, inst, host))
 }
 
 impl DaemonHandle {
@@ -232,33 +401,119 @@ impl DaemonHandle {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `obj add` of an already parsed file: all-or-nothing (see `add.rs`). Tasks added to a
-    /// started project start at once; if one cannot start, the whole file is taken back.
+    /// Awaits the stopped round loops, then tells the engines (`stop-task`, `drop-task`).
+    async fn finish(&self, after: Aftermath) {
+        join_all(after.handles).await;
+        for (cell, task) in after.stopped {
+            let name = task.clone();
+            if let Err(err) = cell.call(move |e, h| e.stop_task(&name, h)).await {
+                if cell.failure().is_none() {
+                    let why = call_failure(&self.daemon, &cell, err);
+                    tracing::warn!(
+                        "engine `{}` of project `{}`: stop-task `{task}`: {why}",
+                        cell.name,
+                        cell.project
+                    );
+                }
+            }
+        }
+        for (cell, task) in after.dropped {
+            cell.host.remove_task(&task);
+            let name = task.clone();
+            if let Err(err) = cell.call(move |e, _| e.drop_task(&name)).await
+                && cell.failure().is_none()
+            {
+                let why = call_failure(&self.daemon, &cell, err);
+                tracing::warn!(
+                    "engine `{}` of project `{}`: drop-task `{task}`: {why}",
+                    cell.name,
+                    cell.project
+                );
+            }
+        }
+    }
+
+    /// `obj add` of an already parsed file: all-or-nothing (see `add.rs`). New engines are
+    /// configured and new tasks handed to their engines before anything is inserted; tasks
+    /// added to a started project start at once; if anything fails, the whole file is
+    /// taken back.
     pub async fn add_config(&self, file: &ConfigFile) -> Result<Reply, ActionError> {
         let d = &self.daemon;
+        let _admin = d.admin.lock().await;
         for w in &file.warnings {
             tracing::warn!("{}: {w}", file.path.display());
         }
-        let mut handles = Vec::new();
+        let plan = {
+            let state = self.lock();
+            plan(file, &state, &d.registry, d.kernel.as_ref())?
+        };
+        let mut built: Vec<(NewEngine, Arc<EngineCell>)> = Vec::new();
+        for e in plan.engines {
+            let cell = build_engine(d, &e).await?;
+            built.push((e, cell));
+        }
+        // new-task for every new task, newest engines' cells or existing ones
+        let mut told: Vec<Stopped> = Vec::new();
+        let mut failure = None;
+        for t in &plan.tasks {
+            let info = &t.info;
+            let cell = built
+                .iter()
+                .find(|(e, _)| e.project == info.project && e.name == info.engine)
+                .map(|(_, c)| c.clone())
+                .or_else(|| {
+                    self.lock()
+                        .project(&info.project)
+                        .and_then(|p| p.engine(&info.engine))
+                        .map(|e| e.cell.clone())
+                });
+            let Some(cell) = cell else {
+                continue;
+            };
+            cell.host.add_task(&info.name);
+            let sdk = info.sdk();
+            let params = info.params.clone();
+            match cell.call(move |e, h| e.new_task(&sdk, &params, h)).await {
+                Ok(()) => told.push((cell, info.name.clone())),
+                Err(err) => {
+                    cell.host.remove_task(&info.name);
+                    let why = call_failure(d, &cell, err);
+                    failure = Some(format!(
+                        "{}: task `{}` in project `{}`: {why}",
+                        t.at, info.name, info.project
+                    ));
+                    break;
+                }
+            }
+        }
+        if let Some(why) = failure {
+            self.finish(Aftermath {
+                dropped: told,
+                ..Aftermath::default()
+            })
+            .await;
+            return Err(ActionError::new(OptResult::InterErr, why));
+        }
+
+        let mut after = Aftermath::default();
         let result = {
             let mut state = self.lock();
-            let plan = plan(file, &state, &d.registry, d.kernel.as_ref())?;
             for p in plan.projects {
                 state.projects.insert(
                     0,
                     Project {
                         conf: p,
                         started: false,
+                        tracker: None,
                         engines: Vec::new(),
                     },
                 );
             }
-            let new_engines: Vec<(String, String)> = plan
-                .engines
+            let new_engines: Vec<(String, String)> = built
                 .iter()
-                .map(|e| (e.project.clone(), e.name.clone()))
+                .map(|(e, _)| (e.project.clone(), e.name.clone()))
                 .collect();
-            for e in plan.engines {
+            for (e, cell) in built {
                 if let Some(p) = state.project_mut(&e.project) {
                     p.engines.insert(
                         0,
@@ -266,7 +521,7 @@ impl DaemonHandle {
                             name: e.name,
                             conf: e.conf,
                             scheduling: e.scheduling,
-                            imp: e.imp,
+                            cell,
                             tasks: Vec::new(),
                             working: Arc::default(),
                             worker: None,
@@ -277,84 +532,108 @@ impl DaemonHandle {
             let new_tasks: Vec<(String, String, String)> = plan
                 .tasks
                 .iter()
-                .map(|t| (t.project.clone(), t.engine.clone(), t.name.clone()))
+                .map(|t| {
+                    (
+                        t.info.project.clone(),
+                        t.info.engine.clone(),
+                        t.info.name.clone(),
+                    )
+                })
                 .collect();
+            let weak = Arc::downgrade(&d.state);
             let mut failure = None;
             for t in plan.tasks {
-                let Some(p) = state.project_mut(&t.project) else {
+                let info = t.info;
+                let Some(p) = state.project_mut(&info.project) else {
                     continue;
                 };
                 let started = p.started;
                 let conf = p.conf.clone();
-                let Some(e) = p.engine_mut(&t.engine) else {
+                if started && failure.is_none() && p.tracker.is_none() {
+                    match choose_tracker(d.kernel.as_ref(), &conf.name) {
+                        Ok(k) => p.tracker = Some(k),
+                        Err(err) => failure = Some(format!("{}: {}", t.at, err.detail)),
+                    }
+                }
+                let tracker = p.tracker;
+                let Some(e) = p.engine_mut(&info.engine) else {
                     continue;
                 };
-                let name = t.name.clone();
+                let name = info.name.clone();
                 e.tasks.insert(
                     0,
                     TaskObj {
-                        info: Arc::new(t),
+                        info: Arc::new(info),
                         started: false,
                         runner: None,
                     },
                 );
                 if started
                     && failure.is_none()
-                    && let Err(err) = e.start_task(0, &d.kernel, &conf)
+                    && let Some(tracker) = tracker
                 {
-                    failure = Some(format!(
-                        "{}: task `{name}` of engine `{}` in started project `{}` cannot \
-                         start: {err}; nothing of this file was added",
-                        file.path.display(),
-                        e.name,
-                        conf.name
-                    ));
+                    let ctx = StartCtx {
+                        kernel: &d.kernel,
+                        state: &weak,
+                        project: &conf,
+                        tracker,
+                    };
+                    if let Err(err) = e.start_task(0, &ctx) {
+                        failure = Some(format!(
+                            "{}: task `{name}` of engine `{}` in started project `{}` cannot \
+                             start: {err}; nothing of this file was added",
+                            file.path.display(),
+                            e.name,
+                            conf.name
+                        ));
+                    }
                 }
             }
             match failure {
                 None => Ok(Reply::empty()),
                 Some(why) => {
                     for (p, e, t) in &new_tasks {
-                        let _ = delete_task(&mut state, p, e, t, &mut handles);
+                        let _ = delete_task(&mut state, p, e, t, &mut after);
                     }
                     for (p, e) in &new_engines {
-                        let _ = delete_engine(&mut state, p, e, &mut handles);
+                        let _ = delete_engine(&mut state, p, e, &mut after);
                     }
                     for p in &file.projects {
-                        let _ = delete_project(&mut state, &p.name, &mut handles);
+                        let _ = delete_project(&mut state, &p.name, &mut after);
                     }
                     Err(ActionError::new(OptResult::InterErr, why))
                 }
             }
         };
-        join_all(handles).await;
+        self.finish(after).await;
         result
     }
 
     /// `obj del` of already parsed object names: tasks, then engines, then projects; goes on
     /// past failures and reports the last one. Started objects are stopped first.
     pub async fn del_objects(&self, targets: &DelTargets) -> Result<Reply, ActionError> {
-        let mut handles = Vec::new();
+        let _admin = self.daemon.admin.lock().await;
+        let mut after = Aftermath::default();
         let mut last = None;
         {
             let mut state = self.lock();
             for (p, e, t) in &targets.tasks {
-                if let Err(err) = delete_task(&mut state, p, e, t, &mut handles) {
+                if let Err(err) = delete_task(&mut state, p, e, t, &mut after) {
                     last = Some(err);
                 }
             }
             for (p, e) in &targets.engines {
-                if let Err(err) = delete_engine(&mut state, p, e, &mut handles) {
+                if let Err(err) = delete_engine(&mut state, p, e, &mut after) {
                     last = Some(err);
                 }
             }
             for p in &targets.projects {
-                if let Err(err) = delete_project(&mut state, p, &mut handles) {
+                if let Err(err) = delete_project(&mut state, p, &mut after) {
                     last = Some(err);
                 }
             }
         }
-        join_all(handles).await;
+        self.finish(after).await;
         match last {
             None => Ok(Reply::empty()),
             Some(err) => Err(err),
@@ -363,7 +642,8 @@ impl DaemonHandle {
 
     /// `project start`.
     pub async fn start_project(&self, project: &str) -> Result<Reply, ActionError> {
-        let mut handles = Vec::new();
+        let _admin = self.daemon.admin.lock().await;
+        let mut after = Aftermath::default();
         let result = {
             let mut state = self.lock();
             match state.project_mut(project) {
@@ -372,16 +652,17 @@ impl DaemonHandle {
                     OptResult::ProStarted,
                     format!("project `{project}` is already started"),
                 )),
-                Some(p) => start_project(p, &self.daemon.kernel, &mut handles),
+                Some(p) => start_project(p, &self.daemon, &mut after),
             }
         };
-        join_all(handles).await;
+        self.finish(after).await;
         result.map(|()| Reply::empty())
     }
 
     /// `project stop`.
     pub async fn stop_project(&self, project: &str) -> Result<Reply, ActionError> {
-        let mut handles = Vec::new();
+        let _admin = self.daemon.admin.lock().await;
+        let mut after = Aftermath::default();
         let result = {
             let mut state = self.lock();
             match state.project_mut(project) {
@@ -391,13 +672,14 @@ impl DaemonHandle {
                     format!("project `{project}` is not started"),
                 )),
                 Some(p) => {
-                    p.stop_all(&mut handles);
+                    p.stop_all(&mut after.handles, &mut after.stopped);
                     p.started = false;
+                    p.tracker = None;
                     Ok(Reply::empty())
                 }
             }
         };
-        join_all(handles).await;
+        self.finish(after).await;
         result
     }
 
@@ -408,8 +690,9 @@ impl DaemonHandle {
         }
     }
 
-    /// `engine <cmd>`: the checks of spec §5.1 in order, then the engine's command.
-    pub fn engine_command(
+    /// `engine <cmd>`: the checks of spec §5.1 in order, then the engine's failure state,
+    /// then the engine's `command`, whose text is the reply.
+    pub async fn engine_command(
         &self,
         project: &str,
         engine: &str,
@@ -424,7 +707,7 @@ impl DaemonHandle {
                 ));
             }
         }
-        let (imp, task_info, working) = {
+        let cell = {
             let state = self.lock();
             let p = state
                 .project(project)
@@ -440,44 +723,49 @@ impl DaemonHandle {
             let e = p
                 .engine(engine)
                 .ok_or_else(|| eng_no_exist(project, engine))?;
-            let task_info = match task {
-                None => None,
-                Some(t) => {
-                    let idx = e
-                        .task_index(t)
-                        .ok_or_else(|| task_no_exist(project, engine, t))?;
-                    Some(e.tasks[idx].info.clone())
-                }
-            };
-            (e.imp.clone(), task_info, e.working())
+            if let Some(t) = task
+                && e.task_index(t).is_none()
+            {
+                return Err(task_no_exist(project, engine, t));
+            }
+            e.cell.clone()
         };
-        let req = CommandRequest {
-            project,
-            engine,
-            cmd,
-            task: task_info.as_deref(),
-            working: &working,
-        };
-        // C: a NULL `eng_mgt_func` or a failing command both give OPT_INVAL.
-        imp.command(&req)
-            .map(|output| Reply { output })
-            .map_err(|err| ActionError::new(OptResult::Inval, err.to_string()))
+        if let Some(why) = cell.failure() {
+            return Err(ActionError::new(
+                OptResult::InterErr,
+                cell.failed_text(&why),
+            ));
+        }
+        let c = cmd.to_string();
+        let t = task.map(str::to_string);
+        match cell.call(move |e, h| e.command(&c, t.as_deref(), h)).await {
+            Ok(output) => Ok(Reply { output }),
+            // C: a NULL `eng_mgt_func` or a failing command both give OPT_INVAL.
+            Err(CallError::Engine(e)) => Err(ActionError::new(
+                OptResult::Inval,
+                format!("engine `{engine}` of project `{project}`: {e}"),
+            )),
+            Err(fault) => Err(ActionError::new(
+                OptResult::InterErr,
+                call_failure(&self.daemon, &cell, fault),
+            )),
+        }
     }
 
     /// Stops every task of every project and deletes every project (C's
     /// `etmemd_stop_all_projects`); used on SIGINT/SIGTERM. Returns once every round loop
-    /// has ended.
+    /// has ended and the engines were told.
     pub async fn shutdown(&self) {
-        let mut handles = Vec::new();
+        let _admin = self.daemon.admin.lock().await;
+        let mut after = Aftermath::default();
         {
             let mut state = self.lock();
-            for p in &mut state.projects {
-                p.stop_all(&mut handles);
-                p.started = false;
+            let names: Vec<String> = state.projects.iter().map(|p| p.conf.name.clone()).collect();
+            for n in names {
+                let _ = delete_project(&mut state, &n, &mut after);
             }
-            state.projects.clear();
         }
-        join_all(handles).await;
+        self.finish(after).await;
     }
 }
 
@@ -507,7 +795,10 @@ impl ActionHandler for DaemonHandle {
                 engine,
                 cmd,
                 task,
-            } => self.engine_command(&project, &engine, &cmd, task.as_deref()),
+            } => {
+                self.engine_command(&project, &engine, &cmd, task.as_deref())
+                    .await
+            }
         }
     }
 }

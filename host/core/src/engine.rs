@@ -1,30 +1,29 @@
-//! Engines as the host sees them: the [`BuiltinEngine`] trait, the values handed to an
-//! engine each round ([`RoundContext`]), and the [`EngineRegistry`] that maps an
-//! `[engine] name=` to an implementation and to the way the host schedules it.
+//! Engines as the daemon registers them: the [`EngineRegistry`] (built-in engine types by
+//! `[engine] name=`, loaders for third-party files by extension, the fetch directory), the
+//! host-side [`TaskInfo`], and how the params of an engine and a task are built from their
+//! config sections (see [`crate::plugin`] for the rules).
 //!
 //! An engine decides; it never sleeps, never spawns and never touches the kernel. The host
-//! (the scheduler in `scheduler.rs`) owns the clock, resolves the pids, runs the scan passes
-//! and calls [`BuiltinEngine::round`] once per round. The plug-in SDK will later provide
-//! engines behind this same trait.
+//! (`scheduler.rs`) owns the clock, resolves the pids, runs the scan passes, calls `plan`
+//! and checks every action. This module builds nothing at run time but engine instances.
 
-use etmem_config::{EngineConf, ProjectConf, TaskEngineConf, TaskTarget};
+use crate::plugin::builtin::BuiltinInstance;
+use crate::plugin::{CallError, DEFAULT_FETCH_DIR, EngineInstance, EngineLoader, HostRef, Params};
+use etmem_config::{
+    EngineConf, EngineKind, ProjectConf, ScanConf, TaskConf, TaskEngineConf, TaskTarget,
+};
 use etmem_kernel::Pid;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
-/// An engine's expected failure: a value, reported with the object it concerns.
+/// A failure of the core around an engine (not the engine's own error).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EngineError {
-    /// The engine has no private commands at all (C: `eng_mgt_func` is NULL).
-    #[error("engine `{engine}` has no private commands")]
-    NoCommands {
-        /// engine name
-        engine: String,
-    },
-    /// Anything else, with its precise reason.
+    /// Anything, with its precise reason.
     #[error("{0}")]
     Failed(String),
 }
@@ -44,13 +43,28 @@ pub struct TaskInfo {
     pub target: TaskTarget,
     /// `swap_flag`
     pub swap_flag: bool,
-    /// `max_threads` after clamping to 1..=2·nprocs+1
+    /// `max_threads` after clamping to 1..=2·nprocs+1: how many of the task's processes
+    /// are scanned or acted on at once
     pub max_threads: usize,
-    /// the engine-specific task keys
+    /// the engine-specific task keys, typed (built-in engine types)
     pub keys: TaskEngineConf,
-    /// the pid resolved once at add time (cslide); `None` when the engine re-resolves every
-    /// round
+    /// the task's params, as the engine received them in `new-task`
+    pub params: Params,
+    /// the pid resolved once at add time (per-engine scheduling); `None` when the host
+    /// re-resolves every round
     pub fixed_pid: Option<Pid>,
+}
+
+impl TaskInfo {
+    /// The task as the SDK describes it to an engine.
+    pub fn sdk(&self) -> etmem_sdk::TaskInfo {
+        etmem_sdk::TaskInfo {
+            project: self.project.clone(),
+            name: self.name.clone(),
+            target_type: self.target.type_name().to_string(),
+            target_value: self.target.value().to_string(),
+        }
+    }
 }
 
 /// The page-scan timing of a project (`scan_type=page`).
@@ -64,142 +78,111 @@ pub struct ScanParams {
     pub sleep: Duration,
 }
 
-/// One task's share of a round: the task and the pids the host resolved for it.
-#[derive(Debug, Clone)]
-pub struct RoundTarget {
-    /// the task
-    pub task: Arc<TaskInfo>,
-    /// the pids scanned this round (main pid first, then direct children for slide)
-    pub pids: Vec<Pid>,
-}
-
-/// What the host hands an engine at the end of a round's scan passes.
-///
-/// This is the seam where scan results (and later the swap/migrate capabilities) arrive;
-/// today the scan passes gather nothing, so an engine only sees who was scanned.
-#[derive(Debug, Clone)]
-pub struct RoundContext {
-    /// project name
-    pub project: String,
-    /// engine name
-    pub engine: String,
-    /// 1-based round number (per task for slide, per engine for cslide)
-    pub round: u64,
-    /// when this round began (after the `interval` wait), on tokio's clock
-    pub started_at: tokio::time::Instant,
-    /// the project's scan timing
-    pub scan: ScanParams,
-    /// the tasks of this round with their pids (one for slide, every working task for cslide)
-    pub targets: Vec<RoundTarget>,
-}
-
-/// An `etmem engine <cmd>` request, after the core's checks (project started, engine and
-/// task exist).
-#[derive(Debug, Clone)]
-pub struct CommandRequest<'a> {
-    /// project name
-    pub project: &'a str,
-    /// engine name
-    pub engine: &'a str,
-    /// the private command
-    pub cmd: &'a str,
-    /// the task named with `-t`
-    pub task: Option<&'a TaskInfo>,
-    /// the engine's started tasks, newest first
-    pub working: &'a [Arc<TaskInfo>],
-}
-
 /// How the host schedules an engine's rounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheduling {
     /// One round loop per started task, pids re-resolved with direct children every round
-    /// (slide, memdcd).
+    /// (slide, memdcd, third-party engines).
     PerTask,
     /// One worker per engine running while any of its tasks is started, on the pids fixed at
-    /// task add (cslide).
+    /// task add; each round scans every working task, then plans them in turn (cslide).
     PerEngine,
 }
 
-/// A built-in (or, later, plug-in) engine instance: one per `[engine]` object.
-pub trait BuiltinEngine: Send + Sync + fmt::Debug {
-    /// Called when a task starts (project start, or task add into a started project).
-    /// An error fails that start.
-    fn start_task(&self, _task: &TaskInfo) -> Result<(), EngineError> {
-        Ok(())
-    }
-
-    /// Called when a started task stops (project stop, delete, rollback).
-    fn stop_task(&self, _task: &TaskInfo) {}
-
-    /// The decision step of one round, after the scan passes.
-    fn round(&self, ctx: &RoundContext) -> Result<(), EngineError>;
-
-    /// A private command (`etmem engine <cmd>`); the text returned is sent to the client.
-    fn command(&self, req: &CommandRequest<'_>) -> Result<String, EngineError> {
-        Err(EngineError::NoCommands {
-            engine: req.engine.to_string(),
-        })
-    }
-}
-
-/// Builds an engine instance from its `[engine]` section (already checked by the core;
-/// cslide's `hot_threshold` already clamped) and its project.
-pub type EngineFactory = Arc<
-    dyn Fn(&EngineConf, &ProjectConf) -> Result<Arc<dyn BuiltinEngine>, EngineError> + Send + Sync,
->;
+/// Builds a built-in engine instance from its params (already composed by the core) and
+/// the host capabilities of that engine; calls the engine's `configure`.
+pub type BuiltinFactory =
+    Arc<dyn Fn(&Params, &HostRef) -> Result<Box<dyn EngineInstance>, CallError> + Send + Sync>;
 
 #[derive(Clone)]
 struct Entry {
     scheduling: Scheduling,
-    factory: EngineFactory,
+    factory: BuiltinFactory,
 }
 
-/// The engine types the daemon can instantiate, by `[engine] name=` value.
-#[derive(Clone, Default)]
+/// The engine types the daemon can instantiate: built-in types by `[engine] name=` value,
+/// and loaders for third-party engine files by extension.
+#[derive(Clone)]
 pub struct EngineRegistry {
     entries: BTreeMap<String, Entry>,
+    loaders: Vec<Arc<dyn EngineLoader>>,
+    fetch_dir: PathBuf,
+}
+
+impl Default for EngineRegistry {
+    fn default() -> Self {
+        EngineRegistry {
+            entries: BTreeMap::new(),
+            loaders: Vec::new(),
+            fetch_dir: PathBuf::from(DEFAULT_FETCH_DIR),
+        }
+    }
 }
 
 impl fmt::Debug for EngineRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EngineRegistry")
             .field("types", &self.entries.keys().collect::<Vec<_>>())
+            .field(
+                "loaders",
+                &self
+                    .loaders
+                    .iter()
+                    .map(|l| l.extension())
+                    .collect::<Vec<_>>(),
+            )
+            .field("fetch_dir", &self.fetch_dir)
             .finish()
     }
 }
 
 impl EngineRegistry {
-    /// A registry with no engine type.
+    /// A registry with no engine type and no loader.
     pub fn empty() -> EngineRegistry {
         EngineRegistry::default()
     }
 
-    /// The built-in engines: `slide` (per task) and `cslide` (per engine).
+    /// The engines compiled into this crate: none. The first-party engines live in their
+    /// own crates and are registered by the `etmemd` binary:
+    ///
+    /// ```ignore
+    /// let mut r = EngineRegistry::builtin();
+    /// r.register_builtin::<etmem_plugin_slide::Slide>("slide", Scheduling::PerTask);
+    /// r.register_builtin::<etmem_plugin_cslide::Cslide>("cslide", Scheduling::PerEngine);
+    /// r.add_loader(Arc::new(NativeLoader::default()));
+    /// ```
     pub fn builtin() -> EngineRegistry {
-        let mut r = EngineRegistry::empty();
-        r.register(
-            "slide",
-            Scheduling::PerTask,
-            Arc::new(|_: &EngineConf, _: &ProjectConf| {
-                Ok(Arc::new(SlideEngine) as Arc<dyn BuiltinEngine>)
-            }),
-        );
-        r.register(
-            "cslide",
-            Scheduling::PerEngine,
-            Arc::new(|_: &EngineConf, _: &ProjectConf| {
-                Ok(Arc::new(CslideEngine) as Arc<dyn BuiltinEngine>)
-            }),
-        );
-        r
+        EngineRegistry::empty()
     }
 
-    /// Registers (or replaces) the engine type `type_name`.
-    pub fn register(
+    /// Registers (or replaces) the built-in engine type `type_name` (an `[engine] name=`
+    /// value the config accepts: `slide`, `cslide`, `memdcd`, `damon`, `psi`), implemented
+    /// by the SDK engine `E` and scheduled as `scheduling`. Its calls run through
+    /// [`etmem_sdk::runtime::Runner`]; a panic is caught and quarantines the engine.
+    pub fn register_builtin<E: etmem_sdk::Engine>(
         &mut self,
         type_name: impl Into<String>,
         scheduling: Scheduling,
-        factory: EngineFactory,
+    ) {
+        let name: String = type_name.into();
+        let shown = name.clone();
+        self.register_factory(
+            name,
+            scheduling,
+            Arc::new(move |params: &Params, host: &HostRef| {
+                BuiltinInstance::<E>::configure(&shown, params, host)
+                    .map(|i| Box::new(i) as Box<dyn EngineInstance>)
+            }),
+        );
+    }
+
+    /// Registers (or replaces) `type_name` with any factory of [`EngineInstance`]s (tests
+    /// use it for engines that fault in ways the SDK runner cannot).
+    pub fn register_factory(
+        &mut self,
+        type_name: impl Into<String>,
+        scheduling: Scheduling,
+        factory: BuiltinFactory,
     ) {
         self.entries.insert(
             type_name.into(),
@@ -210,82 +193,103 @@ impl EngineRegistry {
         );
     }
 
-    /// The scheduling and factory of `type_name`, if registered.
-    pub(crate) fn get(&self, type_name: &str) -> Option<(Scheduling, EngineFactory)> {
+    /// Adds a loader for third-party engine files; the file's extension picks the loader
+    /// (a later loader for the same extension replaces the earlier one).
+    pub fn add_loader(&mut self, loader: Arc<dyn EngineLoader>) {
+        self.loaders.retain(|l| l.extension() != loader.extension());
+        self.loaders.push(loader);
+    }
+
+    /// Where relative `libname`s are looked up (default `/usr/lib/etmem_fetch`).
+    pub fn set_fetch_dir(&mut self, dir: impl Into<PathBuf>) {
+        self.fetch_dir = dir.into();
+    }
+
+    /// The fetch directory.
+    pub fn fetch_dir(&self) -> &Path {
+        &self.fetch_dir
+    }
+
+    /// The scheduling and factory of built-in `type_name`, if registered.
+    pub(crate) fn get(&self, type_name: &str) -> Option<(Scheduling, BuiltinFactory)> {
         self.entries
             .get(type_name)
             .map(|e| (e.scheduling, e.factory.clone()))
     }
-}
 
-/// The `slide` engine until the scan capability and the slide policy plug-in arrive: its
-/// round reports that nothing was scanned.
-#[derive(Debug)]
-pub struct SlideEngine;
+    /// The loader for files ending in `.ext`.
+    pub(crate) fn loader(&self, ext: &str) -> Option<Arc<dyn EngineLoader>> {
+        self.loaders.iter().find(|l| l.extension() == ext).cloned()
+    }
 
-impl BuiltinEngine for SlideEngine {
-    fn round(&self, ctx: &RoundContext) -> Result<(), EngineError> {
-        for t in &ctx.targets {
-            tracing::info!(
-                "project `{}` task `{}`: round {} (slide, pids {:?}): no scan capability yet",
-                ctx.project,
-                t.task.name,
-                ctx.round,
-                t.pids
-            );
-        }
-        Ok(())
+    /// The extensions some loader handles.
+    pub(crate) fn loader_extensions(&self) -> Vec<&'static str> {
+        self.loaders.iter().map(|l| l.extension()).collect()
     }
 }
 
-/// The `cslide` engine until the scan and migrate capabilities arrive: its round reports
-/// that nothing was scanned, and its commands say why they have nothing to show.
-#[derive(Debug)]
-pub struct CslideEngine;
+/// `[engine]` keys the host keeps for itself.
+pub const ENGINE_HOST_KEYS: &[&str] = &[
+    "name",
+    "project",
+    "eng_name",
+    "libname",
+    "ops_name",
+    etmem_config::parse::ROUND_QUOTA_KEY,
+];
 
-impl BuiltinEngine for CslideEngine {
-    fn round(&self, ctx: &RoundContext) -> Result<(), EngineError> {
-        let tasks: Vec<&str> = ctx.targets.iter().map(|t| t.task.name.as_str()).collect();
-        tracing::info!(
-            "project `{}` engine `{}`: round {} (cslide, tasks {:?}): no scan capability yet",
-            ctx.project,
-            ctx.engine,
-            ctx.round,
-            tasks
-        );
-        Ok(())
-    }
+/// `[task]` keys the host keeps for itself.
+pub const TASK_HOST_KEYS: &[&str] = &[
+    "name",
+    "project",
+    "engine",
+    "type",
+    "value",
+    "max_threads",
+    "swap_flag",
+];
 
-    fn command(&self, req: &CommandRequest<'_>) -> Result<String, EngineError> {
-        let what = match req.cmd {
-            "showhostpages" => "host page statistics".to_string(),
-            "showtaskpages" => match req.task {
-                None => {
-                    return Err(EngineError::Failed(format!(
-                        "engine `{}` in project `{}`: `showtaskpages` needs a task (-t)",
-                        req.engine, req.project
-                    )));
-                }
-                Some(t) => format!("page statistics of task `{}`", t.name),
-            },
-            other => {
-                return Err(EngineError::Failed(format!(
-                    "engine `{}` in project `{}`: unknown command `{other}` \
-                     (known: showtaskpages, showhostpages)",
-                    req.engine, req.project
-                )));
+/// The `configure` params of an engine (see [`crate::plugin`]): its section's own keys,
+/// then the project keys engines need.
+pub fn engine_params(conf: &EngineConf, project: &ProjectConf) -> Params {
+    let mut pairs: Vec<(String, String)> = conf
+        .raw
+        .iter()
+        .filter(|(k, _)| !ENGINE_HOST_KEYS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    if let EngineKind::Cslide(c) = &conf.kind {
+        for (k, v) in &mut pairs {
+            if k == "hot_threshold" {
+                *v = c.hot_threshold.to_string();
             }
-        };
-        if req.working.is_empty() {
-            return Err(EngineError::Failed(format!(
-                "engine `{}` in project `{}`: no task is working",
-                req.engine, req.project
-            )));
         }
-        Err(EngineError::Failed(format!(
-            "engine `{}` in project `{}`: `{}`: no {what} yet: cslide scanning is not \
-             implemented yet",
-            req.engine, req.project, req.cmd
-        )))
     }
+    if let ScanConf::Page {
+        loops,
+        interval,
+        sleep,
+    } = project.scan
+    {
+        pairs.push(("loop".into(), loops.to_string()));
+        pairs.push(("interval".into(), interval.to_string()));
+        pairs.push(("sleep".into(), sleep.to_string()));
+    }
+    if let Some(t) = project.sysmem_threshold {
+        pairs.push(("sysmem_threshold".into(), t.to_string()));
+    }
+    if let Some(w) = project.swapcache_wmark {
+        pairs.push(("swapcache_high_wmark".into(), w.high.to_string()));
+        pairs.push(("swapcache_low_wmark".into(), w.low.to_string()));
+    }
+    Params::from_pairs(pairs)
+}
+
+/// The `new-task` params of a task (see [`crate::plugin`]).
+pub fn task_params(conf: &TaskConf) -> Params {
+    conf.raw
+        .iter()
+        .filter(|(k, _)| !TASK_HOST_KEYS.contains(&k.as_str()))
+        .cloned()
+        .collect()
 }

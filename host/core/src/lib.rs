@@ -1,20 +1,22 @@
 //! The etmemd core: the object model (projects, engines, tasks), the handling of
-//! [`Action`]s, the scheduler of rounds and the engine registry.
+//! [`Action`]s, the scheduler of rounds, the engine registry and plug-in boundary, and the
+//! host capabilities through which engines see processes and act on them.
 //!
 //! It must not know about sockets or frames (that is the RPC layer in `etmemd`), and it
 //! reaches the system only through [`etmem_kernel::Kernel`].
 
 pub mod action;
-pub mod plugin;
 mod add;
+mod caps;
 mod daemon;
 pub mod engine;
 mod model;
+pub mod plugin;
 mod scheduler;
 
 pub use action::{Action, ActionError, ActionHandler, Reply};
-pub use daemon::{Daemon, DaemonHandle, DelTargets};
+pub use daemon::{Daemon, DaemonHandle, DaemonOptions, DelTargets};
 pub use engine::{
-    BuiltinEngine, CommandRequest, EngineError, EngineFactory, EngineRegistry, RoundContext,
-    RoundTarget, ScanParams, Scheduling, TaskInfo,
+    BuiltinFactory, EngineError, EngineRegistry, ScanParams, Scheduling, TaskInfo, engine_params,
+    task_params,
 };

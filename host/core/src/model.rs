@@ -1,18 +1,25 @@
 //! The object model: projects, their engines, their tasks, newest first (C inserts at the
 //! head of each list, and `project show` prints in that order), with the start and stop of
-//! tasks.
+//! tasks, and the shared [`EngineCell`] through which every engine call goes.
 //!
-//! Every function here is synchronous and runs under the daemon's state lock; stopping only
-//! aborts round loops and hands their join handles back so the caller can await them after
-//! releasing the lock. Nothing here reads config files or answers actions.
+//! Every function on [`State`] is synchronous and runs under the daemon's state lock;
+//! stopping only aborts round loops and hands their join handles back so the caller can
+//! await them (and call the engine's `stop-task`) after releasing the lock. Nothing here
+//! reads config files or answers actions.
 
-use crate::engine::{BuiltinEngine, EngineError, ScanParams, Scheduling, TaskInfo};
-use crate::scheduler::{WorkingSet, spawn_engine_worker, spawn_task_rounds};
+use crate::caps::EngineHost;
+use crate::engine::{ScanParams, Scheduling, TaskInfo};
+use crate::plugin::{CallError, EngineInstance, HostRef};
+use crate::scheduler::{RoundEnv, WorkingSet, spawn_engine_worker, spawn_task_rounds};
 use etmem_config::{EngineConf, ProjectConf, ScanConf};
-use etmem_kernel::Kernel;
-use std::sync::{Arc, PoisonError};
+use etmem_kernel::{Kernel, TrackerKind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 use tokio::task::JoinHandle;
+
+/// The daemon's objects, shared with the round loops (which only use it to quarantine).
+pub(crate) type SharedState = Arc<Mutex<State>>;
 
 /// Every object of the daemon.
 #[derive(Debug, Default)]
@@ -26,8 +33,124 @@ pub(crate) struct State {
 pub(crate) struct Project {
     pub conf: ProjectConf,
     pub started: bool,
+    /// the access tracker chosen at start (while started with tasks)
+    pub tracker: Option<TrackerKind>,
     /// newest first
     pub engines: Vec<EngineObj>,
+}
+
+/// One engine instance with its host capabilities and its failure state; shared by the
+/// model and the round loops.
+#[derive(Debug)]
+pub(crate) struct EngineCell {
+    pub project: String,
+    pub name: String,
+    instance: Mutex<Box<dyn EngineInstance>>,
+    failed: Mutex<Option<String>>,
+    pub host: Arc<EngineHost>,
+}
+
+impl EngineCell {
+    pub fn new(
+        project: &str,
+        name: &str,
+        instance: Box<dyn EngineInstance>,
+        host: Arc<EngineHost>,
+    ) -> Arc<EngineCell> {
+        Arc::new(EngineCell {
+            project: project.to_string(),
+            name: name.to_string(),
+            instance: Mutex::new(instance),
+            failed: Mutex::new(None),
+            host,
+        })
+    }
+
+    fn failed_lock(&self) -> MutexGuard<'_, Option<String>> {
+        self.failed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Why the engine failed, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failed_lock().clone()
+    }
+
+    /// Marks the engine failed; true the first time.
+    pub fn mark_failed(&self, why: &str) -> bool {
+        let mut f = self.failed_lock();
+        if f.is_some() {
+            return false;
+        }
+        *f = Some(why.to_string());
+        true
+    }
+
+    /// The text every action touching a failed engine answers.
+    pub fn failed_text(&self, why: &str) -> String {
+        format!(
+            "engine `{}` of project `{}` failed: {why}; delete it with obj del and add it again",
+            self.name, self.project
+        )
+    }
+
+    /// The host capabilities as engines receive them.
+    pub fn host_ref(&self) -> HostRef {
+        self.host.clone()
+    }
+
+    /// Calls the engine on a blocking thread (engine calls may take long). A failed engine
+    /// is not called: the call answers its fault. A panic escaping the instance is a fault.
+    pub async fn call<T, F>(self: &Arc<Self>, f: F) -> Result<T, CallError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn EngineInstance, &HostRef) -> Result<T, CallError> + Send + 'static,
+    {
+        let cell = self.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            if let Some(why) = cell.failure() {
+                return Err(CallError::Fault(why));
+            }
+            let host = cell.host_ref();
+            let mut inst = cell.instance.lock().unwrap_or_else(PoisonError::into_inner);
+            match catch_unwind(AssertUnwindSafe(|| f(&mut **inst, &host))) {
+                Ok(r) => r,
+                Err(p) => Err(CallError::Fault(format!(
+                    "panicked: {}",
+                    etmem_sdk::runtime::panic_message(p.as_ref())
+                ))),
+            }
+        })
+        .await;
+        match r {
+            Ok(r) => r,
+            Err(e) => Err(CallError::Fault(format!(
+                "engine call did not complete: {e}"
+            ))),
+        }
+    }
+}
+
+/// Marks `cell` failed for `why`, logs it, and stops its tasks without calling the engine
+/// again (their round loops are aborted, not awaited: the caller may be one of them).
+pub(crate) fn quarantine(state: &Weak<Mutex<State>>, cell: &Arc<EngineCell>, why: &str) {
+    if !cell.mark_failed(why) {
+        return;
+    }
+    tracing::error!("{}; its tasks are stopped", cell.failed_text(why));
+    let Some(state) = state.upgrade() else {
+        return;
+    };
+    let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+    for p in &mut st.projects {
+        for e in &mut p.engines {
+            if Arc::ptr_eq(&e.cell, cell) {
+                let mut handles = Vec::new();
+                e.stop_all(&mut handles);
+                // aborted; nobody awaits them (one may be the caller itself)
+                drop(handles);
+            }
+        }
+    }
 }
 
 /// An engine object of a project.
@@ -37,7 +160,7 @@ pub(crate) struct EngineObj {
     pub name: String,
     pub conf: EngineConf,
     pub scheduling: Scheduling,
-    pub imp: Arc<dyn BuiltinEngine>,
+    pub cell: Arc<EngineCell>,
     /// newest first
     pub tasks: Vec<TaskObj>,
     /// per-engine scheduling: the started tasks the worker scans
@@ -54,6 +177,9 @@ pub(crate) struct TaskObj {
     /// per-task scheduling: the round loop while started
     pub runner: Option<JoinHandle<()>>,
 }
+
+/// A started task the engine must be told about (`stop-task`) once the lock is released.
+pub(crate) type Stopped = (Arc<EngineCell>, String);
 
 /// The page-scan timing of a project, when it has one.
 pub(crate) fn scan_params(scan: &ScanConf) -> Option<ScanParams> {
@@ -90,13 +216,31 @@ impl Project {
         self.engines.iter_mut().find(|e| e.name == name)
     }
 
+    /// True when any engine has a task.
+    pub fn has_tasks(&self) -> bool {
+        self.engines.iter().any(|e| !e.tasks.is_empty())
+    }
+
     /// Stops every started task of the project (it stays `started` as it was: the caller
     /// decides).
-    pub fn stop_all(&mut self, handles: &mut Vec<JoinHandle<()>>) {
+    pub fn stop_all(&mut self, handles: &mut Vec<JoinHandle<()>>, stopped: &mut Vec<Stopped>) {
         for e in &mut self.engines {
+            for idx in 0..e.tasks.len() {
+                if let Some(s) = e.stop_task(idx, handles) {
+                    stopped.push(s);
+                }
+            }
             e.stop_all(handles);
         }
     }
+}
+
+/// What a task start needs besides the engine object.
+pub(crate) struct StartCtx<'a> {
+    pub kernel: &'a Arc<dyn Kernel>,
+    pub state: &'a Weak<Mutex<State>>,
+    pub project: &'a ProjectConf,
+    pub tracker: TrackerKind,
 }
 
 impl EngineObj {
@@ -104,59 +248,44 @@ impl EngineObj {
         self.tasks.iter().position(|t| t.info.name == name)
     }
 
-    /// The started tasks, newest first.
-    pub fn working(&self) -> Vec<Arc<TaskInfo>> {
-        self.tasks
-            .iter()
-            .filter(|t| t.started)
-            .map(|t| t.info.clone())
-            .collect()
-    }
-
-    /// Starts task `idx`: the engine's hook, then its round loop (per task) or a place in
-    /// the engine worker's set (per engine). Starting a started task does nothing.
-    pub fn start_task(
-        &mut self,
-        idx: usize,
-        kernel: &Arc<dyn Kernel>,
-        project: &ProjectConf,
-    ) -> Result<(), EngineError> {
+    /// Starts task `idx`: its round loop (per task) or a place in the engine worker's set
+    /// (per engine). Starting a started task does nothing.
+    pub fn start_task(&mut self, idx: usize, ctx: &StartCtx<'_>) -> Result<(), String> {
         let Some(task) = self.tasks.get(idx) else {
             return Ok(());
         };
         if task.started {
             return Ok(());
         }
+        if let Some(why) = self.cell.failure() {
+            return Err(self.cell.failed_text(&why));
+        }
         let info = task.info.clone();
-        let scan = scan_params(&project.scan).ok_or_else(|| {
-            EngineError::Failed(format!(
+        let scan = scan_params(&ctx.project.scan).ok_or_else(|| {
+            format!(
                 "project `{}` has scan_type={}: it has no page-scan rounds to run task `{}`",
-                project.name,
-                project.scan.type_name(),
+                ctx.project.name,
+                ctx.project.scan.type_name(),
                 info.name
-            ))
+            )
         })?;
-        self.imp.start_task(&info)?;
+        let env = RoundEnv {
+            kernel: ctx.kernel.clone(),
+            state: ctx.state.clone(),
+            cell: self.cell.clone(),
+            scan,
+            tracker: ctx.tracker,
+            scheduling: self.scheduling,
+        };
         let runner = match self.scheduling {
-            Scheduling::PerTask => Some(spawn_task_rounds(
-                kernel.clone(),
-                self.imp.clone(),
-                scan,
-                info.clone(),
-            )),
+            Scheduling::PerTask => Some(spawn_task_rounds(env, info.clone())),
             Scheduling::PerEngine => {
                 self.working
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(info.clone());
                 if self.worker.is_none() {
-                    self.worker = Some(spawn_engine_worker(
-                        self.imp.clone(),
-                        project.name.clone(),
-                        self.name.clone(),
-                        scan,
-                        self.working.clone(),
-                    ));
+                    self.worker = Some(spawn_engine_worker(env, self.working.clone()));
                 }
                 None
             }
@@ -168,14 +297,13 @@ impl EngineObj {
         Ok(())
     }
 
-    /// Stops task `idx` if it is started: the engine's hook, then aborts its round loop, or
-    /// removes it from the worker's set and aborts the worker when the set is empty.
-    pub fn stop_task(&mut self, idx: usize, handles: &mut Vec<JoinHandle<()>>) {
-        let Some(task) = self.tasks.get_mut(idx) else {
-            return;
-        };
+    /// Stops task `idx` if it is started: aborts its round loop, or removes it from the
+    /// worker's set and aborts the worker when the set is empty. Returns what the engine
+    /// must be told (`stop-task`) after the lock is released.
+    pub fn stop_task(&mut self, idx: usize, handles: &mut Vec<JoinHandle<()>>) -> Option<Stopped> {
+        let task = self.tasks.get_mut(idx)?;
         if !task.started {
-            return;
+            return None;
         }
         task.started = false;
         if let Some(runner) = task.runner.take() {
@@ -183,7 +311,6 @@ impl EngineObj {
             handles.push(runner);
         }
         let info = task.info.clone();
-        self.imp.stop_task(&info);
         if self.scheduling == Scheduling::PerEngine {
             let mut working = self.working.lock().unwrap_or_else(PoisonError::into_inner);
             working.retain(|t| !Arc::ptr_eq(t, &info));
@@ -194,11 +321,13 @@ impl EngineObj {
                 handles.push(worker);
             }
         }
+        Some((self.cell.clone(), info.name.clone()))
     }
 
+    /// Stops every task (without telling the engine) and the worker.
     pub fn stop_all(&mut self, handles: &mut Vec<JoinHandle<()>>) {
         for idx in 0..self.tasks.len() {
-            self.stop_task(idx, handles);
+            let _ = self.stop_task(idx, handles);
         }
         if let Some(worker) = self.worker.take() {
             worker.abort();

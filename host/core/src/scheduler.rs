@@ -1,25 +1,50 @@
-//! The round loops (tokio tasks) of started tasks and engines.
+//! The round loops (tokio tasks) of started tasks and engines, and the round pipeline.
 //!
-//! A slide-like task (per-task scheduling) runs its first round `interval` after its start,
-//! then `interval` after the END of each round (spec §5.2, B19 end-to-start). A round
-//! resolves the pids (main pid plus direct children), runs `loop` scan passes each followed
-//! by `sleep`, then calls the engine's decision step. A cslide-like engine (per-engine
-//! scheduling) has one worker that does the same for all its working tasks on their fixed
-//! pids, then waits `interval` (spec §5.3).
+//! A per-task engine (slide-like) runs a task's first round `interval` after its start,
+//! then `interval` after the END of each round (spec §5.2, B19 end-to-start). A per-engine
+//! engine (cslide-like) has one worker for all its working tasks, on their fixed pids,
+//! waiting `interval` between rounds (spec §5.3).
+//!
+//! One round: resolve the pids (main pid, plus direct children for per-task engines) into
+//! process handles; `loop` passes of the project's access tracker over every process, each
+//! followed by `sleep`; each process's access map becomes a `ScanResult`; the engine's
+//! `plan` (per task; for a per-engine engine, each working task in turn once all were
+//! scanned); every returned action is checked and carried out by the engine's host
+//! ([`crate::caps`]). Up to `max_threads` processes of a task are scanned or acted on at
+//! once, on blocking threads. A main process that exits mid-round ends that task's round
+//! quietly (debug); a child that exits is only dropped from the round.
 //!
 //! Stopping is aborting the tokio task: every wait is an await point, so a stop never waits
-//! for a sleep to end. This module holds no object state and takes no lock of the daemon.
+//! for a sleep to end (an engine call in flight finishes on its thread, and its result is
+//! dropped). An engine fault quarantines the engine ([`crate::model::quarantine`]).
 
-use crate::engine::{BuiltinEngine, RoundContext, RoundTarget, ScanParams, TaskInfo};
+use crate::engine::{ScanParams, Scheduling, TaskInfo};
+use crate::model::{EngineCell, State, quarantine};
+use crate::plugin::{Action, CallError, Round, ScanResult};
 use etmem_config::TaskTarget;
-use etmem_kernel::{Kernel, ProcessTarget};
-use std::sync::{Arc, Mutex, PoisonError};
+use etmem_kernel::{
+    AccessMap, Kernel, Pid, ProcessHandle, ProcessTarget, Tracker, TrackerChoice, TrackerKind,
+    VmaFilter,
+};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep};
+use tokio::time::sleep;
 
 /// The started tasks of a per-engine worker, shared between the daemon (which changes it
 /// on start/stop) and the worker (which reads it at the start of every round).
 pub(crate) type WorkingSet = Arc<Mutex<Vec<Arc<TaskInfo>>>>;
+
+/// What a round loop needs.
+#[derive(Clone)]
+pub(crate) struct RoundEnv {
+    pub kernel: Arc<dyn Kernel>,
+    pub state: Weak<Mutex<State>>,
+    pub cell: Arc<EngineCell>,
+    pub scan: ScanParams,
+    pub tracker: TrackerKind,
+    pub scheduling: Scheduling,
+}
 
 /// What a target means to the kernel layer.
 pub(crate) fn process_target(t: &TaskTarget) -> ProcessTarget {
@@ -29,111 +54,413 @@ pub(crate) fn process_target(t: &TaskTarget) -> ProcessTarget {
     }
 }
 
-/// The scan passes of one round: `loop` passes, each followed by `sleep`.
-///
-/// The seam where the scan capability will gather page accesses for `targets`; today a
-/// pass reads nothing.
-async fn scan_passes(project: &str, engine: &str, scan: &ScanParams, targets: &[RoundTarget]) {
-    for pass in 1..=scan.loops {
-        tracing::debug!(
-            "project `{project}` engine `{engine}`: scan pass {pass}/{} over {} task(s): \
-             no scan capability yet",
-            scan.loops,
-            targets.len()
-        );
-        sleep(scan.sleep).await;
+/// One process of a task: its handle and its tracker, kept across rounds.
+#[derive(Debug)]
+struct Proc {
+    handle: Arc<ProcessHandle>,
+    tracker: Box<dyn Tracker>,
+    started: bool,
+}
+
+/// A process during a round: its tracker and this round's access map.
+struct Scanning {
+    pid: Pid,
+    main: bool,
+    proc_: Proc,
+    map: AccessMap,
+}
+
+/// The scan state of one task, kept across its rounds.
+struct TaskScanner {
+    task: Arc<TaskInfo>,
+    procs: BTreeMap<Pid, Proc>,
+}
+
+impl TaskScanner {
+    fn new(task: Arc<TaskInfo>) -> TaskScanner {
+        TaskScanner {
+            task,
+            procs: BTreeMap::new(),
+        }
+    }
+}
+
+fn who(env: &RoundEnv, task: &str) -> String {
+    format!(
+        "project `{}` engine `{}` task `{task}`",
+        env.cell.project, env.cell.name
+    )
+}
+
+/// Which VMAs a task scans: its `anon_only` / `vm_flags` keys when given (cslide), else
+/// anonymous VMAs for per-task engines (spec §6.3) and every VMA for per-engine ones.
+fn vma_filter(task: &TaskInfo, scheduling: Scheduling) -> VmaFilter {
+    let anon_only = task
+        .params
+        .get::<bool>("anon_only")
+        .ok()
+        .flatten()
+        .unwrap_or(scheduling == Scheduling::PerTask);
+    let vm_flags = task
+        .params
+        .raw("vm_flags")
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    VmaFilter {
+        anon_only,
+        vm_flags,
+    }
+}
+
+/// Opens (or keeps) the task's processes for this round, prepares their maps and starts
+/// new trackers. `None` when the round cannot run (logged).
+async fn prepare(env: &RoundEnv, s: &mut TaskScanner) -> Option<Vec<Scanning>> {
+    let task = s.task.clone();
+    let w = who(env, &task.name);
+    let pids = match task.fixed_pid {
+        Some(p) => vec![p],
+        None => {
+            let kernel = env.kernel.clone();
+            let target = process_target(&task.target);
+            let children = env.scheduling == Scheduling::PerTask;
+            match tokio::task::spawn_blocking(move || kernel.resolve(&target, children)).await {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
+                    tracing::info!("{w}: round skipped: {e}");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!("{w}: round skipped: {e}");
+                    return None;
+                }
+            }
+        }
+    };
+    let main = pids.first().copied();
+    let mut old = std::mem::take(&mut s.procs);
+    let kernel = env.kernel.clone();
+    let filter = vma_filter(&task, env.scheduling);
+    let tracker = env.tracker;
+    let w2 = w.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let sizes = kernel.page_sizes();
+        let mut out = Vec::new();
+        for pid in pids {
+            let kept = old.remove(&pid).filter(|p| p.handle.check().is_ok());
+            let proc_ = match kept {
+                Some(p) => p,
+                None => {
+                    let handle = match kernel.open_process(pid) {
+                        Ok(h) => Arc::new(h),
+                        Err(e) => {
+                            tracing::debug!("{w2}: pid {pid} left before its scan: {e}");
+                            if Some(pid) == main {
+                                return None;
+                            }
+                            continue;
+                        }
+                    };
+                    let tracker = match kernel.tracker(TrackerChoice::Only(tracker)) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::warn!("{w2}: pid {pid}: {e}");
+                            return None;
+                        }
+                    };
+                    Proc {
+                        handle,
+                        tracker,
+                        started: false,
+                    }
+                }
+            };
+            let vmas = match kernel.vmas(&proc_.handle, &filter) {
+                Ok(v) => v,
+                Err(e) if e.is_gone() || matches!(e, etmem_kernel::KernelError::NoProcess(_)) => {
+                    tracing::debug!("{w2}: pid {pid} left before its scan: {e}");
+                    if Some(pid) == main {
+                        return None;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("{w2}: pid {pid}: {e}");
+                    continue;
+                }
+            };
+            let map = AccessMap::new(&vmas, sizes);
+            let mut sc = Scanning {
+                pid,
+                main: Some(pid) == main,
+                proc_,
+                map,
+            };
+            if !sc.proc_.started {
+                match sc.proc_.tracker.start(&sc.proc_.handle, &sc.map) {
+                    Ok(()) => sc.proc_.started = true,
+                    Err(e) if e.is_gone() => {
+                        tracing::debug!("{w2}: pid {pid} left before its scan: {e}");
+                        if sc.main {
+                            return None;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!("{w2}: pid {pid}: tracker start: {e}");
+                        continue;
+                    }
+                }
+            }
+            out.push(sc);
+        }
+        Some(out)
+    })
+    .await;
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!("{w}: round skipped: {e}");
+            None
+        }
+    }
+}
+
+/// One tracker pass over `procs`, `max` at once. Returns false when the task's main
+/// process left (the round ends).
+async fn pass(env: &RoundEnv, task: &TaskInfo, procs: &mut Vec<Scanning>) -> bool {
+    let w = who(env, &task.name);
+    let mut done = Vec::new();
+    let mut main_gone = false;
+    let max = task.max_threads.max(1);
+    while !procs.is_empty() {
+        let batch: Vec<Scanning> = procs.drain(..procs.len().min(max)).collect();
+        let jobs: Vec<_> = batch
+            .into_iter()
+            .map(|mut sc| {
+                tokio::task::spawn_blocking(move || {
+                    let r = sc
+                        .proc_
+                        .handle
+                        .check()
+                        .map_err(etmem_kernel::TrackError::from)
+                        .and_then(|()| sc.proc_.tracker.pass(&sc.proc_.handle, &mut sc.map));
+                    (sc, r)
+                })
+            })
+            .collect();
+        for j in jobs {
+            match j.await {
+                Ok((sc, Ok(()))) => done.push(sc),
+                Ok((sc, Err(e))) if e.is_gone() => {
+                    tracing::debug!("{w}: pid {} left during the round: {e}", sc.pid);
+                    main_gone |= sc.main;
+                }
+                Ok((sc, Err(e))) => {
+                    tracing::warn!("{w}: pid {}: scan pass: {e}", sc.pid);
+                    main_gone |= sc.main;
+                }
+                Err(e) => {
+                    tracing::warn!("{w}: a scan pass did not complete: {e}");
+                    main_gone = true;
+                }
+            }
+        }
+    }
+    *procs = done;
+    !main_gone
+}
+
+/// The scan result of one process.
+fn scan_result(sc: &Scanning, loops: u32) -> Option<ScanResult> {
+    let sizes = sc.map.sizes();
+    let mut addrs = Vec::new();
+    let mut counts = Vec::new();
+    let mut psizes = Vec::new();
+    for a in sc.map.iter() {
+        if let Some(s) = crate::caps::sdk_page_size(a.page_size, sizes) {
+            addrs.push(a.addr);
+            counts.push(a.count);
+            psizes.push(s);
+        }
+    }
+    ScanResult::new(sc.pid, loops, addrs, counts, psizes).ok()
+}
+
+/// Scans several tasks together: every pass over all their processes, then one `sleep`.
+/// Returns, per task, its processes and scan results (`None`: no round for that task).
+async fn scan_tasks(
+    env: &RoundEnv,
+    scanners: &mut [TaskScanner],
+) -> Vec<Option<(Vec<Arc<ProcessHandle>>, Vec<ScanResult>)>> {
+    let mut rounds: Vec<Option<Vec<Scanning>>> = Vec::new();
+    for s in scanners.iter_mut() {
+        rounds.push(prepare(env, s).await);
+    }
+    if rounds.iter().all(Option::is_none) {
+        return rounds.into_iter().map(|_| None).collect();
+    }
+    let tasks: Vec<Arc<TaskInfo>> = scanners.iter().map(|s| s.task.clone()).collect();
+    for _ in 0..env.scan.loops {
+        for (task, r) in tasks.iter().zip(rounds.iter_mut()) {
+            if let Some(procs) = r
+                && !pass(env, task, procs).await
+            {
+                tracing::debug!(
+                    "{}: the task's process left; its round ends",
+                    who(env, &task.name)
+                );
+                *r = None;
+            }
+        }
+        sleep(env.scan.sleep).await;
+    }
+    let mut out = Vec::new();
+    for (s, r) in scanners.iter_mut().zip(rounds) {
+        match r {
+            None => out.push(None),
+            Some(procs) => {
+                let handles = procs.iter().map(|p| p.proc_.handle.clone()).collect();
+                let scans = procs
+                    .iter()
+                    .filter_map(|p| scan_result(p, env.scan.loops))
+                    .collect();
+                for sc in procs {
+                    s.procs.insert(sc.pid, sc.proc_);
+                }
+                out.push(Some((handles, scans)));
+            }
+        }
+    }
+    out
+}
+
+/// `plan` of one task, then its actions. Returns false when the engine faulted.
+async fn plan_and_act(
+    env: &RoundEnv,
+    task: &TaskInfo,
+    number: u64,
+    procs: Vec<Arc<ProcessHandle>>,
+    scans: Vec<ScanResult>,
+) -> bool {
+    let w = who(env, &task.name);
+    env.cell.host.begin_round(&task.name, procs);
+    env.cell.host.set_scans(&task.name, scans.clone());
+    let round = Round {
+        number,
+        passes: env.scan.loops,
+    };
+    let name = task.name.clone();
+    let r = env
+        .cell
+        .call(move |e, h| e.plan(&name, &round, &scans, h))
+        .await;
+    let actions = match r {
+        Ok(a) => a,
+        Err(CallError::Fault(why)) => {
+            quarantine(&env.state, &env.cell, &why);
+            return false;
+        }
+        Err(CallError::Engine(e)) => {
+            tracing::warn!("{w}: round {number}: plan failed: {e}");
+            return true;
+        }
+    };
+    act(env, task, actions).await;
+    true
+}
+
+/// Carries out `actions` through the engine's host, up to `max_threads` pids at once.
+async fn act(env: &RoundEnv, task: &TaskInfo, actions: Vec<Action>) {
+    let mut by_pid: BTreeMap<Pid, Vec<Action>> = BTreeMap::new();
+    for a in actions {
+        let pid = match &a {
+            Action::SwapOut { pid, .. } | Action::Migrate { pid, .. } => *pid,
+        };
+        by_pid.entry(pid).or_default().push(a);
+    }
+    let groups: Vec<Vec<Action>> = by_pid.into_values().collect();
+    for chunk in groups.chunks(task.max_threads.max(1)) {
+        let jobs: Vec<_> = chunk
+            .iter()
+            .cloned()
+            .map(|list| {
+                let host = env.cell.host.clone();
+                let name = task.name.clone();
+                tokio::task::spawn_blocking(move || {
+                    for a in &list {
+                        // refusals and failures are logged by the host
+                        let _ = host.act(&name, a, "plan");
+                    }
+                })
+            })
+            .collect();
+        for j in jobs {
+            if let Err(e) = j.await {
+                tracing::warn!("{}: an action did not complete: {e}", who(env, &task.name));
+            }
+        }
     }
 }
 
 /// Spawns the round loop of one started per-task task.
-pub(crate) fn spawn_task_rounds(
-    kernel: Arc<dyn Kernel>,
-    engine: Arc<dyn BuiltinEngine>,
-    scan: ScanParams,
-    task: Arc<TaskInfo>,
-) -> JoinHandle<()> {
+pub(crate) fn spawn_task_rounds(env: RoundEnv, task: Arc<TaskInfo>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let target = process_target(&task.target);
+        let mut scanner = [TaskScanner::new(task.clone())];
         let mut round = 0u64;
         loop {
-            sleep(scan.interval).await;
+            sleep(env.scan.interval).await;
+            if env.cell.failure().is_some() {
+                return;
+            }
             round += 1;
-            let started_at = Instant::now();
-            let pids = match kernel.resolve(&target, true) {
-                Ok(pids) => pids,
-                Err(e) => {
-                    tracing::info!(
-                        "project `{}` task `{}`: round {round} skipped: {e}",
-                        task.project,
-                        task.name
-                    );
-                    continue;
-                }
+            let mut res = scan_tasks(&env, &mut scanner).await;
+            let Some(Some((procs, scans))) = res.pop() else {
+                continue;
             };
-            let targets = vec![RoundTarget {
-                task: task.clone(),
-                pids,
-            }];
-            scan_passes(&task.project, &task.engine, &scan, &targets).await;
-            let ctx = RoundContext {
-                project: task.project.clone(),
-                engine: task.engine.clone(),
-                round,
-                started_at,
-                scan,
-                targets,
-            };
-            if let Err(e) = engine.round(&ctx) {
-                tracing::warn!(
-                    "project `{}` task `{}`: round {round} failed: {e}",
-                    task.project,
-                    task.name
-                );
+            if !plan_and_act(&env, &task, round, procs, scans).await {
+                return;
             }
         }
     })
 }
 
 /// Spawns the worker of a per-engine engine; it runs until aborted (when its last task
-/// stops or the engine is deleted).
-pub(crate) fn spawn_engine_worker(
-    engine: Arc<dyn BuiltinEngine>,
-    project: String,
-    engine_name: String,
-    scan: ScanParams,
-    working: WorkingSet,
-) -> JoinHandle<()> {
+/// stops or the engine is deleted) or the engine faults.
+pub(crate) fn spawn_engine_worker(env: RoundEnv, working: WorkingSet) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut round = 0u64;
+        let mut scanners: Vec<TaskScanner> = Vec::new();
         loop {
-            sleep(scan.interval).await;
-            let targets: Vec<RoundTarget> = working
+            sleep(env.scan.interval).await;
+            if env.cell.failure().is_some() {
+                return;
+            }
+            let tasks: Vec<Arc<TaskInfo>> = working
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .map(|t| RoundTarget {
-                    task: t.clone(),
-                    pids: t.fixed_pid.into_iter().collect(),
-                })
-                .collect();
-            if targets.is_empty() {
+                .clone();
+            // keep the scanners (and their trackers) of tasks still working, in order
+            let mut old = std::mem::take(&mut scanners);
+            for t in &tasks {
+                let s = match old.iter().position(|s| Arc::ptr_eq(&s.task, t)) {
+                    Some(i) => old.swap_remove(i),
+                    None => TaskScanner::new(t.clone()),
+                };
+                scanners.push(s);
+            }
+            drop(old);
+            if scanners.is_empty() {
                 continue;
             }
             round += 1;
-            let started_at = Instant::now();
-            scan_passes(&project, &engine_name, &scan, &targets).await;
-            let ctx = RoundContext {
-                project: project.clone(),
-                engine: engine_name.clone(),
-                round,
-                started_at,
-                scan,
-                targets,
-            };
-            if let Err(e) = engine.round(&ctx) {
-                tracing::warn!(
-                    "project `{project}` engine `{engine_name}`: round {round} failed: {e}"
-                );
+            let results = scan_tasks(&env, &mut scanners).await;
+            for (t, r) in tasks.iter().zip(results) {
+                let Some((procs, scans)) = r else {
+                    continue;
+                };
+                if !plan_and_act(&env, t, round, procs, scans).await {
+                    return;
+                }
             }
         }
     })

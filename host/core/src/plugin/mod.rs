@@ -12,6 +12,26 @@
 //! * [`CallError::Fault`]: the engine broke (wasm trap, deadline, memory limit, a panic
 //!   caught at the boundary). The host quarantines the engine: marks it failed, stops its
 //!   tasks, and says why in the logs and in the reply to the next command.
+//!
+//! # The params an engine receives
+//!
+//! Built-in and loaded engines alike get [`Params`] built from the raw `key = value` pairs
+//! of their config section, in file order, values as written:
+//! * `configure`: the `[engine]` keys minus `name`, `project`, `eng_name`, `libname`,
+//!   `ops_name` and `round_quota_bytes` (the host's own), followed by the project keys
+//!   engines need, under their own names: `loop`, `interval`, `sleep` (page-scan projects),
+//!   `sysmem_threshold`, `swapcache_high_wmark`, `swapcache_low_wmark` (when set). For
+//!   cslide, `hot_threshold` carries the value after the host's clamp to `loop*3+1`.
+//! * `new-task`: the `[task]` keys minus `name`, `project`, `engine`, `type`, `value`,
+//!   `max_threads` and `swap_flag` (the host's scheduling keys).
+//!
+//! An engine that calls `Params::deny_unknown` in `configure` must therefore list the six
+//! project keys among the keys it knows.
+
+pub(crate) mod builtin;
+pub mod thirdparty;
+
+pub use thirdparty::{DEFAULT_FETCH_DIR, check_library};
 
 use std::fmt;
 use std::path::Path;
@@ -19,8 +39,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use etmem_sdk::{
-    Action, EngineError as SdkEngineError, Host, Params, Round, ScanResult,
-    TaskInfo as SdkTaskInfo,
+    Action, EngineError as SdkEngineError, Host, Params, Round, ScanResult, TaskInfo as SdkTaskInfo,
 };
 
 /// The host capabilities handed to every engine call. Shared and `'static` so that a loader

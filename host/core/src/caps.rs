@@ -1,0 +1,472 @@
+//! The host capabilities of one engine ([`EngineHost`], handed to it as a
+//! [`HostRef`](crate::plugin::HostRef)), and the one place where an engine's decisions are
+//! checked and carried out.
+//!
+//! Every decision — an action returned by `plan` or a `request-*` call — goes through
+//! [`EngineHost::act`]: only the task's own current processes, every address aligned to
+//! its page size and inside one of that process's VMAs, within the round's byte quota
+//! (per task, when the engine's `round_quota_bytes` or the daemon's default sets one).
+//! Refused addresses are logged (warn) and never acted on; the rest goes to the kernel.
+//!
+//! This module must not call the engine (it is called from inside engine calls) nor take
+//! the daemon's state lock.
+
+use crate::plugin::{Action, SdkEngineError};
+use etmem_kernel::{
+    ActionReport, FailReason, Kernel, PageRef, PageSizes, ProcessHandle, SwapMethod, VmaFilter,
+};
+use etmem_sdk::{
+    Host, LogLevel, MemInfo as SdkMemInfo, NodeMemory, PageSize, Pid, ProcessMemory, ScanResult,
+    SystemFacts, Vma as SdkVma,
+};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// How many refused addresses of one action are logged one by one.
+const REFUSALS_LOGGED: usize = 8;
+
+/// What the host knows of one task of the engine.
+#[derive(Debug, Default)]
+struct TaskView {
+    /// the processes of the current round, main first
+    procs: Vec<Arc<ProcessHandle>>,
+    /// the scan results of the latest round
+    scans: Vec<ScanResult>,
+    /// bytes still allowed this round (`None`: no quota)
+    budget: Option<u64>,
+}
+
+/// The capabilities of one engine of one project.
+#[derive(Debug)]
+pub(crate) struct EngineHost {
+    project: String,
+    engine: String,
+    kernel: Arc<dyn Kernel>,
+    quota: Option<u64>,
+    tasks: Mutex<BTreeMap<String, TaskView>>,
+}
+
+/// Which action, for logs and the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Swap,
+    Migrate(u32),
+}
+
+impl EngineHost {
+    pub(crate) fn new(
+        project: &str,
+        engine: &str,
+        kernel: Arc<dyn Kernel>,
+        quota: Option<u64>,
+    ) -> EngineHost {
+        EngineHost {
+            project: project.to_string(),
+            engine: engine.to_string(),
+            kernel,
+            quota,
+            tasks: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, TaskView>> {
+        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn who(&self, task: &str) -> String {
+        format!(
+            "engine `{}` of project `{}`, task `{task}`",
+            self.engine, self.project
+        )
+    }
+
+    /// A task was added.
+    pub(crate) fn add_task(&self, task: &str) {
+        self.lock().entry(task.to_string()).or_default();
+    }
+
+    /// A task was deleted.
+    pub(crate) fn remove_task(&self, task: &str) {
+        self.lock().remove(task);
+    }
+
+    /// A round of `task` begins on `procs`: they become its current processes, and the
+    /// round's quota is reset.
+    pub(crate) fn begin_round(&self, task: &str, procs: Vec<Arc<ProcessHandle>>) {
+        let quota = self.quota;
+        let mut t = self.lock();
+        let v = t.entry(task.to_string()).or_default();
+        v.procs = procs;
+        v.budget = quota;
+    }
+
+    /// The scan results of `task`'s round (what `task-scan` answers from now on).
+    pub(crate) fn set_scans(&self, task: &str, scans: Vec<ScanResult>) {
+        if let Some(v) = self.lock().get_mut(task) {
+            v.scans = scans;
+        }
+    }
+
+    /// The handle of `pid` if it is one of `task`'s current processes.
+    fn process(&self, task: &str, pid: Pid) -> Result<Arc<ProcessHandle>, SdkEngineError> {
+        let t = self.lock();
+        let v = t.get(task).ok_or_else(|| {
+            SdkEngineError::Host(format!(
+                "no task `{task}` in engine `{}` of project `{}`",
+                self.engine, self.project
+            ))
+        })?;
+        v.procs
+            .iter()
+            .find(|p| p.pid() == pid)
+            .cloned()
+            .ok_or_else(|| {
+                SdkEngineError::Host(format!(
+                    "pid {pid} is not a current process of task `{task}`"
+                ))
+            })
+    }
+
+    /// Checks `action` for `task` and carries out what passes (module docs). `Ok(None)`
+    /// when nothing passed; `Err` when the action as a whole is refused (foreign pid) or
+    /// the kernel failed.
+    pub(crate) fn act(
+        &self,
+        task: &str,
+        action: &Action,
+        origin: &str,
+    ) -> Result<Option<ActionReport>, SdkEngineError> {
+        let (pid, addrs, kind) = match action {
+            Action::SwapOut { pid, addrs } => (*pid, addrs.as_slice(), Kind::Swap),
+            Action::Migrate { pid, addrs, node } => (*pid, addrs.as_slice(), Kind::Migrate(*node)),
+        };
+        let who = self.who(task);
+        let handle = match self.process(task, pid) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(
+                    "{who}: {origin}: refused {} address(es) of pid {pid}: {e}",
+                    addrs.len()
+                );
+                return Err(e);
+            }
+        };
+        let vmas = self
+            .kernel
+            .vmas(&handle, &VmaFilter::default())
+            .map_err(|e| SdkEngineError::Host(format!("pid {pid}: {e}")))?;
+        let sizes = self.kernel.page_sizes();
+        let (pages, refused) = {
+            let mut t = self.lock();
+            let Some(v) = t.get_mut(task) else {
+                return Err(SdkEngineError::Host(format!("no task `{task}`")));
+            };
+            let scan = v.scans.iter().find(|s| s.pid() == pid);
+            check_pages(addrs, &vmas, scan, sizes, &mut v.budget)
+        };
+        for (addr, why) in refused.iter().take(REFUSALS_LOGGED) {
+            tracing::warn!("{who}: {origin}: refused pid {pid} address {addr:#x}: {why}");
+        }
+        if refused.len() > REFUSALS_LOGGED {
+            tracing::warn!(
+                "{who}: {origin}: refused {} more address(es) of pid {pid}",
+                refused.len() - REFUSALS_LOGGED
+            );
+        }
+        if pages.is_empty() {
+            return Ok(None);
+        }
+        let r = match kind {
+            Kind::Swap => self
+                .kernel
+                .swap_out(&handle, &pages, u64::MAX, SwapMethod::Auto),
+            Kind::Migrate(node) => self.kernel.migrate(&handle, &pages, node, u64::MAX),
+        };
+        let what = match kind {
+            Kind::Swap => "swap out".to_string(),
+            Kind::Migrate(n) => format!("migrate to node {n}"),
+        };
+        match r {
+            Ok(rep) => {
+                tracing::info!("{who}: {what} pid {pid}: {rep}");
+                Ok(Some(rep))
+            }
+            Err(e) if e.is_gone() => {
+                tracing::debug!("{who}: {what} pid {pid}: the process is gone: {e}");
+                Err(SdkEngineError::Host(format!("pid {pid} is gone")))
+            }
+            Err(e) => {
+                tracing::warn!("{who}: {what} pid {pid}: {e}");
+                Err(SdkEngineError::Host(format!("{what} pid {pid}: {e}")))
+            }
+        }
+    }
+}
+
+/// The page size of `addr` as the latest scan saw it, or the base page size.
+fn page_size_of(addr: u64, scan: Option<&ScanResult>, sizes: PageSizes) -> u64 {
+    scan.and_then(|s| {
+        s.addrs()
+            .binary_search(&addr)
+            .ok()
+            .map(|i| s.sizes()[i].bytes())
+    })
+    .unwrap_or(sizes.pte)
+}
+
+/// Sorts `addrs` into pages to act on and refusals with their reason, spending `budget`.
+fn check_pages(
+    addrs: &[u64],
+    vmas: &[etmem_kernel::Vma],
+    scan: Option<&ScanResult>,
+    sizes: PageSizes,
+    budget: &mut Option<u64>,
+) -> (Vec<PageRef>, Vec<(u64, String)>) {
+    let mut sorted: Vec<&etmem_kernel::Vma> = vmas.iter().collect();
+    sorted.sort_by_key(|v| v.start);
+    let mut ok = Vec::new();
+    let mut refused = Vec::new();
+    for &addr in addrs {
+        let size = page_size_of(addr, scan, sizes);
+        if addr % size != 0 {
+            refused.push((addr, format!("not aligned to its page size ({size} bytes)")));
+            continue;
+        }
+        let i = sorted.partition_point(|v| v.start <= addr);
+        if i == 0 || !sorted[i - 1].contains_range(addr, size) {
+            refused.push((addr, "outside the process's VMAs".to_string()));
+            continue;
+        }
+        if let Some(left) = budget {
+            if *left < size {
+                refused.push((addr, "over the round's byte quota".to_string()));
+                continue;
+            }
+            *left -= size;
+        }
+        ok.push(PageRef { addr, size });
+    }
+    (ok, refused)
+}
+
+fn sdk_mem(m: &etmem_kernel::MemInfo) -> SdkMemInfo {
+    SdkMemInfo {
+        mem_total_kb: m.mem_total_kb.unwrap_or(0),
+        mem_free_kb: m.mem_free_kb.unwrap_or(0),
+        mem_available_kb: m.mem_available_kb.unwrap_or(0),
+        swap_total_kb: m.swap_total_kb.unwrap_or(0),
+        swap_free_kb: m.swap_free_kb.unwrap_or(0),
+        swap_cached_kb: m.swap_cached_kb.unwrap_or(0),
+    }
+}
+
+/// A node of `move_pages` as the WIT says it: the node, or a negative errno.
+fn node_code(n: &etmem_kernel::PageNode) -> i32 {
+    match n {
+        Ok(node) => i32::try_from(*node).unwrap_or(i32::MAX),
+        Err(FailReason::NotPresent) => -2,  // ENOENT
+        Err(FailReason::Gone) => -3,        // ESRCH
+        Err(FailReason::NoMemory) => -12,   // ENOMEM
+        Err(FailReason::Permission) => -13, // EACCES
+        Err(FailReason::Busy) => -16,       // EBUSY
+        Err(FailReason::Errno(e)) => -e.abs(),
+        Err(_) => -22, // EINVAL
+    }
+}
+
+impl Host for EngineHost {
+    fn log(&self, level: LogLevel, message: &str) {
+        let (e, p) = (&self.engine, &self.project);
+        match level {
+            LogLevel::Error => tracing::error!("engine `{e}` of project `{p}`: {message}"),
+            LogLevel::Warn => tracing::warn!("engine `{e}` of project `{p}`: {message}"),
+            LogLevel::Info => tracing::info!("engine `{e}` of project `{p}`: {message}"),
+            LogLevel::Debug => tracing::debug!("engine `{e}` of project `{p}`: {message}"),
+        }
+    }
+
+    fn task_vmas(&self, task: &str, pid: Pid) -> Result<Vec<SdkVma>, SdkEngineError> {
+        let h = self.process(task, pid)?;
+        let vmas = self
+            .kernel
+            .vmas(&h, &VmaFilter::default())
+            .map_err(|e| SdkEngineError::Host(format!("pid {pid}: {e}")))?;
+        Ok(vmas
+            .into_iter()
+            .map(|v| SdkVma {
+                start: v.start,
+                end: v.end,
+                readable: v.perms.read,
+                writable: v.perms.write,
+                executable: v.perms.exec,
+                shared: v.perms.shared,
+                offset: v.offset,
+                inode: v.inode,
+                path: v.path,
+            })
+            .collect())
+    }
+
+    fn task_scan(&self, task: &str) -> Result<Vec<ScanResult>, SdkEngineError> {
+        self.lock()
+            .get(task)
+            .map(|v| v.scans.clone())
+            .ok_or_else(|| SdkEngineError::Host(format!("no task `{task}`")))
+    }
+
+    fn task_memory(&self, task: &str, pid: Pid) -> Result<ProcessMemory, SdkEngineError> {
+        let h = self.process(task, pid)?;
+        let st = self
+            .kernel
+            .status(&h)
+            .map_err(|e| SdkEngineError::Host(format!("pid {pid}: {e}")))?;
+        Ok(ProcessMemory {
+            rss_kb: st.vm_rss_kb.unwrap_or(0),
+            swap_kb: st.vm_swap_kb.unwrap_or(0),
+        })
+    }
+
+    fn task_page_nodes(
+        &self,
+        task: &str,
+        pid: Pid,
+        addrs: &[u64],
+    ) -> Result<Vec<i32>, SdkEngineError> {
+        let h = self.process(task, pid)?;
+        let nodes = self
+            .kernel
+            .page_nodes(&h, addrs)
+            .map_err(|e| SdkEngineError::Host(format!("pid {pid}: {e}")))?;
+        Ok(nodes.iter().map(node_code).collect())
+    }
+
+    fn request_swap_out(&self, task: &str, pid: Pid, addrs: &[u64]) -> Result<u64, SdkEngineError> {
+        let a = Action::SwapOut {
+            pid,
+            addrs: addrs.to_vec(),
+        };
+        Ok(self
+            .act(task, &a, "request-swap-out")?
+            .map_or(0, |r| r.done_pages))
+    }
+
+    fn request_migrate(
+        &self,
+        task: &str,
+        pid: Pid,
+        addrs: &[u64],
+        node: u32,
+    ) -> Result<u64, SdkEngineError> {
+        let a = Action::Migrate {
+            pid,
+            addrs: addrs.to_vec(),
+            node,
+        };
+        Ok(self
+            .act(task, &a, "request-migrate")?
+            .map_or(0, |r| r.done_pages))
+    }
+
+    fn system_facts(&self) -> SystemFacts {
+        let meminfo = self
+            .kernel
+            .meminfo()
+            .map(|m| sdk_mem(&m))
+            .unwrap_or_default();
+        let nodes = self
+            .kernel
+            .numa_nodes()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|n| {
+                let m = self.kernel.node_meminfo(n).ok()?;
+                Some(NodeMemory {
+                    node: n,
+                    total_kb: m.mem_total_kb.unwrap_or(0),
+                    free_kb: m.mem_free_kb.unwrap_or(0),
+                    // the kernel layer does not read per-node huge pages yet
+                    huge_total_kb: 0,
+                    huge_free_kb: 0,
+                })
+            })
+            .collect();
+        SystemFacts { meminfo, nodes }
+    }
+}
+
+/// The SDK page size of a tracked page size, if it is one of the three.
+pub(crate) fn sdk_page_size(bytes: u64, sizes: PageSizes) -> Option<PageSize> {
+    if bytes == sizes.pte {
+        Some(PageSize::Size4K)
+    } else if bytes == sizes.pmd {
+        Some(PageSize::Size2M)
+    } else if bytes == sizes.pud {
+        Some(PageSize::Size1G)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vma(start: u64, end: u64) -> etmem_kernel::Vma {
+        etmem_kernel::Vma {
+            start,
+            end,
+            ..etmem_kernel::Vma::default()
+        }
+    }
+
+    #[test]
+    fn pages_are_checked_for_alignment_vmas_and_quota() {
+        let sizes = PageSizes::from_shift(12).expect("4k");
+        let vmas = [vma(0x10000, 0x14000)];
+        let mut budget = Some(2 * 4096);
+        let (ok, refused) = check_pages(
+            &[0x10000, 0x10001, 0x20000, 0x11000, 0x12000],
+            &vmas,
+            None,
+            sizes,
+            &mut budget,
+        );
+        assert_eq!(
+            ok,
+            vec![
+                PageRef {
+                    addr: 0x10000,
+                    size: 4096
+                },
+                PageRef {
+                    addr: 0x11000,
+                    size: 4096
+                }
+            ]
+        );
+        let why: Vec<(u64, &str)> = refused.iter().map(|(a, w)| (*a, w.as_str())).collect();
+        assert_eq!(
+            why,
+            vec![
+                (0x10001, "not aligned to its page size (4096 bytes)"),
+                (0x20000, "outside the process's VMAs"),
+                (0x12000, "over the round's byte quota"),
+            ]
+        );
+        assert_eq!(budget, Some(0));
+    }
+
+    #[test]
+    fn huge_pages_from_the_scan_must_fit() {
+        let sizes = PageSizes::from_shift(12).expect("4k");
+        let m2 = 2 << 20;
+        let scan = ScanResult::new(7, 1, vec![m2], vec![0], vec![PageSize::Size2M]).expect("scan");
+        let mut none = None;
+        let (ok, refused) =
+            check_pages(&[m2], &[vma(m2, m2 + 4096)], Some(&scan), sizes, &mut none);
+        assert!(ok.is_empty());
+        assert_eq!(refused[0].1, "outside the process's VMAs");
+        let (ok, _) = check_pages(&[m2], &[vma(m2, 2 * m2)], Some(&scan), sizes, &mut none);
+        assert_eq!(ok, vec![PageRef { addr: m2, size: m2 }]);
+    }
+}
