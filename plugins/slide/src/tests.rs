@@ -1,0 +1,358 @@
+//! Engine-level tests through the SDK's harness (the same glue as the exported forms).
+
+use super::*;
+use etmem_sdk::testing::{FakeHost, Harness};
+use etmem_sdk::{MemInfo, Page, PageSize, ProcessMemory, SystemFacts};
+
+fn scan(pid: u32, pages: &[(u64, u8)]) -> ScanResult {
+    ScanResult::from_pages(
+        pid,
+        2,
+        pages.iter().map(|&(addr, count)| Page {
+            addr,
+            count,
+            size: PageSize::Size4K,
+        }),
+    )
+    .expect("valid scan")
+}
+
+fn round(n: u64) -> Round {
+    Round {
+        number: n,
+        passes: 2,
+    }
+}
+
+fn harness(project: &[(&str, &str)], task: &[(&str, &str)], host: FakeHost) -> Harness<Slide> {
+    let mut h = Harness::<Slide>::configure(&Params::from_pairs(project.iter().copied()), host)
+        .expect("configure");
+    h.new_task(
+        &TaskInfo::named("p", "db", "mysqld"),
+        &Params::from_pairs(task.iter().copied()),
+    )
+    .expect("new task");
+    h
+}
+
+const PAGES: &[(u64, u8)] = &[
+    (0x1000, 0),
+    (0x2000, 2),
+    (0x3000, 1),
+    (0x4000, 0),
+    (0x5000, 6),
+];
+
+#[test]
+fn t0_swaps_nothing_t1_swaps_never_accessed_pages() {
+    let mut h = harness(&[("loop", "2")], &[("T", "0")], FakeHost::new());
+    assert_eq!(h.plan("db", &round(1), &[scan(7, PAGES)]), Ok(vec![]));
+
+    let mut h = harness(&[("loop", "2")], &[("T", "1")], FakeHost::new());
+    assert_eq!(
+        h.plan("db", &round(1), &[scan(7, PAGES), scan(8, &[(0x9000, 1)])]),
+        Ok(vec![Action::SwapOut {
+            pid: 7,
+            addrs: vec![0x1000, 0x4000]
+        }])
+    );
+    // Without sysmem_threshold the host is never asked for memory.
+    assert!(!h.host.calls().contains(&"task-memory"));
+    assert!(!h.host.calls().contains(&"system-facts"));
+
+    let mut h = harness(&[("loop", "2")], &[("T", "2")], FakeHost::new());
+    assert_eq!(
+        h.plan("db", &round(1), &[scan(7, PAGES)]),
+        Ok(vec![Action::SwapOut {
+            pid: 7,
+            addrs: vec![0x1000, 0x3000, 0x4000]
+        }])
+    );
+}
+
+fn facts(total: u64, free: u64) -> SystemFacts {
+    SystemFacts {
+        meminfo: MemInfo {
+            mem_total_kb: total,
+            mem_free_kb: free,
+            mem_available_kb: total,
+            ..MemInfo::default()
+        },
+        nodes: Vec::new(),
+    }
+}
+
+#[test]
+fn sysmem_gate_edges_use_integer_percent_of_memfree() {
+    let mem = ProcessMemory {
+        rss_kb: 1000,
+        swap_kb: 0,
+    };
+    // 2999*100/10000 = 29 < 30: open.
+    let host = FakeHost::new()
+        .with_system_facts(facts(10_000, 2_999))
+        .with_task_memory("db", 7, mem);
+    let mut h = harness(
+        &[("loop", "1"), ("sysmem_threshold", "30")],
+        &[("T", "1")],
+        host,
+    );
+    assert_eq!(
+        h.plan("db", &round(1), &[scan(7, PAGES)]),
+        Ok(vec![Action::SwapOut {
+            pid: 7,
+            addrs: vec![0x1000, 0x4000]
+        }])
+    );
+    // 3000*100/10000 = 30: not below 30: closed, and the process is not even asked.
+    let host = FakeHost::new()
+        .with_system_facts(facts(10_000, 3_000))
+        .with_task_memory("db", 7, mem);
+    let mut h = harness(
+        &[("loop", "1"), ("sysmem_threshold", "30")],
+        &[("T", "1")],
+        host,
+    );
+    assert_eq!(h.plan("db", &round(1), &[scan(7, PAGES)]), Ok(vec![]));
+    assert!(!h.host.calls().contains(&"task-memory"));
+}
+
+#[test]
+fn process_gate_uses_swap_share_or_swap_threshold() {
+    let host = || {
+        FakeHost::new()
+            .with_system_facts(facts(10_000, 100))
+            // (50+150)/100*50 = 100 > 150 false: closed.
+            .with_task_memory(
+                "db",
+                1,
+                ProcessMemory {
+                    rss_kb: 50,
+                    swap_kb: 150,
+                },
+            )
+            // (300+100)/100*50 = 200 > 100: open.
+            .with_task_memory(
+                "db",
+                2,
+                ProcessMemory {
+                    rss_kb: 300,
+                    swap_kb: 100,
+                },
+            )
+            // 2 GiB of RSS
+            .with_task_memory(
+                "db",
+                3,
+                ProcessMemory {
+                    rss_kb: 2 << 20,
+                    swap_kb: 0,
+                },
+            )
+    };
+    let scans = [
+        scan(1, PAGES),
+        scan(2, PAGES),
+        scan(3, PAGES),
+        scan(4, PAGES),
+    ];
+    let mut h = harness(
+        &[("loop", "1"), ("sysmem_threshold", "50")],
+        &[("T", "1")],
+        host(),
+    );
+    let pids: Vec<u32> = h
+        .plan("db", &round(1), &scans)
+        .expect("plan")
+        .iter()
+        .map(|a| match a {
+            Action::SwapOut { pid, .. } | Action::Migrate { pid, .. } => *pid,
+        })
+        .collect();
+    // pid 4: no memory answer: skipped like a read error.
+    assert_eq!(pids, vec![2, 3]);
+
+    // swap_threshold=1g: only pids with VmRSS above 1 GiB.
+    let mut h = harness(
+        &[("loop", "1"), ("sysmem_threshold", "50")],
+        &[("T", "1"), ("swap_threshold", "1G")],
+        host(),
+    );
+    let actions = h.plan("db", &round(1), &scans).expect("plan");
+    assert_eq!(actions.len(), 1);
+    assert!(matches!(actions[0], Action::SwapOut { pid: 3, .. }));
+}
+
+#[test]
+fn dram_percent_swaps_only_the_budget() {
+    // (8+0)/100*50 = 0 (dividing first) -> need (8-0)*1024/4096 = 2 pages.
+    let host = FakeHost::new().with_task_memory(
+        "db",
+        7,
+        ProcessMemory {
+            rss_kb: 8,
+            swap_kb: 0,
+        },
+    );
+    let mut h = harness(
+        &[("loop", "2")],
+        &[("T", "2"), ("dram_percent", "50")],
+        host,
+    );
+    // Bucket 0 LIFO: 0x4000 then 0x1000: need reached.
+    assert_eq!(
+        h.plan("db", &round(1), &[scan(7, PAGES)]),
+        Ok(vec![Action::SwapOut {
+            pid: 7,
+            addrs: vec![0x1000, 0x4000]
+        }])
+    );
+    // Larger need: bucket 1 (0x3000) too, then bucket 2 is hot: stop.
+    let host = FakeHost::new().with_task_memory(
+        "db",
+        7,
+        ProcessMemory {
+            rss_kb: 400,
+            swap_kb: 0,
+        },
+    );
+    let mut h = harness(
+        &[("loop", "2")],
+        &[("T", "2"), ("dram_percent", "50")],
+        host,
+    );
+    assert_eq!(
+        h.plan("db", &round(1), &[scan(7, PAGES)]),
+        Ok(vec![Action::SwapOut {
+            pid: 7,
+            addrs: vec![0x1000, 0x3000, 0x4000]
+        }])
+    );
+    // Nothing to free: (400+400)/100*60 = 480 > 400.
+    let host = FakeHost::new().with_task_memory(
+        "db",
+        7,
+        ProcessMemory {
+            rss_kb: 400,
+            swap_kb: 400,
+        },
+    );
+    let mut h = harness(
+        &[("loop", "2")],
+        &[("T", "2"), ("dram_percent", "60")],
+        host,
+    );
+    assert_eq!(h.plan("db", &round(1), &[scan(7, PAGES)]), Ok(vec![]));
+}
+
+#[test]
+fn dram_percent_out_of_range_warns_and_is_off() {
+    let mut h = harness(
+        &[("loop", "2")],
+        &[("T", "1"), ("dram_percent", "0")],
+        FakeHost::new(),
+    );
+    assert_eq!(
+        h.host.logs(),
+        vec![(
+            LogLevel::Warn,
+            "slide task `db`: dram_percent=0 is outside 1..=100; dram_percent disabled".to_string()
+        )]
+    );
+    // Off: plain classification, no memory asked.
+    assert_eq!(
+        h.plan("db", &round(1), &[scan(7, PAGES)]),
+        Ok(vec![Action::SwapOut {
+            pid: 7,
+            addrs: vec![0x1000, 0x4000]
+        }])
+    );
+}
+
+#[test]
+fn task_keys_are_checked_and_unknown_ones_ignored() {
+    let mut h = Harness::<Slide>::configure(&Params::from_pairs([("loop", "2")]), FakeHost::new())
+        .expect("configure");
+    let info = TaskInfo::named("p", "db", "mysqld");
+    assert_eq!(
+        h.new_task(&info, &Params::from_pairs([("T", "7")]))
+            .expect_err("T above loop*3")
+            .to_string(),
+        "key `T`: expected an integer in 0..=6, found `7`"
+    );
+    assert_eq!(
+        h.new_task(&info, &Params::new()),
+        Err(EngineError::MissingParam("T".into()))
+    );
+    assert_eq!(
+        h.new_task(
+            &info,
+            &Params::from_pairs([("T", "1"), ("swap_threshold", "50m")])
+        )
+        .expect_err("bad swap_threshold")
+        .to_string(),
+        "key `swap_threshold`: expected digits followed by `g` or `G`, at most 10 characters, found `50m`"
+    );
+    h.new_task(
+        &info,
+        &Params::from_pairs([("T", "6"), ("max_threads", "4"), ("x", "y")]),
+    )
+    .expect("unknown keys ignored");
+}
+
+#[test]
+fn swapcache_watermarks_are_reported_unsupported_once() {
+    let h = Harness::<Slide>::configure(
+        &Params::from_pairs([
+            ("loop", "1"),
+            ("swapcache_high_wmark", "30"),
+            ("swapcache_low_wmark", "10"),
+        ]),
+        FakeHost::new(),
+    )
+    .expect("configure");
+    let logs = h.host.logs();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].0, LogLevel::Warn);
+    assert!(
+        logs[0]
+            .1
+            .contains("swapcache_high_wmark=30 and swapcache_low_wmark=10 are not supported")
+    );
+    let h = Harness::<Slide>::configure(&Params::from_pairs([("loop", "1")]), FakeHost::new())
+        .expect("configure");
+    assert!(h.host.logs().is_empty());
+}
+
+#[test]
+fn fixture_rounds_give_the_expected_actions() {
+    let f = testdata::rounds();
+    let mut h = Harness::<Slide>::configure(&f.engine_params, f.host(0)).expect("configure");
+    for (info, params) in &f.tasks {
+        h.new_task(info, params).expect("new task");
+    }
+    let first = &f.rounds[0];
+    let db = h
+        .plan("db", &first.round, &first.plans[0].scans)
+        .expect("plan db");
+    // db pid 100: counts (i+1)%3, cold where 0: i = 2, 5, 8, ... (8 pages); pid 101 gated.
+    let want: Vec<u64> = (0..24u64)
+        .filter(|i| (i + 1) % 3 == 0)
+        .map(|i| 0x7f00_0000_0000 + 0x1000 * i)
+        .collect();
+    assert_eq!(
+        db,
+        vec![Action::SwapOut {
+            pid: 100,
+            addrs: want
+        }]
+    );
+    let bg = h
+        .plan("bg", &first.round, &first.plans[1].scans)
+        .expect("plan bg");
+    // bg pid 200: budget 27 pages among counts < 2 (counts (7i+1)%5 in 0..=1: 16 pages).
+    match &bg[..] {
+        [Action::SwapOut { pid: 200, addrs }] => assert_eq!(addrs.len(), 16),
+        other => panic!("unexpected {other:?}"),
+    }
+}
