@@ -97,6 +97,10 @@ pub mod contract {
 /// root module when built natively (crate-type `cdylib`), as the WIT `engine` interface
 /// when built for `wasm32`. Call it once, at the crate root.
 ///
+/// The engine is exported under the crate's name with `-` written `_` (crate `idle-swap`
+/// exports `idle_swap`): a config's `ops_name` names it. That is also the file stem
+/// `scripts/build-engine` gives both forms (`libidle_swap.so`, `idle_swap.wasm`).
+///
 /// ```
 /// use etmem_sdk::{Action, Engine, EngineError, Host, Params, Round, ScanResult, Task, TaskInfo};
 ///
@@ -126,9 +130,19 @@ macro_rules! export_engine {
     ($engine:ty) => {
         #[cfg(not(target_arch = "wasm32"))]
         #[doc(hidden)]
+        pub struct __EtmemEngineName;
+        #[cfg(not(target_arch = "wasm32"))]
+        impl $crate::native::EngineName for __EtmemEngineName {
+            const NAME: &'static str = match ::core::option_env!("CARGO_CRATE_NAME") {
+                Some(name) => name,
+                None => "",
+            };
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        #[doc(hidden)]
         #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
         pub static __ETMEM_ENGINE_LIB_HEADER: $crate::native::abi_stable::library::LibHeader =
-            $crate::native::lib_header::<$engine>();
+            $crate::native::lib_header_named::<$engine, __EtmemEngineName>();
 
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]

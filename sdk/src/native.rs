@@ -273,6 +273,22 @@ pub struct EngineMod {
         task: ROption<RStr<'_>>,
         host: RHost<'_>,
     ) -> RResult<RString, REngineError>,
+    /// The name the library exports its engine under (what a config's `ops_name` names):
+    /// the engine crate's name, `-` written `_` (`idle_swap` for crate `idle-swap`).
+    /// Native only (the WIT has no such function). Libraries built before this field
+    /// existed lack it: the accessor then returns `None`.
+    #[sabi(missing_field(option))]
+    pub name: RStr<'static>,
+}
+
+/// The fields of [`EngineMod`] that have no WIT counterpart.
+pub const NATIVE_ONLY_FIELDS: &[&str] = &["name"];
+
+/// Gives a library's engine its exported name; [`export_engine!`](crate::export_engine)
+/// implements it with the engine crate's name.
+pub trait EngineName {
+    /// The name (what a config's `ops_name` must say).
+    const NAME: &'static str;
 }
 
 impl RootModule for EngineModRef {
@@ -729,8 +745,14 @@ extern "C" fn command<E: Engine>(
     })
 }
 
-/// The root module of engine `E` (what a loaded library hands the daemon).
+/// The root module of engine `E` (what a loaded library hands the daemon), exported under
+/// an empty name; [`export_engine!`](crate::export_engine) uses [`root_module_named`].
 pub fn root_module<E: Engine>() -> EngineModRef {
+    root_module_named::<E>("")
+}
+
+/// The root module of engine `E`, exported under `name`.
+pub fn root_module_named<E: Engine>(name: &'static str) -> EngineModRef {
     let module = EngineMod {
         configure: configure::<E>,
         new_task: new_task::<E>,
@@ -738,6 +760,7 @@ pub fn root_module<E: Engine>() -> EngineModRef {
         stop_task: stop_task::<E>,
         drop_task: drop_task::<E>,
         command: command::<E>,
+        name: RStr::from_str(name),
     };
     // Built once per library (abi_stable caches the root module) and kept for the life of
     // the process, like the library itself.
@@ -760,8 +783,35 @@ pub const fn lib_header<E: Engine>() -> LibHeader {
     }
 }
 
-/// The names of [`EngineMod`]'s fields, read from its abi_stable type layout (used to check
-/// the module against the WIT).
+fn root_module_of<E: Engine, N: EngineName>() -> EngineModRef {
+    root_module_named::<E>(N::NAME)
+}
+
+#[doc(hidden)]
+pub extern "C" fn __root_module_loader_named<E: Engine, N: EngineName>() -> RootModuleResult {
+    __call_root_module_loader(root_module_of::<E, N>)
+}
+
+/// The library header of engine `E` exported under the name `N::NAME`; what
+/// [`export_engine!`](crate::export_engine) exports.
+pub const fn lib_header_named<E: Engine, N: EngineName>() -> LibHeader {
+    // SAFETY: as in `lib_header`: the constructor returns the prefix of an `EngineMod`
+    // built by `root_module_named::<E>`, erased by abi_stable's `__call_root_module_loader`.
+    unsafe {
+        LibHeader::from_constructor::<EngineModRef>(
+            __root_module_loader_named::<E, N>,
+            CheckTypeLayout::Yes,
+        )
+    }
+}
+
+/// The names of [`EngineMod`]'s fields that mirror the WIT `engine` interface, read from its
+/// abi_stable type layout (used to check the module against the WIT); the
+/// [`NATIVE_ONLY_FIELDS`] are left out.
 pub fn engine_mod_field_names() -> Vec<&'static str> {
-    <EngineMod as PrefixTypeTrait>::PT_LAYOUT.get_field_names_vec()
+    <EngineMod as PrefixTypeTrait>::PT_LAYOUT
+        .get_field_names_vec()
+        .into_iter()
+        .filter(|n| !NATIVE_ONLY_FIELDS.contains(n))
+        .collect()
 }
