@@ -145,7 +145,7 @@ impl EngineRegistry {
     /// The engines compiled into this crate: none. The first-party engines live in their
     /// own crates and are registered by the `etmemd` binary:
     ///
-    /// ```ignore
+    /// ```text
     /// let mut r = EngineRegistry::builtin();
     /// r.register_builtin::<etmem_plugin_slide::Slide>("slide", Scheduling::PerTask);
     /// r.register_builtin::<etmem_plugin_cslide::Cslide>("cslide", Scheduling::PerEngine);

@@ -28,14 +28,17 @@ async fn slide_rounds_are_end_to_start() {
     d.start_project("p").await.expect("start");
     secs(50).await;
     let r = rec.rounds();
-    let times: Vec<(u64, f64, f64)> = r.iter().map(|r| (r.round, r.began, r.decided)).collect();
+    let times: Vec<(u64, f64)> = r.iter().map(|r| (r.round, r.decided)).collect();
     assert_eq!(
         times,
-        vec![(1, 10.0, 16.0), (2, 26.0, 32.0), (3, 42.0, 48.0)],
+        vec![(1, 16.0), (2, 32.0), (3, 48.0)],
         "rounds at interval, then interval after each end"
     );
     // pids re-resolved with direct children
-    assert_eq!(r[0].targets, vec![("t".to_string(), vec![100, 101])]);
+    assert_eq!(
+        (r[0].task.as_str(), r[0].pids.clone()),
+        ("t", vec![100, 101])
+    );
     assert_eq!(
         (r[0].project.as_str(), r[0].engine.as_str()),
         ("p", "slide")
@@ -78,14 +81,14 @@ async fn stop_during_sleep_is_prompt_and_restart_starts_over() {
     secs(8).await;
     let r = rec.rounds();
     assert_eq!(r.len(), 1, "{r:?}");
-    assert_eq!((r[0].began, r[0].decided), (5.0, 6.0));
+    assert_eq!(r[0].decided, 6.0);
     d.stop_project("q").await.expect("stop");
     rec.reset_origin();
     d.start_project("q").await.expect("start again");
     secs(8).await;
     let r = rec.rounds();
     assert_eq!(r.len(), 2, "{r:?}");
-    assert_eq!((r[1].round, r[1].began), (1, 5.0));
+    assert_eq!((r[1].round, r[1].decided), (1, 6.0));
 }
 
 #[tokio::test(start_paused = true)]
@@ -141,8 +144,8 @@ async fn task_added_to_started_project_starts_rounds() {
     secs(7).await;
     let r = rec.rounds();
     assert_eq!(r.len(), 1, "{r:?}");
-    assert_eq!(r[0].began, 5.0);
-    assert_eq!(r[0].targets, vec![("late".to_string(), vec![200])]);
+    assert_eq!(r[0].decided, 6.0);
+    assert_eq!((r[0].task.as_str(), r[0].pids.clone()), ("late", vec![200]));
 }
 
 #[tokio::test(start_paused = true)]
@@ -160,7 +163,7 @@ async fn a_vanished_process_skips_the_round() {
     d.start_project("p").await.expect("start");
     secs(7).await;
     assert_eq!(rec.rounds().len(), 1);
-    std::fs::remove_dir_all(m.dir.path().join("proc/100")).expect("rm");
+    m.fake.remove_process(100).expect("rm");
     secs(20).await;
     assert_eq!(rec.rounds().len(), 1, "rounds ran on a vanished pid");
 }
@@ -187,13 +190,18 @@ async fn cslide_worker_scans_working_tasks_and_stops_with_them() {
     secs(25).await;
     let r = rec.rounds();
     // one worker for the engine: rounds at 10 (passes end 12), then 22
-    let times: Vec<(u64, f64, f64)> = r.iter().map(|r| (r.round, r.began, r.decided)).collect();
-    assert_eq!(times, vec![(1, 10.0, 12.0), (2, 22.0, 24.0)]);
+    // each working task planned in turn after both were scanned
+    let times: Vec<(u64, &str, Vec<u32>, f64)> = r
+        .iter()
+        .map(|r| (r.round, r.task.as_str(), r.pids.clone(), r.decided))
+        .collect();
     assert_eq!(
-        r[0].targets,
+        times,
         vec![
-            ("vm2".to_string(), vec![200]),
-            ("vm1".to_string(), vec![100])
+            (1, "vm2", vec![200], 12.0),
+            (1, "vm1", vec![100], 12.0),
+            (2, "vm2", vec![200], 24.0),
+            (2, "vm1", vec![100], 24.0)
         ]
     );
     // deleting one task: the worker goes on with the other
@@ -205,11 +213,11 @@ async fn cslide_worker_scans_working_tasks_and_stops_with_them() {
     .expect("del task");
     secs(12).await;
     let r = rec.rounds();
-    assert_eq!(r.len(), 3);
-    assert_eq!(r[2].targets, vec![("vm1".to_string(), vec![100])]);
+    assert_eq!(r.len(), 5);
+    assert_eq!((r[4].task.as_str(), r[4].pids.clone()), ("vm1", vec![100]));
     d.stop_project("p").await.expect("stop");
     secs(100).await;
-    assert_eq!(rec.rounds().len(), 3);
+    assert_eq!(rec.rounds().len(), 5);
 }
 
 #[tokio::test(start_paused = true)]

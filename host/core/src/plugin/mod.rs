@@ -33,6 +33,18 @@ pub mod thirdparty;
 
 pub use thirdparty::{DEFAULT_FETCH_DIR, check_library};
 
+/// Configures a new instance of the SDK engine `E` as a built-in engine (what
+/// `EngineRegistry::register_builtin` does for each `[engine]` of that type). For
+/// factories that adjust the params first, such as test engines.
+pub fn load_builtin<E: etmem_sdk::Engine>(
+    type_name: &str,
+    params: &Params,
+    host: &HostRef,
+) -> Result<Box<dyn EngineInstance>, CallError> {
+    builtin::BuiltinInstance::<E>::configure(type_name, params, host)
+        .map(|i| Box::new(i) as Box<dyn EngineInstance>)
+}
+
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
