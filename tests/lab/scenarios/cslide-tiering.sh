@@ -1,0 +1,135 @@
+#!/bin/sh
+# lab-hugepages: 16
+# cslide-tiering: etmemd + etmem with the cslide engine (node_pair=0,1: node 0 hot/DRAM,
+# node 1 cold) on a hugetlb workload whose hot (written every 100 ms) and cold regions
+# both start on node 0. node_hot_reserve is larger than node 0's free huge memory, so
+# cold pages must leave node 0, at most node_mig_quota (8 MiB = 4 pages) per round.
+# Pass: within a few rounds >= 99 % of the cold region is on node 1 and >= 99 % of the
+# hot region on node 0 (per /proc/PID/numa_maps of each region's VMA); no 1-second
+# window (shorter than a round) moves more than the quota; `showtaskpages` and
+# `showhostpages` agree with numa_maps and the nodes' nr_hugepages.
+LAB_NAME=cslide-tiering
+. /lab/lib.sh
+
+SOCK=lab_cslide
+CONF=/tmp/cslide-tiering.conf
+L=/tmp/ct-layout.json
+QUOTA_MB=8
+ED_PID=""
+
+cleanup_all() {
+    [ -n "$ED_PID" ] && kill "$ED_PID" 2>/dev/null && wait "$ED_PID" 2>/dev/null
+    ED_PID=""
+}
+fail() { cleanup_all; lab_fail "$@"; }
+
+# numa_pages PID START(decimal) NODE: huge pages of the VMA at START on NODE (N<node>=).
+numa_pages() {
+    hex=$(printf '%x' "$2")
+    awk -v s="$hex" -v k="N$3" '
+        $1 == s { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) n = kv[2] }
+                  print n + 0; found = 1; exit }
+        END { if (!found) print -1 }' "/proc/$1/numa_maps"
+}
+
+[ -d /sys/devices/system/node/node1 ] || lab_fail reason=no-node1
+command -v etmemd >/dev/null || lab_fail reason=no-etmemd
+for n in 0 1; do
+    hp=$(cat /sys/devices/system/node/node$n/hugepages/hugepages-2048kB/nr_hugepages)
+    [ "$hp" -ge 16 ] || lab_fail reason=no-hugepages node=$n nr=$hp
+done
+
+lab_start_workload "$L" --hugetlb --node 0 --hot 8M --warm 0 --cold 16M --period-ms 100 \
+    --access write || lab_fail reason=workload-no-layout
+set -- $(lab_region "$L" hot); hot_start=$1; hot_pages=$(( ($2 - $1) / 2097152 ))
+set -- $(lab_region "$L" cold); cold_start=$1; cold_pages=$(( ($2 - $1) / 2097152 ))
+[ "$(numa_pages "$WL_PID" "$cold_start" 0)" -eq "$cold_pages" ] || fail reason=cold-not-on-node0
+[ "$(numa_pages "$WL_PID" "$hot_start" 0)" -eq "$hot_pages" ] || fail reason=hot-not-on-node0
+
+cat >"$CONF" <<CONF
+[project]
+name=lab
+loop=1
+interval=1
+sleep=1
+
+[engine]
+name=cslide
+project=lab
+node_pair=0,1
+hot_threshold=1
+node_mig_quota=$QUOTA_MB
+node_hot_reserve=1024
+
+[task]
+project=lab
+engine=cslide
+name=wl
+type=pid
+value=$WL_PID
+vm_flags=ht
+anon_only=no
+ign_host=yes
+CONF
+chmod 0600 "$CONF"
+
+etmemd -l 0 -s "$SOCK" >/tmp/ct-etmemd.log 2>&1 &
+ED_PID=$!
+i=0
+until etmem project show -s "$SOCK" >/dev/null 2>&1; do
+    i=$((i + 1)); [ "$i" -le 50 ] || fail reason=etmemd-not-listening
+    sleep 0.1
+done
+out=$(etmem obj add -f "$CONF" -s "$SOCK" 2>&1) || fail reason=obj-add "out=\"$(echo $out)\""
+out=$(etmem project start -n lab -s "$SOCK" 2>&1) || fail reason=project-start "out=\"$(echo $out)\""
+
+# Sample every 0.25 s: pages moved = cold pages on node 1 + hot pages on node 1.
+quota_pages=$((QUOTA_MB / 2))
+samples=""
+done_at=-1
+max_window=0
+n=0
+while [ "$n" -lt 240 ]; do   # at most 60 s
+    c1=$(numa_pages "$WL_PID" "$cold_start" 1)
+    h1=$(numa_pages "$WL_PID" "$hot_start" 1)
+    [ "$c1" -ge 0 ] && [ "$h1" -ge 0 ] || fail reason=vma-gone
+    samples="$samples $((c1 + h1))"
+    # the window of 4 samples (1 s) ending now
+    w=$(echo $samples | awk '{ if (NF > 4) print $NF - $(NF-4); else print $NF }')
+    [ "$w" -gt "$max_window" ] && max_window=$w
+    if [ "$done_at" -lt 0 ] && [ $((c1 * 100)) -ge $((cold_pages * 99)) ]; then
+        done_at=$n
+    fi
+    # after convergence, two more rounds (about 3 s each) before checking
+    [ "$done_at" -ge 0 ] && [ "$n" -ge $((done_at + 24)) ] && break
+    n=$((n + 1))
+    sleep 0.25
+done
+
+cold_n1=$(numa_pages "$WL_PID" "$cold_start" 1)
+hot_n0=$(numa_pages "$WL_PID" "$hot_start" 0)
+tp=$(etmem engine showtaskpages -n lab -e cslide -t wl -s "$SOCK" 2>&1)
+hp=$(etmem engine showhostpages -n lab -e cslide -s "$SOCK" 2>&1)
+etmem project stop -n lab -s "$SOCK" >/dev/null 2>&1
+cleanup_all
+echo "showtaskpages:"; echo "$tp"; echo "showhostpages:"; echo "$hp"
+
+# showtaskpages rows: node used hot cold (KB)
+t_hot0=$(echo "$tp" | awk '$1 == "0" { print $3 }')
+t_cold1=$(echo "$tp" | awk '$1 == "1" { print $4 }')
+# showhostpages rows: node total used hot cold (KB)
+h_total0=$(echo "$hp" | awk '$1 == "0" { print $2 }')
+h_total1=$(echo "$hp" | awk '$1 == "1" { print $2 }')
+nr0=$(cat /sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages)
+nr1=$(cat /sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages)
+
+secs=$(awk -v n="$done_at" 'BEGIN { if (n < 0) print "none"; else printf "%.2f", n / 4 }')
+res="cold_on_node1=$cold_n1/$cold_pages hot_on_node0=$hot_n0/$hot_pages converge_s=$secs max_pages_per_1s=$max_window quota_pages=$quota_pages show_hot0_kb=${t_hot0:-none} show_cold1_kb=${t_cold1:-none} show_total_kb=${h_total0:-none},${h_total1:-none}"
+[ $((cold_n1 * 100)) -ge $((cold_pages * 99)) ] || lab_fail reason=cold-not-demoted $res
+[ $((hot_n0 * 100)) -ge $((hot_pages * 99)) ] || lab_fail reason=hot-demoted $res
+[ "$max_window" -le "$quota_pages" ] || lab_fail reason=quota-exceeded $res
+[ "$t_hot0" = $((hot_n0 * 2048)) ] || lab_fail reason=showtaskpages-hot-mismatch $res
+[ "$t_cold1" = $((cold_n1 * 2048)) ] || lab_fail reason=showtaskpages-cold-mismatch $res
+[ "$h_total0" = $((nr0 * 2048)) ] && [ "$h_total1" = $((nr1 * 2048)) ] ||
+    lab_fail reason=showhostpages-total-mismatch $res
+lab_pass $res
