@@ -107,7 +107,7 @@ async fn run(opts: Options, notifier: Option<systemd::ReadyNotifier>) -> ExitCod
     }
 
     let kernel = Arc::new(etmem_kernel::LinuxKernel::default());
-    let daemon = etmem_host::Daemon::start(kernel, etmem_host::EngineRegistry::builtin());
+    let daemon = etmem_host::Daemon::start(kernel, engine_registry());
     let shutdown = async {
         let signo = tokio::select! {
             _ = sigint.recv() => libc::SIGINT,
@@ -132,4 +132,18 @@ async fn run(opts: Options, notifier: Option<systemd::ReadyNotifier>) -> ExitCod
     }
     tracing::info!("close rpc done");
     ExitCode::SUCCESS
+}
+
+/// The engines this etmemd knows: the first-party `slide` and `cslide` compiled in, and the
+/// loaders of third-party engine files. `ETMEMD_FETCH_DIR` overrides the directory where a
+/// relative `libname` is looked up (default `/usr/lib/etmem_fetch`), for tests and staging.
+fn engine_registry() -> etmem_host::EngineRegistry {
+    use etmem_host::engine::Scheduling;
+    let mut registry = etmem_host::EngineRegistry::builtin();
+    registry.register_builtin::<etmem_plugin_slide::Slide>("slide", Scheduling::PerTask);
+    registry.register_builtin::<etmem_plugin_cslide::Cslide>("cslide", Scheduling::PerEngine);
+    if let Some(dir) = std::env::var_os("ETMEMD_FETCH_DIR") {
+        registry.set_fetch_dir(dir);
+    }
+    registry
 }

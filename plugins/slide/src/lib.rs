@@ -227,6 +227,10 @@ impl Task for SlideTask {
     }
 }
 
+// The plug-in export (an abi_stable root module, or the wasm component's exports). Left out
+// when etmemd compiles this engine in (feature `builtin`): two engines' root-module symbols
+// would clash in one binary, and a built-in engine needs no export.
+#[cfg(not(feature = "builtin"))]
 etmem_sdk::export_engine!(Slide);
 
 #[cfg(test)]
