@@ -29,6 +29,7 @@
 //! project keys among the keys it knows.
 
 pub(crate) mod builtin;
+pub mod native;
 pub mod thirdparty;
 
 pub use thirdparty::{DEFAULT_FETCH_DIR, check_library};
