@@ -1,0 +1,262 @@
+//! Helpers for the end-to-end tests: find (building if needed) the `etmemd` and `etmem`
+//! binaries of this workspace, run a daemon on a unique abstract socket, run the client,
+//! write config files with the modes the daemon demands, build engine crates from source.
+//!
+//! Test support only: it must not be used by the daemon or the client. Helpers panic on
+//! setup failures (they are test code).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The cargo target dir and profile dir this test binary was built in
+/// (`<target>/<profile>/deps/<test>`).
+fn target_and_profile() -> (PathBuf, PathBuf) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile = exe.ancestors().nth(2).expect("profile dir").to_path_buf();
+    let target = profile.parent().expect("target dir").to_path_buf();
+    (target, profile)
+}
+
+/// The directory holding `etmemd` and `etmem`, built once per test process with
+/// `cargo build -p etmemd -p etmem` into this test's own target dir and profile (a no-op
+/// when they are fresh).
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let (target, profile) = target_and_profile();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "etmemd", "-p", "etmem"])
+            .current_dir(workspace())
+            .env("CARGO_TARGET_DIR", &target);
+        if profile.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("run cargo build");
+        assert!(st.success(), "cargo build -p etmemd -p etmem failed");
+        for b in ["etmemd", "etmem"] {
+            assert!(
+                profile.join(b).exists(),
+                "{b} not built in {}",
+                profile.display()
+            );
+        }
+        profile
+    })
+}
+
+/// Builds an engine crate (a path relative to the workspace) with `scripts/build-engine`
+/// (native form) once per process; engines share `<target>/engine-fixtures`. Returns the
+/// `.so` cargo made (copy it before loading: the daemon checks owner and mode).
+pub fn native_engine(crate_dir: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    static OUT: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = built.get(crate_dir) {
+        return p.clone();
+    }
+    let (target, _) = target_and_profile();
+    let out = OUT
+        .get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+        .join(built.len().to_string());
+    std::fs::create_dir_all(&out).expect("out dir");
+    let st = Command::new(workspace().join("scripts/build-engine"))
+        .arg(workspace().join(crate_dir))
+        .arg(&out)
+        .env("ENGINE_TARGET_DIR", target.join("engine-fixtures"))
+        .env("BUILD_ENGINE_FORMS", "native")
+        .status()
+        .expect("run scripts/build-engine");
+    assert!(st.success(), "scripts/build-engine {crate_dir} failed");
+    let so = std::fs::read_dir(&out)
+        .expect("out dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "so"))
+        .expect("a .so from build-engine");
+    built.insert(crate_dir.to_string(), so.clone());
+    so
+}
+
+/// A socket name no other test uses.
+pub fn unique_socket(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "etmem-e2e-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn listening(name: &str) -> bool {
+    let want = format!("@{name}");
+    std::fs::read_to_string("/proc/net/unix")
+        .map(|t| {
+            t.lines()
+                .any(|l| l.split_whitespace().last() == Some(want.as_str()))
+        })
+        .unwrap_or(false)
+}
+
+/// A running `etmemd -l 0 -s <socket>`, killed when dropped.
+pub struct Daemon {
+    child: Child,
+    /// the abstract socket name
+    pub socket: String,
+    /// the daemon's stderr log
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts a daemon; `env` is added to its environment (e.g. `ETMEMD_FETCH_DIR`).
+    pub fn start(tag: &str, env: &[(&str, &Path)]) -> Daemon {
+        let socket = unique_socket(tag);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("etmemd.log");
+        let mut cmd = Command::new(bin_dir().join("etmemd"));
+        cmd.args(["-l", "0", "-s", &socket])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn etmemd");
+        let t0 = Instant::now();
+        while !listening(&socket) {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!(
+                    "etmemd exited with {st} before listening: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "etmemd never listened on @{socket}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Daemon {
+            child,
+            socket,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `etmem <args> -s <socket>`.
+    pub fn etmem(&self, args: &[&str]) -> Run {
+        let out = Command::new(bin_dir().join("etmem"))
+            .args(args)
+            .args(["-s", &self.socket])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run etmem");
+        Run::from(out)
+    }
+
+    /// Whether the daemon is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one `etmem` run gave.
+#[derive(Debug)]
+pub struct Run {
+    /// exit code (`None`: killed by a signal)
+    pub code: Option<i32>,
+    /// stdout
+    pub stdout: String,
+    /// stderr
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Panics with the whole run unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, Some(code), "{self:#?}");
+        self
+    }
+}
+
+/// A process to point tasks at, killed when dropped.
+pub struct Sleeper(Child);
+
+impl Sleeper {
+    /// Starts `sleep 1000`.
+    pub fn start() -> Sleeper {
+        Sleeper(
+            Command::new("sleep")
+                .arg("1000")
+                .spawn()
+                .expect("spawn sleep"),
+        )
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Writes `text` to `dir/name` with mode 0600 (we run as root, so it is root:root).
+pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write config");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    p
+}
+
+/// Copies an engine `.so` into `dir` with mode 0500, as the daemon demands.
+pub fn install_engine(so: &Path, dir: &Path) -> PathBuf {
+    let dest = dir.join(so.file_name().expect("file name"));
+    std::fs::copy(so, &dest).expect("copy engine");
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+    dest
+}
