@@ -11,7 +11,9 @@ use etmem_sdk::native::{
 };
 use etmem_sdk::testing::FakeHost;
 use etmem_sdk::{Action, Host};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
 /// A native host answering from a [`FakeHost`].
 pub struct Adapter(pub FakeHost);
@@ -78,18 +80,41 @@ impl HostApi for Adapter {
     }
 }
 
-/// The cdylib cargo built next to this test binary (target/<profile>/deps or above).
+/// This crate's `.so` built the way users build it: `scripts/build-engine` (native form
+/// only) into a target dir of its own, once per test process.
+///
+/// Not the cdylib cargo builds next to this test: under `cargo test --workspace` cargo
+/// unifies features, etmemd turns on `builtin`, and that cdylib has no plug-in export.
+/// The build dir is `ETMEM_ENGINE_TARGET_DIR` when set, else `engines/` under cargo's
+/// scratch dir for integration tests (`CARGO_TARGET_TMPDIR`), so it stays cached between
+/// runs and apart from the dirs the running `cargo test` holds locked.
 pub fn library(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps dir");
-    [
-        deps.to_path_buf(),
-        deps.parent().expect("profile dir").to_path_buf(),
-    ]
-    .iter()
-    .map(|d| d.join(name))
-    .find(|p| p.exists())
-    .unwrap_or_else(|| panic!("{name} built by cargo for this test"))
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let script = crate_dir.join("../../scripts/build-engine");
+            let base = std::env::var_os("ETMEM_ENGINE_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("engines"));
+            let out = base.join("out").join(env!("CARGO_PKG_NAME"));
+            let status = Command::new(&script)
+                .arg(crate_dir)
+                .arg(&out)
+                .env("ENGINE_TARGET_DIR", base.join("target"))
+                .env("BUILD_ENGINE_FORMS", "native")
+                .status()
+                .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+            assert!(
+                status.success(),
+                "{} {} {}: {status}",
+                script.display(),
+                crate_dir.display(),
+                out.display()
+            );
+            out
+        })
+        .join(name)
 }
 
 /// The fixture's plan results, in call order, through the `.so` called `name`.
