@@ -46,7 +46,7 @@ pub mod wasm;
 
 pub use engine::{Engine, Host, Task};
 pub use error::EngineError;
-pub use params::{FromParam, Params};
+pub use params::{FromParam, PROJECT_KEYS, Params};
 pub use types::{
     Action, LogLevel, MemInfo, NodeMemory, Page, PageSize, Pid, ProcessMemory, Round, ScanResult,
     SystemFacts, TaskInfo, Vma,

@@ -9,6 +9,19 @@ use std::fmt::Display;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 
+/// The project keys the host adds to the params of `configure`, under their config names,
+/// when the project sets them: `loop`, `interval`, `sleep` (page-scan projects),
+/// `sysmem_threshold`, `swapcache_high_wmark`, `swapcache_low_wmark`. An engine reads the
+/// ones it needs and [`Params::deny_unknown`] never rejects them.
+pub const PROJECT_KEYS: &[&str] = &[
+    "loop",
+    "interval",
+    "sleep",
+    "sysmem_threshold",
+    "swapcache_high_wmark",
+    "swapcache_low_wmark",
+];
+
 /// The engine-specific keys of a section, in file order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
@@ -162,12 +175,13 @@ impl Params {
     }
 
     /// Rejects any key not in `known` with [`EngineError::UnknownParam`] (the first one,
-    /// in file order).
+    /// in file order). The project keys the host adds to `configure`'s params
+    /// ([`PROJECT_KEYS`]) are always accepted.
     pub fn deny_unknown(&self, known: &[&str]) -> Result<(), EngineError> {
         match self
             .pairs
             .iter()
-            .find(|(k, _)| !known.contains(&k.as_str()))
+            .find(|(k, _)| !known.contains(&k.as_str()) && !PROJECT_KEYS.contains(&k.as_str()))
         {
             Some((k, _)) => Err(EngineError::UnknownParam(k.clone())),
             None => Ok(()),

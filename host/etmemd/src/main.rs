@@ -142,6 +142,9 @@ fn engine_registry() -> etmem_host::EngineRegistry {
     let mut registry = etmem_host::EngineRegistry::builtin();
     registry.register_builtin::<etmem_plugin_slide::Slide>("slide", Scheduling::PerTask);
     registry.register_builtin::<etmem_plugin_cslide::Cslide>("cslide", Scheduling::PerEngine);
+    registry.add_loader(std::sync::Arc::new(
+        etmem_host::plugin::native::NativeLoader::new(),
+    ));
     if let Some(dir) = std::env::var_os("ETMEMD_FETCH_DIR") {
         registry.set_fetch_dir(dir);
     }

@@ -13,9 +13,12 @@ use etmem_sdk::{
 };
 use std::collections::{BTreeMap, HashMap};
 
-/// The engine: it holds nothing but its tasks (kept by the SDK).
+/// The engine: a counter for its `status` command; its tasks are kept by the SDK.
 #[derive(Debug)]
-pub struct IdleSwap;
+pub struct IdleSwap {
+    /// tasks added since configure (shown by the `status` command)
+    tasks_added: u64,
+}
 
 /// Per task: how many rounds each page has been idle.
 #[derive(Debug)]
@@ -33,7 +36,7 @@ impl Engine for IdleSwap {
 
     fn configure(params: &Params, _host: &dyn Host) -> Result<IdleSwap, EngineError> {
         params.deny_unknown(&[])?;
-        Ok(IdleSwap)
+        Ok(IdleSwap { tasks_added: 0 })
     }
 
     fn new_task(
@@ -43,6 +46,7 @@ impl Engine for IdleSwap {
         _host: &dyn Host,
     ) -> Result<IdleTask, EngineError> {
         params.deny_unknown(&["idle_rounds", "max_swap_pages"])?;
+        self.tasks_added += 1;
         Ok(IdleTask {
             name: task.name.clone(),
             idle_rounds: params.get_in("idle_rounds", 1..=255)?.unwrap_or(3),
@@ -59,6 +63,7 @@ impl Engine for IdleSwap {
         _host: &dyn Host,
     ) -> Result<String, EngineError> {
         match cmd {
+            "status" => Ok(format!("idle-swap: {} task(s) added\n", self.tasks_added)),
             "showidle" => {
                 let (_, t) = task.ok_or_else(|| EngineError::TaskRequired(cmd.to_string()))?;
                 let tracked: usize = t.idle.values().map(HashMap::len).sum();
