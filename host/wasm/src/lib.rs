@@ -1,1 +1,638 @@
-//! The wasmtime loader of etmem engines.
+//! The wasmtime loader of etmem engines: turns a WebAssembly component built against
+//! `wit/engine.wit` (world `etmem-engine`) into an [`EngineInstance`].
+//!
+//! The sandbox, in one place:
+//! * **Imports.** The linker provides only our `etmem:engine/host` interface (and the
+//!   type-only `etmem:engine/types`). No WASI: no files, no clocks, no random, no
+//!   environment, no network. A component that imports anything else is refused at load,
+//!   with the import named. Build engines with `scripts/build-engine` (wasm32-unknown-unknown
+//!   linked by `wasm-component-ld`); a plain `wasm32-wasip2` build imports WASI and is
+//!   refused.
+//! * **Time.** One `wasmtime::Engine` per loader, with epoch interruption; a ticker thread
+//!   advances the epoch, and every call gets a deadline ([`WasmOptions::call_deadline`]).
+//! * **Memory.** Each instance has its own `Store` whose limiter caps the total of its linear
+//!   memories ([`WasmOptions::memory_limit`]); a refused growth traps at once.
+//! * **Faults.** A trap, a missed deadline or the memory cap ends the call with
+//!   [`CallError::Fault`]; the instance then refuses every call
+//!   (`engine already failed: <first reason>`). Other instances and the loader are unaffected.
+//!
+//! **`ops_name`.** The WIT gives a component no name: a component exports exactly one engine,
+//! and `ops_name` must equal the component's file stem (`ops_name = idle_swap` for
+//! `idle_swap.wasm`, which is the file name `scripts/build-engine` gives it).
+//!
+//! **Compiled cache.** A component is compiled once per content hash (sha256) and kept in
+//! memory; with [`WasmOptions::cache_dir`], the compiled form is also written to disk and
+//! reused across restarts (see [`cache`]).
+//!
+//! This crate must not schedule, scan or act: it only carries calls to and from a guest.
+
+pub mod cache;
+mod convert;
+
+use cache::{CacheStats, ComponentCache, DiskCache};
+use etmem_host::plugin::{
+    CallError, EngineInstance, EngineLoader, HostRef, LoadError, Params, Round, ScanResult,
+    SdkEngineError, SdkTaskInfo,
+};
+use etmem_sdk::Action;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use thiserror::Error;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Store, Trap};
+
+/// Host bindings generated from `wit/engine.wit`.
+#[allow(missing_docs, clippy::all)]
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "etmem-engine",
+    });
+}
+
+use bindings::EtmemEnginePre;
+use bindings::etmem::engine::types as wit;
+
+/// The imports a component may have: our own interfaces, nothing else.
+pub const GRANTED_IMPORTS: &[&str] = &["etmem:engine/host@0.1.0", "etmem:engine/types@0.1.0"];
+
+/// The wasmtime release this crate is built against (pinned in Cargo.toml); part of the
+/// on-disk cache key.
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
+/// Settings of a [`WasmLoader`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasmOptions {
+    /// Cap on the total linear memory of one instance, in bytes (default 256 MiB).
+    pub memory_limit: u64,
+    /// Wall-clock budget of one call into an engine, host calls included (default 5 s).
+    pub call_deadline: Duration,
+    /// Directory for compiled components (created 0700 if missing; must be owned by this
+    /// user and not writable by group or others). `None`: compile once per process.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for WasmOptions {
+    fn default() -> WasmOptions {
+        WasmOptions {
+            memory_limit: 256 << 20,
+            call_deadline: Duration::from_secs(5),
+            cache_dir: None,
+        }
+    }
+}
+
+/// Why a [`WasmLoader`] could not be built.
+#[derive(Debug, Error)]
+pub enum WasmSetupError {
+    /// wasmtime refused the engine configuration.
+    #[error("wasm loader: wasmtime configuration: {0}")]
+    Engine(String),
+    /// The bindings could not be linked (a bug in this crate).
+    #[error("wasm loader: linking the host interface: {0}")]
+    Linker(String),
+    /// The on-disk cache directory is unusable.
+    #[error("wasm loader: cache directory `{path}`: {reason}")]
+    CacheDir {
+        /// the directory
+        path: String,
+        /// what is wrong with it
+        reason: String,
+    },
+    /// The epoch ticker thread could not be started.
+    #[error("wasm loader: starting the epoch ticker: {0}")]
+    Ticker(String),
+    /// A limit is zero or too large.
+    #[error("wasm loader: {what} must be {expected}, found {found}")]
+    Option {
+        /// the option
+        what: &'static str,
+        /// what is accepted
+        expected: &'static str,
+        /// the value given
+        found: String,
+    },
+}
+
+/// Loads `.wasm` engine components (see the module docs for the sandbox).
+pub struct WasmLoader {
+    engine: wasmtime::Engine,
+    linker: Linker<StoreState>,
+    cache: ComponentCache,
+    options: WasmOptions,
+    tick: Duration,
+    ticks_per_call: u64,
+    ticker: Arc<Ticker>,
+}
+
+impl fmt::Debug for WasmLoader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WasmLoader")
+            .field("options", &self.options)
+            .field("cache", &self.cache.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmLoader {
+    /// A loader with `options`: one wasmtime engine, its epoch ticker thread, the host
+    /// interface linked, and the disk cache directory checked (created if missing).
+    pub fn new(options: WasmOptions) -> Result<WasmLoader, WasmSetupError> {
+        if options.memory_limit == 0 || usize::try_from(options.memory_limit).is_err() {
+            return Err(WasmSetupError::Option {
+                what: "memory_limit",
+                expected: "a positive number of bytes",
+                found: options.memory_limit.to_string(),
+            });
+        }
+        if options.call_deadline.is_zero() {
+            return Err(WasmSetupError::Option {
+                what: "call_deadline",
+                expected: "positive",
+                found: format!("{:?}", options.call_deadline),
+            });
+        }
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine =
+            wasmtime::Engine::new(&config).map_err(|e| WasmSetupError::Engine(e.to_string()))?;
+
+        let mut linker = Linker::<StoreState>::new(&engine);
+        bindings::EtmemEngine::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)
+            .map_err(|e| WasmSetupError::Linker(format!("{e:#}")))?;
+
+        let disk = match &options.cache_dir {
+            Some(dir) => Some(DiskCache::open(dir, &engine)?),
+            None => None,
+        };
+
+        // Ten ticks per deadline, at most 100 ms each. A deadline is `ceil(deadline / tick)
+        // + 1` ticks away, as the first tick may come at once: a runaway call is stopped after
+        // its deadline, at most two ticks late.
+        let tick = (options.call_deadline / 10)
+            .clamp(Duration::from_millis(1), Duration::from_millis(100));
+        let ticks_per_call = options
+            .call_deadline
+            .as_nanos()
+            .div_ceil(tick.as_nanos())
+            .try_into()
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let ticker = Ticker::start(engine.clone(), tick)?;
+        Ok(WasmLoader {
+            cache: ComponentCache::new(disk),
+            engine,
+            linker,
+            options,
+            tick,
+            ticks_per_call,
+            ticker,
+        })
+    }
+
+    /// How components were obtained so far (compiled, from memory, from disk).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Forgets the compiled components kept in memory (the disk cache stays): the next load
+    /// of each comes from disk or is compiled again. For measurements and tests.
+    pub fn forget_compiled(&self) {
+        self.cache.clear_memory();
+    }
+
+    /// The options this loader was built with.
+    pub fn options(&self) -> &WasmOptions {
+        &self.options
+    }
+
+    /// The epoch tick (the resolution of the call deadline).
+    pub fn tick(&self) -> Duration {
+        self.tick
+    }
+
+    fn prepare(&self, path: &Path, bytes: &[u8]) -> Result<EtmemEnginePre<StoreState>, LoadError> {
+        let shown = path.display().to_string();
+        let incompatible = |reason: String| LoadError::Incompatible {
+            path: shown.clone(),
+            reason,
+        };
+        if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
+            return Err(incompatible(
+                "a core wasm module, not a component (build it with scripts/build-engine)"
+                    .to_string(),
+            ));
+        }
+        let component = self
+            .cache
+            .get_or_compile(&self.engine, bytes)
+            .map_err(|e| incompatible(format!("not a usable wasm component: {e}")))?;
+        let ty = component.component_type();
+        for (name, _) in ty.imports(&self.engine) {
+            if !GRANTED_IMPORTS.contains(&name) {
+                return Err(incompatible(format!(
+                    "imports `{name}`, which etmem does not grant (an engine may import only \
+                     `etmem:engine/host@0.1.0`; build it for wasm32-unknown-unknown with \
+                     scripts/build-engine, not for WASI)"
+                )));
+            }
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| incompatible(format!("does not match wit/engine.wit: {e:#}")))?;
+        EtmemEnginePre::new(pre).map_err(|e| {
+            incompatible(format!(
+                "does not export `etmem:engine/engine@0.1.0` as wit/engine.wit says: {e:#}"
+            ))
+        })
+    }
+}
+
+impl EngineLoader for WasmLoader {
+    fn extension(&self) -> &'static str {
+        "wasm"
+    }
+
+    fn load(
+        &self,
+        path: &Path,
+        ops_name: &str,
+        engine_name: &str,
+        params: &Params,
+        host: &HostRef,
+    ) -> Result<Box<dyn EngineInstance>, LoadError> {
+        let shown = path.display().to_string();
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        if ops_name != stem {
+            return Err(LoadError::NoSuchEngine {
+                path: shown,
+                ops_name: ops_name.to_string(),
+                hint: format!(
+                    " (a wasm component exports one engine, named after its file: `{stem}`)"
+                ),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|e| LoadError::File {
+            path: shown.clone(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        let pre = self.prepare(path, &bytes)?;
+
+        let configure_err = |error| LoadError::Configure {
+            engine: engine_name.to_string(),
+            error,
+        };
+        let mut state = Store::new(
+            &self.engine,
+            StoreState {
+                host: None,
+                memory_limit: self.options.memory_limit,
+                memory_used: 0,
+            },
+        );
+        state.limiter(|s| s);
+        state.set_epoch_deadline(self.ticks_per_call);
+        let mut instance = WasmInstance {
+            name: engine_name.to_string(),
+            bindings: None,
+            store: state,
+            failed: None,
+            deadline: self.options.call_deadline,
+            memory_limit: self.options.memory_limit,
+            ticks_per_call: self.ticks_per_call,
+            _ticker: Arc::clone(&self.ticker),
+        };
+        let bindings = instance
+            .guard(Some(host), |store| pre.instantiate(store).map(Ok))
+            .map_err(configure_err)?;
+        instance.bindings = Some(bindings);
+        let pairs: Vec<(String, String)> = params.pairs().to_vec();
+        instance
+            .call(Some(host), |b, store| {
+                b.etmem_engine_engine().call_configure(store, &pairs)
+            })
+            .map_err(configure_err)?;
+        Ok(Box::new(instance))
+    }
+}
+
+/// The data of one instance's `Store`: the host of the current call and the memory meter.
+pub struct StoreState {
+    /// Set for the duration of a call; `None` between calls and during `drop-task`.
+    host: Option<HostRef>,
+    memory_limit: u64,
+    memory_used: u64,
+}
+
+/// A growth refused by the memory cap: turns into a trap at once.
+#[derive(Debug, Error)]
+#[error("memory limit reached")]
+struct MemoryLimitReached;
+
+impl wasmtime::ResourceLimiter for StoreState {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let delta = desired.saturating_sub(current) as u64;
+        let total = self.memory_used.saturating_add(delta);
+        if total > self.memory_limit {
+            return Err(wasmtime::Error::new(MemoryLimitReached));
+        }
+        self.memory_used = total;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million is far beyond any engine.
+        Ok(desired <= 1_000_000)
+    }
+}
+
+impl StoreState {
+    fn host(&self) -> Result<&HostRef, wit::EngineError> {
+        self.host.as_ref().ok_or_else(|| {
+            wit::EngineError::Host("no host capabilities during drop-task".to_string())
+        })
+    }
+}
+
+impl bindings::etmem::engine::types::Host for StoreState {}
+
+impl bindings::etmem::engine::host::Host for StoreState {
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        match &self.host {
+            Some(h) => h.log(convert::log_level(level), &message),
+            None => tracing::info!(target: "etmem::wasm", "{message}"),
+        }
+    }
+
+    fn task_vmas(&mut self, task: String, pid: u32) -> Result<Vec<wit::Vma>, wit::EngineError> {
+        let vmas = self.host()?.task_vmas(&task, pid)?;
+        Ok(vmas.into_iter().map(convert::vma).collect())
+    }
+
+    fn task_scan(&mut self, task: String) -> Result<Vec<wit::ScanResult>, wit::EngineError> {
+        let scans = self.host()?.task_scan(&task)?;
+        Ok(scans.iter().map(convert::scan_to).collect())
+    }
+
+    fn task_memory(
+        &mut self,
+        task: String,
+        pid: u32,
+    ) -> Result<wit::ProcessMemory, wit::EngineError> {
+        let m = self.host()?.task_memory(&task, pid)?;
+        Ok(wit::ProcessMemory {
+            rss_kb: m.rss_kb,
+            swap_kb: m.swap_kb,
+        })
+    }
+
+    fn task_page_nodes(
+        &mut self,
+        task: String,
+        pid: u32,
+        addrs: Vec<u64>,
+    ) -> Result<Vec<i32>, wit::EngineError> {
+        Ok(self.host()?.task_page_nodes(&task, pid, &addrs)?)
+    }
+
+    fn request_swap_out(
+        &mut self,
+        task: String,
+        pid: u32,
+        addrs: Vec<u64>,
+    ) -> Result<u64, wit::EngineError> {
+        Ok(self.host()?.request_swap_out(&task, pid, &addrs)?)
+    }
+
+    fn request_migrate(
+        &mut self,
+        task: String,
+        pid: u32,
+        addrs: Vec<u64>,
+        node: u32,
+    ) -> Result<u64, wit::EngineError> {
+        Ok(self.host()?.request_migrate(&task, pid, &addrs, node)?)
+    }
+
+    fn system_facts(&mut self) -> wit::Facts {
+        match &self.host {
+            Some(h) => convert::facts(&h.system_facts()),
+            None => convert::facts(&Default::default()),
+        }
+    }
+}
+
+/// One component instance serving one `[engine]`.
+struct WasmInstance {
+    name: String,
+    bindings: Option<bindings::EtmemEngine>,
+    store: Store<StoreState>,
+    /// the first fault; every later call is refused with it
+    failed: Option<String>,
+    deadline: Duration,
+    memory_limit: u64,
+    ticks_per_call: u64,
+    /// keeps the epoch ticking while this instance lives
+    _ticker: Arc<Ticker>,
+}
+
+impl fmt::Debug for WasmInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WasmInstance")
+            .field("name", &self.name)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmInstance {
+    /// Runs `f` with `host` in the store and a fresh deadline; a wasmtime error becomes a
+    /// fault that poisons the instance, an `engine-error` stays a value.
+    fn guard<R>(
+        &mut self,
+        host: Option<&HostRef>,
+        f: impl FnOnce(&mut Store<StoreState>) -> wasmtime::Result<Result<R, wit::EngineError>>,
+    ) -> Result<R, CallError> {
+        if let Some(reason) = &self.failed {
+            return Err(CallError::Fault(format!("engine already failed: {reason}")));
+        }
+        self.store.data_mut().host = host.cloned();
+        self.store.set_epoch_deadline(self.ticks_per_call);
+        let result = f(&mut self.store);
+        self.store.data_mut().host = None;
+        match result {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(CallError::Engine(SdkEngineError::from(e))),
+            Err(e) => {
+                let reason = self.fault_text(&e);
+                tracing::error!(
+                    target: "etmem::wasm",
+                    "engine `{}`: {reason}; the engine is marked failed",
+                    self.name
+                );
+                self.failed = Some(reason.clone());
+                Err(CallError::Fault(reason))
+            }
+        }
+    }
+
+    fn call<R>(
+        &mut self,
+        host: Option<&HostRef>,
+        f: impl FnOnce(
+            &bindings::EtmemEngine,
+            &mut Store<StoreState>,
+        ) -> wasmtime::Result<Result<R, wit::EngineError>>,
+    ) -> Result<R, CallError> {
+        let Some(b) = self.bindings.take() else {
+            return Err(CallError::Fault(
+                "engine was never instantiated".to_string(),
+            ));
+        };
+        let r = self.guard(host, |store| f(&b, store));
+        self.bindings = Some(b);
+        r
+    }
+
+    fn fault_text(&self, e: &wasmtime::Error) -> String {
+        if e.downcast_ref::<MemoryLimitReached>().is_some() {
+            return format!("memory limit of {} exceeded", mib(self.memory_limit));
+        }
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => {
+                format!("deadline of {} exceeded", secs(self.deadline))
+            }
+            Some(trap) => format!("wasm trap: {trap}"),
+            None => format!("wasm fault: {e:#}"),
+        }
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+fn secs(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+impl EngineInstance for WasmInstance {
+    fn new_task(
+        &mut self,
+        task: &SdkTaskInfo,
+        params: &Params,
+        host: &HostRef,
+    ) -> Result<(), CallError> {
+        let info = wit::TaskInfo {
+            project: task.project.clone(),
+            name: task.name.clone(),
+            target_type: task.target_type.clone(),
+            target_value: task.target_value.clone(),
+        };
+        let pairs: Vec<(String, String)> = params.pairs().to_vec();
+        self.call(Some(host), |b, s| {
+            b.etmem_engine_engine().call_new_task(s, &info, &pairs)
+        })
+    }
+
+    fn plan(
+        &mut self,
+        task: &str,
+        round: &Round,
+        scans: &[ScanResult],
+        host: &HostRef,
+    ) -> Result<Vec<Action>, CallError> {
+        let round = wit::RoundInfo {
+            number: round.number,
+            passes: round.passes,
+        };
+        let scans: Vec<wit::ScanResult> = scans.iter().map(convert::scan_to).collect();
+        let actions = self.call(Some(host), |b, s| {
+            b.etmem_engine_engine().call_plan(s, task, round, &scans)
+        })?;
+        Ok(actions.into_iter().map(convert::action_from).collect())
+    }
+
+    fn stop_task(&mut self, task: &str, host: &HostRef) -> Result<(), CallError> {
+        self.call(Some(host), |b, s| {
+            b.etmem_engine_engine().call_stop_task(s, task).map(Ok)
+        })
+    }
+
+    fn drop_task(&mut self, task: &str) -> Result<(), CallError> {
+        self.call(None, |b, s| {
+            b.etmem_engine_engine().call_drop_task(s, task).map(Ok)
+        })
+    }
+
+    fn command(
+        &mut self,
+        cmd: &str,
+        task: Option<&str>,
+        host: &HostRef,
+    ) -> Result<String, CallError> {
+        self.call(Some(host), |b, s| {
+            b.etmem_engine_engine().call_command(s, cmd, task)
+        })
+    }
+}
+
+/// Advances an engine's epoch every `tick` until the last holder is dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: wasmtime::Engine, tick: Duration) -> Result<Arc<Ticker>, WasmSetupError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("etmem-wasm-epoch".to_string())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| WasmSetupError::Ticker(e.to_string()))?;
+        Ok(Arc::new(Ticker {
+            stop,
+            thread: Some(thread),
+        }))
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Conversions between the SDK's values and the host bindings' WIT types. Pure: it must not
+//! hold policy or call anything.
+
+use crate::bindings::etmem::engine::types as wit;
+use etmem_sdk::{Action, EngineError, LogLevel, ScanResult, SystemFacts, Vma};
+
+pub(crate) fn log_level(l: wit::LogLevel) -> LogLevel {
+    match l {
+        wit::LogLevel::Error => LogLevel::Error,
+        wit::LogLevel::Warn => LogLevel::Warn,
+        wit::LogLevel::Info => LogLevel::Info,
+        wit::LogLevel::Debug => LogLevel::Debug,
+    }
+}
+
+pub(crate) fn vma(v: Vma) -> wit::Vma {
+    wit::Vma {
+        start: v.start,
+        end: v.end,
+        readable: v.readable,
+        writable: v.writable,
+        executable: v.executable,
+        shared: v.shared,
+        offset: v.offset,
+        inode: v.inode,
+        path: v.path,
+    }
+}
+
+pub(crate) fn scan_to(s: &ScanResult) -> wit::ScanResult {
+    wit::ScanResult {
+        pid: s.pid(),
+        passes: s.passes(),
+        addrs: s.addrs().to_vec(),
+        counts: s.counts().to_vec(),
+        sizes: s.size_codes(),
+    }
+}
+
+pub(crate) fn action_from(a: wit::Action) -> Action {
+    match a {
+        wit::Action::SwapOut(s) => Action::SwapOut {
+            pid: s.pid,
+            addrs: s.addrs,
+        },
+        wit::Action::Migrate(m) => Action::Migrate {
+            pid: m.pid,
+            addrs: m.addrs,
+            node: m.node,
+        },
+    }
+}
+
+pub(crate) fn facts(f: &SystemFacts) -> wit::Facts {
+    let m = &f.meminfo;
+    wit::Facts {
+        meminfo: wit::Meminfo {
+            mem_total_kb: m.mem_total_kb,
+            mem_free_kb: m.mem_free_kb,
+            mem_available_kb: m.mem_available_kb,
+            swap_total_kb: m.swap_total_kb,
+            swap_free_kb: m.swap_free_kb,
+            swap_cached_kb: m.swap_cached_kb,
+        },
+        nodes: f
+            .nodes
+            .iter()
+            .map(|n| wit::NodeMemory {
+                node: n.node,
+                total_kb: n.total_kb,
+                free_kb: n.free_kb,
+                huge_total_kb: n.huge_total_kb,
+                huge_free_kb: n.huge_free_kb,
+            })
+            .collect(),
+    }
+}
+
+impl From<wit::EngineError> for EngineError {
+    fn from(e: wit::EngineError) -> EngineError {
+        match e {
+            wit::EngineError::InvalidParam(p) => EngineError::InvalidParam {
+                key: p.key,
+                value: p.value,
+                expected: p.expected,
+            },
+            wit::EngineError::MissingParam(s) => EngineError::MissingParam(s),
+            wit::EngineError::UnknownParam(s) => EngineError::UnknownParam(s),
+            wit::EngineError::UnknownTask(s) => EngineError::UnknownTask(s),
+            wit::EngineError::UnknownCommand(s) => EngineError::UnknownCommand(s),
+            wit::EngineError::TaskRequired(s) => EngineError::TaskRequired(s),
+            wit::EngineError::Host(s) => EngineError::Host(s),
+            wit::EngineError::Failed(s) => EngineError::Failed(s),
+        }
+    }
+}
+
+impl From<EngineError> for wit::EngineError {
+    fn from(e: EngineError) -> wit::EngineError {
+        match e {
+            EngineError::InvalidParam {
+                key,
+                value,
+                expected,
+            } => wit::EngineError::InvalidParam(wit::ParamError {
+                key,
+                value,
+                expected,
+            }),
+            EngineError::MissingParam(s) => wit::EngineError::MissingParam(s),
+            EngineError::UnknownParam(s) => wit::EngineError::UnknownParam(s),
+            EngineError::UnknownTask(s) => wit::EngineError::UnknownTask(s),
+            EngineError::UnknownCommand(s) => wit::EngineError::UnknownCommand(s),
+            EngineError::TaskRequired(s) => wit::EngineError::TaskRequired(s),
+            EngineError::Host(s) => wit::EngineError::Host(s),
+            EngineError::Failed(s) => wit::EngineError::Failed(s),
+            EngineError::Panicked(s) => wit::EngineError::Failed(format!("host panicked: {s}")),
+        }
+    }
+}

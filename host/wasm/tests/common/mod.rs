@@ -1,0 +1,204 @@
+//! Shared by the tests and the bench: builds engine crates from source with
+//! `scripts/build-engine` (once per process, into a temporary directory; the cargo target
+//! directory is kept under target/tmp so rebuilds are quick), and an abi_stable host over
+//! any `etmem_sdk::Host` for the native form.
+
+#![allow(dead_code)]
+
+use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
+use etmem_sdk::native::{
+    HostApi, REngineError, RLogLevel, RProcessMemory, RScanResult, RSystemFacts, RVma,
+};
+use etmem_sdk::{EngineError, Host};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+const COMPONENT_LD: &str = "/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld";
+
+fn toolchain_present() -> bool {
+    let rustup_wasip2 = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l == "wasm32-wasip2")
+        })
+        .unwrap_or(false);
+    rustup_wasip2 || (Path::new(COMPONENT_LD).exists() && Path::new("/usr/bin/rustc").exists())
+}
+
+/// Builds the engine crate at `crate_dir` (relative to the repository root) in `forms`
+/// (`wasm`, `native` or `both`) and returns the output directory holding `<name>.wasm`
+/// and/or `lib<name>.so`. Panics with the build log on failure, and with setup advice when
+/// the wasm toolchain is missing.
+pub fn build_engine(crate_dir: &str, forms: &str) -> PathBuf {
+    static OUT: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static BUILT: OnceLock<Mutex<HashMap<(String, String), PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut built = built
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = (crate_dir.to_string(), forms.to_string());
+    if let Some(p) = built.get(&key) {
+        return p.clone();
+    }
+    if forms != "native" {
+        assert!(
+            toolchain_present(),
+            "the wasm engine toolchain is missing: run `scripts/build-engine sdk/examples/idle-swap \
+             /tmp/engines` once as root (it installs Debian's rustc-web, rust-web-src, \
+             rust-web-llvm, lld-22, wasi-libc; see sdk/README.md), or `rustup target add \
+             wasm32-wasip2`"
+        );
+    }
+    let out_root = OUT.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("etmem-engines-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("engine output dir")
+    });
+    let out = out_root
+        .path()
+        .join(format!("{}-{forms}", crate_dir.replace('/', "_")));
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("engines-target");
+    let o = Command::new(repo().join("scripts/build-engine"))
+        .arg(repo().join(crate_dir))
+        .arg(&out)
+        .env("ENGINE_TARGET_DIR", &target)
+        .env("BUILD_ENGINE_FORMS", forms)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .expect("run scripts/build-engine");
+    assert!(
+        o.status.success(),
+        "scripts/build-engine {crate_dir} failed ({}):\n{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    built.insert(key, out.clone());
+    out
+}
+
+/// The abi_stable host of the native form, over any SDK host.
+pub struct NativeHost<'a>(pub &'a (dyn Host + Send + Sync));
+
+fn rerr(e: EngineError) -> REngineError {
+    REngineError::from(e)
+}
+
+impl HostApi for NativeHost<'_> {
+    fn log(&self, level: RLogLevel, message: RStr<'_>) {
+        self.0.log(level.into(), message.as_str());
+    }
+    fn task_vmas(&self, task: RStr<'_>, pid: u32) -> RResult<RVec<RVma>, REngineError> {
+        match self.0.task_vmas(task.as_str(), pid) {
+            Ok(v) => RResult::ROk(v.iter().map(RVma::from).collect()),
+            Err(e) => RResult::RErr(rerr(e)),
+        }
+    }
+    fn task_scan(&self, task: RStr<'_>) -> RResult<RVec<RScanResult>, REngineError> {
+        match self.0.task_scan(task.as_str()) {
+            Ok(v) => RResult::ROk(v.iter().map(RScanResult::from).collect()),
+            Err(e) => RResult::RErr(rerr(e)),
+        }
+    }
+    fn task_memory(&self, task: RStr<'_>, pid: u32) -> RResult<RProcessMemory, REngineError> {
+        match self.0.task_memory(task.as_str(), pid) {
+            Ok(m) => RResult::ROk(RProcessMemory {
+                rss_kb: m.rss_kb,
+                swap_kb: m.swap_kb,
+            }),
+            Err(e) => RResult::RErr(rerr(e)),
+        }
+    }
+    fn task_page_nodes(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        addrs: RSlice<'_, u64>,
+    ) -> RResult<RVec<i32>, REngineError> {
+        match self.0.task_page_nodes(task.as_str(), pid, addrs.as_slice()) {
+            Ok(v) => RResult::ROk(v.into()),
+            Err(e) => RResult::RErr(rerr(e)),
+        }
+    }
+    fn request_swap_out(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        addrs: RSlice<'_, u64>,
+    ) -> RResult<u64, REngineError> {
+        match self
+            .0
+            .request_swap_out(task.as_str(), pid, addrs.as_slice())
+        {
+            Ok(n) => RResult::ROk(n),
+            Err(e) => RResult::RErr(rerr(e)),
+        }
+    }
+    fn request_migrate(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        addrs: RSlice<'_, u64>,
+        node: u32,
+    ) -> RResult<u64, REngineError> {
+        match self
+            .0
+            .request_migrate(task.as_str(), pid, addrs.as_slice(), node)
+        {
+            Ok(n) => RResult::ROk(n),
+            Err(e) => RResult::RErr(rerr(e)),
+        }
+    }
+    fn system_facts(&self) -> RSystemFacts {
+        RSystemFacts::from(&self.0.system_facts())
+    }
+}
+
+/// A deterministic "recorded" scan: `pages` 4 KiB pages of `pid` from 0x7f00_0000_0000,
+/// about a third of the gaps skip a page (absent); the layout depends on `pid` only, the
+/// counts (biased to idle) on `pid` and `round`.
+pub fn recorded_scan(pid: u32, pages: usize, round: u64) -> etmem_sdk::ScanResult {
+    fn next(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+    let mut layout: u64 = 0x9e37_79b9_7f4a_7c15 ^ (u64::from(pid) << 32);
+    let mut heat: u64 = layout ^ round.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let mut addrs = Vec::with_capacity(pages);
+    let mut counts = Vec::with_capacity(pages);
+    let mut addr: u64 = 0x7f00_0000_0000;
+    while addrs.len() < pages {
+        addr += if next(&mut layout) % 3 == 0 {
+            0x2000
+        } else {
+            0x1000
+        };
+        addrs.push(addr);
+        counts.push(match next(&mut heat) % 8 {
+            0..=4 => 0,
+            5 => 1,
+            6 => 2,
+            _ => 3,
+        });
+    }
+    let sizes = vec![etmem_sdk::PageSize::Size4K; pages];
+    etmem_sdk::ScanResult::new(pid, 1, addrs, counts, sizes).expect("valid recorded scan")
+}

@@ -1,0 +1,413 @@
+//! The wasm loader against real components built from source (sdk/examples/idle-swap and
+//! tests/fixtures/engines/wasm-*) and hand-written WAT components. Run in release: wasmtime
+//! compiles components ~25x slower in a debug build.
+
+mod common;
+
+use abi_stable::library::lib_header_from_path;
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::sabi_types::RRef;
+use abi_stable::std_types::{ROption, RSlice};
+use common::{NativeHost, build_engine, recorded_scan};
+use etmem_host::plugin::{CallError, EngineInstance, EngineLoader, HostRef, LoadError};
+use etmem_host_wasm::{WasmLoader, WasmOptions, WasmSetupError};
+use etmem_sdk::native::{EngineModRef, HostApi_TO, RRoundInfo, RScanResult, RTaskInfo};
+use etmem_sdk::testing::FakeHost;
+use etmem_sdk::{Action, EngineError, LogLevel, Params, Round, TaskInfo};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn idle_swap_dir() -> PathBuf {
+    build_engine("sdk/examples/idle-swap", "both")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    build_engine(&format!("tests/fixtures/engines/{name}"), "wasm")
+        .join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+fn loader() -> WasmLoader {
+    WasmLoader::new(WasmOptions {
+        memory_limit: 64 << 20,
+        call_deadline: Duration::from_millis(500),
+        cache_dir: None,
+    })
+    .expect("loader")
+}
+
+fn fake() -> (Arc<FakeHost>, HostRef) {
+    let h = Arc::new(FakeHost::new());
+    let r: HostRef = h.clone();
+    (h, r)
+}
+
+fn load(l: &WasmLoader, path: &Path, params: &Params, host: &HostRef) -> Box<dyn EngineInstance> {
+    let stem = path.file_stem().and_then(|s| s.to_str()).expect("stem");
+    l.load(path, stem, "eng", params, host).expect("load")
+}
+
+fn round(n: u64) -> Round {
+    Round {
+        number: n,
+        passes: 1,
+    }
+}
+
+#[test]
+fn idle_swap_wasm_matches_its_native_build_on_a_recorded_scan() {
+    let dir = idle_swap_dir();
+    let l = loader();
+    let (fake_wasm, host) = fake();
+    let mut wasm = load(&l, &dir.join("idle_swap.wasm"), &Params::new(), &host);
+
+    let header = lib_header_from_path(&dir.join("libidle_swap.so")).expect("abi_stable header");
+    let m: EngineModRef = header.init_root_module().expect("root module");
+    let fake_native = FakeHost::new();
+    let nh = NativeHost(&fake_native);
+    let h = || HostApi_TO::from_ptr(RRef::new(&nh), TD_Opaque);
+    let mut native = (m.configure())(RSlice::from_slice(&[]), h())
+        .into_result()
+        .expect("native configure");
+
+    let info = TaskInfo::named("p", "db", "mysqld");
+    let params = Params::from_pairs([("idle_rounds", "2"), ("max_swap_pages", "5000")]);
+    wasm.new_task(&info, &params, &host).expect("wasm new task");
+    let rparams = etmem_sdk::native::params_to(&params);
+    (m.new_task())(
+        &mut native,
+        &RTaskInfo::from(&info),
+        rparams.as_rslice(),
+        h(),
+    )
+    .into_result()
+    .expect("native new task");
+
+    let mut swapped = 0;
+    for n in 1..=4 {
+        let scans = [recorded_scan(41, 20_000, n), recorded_scan(42, 3_000, n)];
+        let from_wasm = wasm
+            .plan("db", &round(n), &scans, &host)
+            .expect("wasm plan");
+        let rscans: Vec<RScanResult> = scans.iter().map(RScanResult::from).collect();
+        let from_native: Vec<Action> = (m.plan())(
+            &mut native,
+            "db".into(),
+            RRoundInfo {
+                number: n,
+                passes: 1,
+            },
+            RSlice::from_slice(&rscans),
+            h(),
+        )
+        .into_result()
+        .expect("native plan")
+        .into_iter()
+        .map(Action::from)
+        .collect();
+        assert_eq!(from_wasm, from_native, "round {n}");
+        swapped += from_wasm
+            .iter()
+            .map(|a| match a {
+                Action::SwapOut { addrs, .. } | Action::Migrate { addrs, .. } => addrs.len(),
+            })
+            .sum::<usize>();
+    }
+    assert!(
+        swapped > 5000,
+        "the scan must make idle-swap act, got {swapped} pages"
+    );
+
+    let text = wasm
+        .command("showidle", Some("db"), &host)
+        .expect("command");
+    let native_text = (m.command())(
+        &mut native,
+        "showidle".into(),
+        ROption::RSome("db".into()),
+        h(),
+    )
+    .into_result()
+    .expect("native command");
+    assert_eq!(text, native_text.as_str());
+    assert!(text.starts_with("task db: "), "{text}");
+    // The guest's host calls reached the HostRef of the call.
+    assert_eq!(fake_wasm.logs(), fake_native.logs());
+    assert!(
+        fake_wasm
+            .logs()
+            .iter()
+            .any(|(l, m)| *l == LogLevel::Debug && m.starts_with("task db round 4: swap out ")),
+        "{:?}",
+        fake_wasm.logs()
+    );
+
+    // Expected failures are values and leave the engine usable.
+    assert_eq!(
+        wasm.command("showidle", None, &host),
+        Err(CallError::Engine(EngineError::TaskRequired(
+            "showidle".into()
+        )))
+    );
+    let bad = Params::from_pairs([("idle_rounds", "0")]);
+    let e = wasm
+        .new_task(&TaskInfo::named("p", "db2", "x"), &bad, &host)
+        .expect_err("bad idle_rounds");
+    assert_eq!(
+        e.to_string(),
+        "key `idle_rounds`: expected an integer in 1..=255, found `0`"
+    );
+    wasm.stop_task("db", &host).expect("stop");
+    wasm.drop_task("db").expect("drop");
+    assert_eq!(
+        wasm.command("showidle", Some("db"), &host),
+        Err(CallError::Engine(EngineError::UnknownTask("db".into())))
+    );
+}
+
+#[test]
+fn configure_refusal_and_ops_name_are_load_errors() {
+    let dir = idle_swap_dir();
+    let l = loader();
+    let (_, host) = fake();
+    let path = dir.join("idle_swap.wasm");
+    let e = l
+        .load(
+            &path,
+            "idle_swap",
+            "mine",
+            &Params::from_pairs([("x", "1")]),
+            &host,
+        )
+        .expect_err("unknown engine key");
+    assert_eq!(
+        e,
+        LoadError::Configure {
+            engine: "mine".into(),
+            error: CallError::Engine(EngineError::UnknownParam("x".into()))
+        }
+    );
+    let e = l
+        .load(&path, "idle_swap_ops", "mine", &Params::new(), &host)
+        .expect_err("wrong ops_name");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "engine library `{}` exports no engine `idle_swap_ops` (a wasm component exports \
+             one engine, named after its file: `idle_swap`)",
+            path.display()
+        )
+    );
+    let missing = dir.join("absent.wasm");
+    assert!(matches!(
+        l.load(&missing, "absent", "mine", &Params::new(), &host),
+        Err(LoadError::File { .. })
+    ));
+}
+
+/// Runs `plan` on a fault fixture and checks the fault text, the time it took, that the
+/// instance stays failed, and that the loader and other instances keep working.
+fn fault_case(name: &str, expect: impl Fn(&str) -> bool, max: Duration) {
+    let l = loader();
+    let (_, host) = fake();
+    let path = fixture(name);
+    let mut bad = load(&l, &path, &Params::new(), &host);
+    let mut other = load(&l, &path, &Params::new(), &host);
+    let info = TaskInfo::named("p", "t", "x");
+    bad.new_task(&info, &Params::new(), &host)
+        .expect("new task");
+    assert_eq!(bad.command("ping", None, &host), Ok("pong\n".into()));
+
+    let t0 = Instant::now();
+    let e = bad
+        .plan("t", &round(1), &[recorded_scan(7, 1000, 1)], &host)
+        .expect_err("plan must fault");
+    let took = t0.elapsed();
+    let CallError::Fault(reason) = &e else {
+        panic!("{name}: expected a fault, got {e:?}")
+    };
+    assert!(expect(reason), "{name}: unexpected fault text `{reason}`");
+    assert!(took < max, "{name}: fault took {took:?}");
+
+    let again = bad
+        .command("ping", None, &host)
+        .expect_err("failed instance");
+    assert_eq!(
+        again,
+        CallError::Fault(format!("engine already failed: {reason}"))
+    );
+    assert_eq!(
+        bad.drop_task("t"),
+        Err(CallError::Fault(format!("engine already failed: {reason}")))
+    );
+
+    // The other instance of the same component, a new one, and another engine still work.
+    assert_eq!(other.command("ping", None, &host), Ok("pong\n".into()));
+    let mut fresh = load(&l, &path, &Params::new(), &host);
+    fresh
+        .new_task(&info, &Params::new(), &host)
+        .expect("new task");
+    assert_eq!(fresh.command("ping", None, &host), Ok("pong\n".into()));
+    let mut idle = load(
+        &l,
+        &idle_swap_dir().join("idle_swap.wasm"),
+        &Params::new(),
+        &host,
+    );
+    idle.new_task(&info, &Params::new(), &host)
+        .expect("idle-swap new task");
+    idle.plan("t", &round(1), &[recorded_scan(7, 1000, 1)], &host)
+        .expect("idle-swap plan");
+}
+
+#[test]
+fn a_trapping_plan_is_a_fault() {
+    fault_case(
+        "wasm-trap",
+        |r| r.starts_with("wasm trap: ") && r.contains("unreachable"),
+        Duration::from_secs(2),
+    );
+}
+
+#[test]
+fn an_endless_plan_hits_the_deadline() {
+    let t0 = Instant::now();
+    fault_case(
+        "wasm-loop",
+        |r| r == "deadline of 500ms exceeded",
+        Duration::from_millis(1500),
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(500));
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_limit() {
+    fault_case(
+        "wasm-membomb",
+        |r| r == "memory limit of 64 MiB exceeded",
+        Duration::from_secs(2),
+    );
+}
+
+fn wat_file(dir: &Path, name: &str, wat: &str) -> PathBuf {
+    let bytes = wat::parse_str(wat).expect("valid wat");
+    let p = dir.join(format!("{name}.wasm"));
+    std::fs::write(&p, bytes).expect("write");
+    p
+}
+
+#[test]
+fn imports_beyond_the_host_interface_and_non_engines_are_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let l = loader();
+    let (_, host) = fake();
+    let wasi = wat_file(
+        dir.path(),
+        "wants_env",
+        r#"(component
+             (import "wasi:cli/environment@0.2.0" (instance
+               (export "get-arguments" (func (result (list string))))))
+           )"#,
+    );
+    let e = l
+        .load(&wasi, "wants_env", "e", &Params::new(), &host)
+        .expect_err("wasi import");
+    let LoadError::Incompatible { reason, .. } = &e else {
+        panic!("expected Incompatible, got {e:?}")
+    };
+    assert!(
+        reason.starts_with("imports `wasi:cli/environment@0.2.0`, which etmem does not grant"),
+        "{reason}"
+    );
+
+    let empty = wat_file(dir.path(), "empty", "(component)");
+    let e = l
+        .load(&empty, "empty", "e", &Params::new(), &host)
+        .expect_err("no engine export");
+    assert!(
+        e.to_string()
+            .contains("does not export `etmem:engine/engine@0.1.0`"),
+        "{e}"
+    );
+
+    let core = wat_file(dir.path(), "core", "(module)");
+    let e = l
+        .load(&core, "core", "e", &Params::new(), &host)
+        .expect_err("core module");
+    assert!(
+        e.to_string()
+            .contains("a core wasm module, not a component"),
+        "{e}"
+    );
+
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm at all").expect("write");
+    let e = l
+        .load(&junk, "junk", "e", &Params::new(), &host)
+        .expect_err("junk");
+    assert!(e.to_string().contains("not a usable wasm component"), "{e}");
+}
+
+#[test]
+fn compiled_components_are_cached_in_memory_and_on_disk() {
+    let wasm = idle_swap_dir().join("idle_swap.wasm");
+    let (_, host) = fake();
+    let l = loader();
+    load(&l, &wasm, &Params::new(), &host);
+    load(&l, &wasm, &Params::new(), &host);
+    let s = l.cache_stats();
+    assert_eq!((s.compiled, s.memory_hits, s.disk_hits), (1, 1, 0));
+
+    let root = tempfile::tempdir().expect("tmp");
+    let cache = root.path().join("cache");
+    let opts = WasmOptions {
+        cache_dir: Some(cache.clone()),
+        ..WasmOptions::default()
+    };
+    let first = WasmLoader::new(opts.clone()).expect("loader");
+    load(&first, &wasm, &Params::new(), &host);
+    assert_eq!(first.cache_stats().compiled, 1);
+    let mode = std::fs::metadata(&cache).expect("dir").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let files: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+
+    let second = WasmLoader::new(opts.clone()).expect("loader");
+    let mut inst = load(&second, &wasm, &Params::new(), &host);
+    let s = second.cache_stats();
+    assert_eq!((s.compiled, s.disk_hits), (0, 1));
+    inst.new_task(&TaskInfo::named("p", "t", "x"), &Params::new(), &host)
+        .expect("works from the disk cache");
+
+    // A damaged file is rejected and replaced by a fresh compile.
+    std::fs::write(&files[0], b"garbage").expect("damage");
+    let third = WasmLoader::new(opts.clone()).expect("loader");
+    load(&third, &wasm, &Params::new(), &host);
+    let s = third.cache_stats();
+    assert_eq!((s.compiled, s.disk_hits, s.disk_rejected), (1, 0, 1));
+    let fourth = WasmLoader::new(opts).expect("loader");
+    load(&fourth, &wasm, &Params::new(), &host);
+    assert_eq!(fourth.cache_stats().disk_hits, 1);
+
+    // A directory others may write is refused.
+    let open = root.path().join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let e = WasmLoader::new(WasmOptions {
+        cache_dir: Some(open.clone()),
+        ..WasmOptions::default()
+    })
+    .expect_err("world-writable cache dir");
+    assert!(matches!(e, WasmSetupError::CacheDir { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "wasm loader: cache directory `{}`: mode 0777 lets group or others write: expected 0700",
+            open.display()
+        )
+    );
+}
