@@ -186,7 +186,7 @@ pub fn recorded_scan(pid: u32, pages: usize, round: u64) -> etmem_sdk::ScanResul
     let mut counts = Vec::with_capacity(pages);
     let mut addr: u64 = 0x7f00_0000_0000;
     while addrs.len() < pages {
-        addr += if next(&mut layout) % 3 == 0 {
+        addr += if next(&mut layout).is_multiple_of(3) {
             0x2000
         } else {
             0x1000
