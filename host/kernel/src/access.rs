@@ -36,6 +36,8 @@ struct Run {
     pmd: Vec<u64>,
     /// one bit per PUD chunk
     pud: Vec<u64>,
+    /// a hugetlb VMA's page size (PMD or PUD): every chunk is one huge page, for good
+    fixed: Option<u64>,
 }
 
 fn bit(v: &[u64], i: u64) -> bool {
@@ -76,27 +78,46 @@ pub struct AccessMap {
 impl AccessMap {
     /// An empty map over `vmas` (overlapping or unsorted input is sorted and clipped).
     pub fn new(vmas: &[Vma], sizes: PageSizes) -> Self {
-        let mut ranges: Vec<(u64, u64)> = vmas
+        // a hugetlb VMA (smaps' KernelPageSize is a PMD or PUD size) holds only huge pages
+        let fixed = |v: &Vma| {
+            v.kernel_page_kb
+                .map(|kb| kb.saturating_mul(1024))
+                .filter(|&b| b == sizes.pmd || b == sizes.pud)
+                .filter(|&b| v.start % b == 0 && v.end % b == 0)
+        };
+        let mut ranges: Vec<(u64, u64, Option<u64>)> = vmas
             .iter()
             .filter(|v| v.end > v.start)
-            .map(|v| (v.start, v.end))
+            .map(|v| (v.start, v.end, fixed(v)))
             .collect();
         ranges.sort_unstable();
         let mut runs: Vec<Run> = Vec::with_capacity(ranges.len());
-        for (start, end) in ranges {
+        for (start, end, fixed) in ranges {
             let start = start.max(runs.last().map_or(0, |r| r.end));
             if start >= end {
                 continue;
             }
             let pages = (end - start).div_ceil(sizes.pte);
             let chunks = |sz: u64| ((end - 1) / sz - start / sz + 1).div_ceil(64);
-            runs.push(Run {
+            let mut run = Run {
                 start,
                 end,
                 counts: vec![ABSENT; usize::try_from(pages).unwrap_or(0)],
                 pmd: vec![0; usize::try_from(chunks(sizes.pmd)).unwrap_or(0)],
                 pud: vec![0; usize::try_from(chunks(sizes.pud)).unwrap_or(0)],
-            });
+                fixed: fixed.filter(|f| start % f == 0),
+            };
+            if let Some(f) = run.fixed {
+                let bits = if f == sizes.pud {
+                    &mut run.pud
+                } else {
+                    &mut run.pmd
+                };
+                for i in 0..(end - start) / f {
+                    set_bit(bits, i, true);
+                }
+            }
+            runs.push(run);
         }
         AccessMap {
             sizes,
@@ -164,6 +185,20 @@ impl AccessMap {
                 }
             };
             let r = &mut self.runs[i];
+            if let Some(f) = r.fixed {
+                // hugetlb: one count per huge page, whatever size the tracker reports
+                // (pagemap gives every base page of it); never split
+                let huge = a & !(f - 1);
+                if a == huge
+                    && let Some(slot) = usize::try_from((huge - r.start) / sizes.pte)
+                        .ok()
+                        .and_then(|s| r.counts.get_mut(s))
+                {
+                    bump(slot, w);
+                }
+                a = a.saturating_add(page_size);
+                continue;
+            }
             let (pmd_base, pud_base) = (r.start / sizes.pmd, r.start / sizes.pud);
             if page_size == sizes.pte {
                 // a base page inside a chunk marked huge: the huge page was split
@@ -193,6 +228,21 @@ impl AccessMap {
         for r in &mut self.runs[first..] {
             if r.start >= end {
                 break;
+            }
+            if let Some(f) = r.fixed {
+                // hugetlb: the huge pages whose first base page the region covers
+                let first = start.max(r.start).next_multiple_of(f);
+                let mut h = first;
+                while h < end.min(r.end) {
+                    if let Some(slot) = usize::try_from((h - r.start) / pte)
+                        .ok()
+                        .and_then(|s| r.counts.get_mut(s))
+                    {
+                        bump(slot, count);
+                    }
+                    h += f;
+                }
+                continue;
             }
             let lo = (start.max(r.start) - r.start) / pte;
             let hi = (end.min(r.end) - r.start).div_ceil(pte);
@@ -367,6 +417,40 @@ mod tests {
         assert_eq!(m.get(M2), Some(1));
         assert_eq!(m.get(M2 + K), Some(1));
         assert_eq!(m.get(M2 + 2 * K), None);
+    }
+
+    #[test]
+    fn hugetlb_vmas_hold_huge_pages_whatever_the_tracker_reports() {
+        let s = PageSizes::from_shift(12).expect("4k");
+        let m2 = s.pmd;
+        let ht = Vma {
+            kernel_page_kb: Some(2048),
+            ..vma(4 * m2, 8 * m2)
+        };
+        let base = Vma {
+            kernel_page_kb: Some(4),
+            ..vma(8 * m2, 8 * m2 + 2 * 4096)
+        };
+        let mut m = AccessMap::new(&[ht, base], s);
+        // DAMON regions split mid huge page: each huge page counts once, from the region
+        // holding its first base page
+        m.record_region(4 * m2, 5 * m2 + 4096, 3);
+        m.record_region(5 * m2 + 4096, 8 * m2 + 4096, 0);
+        // pagemap-like trackers report every base page of a huge page: counted once
+        m.record_run(6 * m2, s.pte, 512, 1);
+        m.record_run(8 * m2, s.pte, 1, 2);
+        let got: Vec<(u64, u64, u8)> = m.iter().map(|p| (p.addr, p.page_size, p.count)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (4 * m2, m2, 3),
+                (5 * m2, m2, 3),
+                (6 * m2, m2, 1),
+                (7 * m2, m2, 0),
+                (8 * m2, s.pte, 2),
+            ]
+        );
+        assert_eq!(m.get(6 * m2 + 12345), Some(1));
     }
 
     #[test]

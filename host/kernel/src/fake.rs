@@ -10,7 +10,7 @@ use crate::actions::{ActionReport, PageActionError, PageNode, PageRef, SwapMetho
 use crate::linux::LinuxKernel;
 use crate::parse::idle_pages::PageSizes;
 use crate::parse::maps::{Vma, VmaFilter};
-use crate::parse::meminfo::{MemInfo, ProcStatus};
+use crate::parse::meminfo::{HugePool, MemInfo, ProcStatus};
 use crate::process::{ProcessError, ProcessHandle};
 use crate::track::{TrackError, Tracker, TrackerChoice};
 use crate::{Kernel, KernelError, Pid, ProcessTarget};
@@ -316,6 +316,21 @@ impl FakeKernel {
         Ok(())
     }
 
+    /// Lays out node `node`'s huge page pool of `size_kb` pages: `nr_hugepages` = `total`,
+    /// `free_hugepages` = `free`.
+    pub fn set_node_hugepages(
+        &self,
+        node: u32,
+        size_kb: u64,
+        total: u64,
+        free: u64,
+    ) -> io::Result<()> {
+        let d = format!("devices/system/node/node{node}/hugepages/hugepages-{size_kb}kB");
+        self.write_sys(&format!("{d}/nr_hugepages"), format!("{total}\n"))?;
+        self.write_sys(&format!("{d}/free_hugepages"), format!("{free}\n"))?;
+        self.write_sys(&format!("{d}/surplus_hugepages"), "0\n".to_string())
+    }
+
     /// The DAMON `kdamonds` directory.
     pub fn damon_dir(&self) -> PathBuf {
         crate::track::damon_admin(self.sys_root())
@@ -457,6 +472,10 @@ impl Kernel for FakeKernel {
 
     fn node_meminfo(&self, node: u32) -> Result<MemInfo, KernelError> {
         self.inner.node_meminfo(node)
+    }
+
+    fn node_hugepages(&self, node: u32) -> Result<Vec<HugePool>, KernelError> {
+        self.inner.node_hugepages(node)
     }
 
     fn page_sizes(&self) -> PageSizes {

@@ -24,7 +24,7 @@ pub use fake::{FakeKernel, FakeProcess, MigrateCall, RecordedCall, SwapCall};
 pub use linux::LinuxKernel;
 pub use parse::idle_pages::PageSizes;
 pub use parse::maps::{Vma, VmaFilter};
-pub use parse::meminfo::{MemInfo, ProcStatus};
+pub use parse::meminfo::{HugePool, MemInfo, ProcStatus};
 pub use probe::{ProbeReport, probe};
 pub use process::{ProcessError, ProcessHandle};
 pub use track::{TrackError, Tracker, TrackerChoice, TrackerKind};
@@ -106,6 +106,11 @@ pub trait Kernel: Send + Sync + std::fmt::Debug {
 
     /// The meminfo of one NUMA node.
     fn node_meminfo(&self, node: u32) -> Result<MemInfo, KernelError>;
+
+    /// The huge page pools of one NUMA node, every page size the kernel offers, ascending
+    /// by size (`nodeN/hugepages/hugepages-<size>kB/{nr,free}_hugepages`). Empty when the
+    /// node has no `hugepages` directory (a kernel without hugetlbfs).
+    fn node_hugepages(&self, node: u32) -> Result<Vec<HugePool>, KernelError>;
 
     /// Base, PMD and PUD page sizes.
     fn page_sizes(&self) -> PageSizes;

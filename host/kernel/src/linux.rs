@@ -3,7 +3,10 @@
 use crate::actions::{self, ActionReport, PageActionError, PageNode, PageRef, SwapMethod};
 use crate::parse::idle_pages::PageSizes;
 use crate::parse::maps::{Vma, VmaFilter, parse_maps, parse_smaps};
-use crate::parse::meminfo::{MemInfo, ProcStatus, parse_meminfo, parse_status};
+use crate::parse::meminfo::{
+    HugePool, MemInfo, ProcStatus, parse_counter, parse_hugepages_dir_name, parse_meminfo,
+    parse_status,
+};
 use crate::parse::pagemap::{PagemapEntry, decode_pagemap};
 use crate::parse::{parse_id_list, parse_stat_ppid};
 use crate::process::{ProcessError, ProcessHandle};
@@ -224,6 +227,43 @@ impl Kernel for LinuxKernel {
             .sys_root
             .join(format!("devices/system/node/node{node}/meminfo"));
         Ok(parse_meminfo(self.read(path)?.as_bytes()))
+    }
+
+    fn node_hugepages(&self, node: u32) -> Result<Vec<HugePool>, KernelError> {
+        let dir = self
+            .sys_root
+            .join(format!("devices/system/node/node{node}/hugepages"));
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(KernelError::Read { path: dir, source }),
+        };
+        let mut pools = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| KernelError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            let name = entry.file_name();
+            let Some(size_kb) = name.to_str().and_then(parse_hugepages_dir_name) else {
+                continue;
+            };
+            let counter = |file: &str| -> Result<u64, KernelError> {
+                let path = entry.path().join(file);
+                let text = self.read(path.clone())?;
+                parse_counter(&text).ok_or_else(|| KernelError::Parse {
+                    path,
+                    reason: format!("expected a page count, found `{}`", text.trim()),
+                })
+            };
+            pools.push(HugePool {
+                size_kb,
+                total: counter("nr_hugepages")?,
+                free: counter("free_hugepages")?,
+            });
+        }
+        pools.sort_by_key(|p| p.size_kb);
+        Ok(pools)
     }
 
     fn page_sizes(&self) -> PageSizes {

@@ -10,7 +10,10 @@ pub mod psi;
 
 pub use idle_pages::{IdleDecodeError, IdlePageType, IdleRun, PageSizes, decode_idle_pages};
 pub use maps::{MapsError, Perms, Vma, VmaFilter, parse_maps, parse_smaps};
-pub use meminfo::{MemInfo, ProcStatus, parse_meminfo, parse_status};
+pub use meminfo::{
+    HugePool, MemInfo, ProcStatus, parse_counter, parse_hugepages_dir_name, parse_meminfo,
+    parse_status,
+};
 pub use numa::{parse_distance_row, parse_memory_tier_name};
 pub use pagemap::{PagemapEntry, decode_pagemap};
 pub use psi::{Psi, PsiLine, parse_psi};

@@ -7,7 +7,7 @@ use etmem_kernel::parse::idle_pages::StreamItem::{Addr, Rec};
 use etmem_kernel::parse::idle_pages::encode_stream;
 use etmem_kernel::track::{self, DamonAttrs, DamonTracker};
 use etmem_kernel::{
-    FailReason, FakeKernel, FakeProcess, Kernel, PageActionError, PageRef, ProcessError,
+    FailReason, FakeKernel, FakeProcess, HugePool, Kernel, PageActionError, PageRef, ProcessError,
     SwapMethod, TrackError, Tracker, TrackerChoice, TrackerKind, VmaFilter,
 };
 
@@ -142,6 +142,41 @@ fn vmas_status_and_filters() {
     f.set_nodes(&[0, 1], 524288, 1000).expect("nodes");
     assert_eq!(f.numa_nodes().expect("nodes"), vec![0, 1]);
     assert_eq!(f.node_meminfo(1).expect("node1").mem_free_kb, Some(1000));
+}
+
+#[test]
+fn node_huge_page_pools_of_every_size() {
+    let f = fake_with(10, 0x10000, 0x20000);
+    f.set_nodes(&[0, 1], 524288, 1000).expect("nodes");
+    // no hugepages directory: no pool (a kernel without hugetlbfs)
+    assert_eq!(f.node_hugepages(0).expect("node0"), vec![]);
+    f.set_node_hugepages(0, 2048, 16, 3).expect("2M");
+    f.set_node_hugepages(0, 1048576, 1, 1).expect("1G");
+    f.set_node_hugepages(1, 2048, 8, 8).expect("2M");
+    // something else in the directory is not a pool
+    f.write_sys("devices/system/node/node1/hugepages/README", "x")
+        .expect("stray file");
+    let pool = |size_kb, total, free| HugePool {
+        size_kb,
+        total,
+        free,
+    };
+    assert_eq!(
+        f.node_hugepages(0).expect("node0"),
+        vec![pool(2048, 16, 3), pool(1048576, 1, 1)]
+    );
+    assert_eq!(f.node_hugepages(1).expect("node1"), vec![pool(2048, 8, 8)]);
+    // a counter that is not a number names the file
+    f.write_sys(
+        "devices/system/node/node1/hugepages/hugepages-2048kB/free_hugepages",
+        "lots\n",
+    )
+    .expect("bad counter");
+    let e = f.node_hugepages(1).expect_err("bad counter").to_string();
+    assert!(
+        e.contains("node1/hugepages/hugepages-2048kB/free_hugepages") && e.contains("`lots`"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -58,6 +58,9 @@ pub struct Vma {
     pub swap_kb: Option<u64>,
     /// `AnonHugePages:` in kB (smaps only)
     pub anon_huge_kb: Option<u64>,
+    /// `KernelPageSize:` in kB (smaps only): the page size backing the VMA, larger than
+    /// the base page only for hugetlb VMAs (THP VMAs say the base size)
+    pub kernel_page_kb: Option<u64>,
 }
 
 impl Vma {
@@ -192,7 +195,7 @@ fn kb(value: &str) -> Option<u64> {
 }
 
 /// Parses `/proc/PID/smaps`: header lines like maps, then `Key: value` lines, of which
-/// `VmFlags`, `Rss`, `Swap` and `AnonHugePages` are kept.
+/// `VmFlags`, `Rss`, `Swap`, `AnonHugePages` and `KernelPageSize` are kept.
 pub fn parse_smaps(bytes: &[u8]) -> Result<Vec<Vma>, MapsError> {
     let mut out: Vec<Vma> = Vec::new();
     for (n, l) in lines(bytes) {
@@ -216,6 +219,7 @@ pub fn parse_smaps(bytes: &[u8]) -> Result<Vec<Vma>, MapsError> {
                 "Rss" => cur.rss_kb = kb(value),
                 "Swap" => cur.swap_kb = kb(value),
                 "AnonHugePages" => cur.anon_huge_kb = kb(value),
+                "KernelPageSize" => cur.kernel_page_kb = kb(value),
                 _ => {}
             }
             continue;
@@ -297,9 +301,11 @@ Size:               4096 kB
 Rss:                2048 kB
 Swap:                 12 kB
 AnonHugePages:      2048 kB
+KernelPageSize:     2048 kB
 VmFlags: rd wr mr mw me ac sd hg ht
 7f1c10000000-7f1c10001000 rw-p 00000000 00:00 0 
 Rss:                   4 kB
+KernelPageSize:        4 kB
 VmFlags: rd wr mr mw me ac sd";
 
     #[test]
@@ -309,6 +315,10 @@ VmFlags: rd wr mr mw me ac sd";
         assert_eq!(v[0].rss_kb, Some(2048));
         assert_eq!(v[0].swap_kb, Some(12));
         assert_eq!(v[0].anon_huge_kb, Some(2048));
+        assert_eq!(
+            (v[0].kernel_page_kb, v[1].kernel_page_kb),
+            (Some(2048), Some(4))
+        );
         assert!(v[0].has_vm_flags(&["ht"]));
         assert!(v[0].has_vm_flags(&["ht", "sd"]));
         assert!(!v[1].has_vm_flags(&["ht"]));

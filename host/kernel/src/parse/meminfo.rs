@@ -74,9 +74,73 @@ pub fn parse_meminfo(bytes: &[u8]) -> MemInfo {
     }
 }
 
+/// One huge page pool of a NUMA node
+/// (`/sys/devices/system/node/nodeN/hugepages/hugepages-<size>kB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HugePool {
+    /// the page size in kB, from the directory name
+    pub size_kb: u64,
+    /// `nr_hugepages`: pages in the pool
+    pub total: u64,
+    /// `free_hugepages`: pages not in use
+    pub free: u64,
+}
+
+impl HugePool {
+    /// The pool's size in kB.
+    pub fn total_kb(&self) -> u64 {
+        self.total.saturating_mul(self.size_kb)
+    }
+
+    /// The pool's free size in kB.
+    pub fn free_kb(&self) -> u64 {
+        self.free.saturating_mul(self.size_kb)
+    }
+}
+
+/// The page size in kB named by a huge page pool directory, `hugepages-2048kB` → 2048.
+pub fn parse_hugepages_dir_name(name: &str) -> Option<u64> {
+    let kb = name.strip_prefix("hugepages-")?.strip_suffix("kB")?;
+    if kb.is_empty() || !kb.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    kb.parse().ok().filter(|&v| v > 0)
+}
+
+/// A sysfs counter such as `nr_hugepages`: one decimal number and a newline.
+pub fn parse_counter(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_pool_names_and_counters() {
+        assert_eq!(parse_hugepages_dir_name("hugepages-2048kB"), Some(2048));
+        assert_eq!(
+            parse_hugepages_dir_name("hugepages-1048576kB"),
+            Some(1 << 20)
+        );
+        for bad in [
+            "hugepages-kB",
+            "hugepages-2048",
+            "hugepages-0kB",
+            "huge-2048kB",
+            "hugepages--1kB",
+        ] {
+            assert_eq!(parse_hugepages_dir_name(bad), None, "{bad}");
+        }
+        assert_eq!(parse_counter("16\n"), Some(16));
+        assert_eq!(parse_counter("x\n"), None);
+        let p = HugePool {
+            size_kb: 2048,
+            total: 16,
+            free: 4,
+        };
+        assert_eq!((p.total_kb(), p.free_kb()), (32768, 8192));
+    }
 
     #[test]
     fn status_rss_and_swap() {
