@@ -380,13 +380,17 @@ impl Host for EngineHost {
             .into_iter()
             .filter_map(|n| {
                 let m = self.kernel.node_meminfo(n).ok()?;
+                // every pool size counts, at its real size (not only 2 MiB: B21)
+                let pools = self.kernel.node_hugepages(n).unwrap_or_else(|e| {
+                    tracing::warn!("node {n}: huge pages unknown, reported as 0: {e}");
+                    Vec::new()
+                });
                 Some(NodeMemory {
                     node: n,
                     total_kb: m.mem_total_kb.unwrap_or(0),
                     free_kb: m.mem_free_kb.unwrap_or(0),
-                    // the kernel layer does not read per-node huge pages yet
-                    huge_total_kb: 0,
-                    huge_free_kb: 0,
+                    huge_total_kb: pools.iter().map(|p| p.total_kb()).sum(),
+                    huge_free_kb: pools.iter().map(|p| p.free_kb()).sum(),
                 })
             })
             .collect();
@@ -454,6 +458,29 @@ mod tests {
             ]
         );
         assert_eq!(budget, Some(0));
+    }
+
+    #[test]
+    fn system_facts_carry_every_huge_page_pool_of_each_node() {
+        let fake = Arc::new(etmem_kernel::FakeKernel::new().expect("fake"));
+        fake.set_nodes(&[0, 1], 1 << 20, 1 << 19).expect("nodes");
+        fake.set_node_hugepages(0, 2048, 16, 4).expect("2M node0");
+        fake.set_node_hugepages(0, 1 << 20, 1, 1).expect("1G node0");
+        fake.set_node_hugepages(1, 2048, 8, 8).expect("2M node1");
+        let host = EngineHost::new("p", "cslide", fake, None);
+        let nodes: Vec<(u32, u64, u64, u64)> = host
+            .system_facts()
+            .nodes
+            .iter()
+            .map(|n| (n.node, n.total_kb, n.huge_total_kb, n.huge_free_kb))
+            .collect();
+        assert_eq!(
+            nodes,
+            vec![
+                (0, 1 << 20, 16 * 2048 + (1 << 20), 4 * 2048 + (1 << 20)),
+                (1, 1 << 20, 8 * 2048, 8 * 2048),
+            ]
+        );
     }
 
     #[test]

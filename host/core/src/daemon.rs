@@ -11,7 +11,7 @@
 use crate::action::{Action, ActionError, ActionHandler, Reply};
 use crate::add::{NewEngine, Source, plan};
 use crate::caps::EngineHost;
-use crate::engine::EngineRegistry;
+use crate::engine::{EngineRegistry, TaskInfo};
 use crate::model::{
     EngineCell, EngineObj, Project, SharedState, StartCtx, State, Stopped, TaskObj, quarantine,
 };
@@ -688,6 +688,16 @@ impl DaemonHandle {
         Reply {
             output: show_text(&self.lock(), project),
         }
+    }
+
+    /// The task `task` of `engine` in `project` as the core holds it (after add-time checks:
+    /// clamped `max_threads`, pid fixed at add for per-engine engines), for diagnostics and
+    /// tests; engines do not see these host-side values.
+    pub fn task_info(&self, project: &str, engine: &str, task: &str) -> Option<TaskInfo> {
+        let state = self.lock();
+        let e = state.project(project)?.engine(engine)?;
+        let i = e.task_index(task)?;
+        e.tasks.get(i).map(|t| (*t.info).clone())
     }
 
     /// `engine <cmd>`: the checks of spec §5.1 in order, then the engine's failure state,

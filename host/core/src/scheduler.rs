@@ -6,13 +6,17 @@
 //! waiting `interval` between rounds (spec §5.3).
 //!
 //! One round: resolve the pids (main pid, plus direct children for per-task engines) into
-//! process handles; `loop` passes of the project's access tracker over every process, each
-//! followed by `sleep`; each process's access map becomes a `ScanResult`; the engine's
-//! `plan` (per task; for a per-engine engine, each working task in turn once all were
-//! scanned); every returned action is checked and carried out by the engine's host
-//! ([`crate::caps`]). Up to `max_threads` processes of a task are scanned or acted on at
-//! once, on blocking threads. A main process that exits mid-round ends that task's round
-//! quietly (debug); a child that exits is only dropped from the round.
+//! process handles; when a process's tracker starts in this round, one `sleep` so that its
+//! first pass sees a full window (a fresh tracker has seen no access yet); `loop` passes of
+//! the project's access tracker over every process, each followed by `sleep`; each
+//! process's access map becomes a `ScanResult`; the engine's `plan` (per task; for a
+//! per-engine engine, each working task in turn once all were scanned and published, so
+//! `task-scan` of any of its tasks answers this round's scans, and with one round number,
+//! the worker's, for every task of the round); every returned action is checked and carried
+//! out by the engine's host ([`crate::caps`]). Up to `max_threads` processes of a task are
+//! scanned or acted on at once, on blocking threads. A main process that exits mid-round
+//! ends that task's round quietly (debug); a child that exits is only dropped from the
+//! round.
 //!
 //! Stopping is aborting the tokio task: every wait is an await point, so a stop never waits
 //! for a sleep to end (an engine call in flight finishes on its thread, and its result is
@@ -66,6 +70,8 @@ struct Proc {
 struct Scanning {
     pid: Pid,
     main: bool,
+    /// its tracker was started in this round's `prepare`
+    fresh: bool,
     proc_: Proc,
     map: AccessMap,
 }
@@ -192,12 +198,16 @@ async fn prepare(env: &RoundEnv, s: &mut TaskScanner) -> Option<Vec<Scanning>> {
             let mut sc = Scanning {
                 pid,
                 main: Some(pid) == main,
+                fresh: false,
                 proc_,
                 map,
             };
             if !sc.proc_.started {
                 match sc.proc_.tracker.start(&sc.proc_.handle, &sc.map) {
-                    Ok(()) => sc.proc_.started = true,
+                    Ok(()) => {
+                        sc.proc_.started = true;
+                        sc.fresh = true;
+                    }
                     Err(e) if e.is_gone() => {
                         tracing::debug!("{w2}: pid {pid} left before its scan: {e}");
                         if sc.main {
@@ -300,6 +310,12 @@ async fn scan_tasks(
         return rounds.into_iter().map(|_| None).collect();
     }
     let tasks: Vec<Arc<TaskInfo>> = scanners.iter().map(|s| s.task.clone()).collect();
+    // A tracker started just now has seen nothing yet: its first pass would call every
+    // page idle (cslide with loop=1 would demote hot pages in its first round). So a round
+    // that starts a tracker first waits one `sleep`, and every pass covers a full window.
+    if rounds.iter().flatten().flatten().any(|sc| sc.fresh) {
+        sleep(env.scan.sleep).await;
+    }
     for _ in 0..env.scan.loops {
         for (task, r) in tasks.iter().zip(rounds.iter_mut()) {
             if let Some(procs) = r
@@ -334,17 +350,28 @@ async fn scan_tasks(
     out
 }
 
-/// `plan` of one task, then its actions. Returns false when the engine faulted.
+/// Tells the engine's host that `task`'s round begins on `procs` with `scans`: from now on
+/// they are its current processes and what `task-scan` answers (for every task of the
+/// engine, so a per-engine engine sees all of this round's scans from its first `plan`).
+fn publish(
+    env: &RoundEnv,
+    task: &TaskInfo,
+    procs: Vec<Arc<ProcessHandle>>,
+    scans: Vec<ScanResult>,
+) {
+    env.cell.host.begin_round(&task.name, procs);
+    env.cell.host.set_scans(&task.name, scans);
+}
+
+/// `plan` of one task (its round already published), then its actions. Returns false when
+/// the engine faulted.
 async fn plan_and_act(
     env: &RoundEnv,
     task: &TaskInfo,
     number: u64,
-    procs: Vec<Arc<ProcessHandle>>,
     scans: Vec<ScanResult>,
 ) -> bool {
     let w = who(env, &task.name);
-    env.cell.host.begin_round(&task.name, procs);
-    env.cell.host.set_scans(&task.name, scans.clone());
     let round = Round {
         number,
         passes: env.scan.loops,
@@ -417,7 +444,8 @@ pub(crate) fn spawn_task_rounds(env: RoundEnv, task: Arc<TaskInfo>) -> JoinHandl
             let Some(Some((procs, scans))) = res.pop() else {
                 continue;
             };
-            if !plan_and_act(&env, &task, round, procs, scans).await {
+            publish(&env, &task, procs, scans.clone());
+            if !plan_and_act(&env, &task, round, scans).await {
                 return;
             }
         }
@@ -452,13 +480,23 @@ pub(crate) fn spawn_engine_worker(env: RoundEnv, working: WorkingSet) -> JoinHan
             if scanners.is_empty() {
                 continue;
             }
+            // one round number for every task of this round (the engine's round)
             round += 1;
             let results = scan_tasks(&env, &mut scanners).await;
+            // every task's scans are published before the first plan: a task without a
+            // round this time has no current process and no scan
+            let mut planned = Vec::new();
             for (t, r) in tasks.iter().zip(results) {
-                let Some((procs, scans)) = r else {
-                    continue;
-                };
-                if !plan_and_act(&env, t, round, procs, scans).await {
+                match r {
+                    Some((procs, scans)) => {
+                        publish(&env, t, procs, scans.clone());
+                        planned.push((t, scans));
+                    }
+                    None => publish(&env, t, Vec::new(), Vec::new()),
+                }
+            }
+            for (t, scans) in planned {
+                if !plan_and_act(&env, t, round, scans).await {
                     return;
                 }
             }

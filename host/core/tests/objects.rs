@@ -3,9 +3,7 @@
 mod common;
 
 use common::*;
-use etmem_host::{
-    Action, ActionError, ActionHandler, Daemon, DaemonHandle, DelTargets, EngineRegistry,
-};
+use etmem_host::{Action, ActionError, ActionHandler, DaemonHandle, DelTargets};
 use etmem_proto::OptResult;
 
 fn err(r: Result<etmem_host::Reply, ActionError>) -> ActionError {
@@ -268,6 +266,12 @@ async fn add_contextual_checks() {
         "{:?}",
         rec.events()
     );
+    // the machine has 2 CPUs: 100 is clamped to 2*2+1, 0 to 1 (engines never see it)
+    let vm = d.task_info("p", "cslide", "vm").expect("task vm");
+    assert_eq!((vm.max_threads, vm.fixed_pid), (5, Some(200)));
+    let s = d.task_info("p", "slide", "s").expect("task s");
+    assert_eq!((s.max_threads, s.fixed_pid), (1, None));
+    assert!(d.task_info("p", "slide", "vm").is_none());
     d.start_project("p").await.expect("start");
     let ev = rec.events();
     assert!(ev.contains(&"new vm".to_string()), "{ev:?}");

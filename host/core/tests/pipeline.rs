@@ -45,7 +45,7 @@ async fn idle_pages_are_swapped_exactly() {
     let rec = Recorder::new();
     rec.set_behave("slide", Behave::SwapIdle);
     let _d = started(&m, &rec, DaemonOptions::default()).await;
-    secs(8).await;
+    secs(9).await;
     let r = rec.rounds();
     assert_eq!(r.len(), 1, "{r:?}");
     // two passes: the soft-dirty page counts 2, the others 0; the child's page too
@@ -94,7 +94,7 @@ async fn bad_actions_are_refused_and_never_executed() {
     ] {
         rec.set_behave("slide", Behave::Actions(vec![bad]));
         let d = started(&m, &rec, DaemonOptions::default()).await;
-        secs(8).await;
+        secs(9).await;
         d.shutdown().await;
     }
     assert_eq!(rec.rounds().len(), 3);
@@ -120,7 +120,7 @@ async fn the_round_quota_caps_actions() {
         },
     )
     .await;
-    secs(8).await;
+    secs(9).await;
     let calls = m.fake.swap_calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].pages, vec![page(0x11000), page(0x12000)]);
@@ -135,7 +135,7 @@ async fn a_process_that_exits_mid_round_ends_it_quietly() {
     let rec = Recorder::new();
     rec.set_behave("slide", Behave::SwapIdle);
     let d = started(&m, &rec, DaemonOptions::default()).await;
-    // round 1 starts at 5 s, first pass, sleep 1 s: the process leaves during the sleep
+    // round 1 starts at 5 s, its trackers start: the process leaves during the warm-up sleep
     secs(5).await;
     tokio::task::yield_now().await;
     m.fake.remove_process(100).expect("rm");
@@ -173,7 +173,7 @@ async fn a_panicking_engine_is_quarantined_and_others_keep_running() {
     .expect("add");
     d.start_project("p").await.expect("start p");
     d.start_project("q").await.expect("start q");
-    secs(7).await;
+    secs(8).await;
     let show = d.show(Some("p")).output;
     assert!(!show.contains("true"), "{show}");
     let text = "engine `slide` of project `p` failed: panicked: boom in plan of t; delete it \

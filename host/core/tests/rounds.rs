@@ -16,7 +16,8 @@ async fn slide_rounds_are_end_to_start() {
     let m = machine();
     let rec = Recorder::new();
     let d = daemon(&m, &rec);
-    // loop=2, interval=10, sleep=3: a round lasts 2*3 = 6 s
+    // loop=2, interval=10, sleep=3: a round lasts 2*3 = 6 s, the first one 3 s more (its
+    // trackers start, and their first pass must see a full `sleep` window)
     d.add_config(&file(
         vec![project("p", 2, 10, 3)],
         vec![slide("p")],
@@ -26,12 +27,12 @@ async fn slide_rounds_are_end_to_start() {
     .expect("add");
     rec.reset_origin();
     d.start_project("p").await.expect("start");
-    secs(50).await;
+    secs(52).await;
     let r = rec.rounds();
     let times: Vec<(u64, f64)> = r.iter().map(|r| (r.round, r.decided)).collect();
     assert_eq!(
         times,
-        vec![(1, 16.0), (2, 32.0), (3, 48.0)],
+        vec![(1, 19.0), (2, 35.0), (3, 51.0)],
         "rounds at interval, then interval after each end"
     );
     // pids re-resolved with direct children
@@ -81,14 +82,14 @@ async fn stop_during_sleep_is_prompt_and_restart_starts_over() {
     secs(8).await;
     let r = rec.rounds();
     assert_eq!(r.len(), 1, "{r:?}");
-    assert_eq!(r[0].decided, 6.0);
+    assert_eq!(r[0].decided, 7.0);
     d.stop_project("q").await.expect("stop");
     rec.reset_origin();
     d.start_project("q").await.expect("start again");
     secs(8).await;
     let r = rec.rounds();
     assert_eq!(r.len(), 2, "{r:?}");
-    assert_eq!((r[1].round, r[1].decided), (1, 6.0));
+    assert_eq!((r[1].round, r[1].decided), (1, 7.0));
 }
 
 #[tokio::test(start_paused = true)]
@@ -104,7 +105,7 @@ async fn deleting_a_running_project_stops_its_rounds() {
     .await
     .expect("add");
     d.start_project("p").await.expect("start");
-    secs(7).await;
+    secs(8).await;
     assert_eq!(rec.rounds().len(), 1);
     d.del_objects(&DelTargets {
         projects: vec!["p".into()],
@@ -141,10 +142,10 @@ async fn task_added_to_started_project_starts_rounds() {
             .output
             .contains("late             slide            true")
     );
-    secs(7).await;
+    secs(8).await;
     let r = rec.rounds();
     assert_eq!(r.len(), 1, "{r:?}");
-    assert_eq!(r[0].decided, 6.0);
+    assert_eq!(r[0].decided, 7.0);
     assert_eq!((r[0].task.as_str(), r[0].pids.clone()), ("late", vec![200]));
 }
 
@@ -161,7 +162,7 @@ async fn a_vanished_process_skips_the_round() {
     .await
     .expect("add");
     d.start_project("p").await.expect("start");
-    secs(7).await;
+    secs(8).await;
     assert_eq!(rec.rounds().len(), 1);
     m.fake.remove_process(100).expect("rm");
     secs(20).await;
@@ -187,10 +188,11 @@ async fn cslide_worker_scans_working_tasks_and_stops_with_them() {
     assert!(rec.rounds().is_empty(), "worker ran without a started task");
     rec.reset_origin();
     d.start_project("p").await.expect("start");
-    secs(25).await;
+    secs(26).await;
     let r = rec.rounds();
-    // one worker for the engine: rounds at 10 (passes end 12), then 22
-    // each working task planned in turn after both were scanned
+    // one worker for the engine: rounds at 10 (a warm-up sleep for the new trackers, passes
+    // end 13), then 23 (passes end 25); each working task planned in turn after both were
+    // scanned
     let times: Vec<(u64, &str, Vec<u32>, f64)> = r
         .iter()
         .map(|r| (r.round, r.task.as_str(), r.pids.clone(), r.decided))
@@ -198,10 +200,10 @@ async fn cslide_worker_scans_working_tasks_and_stops_with_them() {
     assert_eq!(
         times,
         vec![
-            (1, "vm2", vec![200], 12.0),
-            (1, "vm1", vec![100], 12.0),
-            (2, "vm2", vec![200], 24.0),
-            (2, "vm1", vec![100], 24.0)
+            (1, "vm2", vec![200], 13.0),
+            (1, "vm1", vec![100], 13.0),
+            (2, "vm2", vec![200], 25.0),
+            (2, "vm1", vec![100], 25.0)
         ]
     );
     // deleting one task: the worker goes on with the other
@@ -237,7 +239,7 @@ async fn shutdown_stops_every_task() {
     .expect("add");
     d.start_project("a").await.expect("start");
     d.start_project("b").await.expect("start");
-    secs(7).await;
+    secs(8).await;
     assert_eq!(rec.rounds().len(), 2);
     let clone = d.clone();
     clone.shutdown().await;
@@ -263,7 +265,7 @@ async fn deleting_a_running_engine_stops_its_rounds() {
     .await
     .expect("add");
     d.start_project("p").await.expect("start");
-    secs(7).await;
+    secs(8).await;
     assert_eq!(rec.rounds().len(), 2);
     d.del_objects(&DelTargets {
         engines: vec![("p".into(), "slide".into()), ("p".into(), "cslide".into())],
@@ -274,4 +276,100 @@ async fn deleting_a_running_engine_stops_its_rounds() {
     secs(100).await;
     assert_eq!(rec.rounds().len(), 2);
     assert_eq!(d.show(Some("p")).output.lines().count(), 2);
+}
+
+fn without_vm_flags(mut t: etmem_config::TaskConf) -> etmem_config::TaskConf {
+    t.raw.retain(|(k, _)| k != "vm_flags");
+    t
+}
+
+#[tokio::test(start_paused = true)]
+async fn cslide_round_is_one_number_and_every_task_sees_this_rounds_scans() {
+    let m = machine();
+    let rec = Recorder::new();
+    *rec.peek.lock().expect("lock") = vec!["vm1".into(), "vm2".into(), "nope".into()];
+    let d = daemon(&m, &rec);
+    d.add_config(&file(
+        vec![project("p", 2, 10, 1)],
+        vec![cslide("p", &[(0, 1)], 1)],
+        // without vm_flags=ht, so that the fake's anonymous pages are scanned
+        vec![
+            without_vm_flags(cslide_task("p", "vm1", pid("100"))),
+            without_vm_flags(cslide_task("p", "vm2", comm("qemu"))),
+        ],
+    ))
+    .await
+    .expect("add");
+    rec.reset_origin();
+    d.start_project("p").await.expect("start");
+    secs(14).await;
+    // round 1 planned at 13; before round 2 (at 25), pid 100's second page is accessed
+    assert_eq!(rec.rounds().len(), 2);
+    m.fake
+        .set_pagemap(100, 0x11000, &[PRESENT | SOFT_DIRTY])
+        .expect("pagemap");
+    secs(12).await;
+    let r = rec.rounds();
+    assert_eq!(
+        r.iter()
+            .map(|r| (r.round, r.task.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, "vm2"), (1, "vm1"), (2, "vm2"), (2, "vm1")],
+        "one round number per worker round, the same for every task"
+    );
+    // vm1's own pages changed between its rounds
+    assert_ne!(r[1].pages, r[3].pages);
+    assert!(r[3].pages.contains(&(100, 0x11000, 2)), "{:?}", r[3].pages);
+    for rr in &r {
+        let own = |t: &str| {
+            r.iter()
+                .find(|x| x.round == rr.round && x.task == t)
+                .map(|x| x.pages.clone())
+                .expect("task planned this round")
+        };
+        // every plan of round n sees round n's scans of every task, even one planned later
+        assert_eq!(rr.peeked[0], ("vm1".to_string(), Ok(own("vm1"))), "{rr:?}");
+        assert_eq!(rr.peeked[1], ("vm2".to_string(), Ok(own("vm2"))), "{rr:?}");
+        assert_eq!(rr.peeked[2].0, "nope");
+        assert!(rr.peeked[2].1.is_err(), "{rr:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn project_stop_calls_stop_task_for_every_task() {
+    let m = machine();
+    let rec = Recorder::new();
+    let d = daemon(&m, &rec);
+    d.add_config(&file(
+        vec![project("p", 1, 5, 1)],
+        vec![slide("p"), cslide("p", &[(0, 1)], 1)],
+        vec![
+            slide_task("p", "s1", pid("100"), 1),
+            slide_task("p", "s2", pid("200"), 1),
+            cslide_task("p", "c1", pid("100")),
+            cslide_task("p", "c2", pid("200")),
+        ],
+    ))
+    .await
+    .expect("add");
+    d.start_project("p").await.expect("start");
+    secs(8).await;
+    assert_eq!(rec.rounds().len(), 4);
+    let stops = |ev: Vec<String>| {
+        let mut v: Vec<String> = ev.into_iter().filter(|e| e.starts_with("stop ")).collect();
+        v.sort();
+        v
+    };
+    assert!(stops(rec.events()).is_empty());
+    d.stop_project("p").await.expect("stop");
+    assert_eq!(
+        stops(rec.events()),
+        ["stop c1", "stop c2", "stop s1", "stop s2"]
+    );
+    secs(100).await;
+    assert_eq!(rec.rounds().len(), 4, "no round after stop");
+    // a restart and a second stop tell the engine again
+    d.start_project("p").await.expect("restart");
+    d.stop_project("p").await.expect("stop again");
+    assert_eq!(stops(rec.events()).len(), 8);
 }

@@ -73,6 +73,9 @@ pub struct RoundRec {
     pub pids: Vec<u32>,
     /// (pid, addr, count) of every scanned page
     pub pages: Vec<(u32, u64, u8)>,
+    /// what `host.task_scan` answered, during this plan, for each task in
+    /// [`Recorder::peek`]: its (pid, addr, count), or the error text
+    pub peeked: Vec<(String, Result<Vec<(u32, u64, u8)>, String>)>,
 }
 
 /// What the recording engines do in `plan` (besides recording).
@@ -104,6 +107,8 @@ pub struct Recorder {
     pub fail_start: Mutex<Option<String>>,
     /// per engine type
     pub behave: Mutex<HashMap<String, Behave>>,
+    /// tasks whose `task_scan` every `plan` records (in [`RoundRec::peeked`])
+    pub peek: Mutex<Vec<String>>,
 }
 
 impl Recorder {
@@ -116,6 +121,7 @@ impl Recorder {
             events: Mutex::new(Vec::new()),
             fail_start: Mutex::new(None),
             behave: Mutex::new(HashMap::new()),
+            peek: Mutex::new(Vec::new()),
         });
         RECS.lock().expect("lock").insert(id, r.clone());
         r
@@ -207,8 +213,23 @@ impl Task for RecTask {
         &mut self,
         round: &Round,
         scans: &[ScanResult],
-        _host: &dyn Host,
+        host: &dyn Host,
     ) -> Result<Vec<Action>, EngineError> {
+        let peek = self.rec.peek.lock().expect("lock").clone();
+        let peeked = peek
+            .into_iter()
+            .map(|t| {
+                let r = host
+                    .task_scan(&t)
+                    .map(|v| {
+                        v.iter()
+                            .flat_map(|s| s.pages().map(|p| (s.pid(), p.addr, p.count)))
+                            .collect()
+                    })
+                    .map_err(|e| e.to_string());
+                (t, r)
+            })
+            .collect();
         let rec = RoundRec {
             project: self.info.project.clone(),
             engine: self.kind.clone(),
@@ -220,6 +241,7 @@ impl Task for RecTask {
                 .iter()
                 .flat_map(|s| s.pages().map(|p| (s.pid(), p.addr, p.count)))
                 .collect(),
+            peeked,
         };
         self.rec.rounds.lock().expect("lock").push(rec);
         let b = self
