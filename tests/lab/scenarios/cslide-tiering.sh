@@ -21,7 +21,9 @@ cleanup_all() {
     [ -n "$ED_PID" ] && kill "$ED_PID" 2>/dev/null && wait "$ED_PID" 2>/dev/null
     ED_PID=""
 }
-fail() { cleanup_all; lab_fail "$@"; }
+# On failure, the end of etmemd's log goes to the console (the LAB line stays last).
+dump_log() { [ -f /tmp/ct-etmemd.log ] && tail -n 40 /tmp/ct-etmemd.log | sed 's/^/etmemd: /'; }
+fail() { cleanup_all; dump_log; lab_fail "$@"; }
 
 # numa_pages PID START(decimal) NODE: huge pages of the VMA at START on NODE (N<node>=).
 numa_pages() {
@@ -125,11 +127,11 @@ nr1=$(cat /sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages
 
 secs=$(awk -v n="$done_at" 'BEGIN { if (n < 0) print "none"; else printf "%.2f", n / 4 }')
 res="cold_on_node1=$cold_n1/$cold_pages hot_on_node0=$hot_n0/$hot_pages converge_s=$secs max_pages_per_1s=$max_window quota_pages=$quota_pages show_hot0_kb=${t_hot0:-none} show_cold1_kb=${t_cold1:-none} show_total_kb=${h_total0:-none},${h_total1:-none}"
-[ $((cold_n1 * 100)) -ge $((cold_pages * 99)) ] || lab_fail reason=cold-not-demoted $res
-[ $((hot_n0 * 100)) -ge $((hot_pages * 99)) ] || lab_fail reason=hot-demoted $res
-[ "$max_window" -le "$quota_pages" ] || lab_fail reason=quota-exceeded $res
-[ "$t_hot0" = $((hot_n0 * 2048)) ] || lab_fail reason=showtaskpages-hot-mismatch $res
-[ "$t_cold1" = $((cold_n1 * 2048)) ] || lab_fail reason=showtaskpages-cold-mismatch $res
+[ $((cold_n1 * 100)) -ge $((cold_pages * 99)) ] || fail reason=cold-not-demoted $res
+[ $((hot_n0 * 100)) -ge $((hot_pages * 99)) ] || fail reason=hot-demoted $res
+[ "$max_window" -le "$quota_pages" ] || fail reason=quota-exceeded $res
+[ "$t_hot0" = $((hot_n0 * 2048)) ] || fail reason=showtaskpages-hot-mismatch $res
+[ "$t_cold1" = $((cold_n1 * 2048)) ] || fail reason=showtaskpages-cold-mismatch $res
 [ "$h_total0" = $((nr0 * 2048)) ] && [ "$h_total1" = $((nr1 * 2048)) ] ||
-    lab_fail reason=showhostpages-total-mismatch $res
+    fail reason=showhostpages-total-mismatch $res
 lab_pass $res
