@@ -406,15 +406,15 @@ impl DaemonHandle {
         join_all(after.handles).await;
         for (cell, task) in after.stopped {
             let name = task.clone();
-            if let Err(err) = cell.call(move |e, h| e.stop_task(&name, h)).await {
-                if cell.failure().is_none() {
-                    let why = call_failure(&self.daemon, &cell, err);
-                    tracing::warn!(
-                        "engine `{}` of project `{}`: stop-task `{task}`: {why}",
-                        cell.name,
-                        cell.project
-                    );
-                }
+            if let Err(err) = cell.call(move |e, h| e.stop_task(&name, h)).await
+                && cell.failure().is_none()
+            {
+                let why = call_failure(&self.daemon, &cell, err);
+                tracing::warn!(
+                    "engine `{}` of project `{}`: stop-task `{task}`: {why}",
+                    cell.name,
+                    cell.project
+                );
             }
         }
         for (cell, task) in after.dropped {

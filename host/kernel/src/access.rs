@@ -83,7 +83,7 @@ impl AccessMap {
             v.kernel_page_kb
                 .map(|kb| kb.saturating_mul(1024))
                 .filter(|&b| b == sizes.pmd || b == sizes.pud)
-                .filter(|&b| v.start % b == 0 && v.end % b == 0)
+                .filter(|&b| v.start.is_multiple_of(b) && v.end.is_multiple_of(b))
         };
         let mut ranges: Vec<(u64, u64, Option<u64>)> = vmas
             .iter()
@@ -105,7 +105,7 @@ impl AccessMap {
                 counts: vec![ABSENT; usize::try_from(pages).unwrap_or(0)],
                 pmd: vec![0; usize::try_from(chunks(sizes.pmd)).unwrap_or(0)],
                 pud: vec![0; usize::try_from(chunks(sizes.pud)).unwrap_or(0)],
-                fixed: fixed.filter(|f| start % f == 0),
+                fixed: fixed.filter(|&f| start.is_multiple_of(f)),
             };
             if let Some(f) = run.fixed {
                 let bits = if f == sizes.pud {

@@ -328,7 +328,7 @@ impl FakeKernel {
         let d = format!("devices/system/node/node{node}/hugepages/hugepages-{size_kb}kB");
         self.write_sys(&format!("{d}/nr_hugepages"), format!("{total}\n"))?;
         self.write_sys(&format!("{d}/free_hugepages"), format!("{free}\n"))?;
-        self.write_sys(&format!("{d}/surplus_hugepages"), "0\n".to_string())
+        self.write_sys(&format!("{d}/surplus_hugepages"), "0\n")
     }
 
     /// The DAMON `kdamonds` directory.

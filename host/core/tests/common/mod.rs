@@ -59,6 +59,9 @@ pub fn machine() -> Machine {
     }
 }
 
+/// What `task_scan` answered: (pid, addr, count) of every page, or the error text.
+pub type Peeked = Result<Vec<(u32, u64, u8)>, String>;
+
 /// One `plan` call of the recording engine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoundRec {
@@ -75,7 +78,7 @@ pub struct RoundRec {
     pub pages: Vec<(u32, u64, u8)>,
     /// what `host.task_scan` answered, during this plan, for each task in
     /// [`Recorder::peek`]: its (pid, addr, count), or the error text
-    pub peeked: Vec<(String, Result<Vec<(u32, u64, u8)>, String>)>,
+    pub peeked: Vec<(String, Peeked)>,
 }
 
 /// What the recording engines do in `plan` (besides recording).
