@@ -147,6 +147,7 @@ async fn prepare(env: &RoundEnv, s: &mut TaskScanner) -> Option<Vec<Scanning>> {
     let kernel = env.kernel.clone();
     let filter = vma_filter(&task, env.scheduling);
     let tracker = env.tracker;
+    let pass_window = env.scan.sleep;
     let w2 = w.clone();
     let r = tokio::task::spawn_blocking(move || {
         let sizes = kernel.page_sizes();
@@ -167,7 +168,10 @@ async fn prepare(env: &RoundEnv, s: &mut TaskScanner) -> Option<Vec<Scanning>> {
                         }
                     };
                     let tracker = match kernel.tracker(TrackerChoice::Only(tracker)) {
-                        Ok(t) => t,
+                        Ok(mut t) => {
+                            t.set_pass_window(pass_window);
+                            t
+                        }
                         Err(e) => {
                             tracing::warn!("{w2}: pid {pid}: {e}");
                             return None;

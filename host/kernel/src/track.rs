@@ -163,6 +163,12 @@ pub trait Tracker: Send + std::fmt::Debug {
     fn pass(&mut self, p: &ProcessHandle, map: &mut AccessMap) -> Result<(), TrackError>;
     /// Ends the round and releases kernel resources (idempotent).
     fn stop(&mut self) -> Result<(), TrackError>;
+    /// The time the host leaves between passes (the project's `sleep`), told before
+    /// `start`. Trackers that sample (DAMON) size their windows to it so that one pass
+    /// reports the accesses of the whole window; exact trackers ignore it.
+    fn set_pass_window(&mut self, window: std::time::Duration) {
+        let _ = window;
+    }
 }
 
 /// Why `kind` cannot work on `k`, or `Ok` if it can.

@@ -325,6 +325,8 @@ fn damon_adds_configures_reads_and_removes_its_own_kdamond() {
     .expect("damon");
     let h = f.open_process(20).expect("open");
     let mut t = DamonTracker::new(f.linux(), DamonAttrs::default());
+    // passes 3 s apart: one aggregation per pass, 20 samples in it
+    t.set_pass_window(std::time::Duration::from_secs(3));
     let mut m = map_for(&f, &h);
     t.start(&h, &m).expect("start");
     assert_eq!(t.kdamond_index(), Some(1));
@@ -335,7 +337,15 @@ fn damon_adds_configures_reads_and_removes_its_own_kdamond() {
     assert_eq!(read(&f, "1/contexts/0/targets/0/pid_target"), "20");
     assert_eq!(
         read(&f, "1/contexts/0/monitoring_attrs/intervals/aggr_us"),
-        "100000"
+        "3000000"
+    );
+    assert_eq!(
+        read(&f, "1/contexts/0/monitoring_attrs/intervals/sample_us"),
+        "150000"
+    );
+    assert_eq!(
+        read(&f, "1/contexts/0/monitoring_attrs/nr_regions/min"),
+        "100"
     );
     assert_eq!(read(&f, "1/contexts/0/schemes/0/action"), "stat");
     assert_eq!(

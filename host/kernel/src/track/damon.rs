@@ -36,11 +36,26 @@ pub struct DamonAttrs {
 
 impl Default for DamonAttrs {
     fn default() -> Self {
+        DamonAttrs::for_window(std::time::Duration::from_secs(1))
+    }
+}
+
+impl DamonAttrs {
+    /// Attributes for passes `window` apart. A pass reads the regions' `nr_accesses` of
+    /// the last aggregation, so the aggregation spans the window (0.1 s ..= 10 s) and
+    /// samples 20 times in it: a page touched at least once per sample interval counts
+    /// up to 20 in a pass, one never touched 0. At least 100 regions (DAMON keeps every
+    /// region under total/min_nr_regions), so hot and cold areas a few MiB apart do not
+    /// share a region for long.
+    pub fn for_window(window: std::time::Duration) -> DamonAttrs {
+        let aggr_us = u64::try_from(window.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(100_000, 10_000_000);
         DamonAttrs {
-            sample_us: 5_000,
-            aggr_us: 100_000,
+            sample_us: aggr_us / 20,
+            aggr_us,
             update_us: 1_000_000,
-            min_nr_regions: 10,
+            min_nr_regions: 100,
             max_nr_regions: 1000,
         }
     }
@@ -214,6 +229,10 @@ impl Tracker for DamonTracker {
             return Err(e);
         }
         Ok(())
+    }
+
+    fn set_pass_window(&mut self, window: std::time::Duration) {
+        self.attrs = DamonAttrs::for_window(window);
     }
 
     fn pass(&mut self, p: &ProcessHandle, map: &mut AccessMap) -> Result<(), TrackError> {
