@@ -396,6 +396,10 @@ async fn plan_and_act(
             return true;
         }
     };
+    tracing::debug!(
+        "{w}: round {number}: plan returned {} action(s)",
+        actions.len()
+    );
     act(env, task, actions).await;
     true
 }
