@@ -145,8 +145,37 @@ fn engine_registry() -> etmem_host::EngineRegistry {
     registry.add_loader(std::sync::Arc::new(
         etmem_host::plugin::native::NativeLoader::new(),
     ));
+    #[cfg(feature = "wasm")]
+    add_wasm_loader(&mut registry);
     if let Some(dir) = std::env::var_os("ETMEMD_FETCH_DIR") {
         registry.set_fetch_dir(dir);
     }
     registry
+}
+
+/// WebAssembly engines (feature `wasm`, on by default): compiled components are cached in
+/// `/var/cache/etmem/wasm` (created 0700; `ETMEMD_WASM_CACHE` overrides it) so a restart
+/// does not recompile them. Without a usable cache directory they are compiled at every
+/// load, which is slower but correct.
+#[cfg(feature = "wasm")]
+fn add_wasm_loader(registry: &mut etmem_host::EngineRegistry) {
+    use etmem_host_wasm::{WasmLoader, WasmOptions};
+    let cache_dir = std::env::var_os("ETMEMD_WASM_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/var/cache/etmem/wasm".into());
+    let loader = WasmLoader::new(WasmOptions {
+        cache_dir: Some(cache_dir.clone()),
+        ..WasmOptions::default()
+    })
+    .or_else(|e| {
+        tracing::warn!(
+            "wasm compile cache {}: {e}; wasm engines will be compiled at every load",
+            cache_dir.display()
+        );
+        WasmLoader::new(WasmOptions::default())
+    });
+    match loader {
+        Ok(loader) => registry.add_loader(std::sync::Arc::new(loader)),
+        Err(e) => tracing::error!("wasm engines are unavailable: {e}"),
+    }
 }
