@@ -8,6 +8,15 @@
 //! | [`DamonTracker`] | DAMON sysfs, our own kdamond with `vaddr` ops | sampled reads and writes, per region |
 //! | [`SoftDirtyTracker`] | `clear_refs` 4 + pagemap bit 55 | **writes only**: pages only read look cold |
 //!
+//! `auto` takes the first available in that order. Where DAMON and soft-dirty both exist
+//! (upstream kernels, our lab), DAMON wins, on purpose: it sees reads, and it sees
+//! hugetlb pages, which soft-dirty never reports (cslide's VM memory is hugetlb). What an
+//! operator expects of a pass — "was this page used since the previous pass" — DAMON
+//! gives by sampling: one aggregation spans the pass window (`sleep`), 20 samples in it
+//! ([`DamonAttrs::for_window`]); a page used less often than once per sample interval may
+//! be missed in a pass, and the count is per DAMON region (at least 100 regions per
+//! process). hugetlb VMAs count once per huge page ([`AccessMap`]).
+//!
 //! Start a tracker once per process (`start`), then call `pass` once per scan loop (the
 //! caller sleeps between passes) into a fresh [`AccessMap`] each round, and `stop` when
 //! the task stops. A tracker kept across rounds keeps its kernel state (DAMON keeps its
