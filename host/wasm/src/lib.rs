@@ -518,7 +518,15 @@ impl WasmInstance {
             Some(Trap::Interrupt) => {
                 format!("deadline of {} exceeded", secs(self.deadline))
             }
-            Some(trap) => format!("wasm trap: {trap}"),
+            // wasmtime's text of a trap already starts with "wasm trap: " in most cases.
+            Some(trap) => {
+                let text = trap.to_string();
+                if text.starts_with("wasm trap: ") {
+                    text
+                } else {
+                    format!("wasm trap: {text}")
+                }
+            }
             None => format!("wasm fault: {e:#}"),
         }
     }

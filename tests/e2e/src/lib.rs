@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: find (building if needed) the `etmemd` and `etmem`
 //! binaries of this workspace, run a daemon on a unique abstract socket, run the client,
-//! write config files with the modes the daemon demands, build engine crates from source.
+//! write config files with the modes the daemon demands, build engine crates from source
+//! (native `.so` and wasm components).
 //!
 //! Test support only: it must not be used by the daemon or the client. Helpers panic on
 //! setup failures (they are test code).
@@ -90,6 +91,51 @@ pub fn native_engine(crate_dir: &str) -> PathBuf {
         .expect("a .so from build-engine");
     built.insert(crate_dir.to_string(), so.clone());
     so
+}
+
+/// Builds an engine crate (a path relative to the workspace) as a wasm component with
+/// `scripts/build-engine` once per process (`BUILD_ENGINE_FORMS=wasm`; engines share
+/// `<target>/engine-fixtures`). Returns the `<name>.wasm` it made (copy it with
+/// [`install_wasm`] before loading).
+pub fn wasm_engine(crate_dir: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    static OUT: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = built.get(crate_dir) {
+        return p.clone();
+    }
+    let (target, _) = target_and_profile();
+    let out = OUT
+        .get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+        .join(built.len().to_string());
+    std::fs::create_dir_all(&out).expect("out dir");
+    let o = Command::new(workspace().join("scripts/build-engine"))
+        .arg(workspace().join(crate_dir))
+        .arg(&out)
+        .env("ENGINE_TARGET_DIR", target.join("engine-fixtures"))
+        .env("BUILD_ENGINE_FORMS", "wasm")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .expect("run scripts/build-engine");
+    assert!(
+        o.status.success(),
+        "scripts/build-engine {crate_dir} failed ({}):\n{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let wasm = std::fs::read_dir(&out)
+        .expect("out dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .expect("a .wasm from build-engine");
+    built.insert(crate_dir.to_string(), wasm.clone());
+    wasm
 }
 
 /// A socket name no other test uses.
@@ -258,5 +304,15 @@ pub fn install_engine(so: &Path, dir: &Path) -> PathBuf {
     let dest = dir.join(so.file_name().expect("file name"));
     std::fs::copy(so, &dest).expect("copy engine");
     std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+    dest
+}
+
+/// Copies a wasm component into `dir` as `name` with mode 0444 (a component is read, never
+/// mapped executable: read-only for everyone is enough, as long as group and others cannot
+/// write it).
+pub fn install_wasm(wasm: &Path, dir: &Path, name: &str) -> PathBuf {
+    let dest = dir.join(name);
+    std::fs::copy(wasm, &dest).expect("copy engine");
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o444)).expect("chmod");
     dest
 }
