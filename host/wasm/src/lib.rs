@@ -2,12 +2,13 @@
 //! `wit/engine.wit` (world `etmem-engine`) into an [`EngineInstance`].
 //!
 //! The sandbox, in one place:
-//! * **Imports.** The linker provides only our `etmem:engine/host` interface (and the
-//!   type-only `etmem:engine/types`). No WASI: no files, no clocks, no random, no
-//!   environment, no network. A component that imports anything else is refused at load,
-//!   with the import named. Build engines with `scripts/build-engine` (wasm32-unknown-unknown
-//!   linked by `wasm-component-ld`); a plain `wasm32-wasip2` build imports WASI and is
-//!   refused.
+//! * **Imports.** The linker provides our `etmem:engine/host` interface (and the type-only
+//!   `etmem:engine/types`), and WASI 0.2 (`wasi:cli`, `wasi:clocks`, `wasi:filesystem`,
+//!   `wasi:io`, `wasi:random`, `wasi:sockets`) through wasmtime-wasi with a context that
+//!   grants nothing, so that a plain `wasm32-wasip2` build loads (see [`wasi`]). A component
+//!   that imports anything else is refused at load, with the import named. The recommended
+//!   build (`scripts/build-engine` without rustup's wasip2: wasm32-unknown-unknown linked by
+//!   `wasm-component-ld`) imports no WASI at all.
 //! * **Time.** One `wasmtime::Engine` per loader, with epoch interruption; a ticker thread
 //!   advances the epoch, and every call gets a deadline ([`WasmOptions::call_deadline`]).
 //! * **Memory.** Each instance has its own `Store` whose limiter caps the total of its linear
@@ -28,6 +29,7 @@
 
 pub mod cache;
 mod convert;
+pub mod wasi;
 
 use cache::{CacheStats, ComponentCache, DiskCache};
 use etmem_host::plugin::{
@@ -57,8 +59,18 @@ pub mod bindings {
 use bindings::EtmemEnginePre;
 use bindings::etmem::engine::types as wit;
 
-/// The imports a component may have: our own interfaces, nothing else.
+/// Our own interfaces, which a component may import.
 pub const GRANTED_IMPORTS: &[&str] = &["etmem:engine/host@0.1.0", "etmem:engine/types@0.1.0"];
+
+/// Whether a component may import `name`: one of [`GRANTED_IMPORTS`], or an interface of a
+/// WASI 0.2 package in [`wasi::PACKAGES`] (whose version the linker then checks).
+pub fn import_granted(name: &str) -> bool {
+    GRANTED_IMPORTS.contains(&name)
+        || wasi::PACKAGES.iter().any(|p| {
+            name.strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+}
 
 /// The wasmtime release this crate is built against (pinned in Cargo.toml); part of the
 /// on-disk cache key.
@@ -165,6 +177,7 @@ impl WasmLoader {
         let mut linker = Linker::<StoreState>::new(&engine);
         bindings::EtmemEngine::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)
             .map_err(|e| WasmSetupError::Linker(format!("{e:#}")))?;
+        wasi::add_to_linker(&mut linker).map_err(|e| WasmSetupError::Linker(format!("{e:#}")))?;
 
         let disk = match &options.cache_dir {
             Some(dir) => Some(DiskCache::open(dir, &engine)?),
@@ -234,11 +247,11 @@ impl WasmLoader {
             .map_err(|e| incompatible(format!("not a usable wasm component: {e}")))?;
         let ty = component.component_type();
         for (name, _) in ty.imports(&self.engine) {
-            if !GRANTED_IMPORTS.contains(&name) {
+            if !import_granted(name) {
                 return Err(incompatible(format!(
-                    "imports `{name}`, which etmem does not grant (an engine may import only \
-                     `etmem:engine/host@0.1.0`; build it for wasm32-unknown-unknown with \
-                     scripts/build-engine, not for WASI)"
+                    "imports `{name}`, which etmem does not grant (an engine may import \
+                     `etmem:engine/host@0.1.0` and the WASI 0.2 interfaces of wasi:cli, \
+                     wasi:clocks, wasi:filesystem, wasi:io, wasi:random, wasi:sockets)"
                 )));
             }
         }
@@ -294,6 +307,8 @@ impl EngineLoader for WasmLoader {
                 host: None,
                 memory_limit: self.options.memory_limit,
                 memory_used: 0,
+                wasi: wasi::nothing_granted(),
+                table: wasmtime::component::ResourceTable::new(),
             },
         );
         state.limiter(|s| s);
@@ -328,6 +343,19 @@ pub struct StoreState {
     host: Option<HostRef>,
     memory_limit: u64,
     memory_used: u64,
+    /// the WASI context, which grants nothing (see [`wasi`])
+    wasi: wasmtime_wasi::WasiCtx,
+    /// WASI resources (streams, pollables) of this instance
+    table: wasmtime::component::ResourceTable,
+}
+
+impl wasmtime_wasi::WasiView for StoreState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
 }
 
 /// A growth refused by the memory cap: turns into a trap at once.

@@ -8,7 +8,7 @@ use abi_stable::library::lib_header_from_path;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
 use abi_stable::std_types::{ROption, RSlice};
-use common::{NativeHost, build_engine, recorded_scan};
+use common::{NativeHost, build_engine, build_engine_for, recorded_scan};
 use etmem_host::plugin::{CallError, EngineInstance, EngineLoader, HostRef, LoadError};
 use etmem_host_wasm::{WasmLoader, WasmOptions, WasmSetupError};
 use etmem_sdk::native::{EngineModRef, HostApi_TO, RRoundInfo, RScanResult, RTaskInfo};
@@ -302,23 +302,44 @@ fn imports_beyond_the_host_interface_and_non_engines_are_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     let l = loader();
     let (_, host) = fake();
-    let wasi = wat_file(
+    for (name, import) in [
+        ("wants_http", "wasi:http/outgoing-handler@0.2.0"),
+        ("wants_other", "acme:spy/exfiltrate@1.0.0"),
+        ("wants_lookalike", "wasi:clocksmith/now@0.2.0"),
+    ] {
+        let wat = format!(
+            r#"(component
+                 (import "{import}" (instance
+                   (export "get" (func (result (list string))))))
+               )"#
+        );
+        let file = wat_file(dir.path(), name, &wat);
+        let e = l
+            .load(&file, name, "e", &Params::new(), &host)
+            .expect_err("import not granted");
+        let LoadError::Incompatible { reason, .. } = &e else {
+            panic!("expected Incompatible, got {e:?}")
+        };
+        assert!(
+            reason.starts_with(&format!("imports `{import}`, which etmem does not grant")),
+            "{reason}"
+        );
+    }
+    // A WASI interface is granted, but must match what the host provides.
+    let odd = wat_file(
         dir.path(),
-        "wants_env",
+        "odd_env",
         r#"(component
              (import "wasi:cli/environment@0.2.0" (instance
-               (export "get-arguments" (func (result (list string))))))
+               (export "get-secrets" (func (result (list string))))))
            )"#,
     );
     let e = l
-        .load(&wasi, "wants_env", "e", &Params::new(), &host)
-        .expect_err("wasi import");
-    let LoadError::Incompatible { reason, .. } = &e else {
-        panic!("expected Incompatible, got {e:?}")
-    };
+        .load(&odd, "odd_env", "e", &Params::new(), &host)
+        .expect_err("unknown wasi function");
     assert!(
-        reason.starts_with("imports `wasi:cli/environment@0.2.0`, which etmem does not grant"),
-        "{reason}"
+        e.to_string().contains("does not match wit/engine.wit"),
+        "{e}"
     );
 
     let empty = wat_file(dir.path(), "empty", "(component)");
@@ -410,4 +431,81 @@ fn compiled_components_are_cached_in_memory_and_on_disk() {
             open.display()
         )
     );
+}
+
+/// The wasi fixture built for wasm32-wasip2 (its component imports WASI).
+fn wasip2_fixture() -> PathBuf {
+    build_engine_for(
+        "tests/fixtures/engines/wasm-wasi",
+        "wasm",
+        Some("wasm32-wasip2"),
+    )
+    .join("wasm_wasi.wasm")
+}
+
+fn probe_line<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no `{key}` in probe output:\n{text}"))
+}
+
+#[test]
+fn a_wasip2_engine_loads_and_wasi_grants_nothing() {
+    let path = wasip2_fixture();
+    let l = loader();
+    let (_, host) = fake();
+    let t0 = Instant::now();
+    let mut e = load(&l, &path, &Params::new(), &host);
+    eprintln!("wasip2 fixture: load (compile) {:?}", t0.elapsed());
+    assert_eq!(e.command("ping", None, &host), Ok("pong\n".into()));
+
+    let out = e.command("probe", None, &host).expect("probe");
+    eprintln!("probe:\n{out}");
+    // No preopened directory: every path is refused, whatever exists on the host.
+    assert!(std::path::Path::new("/proc/self/status").exists());
+    for key in [
+        "read /etc/hostname: ",
+        "read /proc/self/status: ",
+        "list /: ",
+    ] {
+        let v = probe_line(&out, key);
+        assert!(v.starts_with("error "), "{key}{v}\n{out}");
+    }
+    // No environment, no arguments, although the daemon has both.
+    assert!(std::env::var_os("PATH").is_some());
+    assert_eq!(probe_line(&out, "env: "), "[]", "{out}");
+    assert_eq!(probe_line(&out, "PATH: "), "None", "{out}");
+    assert_eq!(probe_line(&out, "args: "), "[]", "{out}");
+    // Frozen clocks: the epoch, twice, around some work; no monotonic time passes.
+    assert!(probe_line(&out, "wall: ").starts_with("0 0 "), "{out}");
+    assert_eq!(probe_line(&out, "monotonic elapsed: "), "0 ns", "{out}");
+    // Printing does not fail (stdout and stderr are discarded).
+    assert!(out.lines().any(|l| l == "printed"), "{out}");
+
+    // Random is deterministic: a second instance sees the same hash keys.
+    let mut again = load(&l, &path, &Params::new(), &host);
+    let out2 = again.command("probe", None, &host).expect("probe");
+    assert_eq!(probe_line(&out, "random: "), probe_line(&out2, "random: "));
+
+    // Waiting is not granted: a sleep is a fault naming why, and quarantines the instance.
+    let t0 = Instant::now();
+    let r = e.command("sleep", None, &host);
+    let Err(CallError::Fault(reason)) = &r else {
+        panic!("sleep must fault, got {r:?}")
+    };
+    assert!(
+        reason.contains(etmem_host_wasm::wasi::NO_WAITING),
+        "{reason}"
+    );
+    assert!(t0.elapsed() < Duration::from_millis(400));
+    assert!(matches!(
+        e.command("ping", None, &host),
+        Err(CallError::Fault(_))
+    ));
+
+    // Exiting is a fault too; other instances go on.
+    let r = again.command("exit", None, &host);
+    assert!(matches!(r, Err(CallError::Fault(_))), "{r:?}");
+    let mut third = load(&l, &path, &Params::new(), &host);
+    assert_eq!(third.command("ping", None, &host), Ok("pong\n".into()));
 }

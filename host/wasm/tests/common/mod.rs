@@ -43,13 +43,23 @@ fn toolchain_present() -> bool {
 /// and/or `lib<name>.so`. Panics with the build log on failure, and with setup advice when
 /// the wasm toolchain is missing.
 pub fn build_engine(crate_dir: &str, forms: &str) -> PathBuf {
+    build_engine_for(crate_dir, forms, None)
+}
+
+/// [`build_engine`] with the wasm target forced (`BUILD_ENGINE_WASM_TARGET`), e.g.
+/// `wasm32-wasip2` to get a component that imports WASI.
+pub fn build_engine_for(crate_dir: &str, forms: &str, wasm_target: Option<&str>) -> PathBuf {
     static OUT: OnceLock<tempfile::TempDir> = OnceLock::new();
     static BUILT: OnceLock<Mutex<HashMap<(String, String), PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
     let mut built = built
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let key = (crate_dir.to_string(), forms.to_string());
+    let forms_key = match wasm_target {
+        Some(t) => format!("{forms}-{t}"),
+        None => forms.to_string(),
+    };
+    let key = (crate_dir.to_string(), forms_key.clone());
     if let Some(p) = built.get(&key) {
         return p.clone();
     }
@@ -70,9 +80,13 @@ pub fn build_engine(crate_dir: &str, forms: &str) -> PathBuf {
     });
     let out = out_root
         .path()
-        .join(format!("{}-{forms}", crate_dir.replace('/', "_")));
+        .join(format!("{}-{forms_key}", crate_dir.replace('/', "_")));
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("engines-target");
-    let o = Command::new(repo().join("scripts/build-engine"))
+    let mut cmd = Command::new(repo().join("scripts/build-engine"));
+    if let Some(t) = wasm_target {
+        cmd.env("BUILD_ENGINE_WASM_TARGET", t);
+    }
+    let o = cmd
         .arg(repo().join(crate_dir))
         .arg(&out)
         .env("ENGINE_TARGET_DIR", &target)
