@@ -1,0 +1,119 @@
+#!/bin/sh
+# damon-cleanup: etmemd removes the kdamond its DAMON tracker created, whatever ends the
+# tracking: `etmem project stop`, SIGTERM to etmemd, or the tracked process exiting.
+# After each, /sys/kernel/mm/damon/admin/kdamonds must be as before (no kdamond left on
+# or configured), so the next DAMON user (another etmemd, damo) finds DAMON free.
+LAB_NAME=damon-cleanup
+. /lab/lib.sh
+
+SOCK=lab_dc
+CONF=/tmp/damon-cleanup.conf
+L=/tmp/dc-layout.json
+KD=/sys/kernel/mm/damon/admin/kdamonds
+ED_PID=""
+
+fail() {
+    [ -f /tmp/dc-etmemd.log ] && tail -n 30 /tmp/dc-etmemd.log | sed 's/^/etmemd: /'
+    [ -n "$ED_PID" ] && kill "$ED_PID" 2>/dev/null
+    lab_fail "$@"
+}
+
+# damon_state: "n=N" plus, per kdamond, "K:state:contexts".
+damon_state() {
+    n=$(cat "$KD/nr_kdamonds")
+    s="n=$n"
+    i=0
+    while [ "$i" -lt "$n" ]; do
+        s="$s $i:$(cat "$KD/$i/state"):$(cat "$KD/$i/contexts/nr_contexts")"
+        i=$((i + 1))
+    done
+    echo "$s"
+}
+
+# damon_busy: true while some kdamond is on or configured.
+damon_busy() { damon_state | grep -q ':on:\|:[0-9]*:[1-9]'; }
+
+# wait_round N: waits (60 s at most) for etmemd's log to show round N planned.
+wait_round() {
+    i=0
+    until grep -q ": round $1: plan returned" /tmp/dc-etmemd.log; do
+        i=$((i + 1)); [ "$i" -le 600 ] || return 1
+        sleep 0.1
+    done
+}
+
+start_etmemd() {
+    etmemd -l 0 -s "$SOCK" >/tmp/dc-etmemd.log 2>&1 &
+    ED_PID=$!
+    i=0
+    until etmem project show -s "$SOCK" >/dev/null 2>&1; do
+        i=$((i + 1)); [ "$i" -le 50 ] || fail reason=etmemd-not-listening
+        sleep 0.1
+    done
+}
+
+start_project() {
+    cat >"$CONF" <<CONF
+[project]
+name=lab
+loop=1
+interval=1
+sleep=1
+
+[engine]
+name=slide
+project=lab
+
+[task]
+project=lab
+engine=slide
+name=wl
+type=pid
+value=$WL_PID
+T=1
+CONF
+    chmod 0600 "$CONF"
+    out=$(etmem obj add -f "$CONF" -s "$SOCK" 2>&1) || fail reason=obj-add "out=\"$(echo $out)\""
+    out=$(etmem project start -n lab -s "$SOCK" 2>&1) || fail reason=project-start "out=\"$(echo $out)\""
+    wait_round 1 || fail reason=no-round "$1" "damon=\"$(damon_state)\""
+    damon_busy || fail reason=no-kdamond-while-tracking "$1" "damon=\"$(damon_state)\""
+}
+
+# settled WHAT: DAMON must be free within 5 s.
+settled() {
+    i=0
+    while damon_busy; do
+        i=$((i + 1)); [ "$i" -le 50 ] || fail reason="kdamond-left-after-$1" "damon=\"$(damon_state)\""
+        sleep 0.1
+    done
+}
+
+[ -f "$KD/nr_kdamonds" ] || lab_fail reason=no-damon-sysfs
+before=$(damon_state)
+damon_busy && lab_fail reason=damon-busy-before "damon=\"$before\""
+
+lab_start_workload "$L" --hot 4M --warm 0 --cold 8M --period-ms 100 --access write ||
+    lab_fail reason=workload-no-layout
+
+# 1. project stop
+start_etmemd
+start_project case=stop
+etmem project stop -n lab -s "$SOCK" >/dev/null 2>&1 || fail reason=project-stop
+settled project-stop
+after_stop=$(damon_state)
+
+# 2. SIGTERM to etmemd while tracking
+start_project case=sigterm
+kill "$ED_PID"; wait "$ED_PID"; ED_PID=""
+settled sigterm
+after_term=$(damon_state)
+
+# 3. the tracked process exits while tracking (etmemd keeps running)
+start_etmemd
+start_project case=exit
+lab_cleanup
+settled process-exit
+after_exit=$(damon_state)
+kill "$ED_PID"; wait "$ED_PID"; ED_PID=""
+
+lab_pass "before=\"$before\"" "after_stop=\"$after_stop\"" "after_sigterm=\"$after_term\"" "after_exit=\"$after_exit\""
