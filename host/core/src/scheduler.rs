@@ -21,6 +21,11 @@
 //! Stopping is aborting the tokio task: every wait is an await point, so a stop never waits
 //! for a sleep to end (an engine call in flight finishes on its thread, and its result is
 //! dropped). An engine fault quarantines the engine ([`crate::model::quarantine`]).
+//!
+//! Every task round that reaches its plan ends with one info line of what it cost
+//! ([`RoundCost`]): memory tracked, wall and thread CPU time of the scan (the `sleep`s
+//! between passes left out), of the plan and of the actions. Measuring never changes what
+//! a round does.
 
 use crate::engine::{ScanParams, Scheduling, TaskInfo};
 use crate::model::{EngineCell, State, quarantine};
@@ -32,6 +37,7 @@ use etmem_kernel::{
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio::time::sleep;
 
@@ -48,6 +54,106 @@ pub(crate) struct RoundEnv {
     pub scan: ScanParams,
     pub tracker: TrackerKind,
     pub scheduling: Scheduling,
+}
+
+/// CPU time this thread has run so far (`/proc/thread-self/schedstat`, nanoseconds);
+/// `None` where the kernel does not keep it (no CONFIG_SCHED_INFO).
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = s.split_whitespace().next()?.parse::<u64>().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Wall and thread CPU time of a piece of work on one thread.
+#[derive(Debug, Clone, Copy)]
+struct Stopwatch {
+    wall: Instant,
+    cpu: Option<Duration>,
+}
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch {
+            wall: Instant::now(),
+            cpu: thread_cpu(),
+        }
+    }
+
+    /// (wall, CPU) since `start`, on the same thread.
+    fn stop(self) -> (Duration, Option<Duration>) {
+        let cpu = match (self.cpu, thread_cpu()) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
+        (self.wall.elapsed(), cpu)
+    }
+}
+
+/// Sums CPU times; unknown if any part is.
+fn add_cpu(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    Some(a? + b?)
+}
+
+/// What one task's round cost, logged at info when the round ends. Wall times leave out
+/// the waits (`sleep`); CPU times are those of the threads that did the work (the kernel's
+/// own threads, e.g. a kdamond, are not in them).
+#[derive(Debug, Clone, Copy)]
+struct RoundCost {
+    /// processes scanned
+    pids: usize,
+    /// bytes of the VMAs scanned
+    tracked_bytes: u64,
+    /// opening the processes and their VMA lists, passes, scan results
+    scan: Duration,
+    scan_cpu: Option<Duration>,
+    /// the engine's plan
+    plan: Duration,
+    /// carrying out the actions
+    act: Duration,
+    act_cpu: Option<Duration>,
+    /// pages the kernel accepted
+    act_pages: u64,
+}
+
+impl Default for RoundCost {
+    fn default() -> Self {
+        RoundCost {
+            pids: 0,
+            tracked_bytes: 0,
+            scan: Duration::ZERO,
+            scan_cpu: Some(Duration::ZERO),
+            plan: Duration::ZERO,
+            act: Duration::ZERO,
+            act_cpu: Some(Duration::ZERO),
+            act_pages: 0,
+        }
+    }
+}
+
+impl RoundCost {
+    fn add_scan(&mut self, (wall, cpu): (Duration, Option<Duration>)) {
+        self.scan += wall;
+        self.scan_cpu = add_cpu(self.scan_cpu, cpu);
+    }
+}
+
+impl std::fmt::Display for RoundCost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let cpu = |d: Option<Duration>| d.map_or("?".to_string(), |d| format!("{:.1}", ms(d)));
+        write!(
+            f,
+            "tracked {} KiB in {} pid(s), scan {:.1} ms (cpu {} ms), plan {:.1} ms, act {:.1} ms (cpu {} ms, {} page(s))",
+            self.tracked_bytes / 1024,
+            self.pids,
+            ms(self.scan),
+            cpu(self.scan_cpu),
+            ms(self.plan),
+            ms(self.act),
+            cpu(self.act_cpu),
+            self.act_pages
+        )
+    }
 }
 
 /// What a target means to the kernel layer.
@@ -119,8 +225,13 @@ fn vma_filter(task: &TaskInfo, scheduling: Scheduling) -> VmaFilter {
 }
 
 /// Opens (or keeps) the task's processes for this round, prepares their maps and starts
-/// new trackers. `None` when the round cannot run (logged).
-async fn prepare(env: &RoundEnv, s: &mut TaskScanner) -> Option<Vec<Scanning>> {
+/// new trackers, adding the time it took to `cost`. `None` when the round cannot run
+/// (logged).
+async fn prepare(
+    env: &RoundEnv,
+    s: &mut TaskScanner,
+    cost: &mut RoundCost,
+) -> Option<Vec<Scanning>> {
     let task = s.task.clone();
     let w = who(env, &task.name);
     let pids = match task.fixed_pid {
@@ -129,7 +240,15 @@ async fn prepare(env: &RoundEnv, s: &mut TaskScanner) -> Option<Vec<Scanning>> {
             let kernel = env.kernel.clone();
             let target = process_target(&task.target);
             let children = env.scheduling == Scheduling::PerTask;
-            match tokio::task::spawn_blocking(move || kernel.resolve(&target, children)).await {
+            let r = tokio::task::spawn_blocking(move || {
+                let sw = Stopwatch::start();
+                (kernel.resolve(&target, children), sw.stop())
+            })
+            .await;
+            match r.map(|(r, t)| {
+                cost.add_scan(t);
+                r
+            }) {
                 Ok(Ok(p)) => p,
                 Ok(Err(e)) => {
                     tracing::info!("{w}: round skipped: {e}");
@@ -150,6 +269,7 @@ async fn prepare(env: &RoundEnv, s: &mut TaskScanner) -> Option<Vec<Scanning>> {
     let pass_window = env.scan.sleep;
     let w2 = w.clone();
     let r = tokio::task::spawn_blocking(move || {
+        let sw = Stopwatch::start();
         let sizes = kernel.page_sizes();
         let mut out = Vec::new();
         for pid in pids {
@@ -227,11 +347,15 @@ async fn prepare(env: &RoundEnv, s: &mut TaskScanner) -> Option<Vec<Scanning>> {
             }
             out.push(sc);
         }
-        Some(out)
+        Some((out, sw.stop()))
     })
     .await;
     match r {
-        Ok(v) => v,
+        Ok(Some((v, t))) => {
+            cost.add_scan(t);
+            Some(v)
+        }
+        Ok(None) => None,
         Err(e) => {
             tracing::warn!("{w}: round skipped: {e}");
             None
@@ -239,31 +363,43 @@ async fn prepare(env: &RoundEnv, s: &mut TaskScanner) -> Option<Vec<Scanning>> {
     }
 }
 
-/// One tracker pass over `procs`, `max` at once. Returns false when the task's main
-/// process left (the round ends).
-async fn pass(env: &RoundEnv, task: &TaskInfo, procs: &mut Vec<Scanning>) -> bool {
+/// One tracker pass over `procs`, `max` at once, its time added to `cost`. Returns false
+/// when the task's main process left (the round ends).
+async fn pass(
+    env: &RoundEnv,
+    task: &TaskInfo,
+    procs: &mut Vec<Scanning>,
+    cost: &mut RoundCost,
+) -> bool {
     let w = who(env, &task.name);
     let mut done = Vec::new();
     let mut main_gone = false;
     let max = task.max_threads.max(1);
     while !procs.is_empty() {
         let batch: Vec<Scanning> = procs.drain(..procs.len().min(max)).collect();
+        let started = Instant::now();
+        let mut cpu = Some(Duration::ZERO);
         let jobs: Vec<_> = batch
             .into_iter()
             .map(|mut sc| {
                 tokio::task::spawn_blocking(move || {
+                    let sw = Stopwatch::start();
                     let r = sc
                         .proc_
                         .handle
                         .check()
                         .map_err(etmem_kernel::TrackError::from)
                         .and_then(|()| sc.proc_.tracker.pass(&sc.proc_.handle, &mut sc.map));
-                    (sc, r)
+                    (sc, r, sw.stop().1)
                 })
             })
             .collect();
         for j in jobs {
-            match j.await {
+            let j = j.await.map(|(sc, r, c)| {
+                cpu = add_cpu(cpu, c);
+                (sc, r)
+            });
+            match j {
                 Ok((sc, Ok(()))) => done.push(sc),
                 Ok((sc, Err(e))) if e.is_gone() => {
                     tracing::debug!("{w}: pid {} left during the round: {e}", sc.pid);
@@ -279,6 +415,7 @@ async fn pass(env: &RoundEnv, task: &TaskInfo, procs: &mut Vec<Scanning>) -> boo
                 }
             }
         }
+        cost.add_scan((started.elapsed(), cpu));
     }
     *procs = done;
     !main_gone
@@ -300,15 +437,16 @@ fn scan_result(sc: &Scanning, loops: u32) -> Option<ScanResult> {
     ScanResult::new(sc.pid, loops, addrs, counts, psizes).ok()
 }
 
+/// One task's scanned round: its processes, their scan results, what the scan cost.
+type Scanned = (Vec<Arc<ProcessHandle>>, Vec<ScanResult>, RoundCost);
+
 /// Scans several tasks together: every pass over all their processes, then one `sleep`.
 /// Returns, per task, its processes and scan results (`None`: no round for that task).
-async fn scan_tasks(
-    env: &RoundEnv,
-    scanners: &mut [TaskScanner],
-) -> Vec<Option<(Vec<Arc<ProcessHandle>>, Vec<ScanResult>)>> {
+async fn scan_tasks(env: &RoundEnv, scanners: &mut [TaskScanner]) -> Vec<Option<Scanned>> {
     let mut rounds: Vec<Option<Vec<Scanning>>> = Vec::new();
-    for s in scanners.iter_mut() {
-        rounds.push(prepare(env, s).await);
+    let mut costs = vec![RoundCost::default(); scanners.len()];
+    for (s, cost) in scanners.iter_mut().zip(costs.iter_mut()) {
+        rounds.push(prepare(env, s, cost).await);
     }
     if rounds.iter().all(Option::is_none) {
         return rounds.into_iter().map(|_| None).collect();
@@ -321,9 +459,9 @@ async fn scan_tasks(
         sleep(env.scan.sleep).await;
     }
     for _ in 0..env.scan.loops {
-        for (task, r) in tasks.iter().zip(rounds.iter_mut()) {
+        for ((task, r), cost) in tasks.iter().zip(rounds.iter_mut()).zip(costs.iter_mut()) {
             if let Some(procs) = r
-                && !pass(env, task, procs).await
+                && !pass(env, task, procs, cost).await
             {
                 tracing::debug!(
                     "{}: the task's process left; its round ends",
@@ -335,19 +473,27 @@ async fn scan_tasks(
         sleep(env.scan.sleep).await;
     }
     let mut out = Vec::new();
-    for (s, r) in scanners.iter_mut().zip(rounds) {
+    for ((s, r), mut cost) in scanners.iter_mut().zip(rounds).zip(costs) {
         match r {
             None => out.push(None),
             Some(procs) => {
+                let sw = Stopwatch::start();
                 let handles = procs.iter().map(|p| p.proc_.handle.clone()).collect();
                 let scans = procs
                     .iter()
                     .filter_map(|p| scan_result(p, env.scan.loops))
                     .collect();
+                cost.pids = procs.len();
+                cost.tracked_bytes = procs
+                    .iter()
+                    .flat_map(|p| p.map.ranges())
+                    .map(|(start, end)| end - start)
+                    .sum();
                 for sc in procs {
                     s.procs.insert(sc.pid, sc.proc_);
                 }
-                out.push(Some((handles, scans)));
+                cost.add_scan(sw.stop());
+                out.push(Some((handles, scans, cost)));
             }
         }
     }
@@ -367,13 +513,14 @@ fn publish(
     env.cell.host.set_scans(&task.name, scans);
 }
 
-/// `plan` of one task (its round already published), then its actions. Returns false when
-/// the engine faulted.
+/// `plan` of one task (its round already published), then its actions; logs the round's
+/// cost. Returns false when the engine faulted.
 async fn plan_and_act(
     env: &RoundEnv,
     task: &TaskInfo,
     number: u64,
     scans: Vec<ScanResult>,
+    mut cost: RoundCost,
 ) -> bool {
     let w = who(env, &task.name);
     let round = Round {
@@ -381,10 +528,12 @@ async fn plan_and_act(
         passes: env.scan.loops,
     };
     let name = task.name.clone();
+    let started = Instant::now();
     let r = env
         .cell
         .call(move |e, h| e.plan(&name, &round, &scans, h))
         .await;
+    cost.plan = started.elapsed();
     let actions = match r {
         Ok(a) => a,
         Err(CallError::Fault(why)) => {
@@ -400,12 +549,14 @@ async fn plan_and_act(
         "{w}: round {number}: plan returned {} action(s)",
         actions.len()
     );
-    act(env, task, actions).await;
+    act(env, task, actions, &mut cost).await;
+    tracing::info!("{w}: round {number}: {cost}");
     true
 }
 
-/// Carries out `actions` through the engine's host, up to `max_threads` pids at once.
-async fn act(env: &RoundEnv, task: &TaskInfo, actions: Vec<Action>) {
+/// Carries out `actions` through the engine's host, up to `max_threads` pids at once,
+/// adding their time and pages to `cost`.
+async fn act(env: &RoundEnv, task: &TaskInfo, actions: Vec<Action>, cost: &mut RoundCost) {
     let mut by_pid: BTreeMap<Pid, Vec<Action>> = BTreeMap::new();
     for a in actions {
         let pid = match &a {
@@ -414,6 +565,7 @@ async fn act(env: &RoundEnv, task: &TaskInfo, actions: Vec<Action>) {
         by_pid.entry(pid).or_default().push(a);
     }
     let groups: Vec<Vec<Action>> = by_pid.into_values().collect();
+    let started = Instant::now();
     for chunk in groups.chunks(task.max_threads.max(1)) {
         let jobs: Vec<_> = chunk
             .iter()
@@ -422,19 +574,31 @@ async fn act(env: &RoundEnv, task: &TaskInfo, actions: Vec<Action>) {
                 let host = env.cell.host.clone();
                 let name = task.name.clone();
                 tokio::task::spawn_blocking(move || {
+                    let sw = Stopwatch::start();
+                    let mut pages = 0;
                     for a in &list {
                         // refusals and failures are logged by the host
-                        let _ = host.act(&name, a, "plan");
+                        if let Ok(Some(rep)) = host.act(&name, a, "plan") {
+                            pages += rep.done_pages;
+                        }
                     }
+                    (pages, sw.stop().1)
                 })
             })
             .collect();
         for j in jobs {
-            if let Err(e) = j.await {
-                tracing::warn!("{}: an action did not complete: {e}", who(env, &task.name));
+            match j.await {
+                Ok((pages, cpu)) => {
+                    cost.act_pages += pages;
+                    cost.act_cpu = add_cpu(cost.act_cpu, cpu);
+                }
+                Err(e) => {
+                    tracing::warn!("{}: an action did not complete: {e}", who(env, &task.name))
+                }
             }
         }
     }
+    cost.act = started.elapsed();
 }
 
 /// Spawns the round loop of one started per-task task.
@@ -449,11 +613,11 @@ pub(crate) fn spawn_task_rounds(env: RoundEnv, task: Arc<TaskInfo>) -> JoinHandl
             }
             round += 1;
             let mut res = scan_tasks(&env, &mut scanner).await;
-            let Some(Some((procs, scans))) = res.pop() else {
+            let Some(Some((procs, scans, cost))) = res.pop() else {
                 continue;
             };
             publish(&env, &task, procs, scans.clone());
-            if !plan_and_act(&env, &task, round, scans).await {
+            if !plan_and_act(&env, &task, round, scans, cost).await {
                 return;
             }
         }
@@ -496,18 +660,72 @@ pub(crate) fn spawn_engine_worker(env: RoundEnv, working: WorkingSet) -> JoinHan
             let mut planned = Vec::new();
             for (t, r) in tasks.iter().zip(results) {
                 match r {
-                    Some((procs, scans)) => {
+                    Some((procs, scans, cost)) => {
                         publish(&env, t, procs, scans.clone());
-                        planned.push((t, scans));
+                        planned.push((t, scans, cost));
                     }
                     None => publish(&env, t, Vec::new(), Vec::new()),
                 }
             }
-            for (t, scans) in planned {
-                if !plan_and_act(&env, t, round, scans).await {
+            for (t, scans, cost) in planned {
+                if !plan_and_act(&env, t, round, scans, cost).await {
                     return;
                 }
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_cpu_counts_this_threads_work_only() {
+        let Some(before) = thread_cpu() else {
+            // a kernel without CONFIG_SCHED_INFO: the log says `cpu ?`
+            return;
+        };
+        let sw = Stopwatch::start();
+        let mut x = 0u64;
+        while sw.wall.elapsed() < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let idle = Stopwatch::start();
+        std::thread::sleep(Duration::from_millis(30));
+        let (idle_wall, idle_cpu) = idle.stop();
+        let (_, busy_cpu) = sw.stop();
+        let busy = busy_cpu.expect("schedstat read once, readable again");
+        assert!(thread_cpu().expect("schedstat") >= before + busy);
+        assert!(busy >= Duration::from_millis(10), "busy loop cpu {busy:?}");
+        assert!(idle_wall >= Duration::from_millis(30));
+        assert!(
+            idle_cpu.expect("schedstat") < Duration::from_millis(10),
+            "a sleeping thread used {idle_cpu:?}"
+        );
+    }
+
+    #[test]
+    fn round_cost_line() {
+        let c = RoundCost {
+            pids: 2,
+            tracked_bytes: 128 << 20,
+            scan: Duration::from_micros(12_345),
+            scan_cpu: Some(Duration::from_micros(2_500)),
+            plan: Duration::from_millis(3),
+            act: Duration::from_millis(40),
+            act_cpu: None,
+            act_pages: 24_576,
+        };
+        assert_eq!(
+            c.to_string(),
+            "tracked 131072 KiB in 2 pid(s), scan 12.3 ms (cpu 2.5 ms), plan 3.0 ms, \
+             act 40.0 ms (cpu ? ms, 24576 page(s))"
+        );
+        let mut d = RoundCost::default();
+        d.add_scan((Duration::from_millis(1), Some(Duration::from_millis(1))));
+        d.add_scan((Duration::from_millis(2), None));
+        assert_eq!(d.scan, Duration::from_millis(3));
+        assert_eq!(d.scan_cpu, None, "one unknown part makes the sum unknown");
+    }
 }
