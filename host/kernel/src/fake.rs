@@ -16,6 +16,10 @@ use crate::track::{TrackError, Tracker, TrackerChoice};
 use crate::{Kernel, KernelError, Pid, ProcessTarget};
 use std::collections::HashMap;
 use std::io;
+
+/// How many `targets/0/regions/N` directories the fake DAMON tree has ready (the kernel
+/// makes them when `nr_regions` is written; plain files cannot).
+const FAKE_DAMON_REGION_DIRS: usize = 16;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -365,6 +369,13 @@ impl FakeKernel {
             }
             write(&c.join("targets/nr_targets"), "0\n")?;
             write(&c.join("targets/0/pid_target"), "0\n")?;
+            // the kernel makes `regions/0..N` when `nr_regions` is written: a few ready here
+            write(&c.join("targets/0/regions/nr_regions"), "0\n")?;
+            for r in 0..FAKE_DAMON_REGION_DIRS {
+                let rd = c.join("targets/0/regions").join(r.to_string());
+                write(&rd.join("start"), "0\n")?;
+                write(&rd.join("end"), "0\n")?;
+            }
             write(&c.join("schemes/nr_schemes"), "0\n")?;
             let s = c.join("schemes/0");
             write(&s.join("action"), "stat\n")?;

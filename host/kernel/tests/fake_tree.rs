@@ -352,6 +352,16 @@ fn damon_adds_configures_reads_and_removes_its_own_kdamond() {
         read(&f, "1/contexts/0/schemes/0/access_pattern/sz/max"),
         u64::MAX.to_string()
     );
+    // DAMON starts from the tracked mapping's own edges
+    assert_eq!(read(&f, "1/contexts/0/targets/0/regions/nr_regions"), "1");
+    assert_eq!(
+        read(&f, "1/contexts/0/targets/0/regions/0/start"),
+        0x10000.to_string()
+    );
+    assert_eq!(
+        read(&f, "1/contexts/0/targets/0/regions/0/end"),
+        0x30000.to_string()
+    );
     assert_eq!(read(&f, "0/state"), "off", "kdamond 0 untouched");
     f.set_tried_regions(
         1,

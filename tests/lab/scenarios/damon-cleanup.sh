@@ -31,12 +31,13 @@ damon_state() {
 }
 
 # damon_busy: true while some kdamond is on or configured.
-damon_busy() { damon_state | grep -q ':on:\|:[0-9]*:[1-9]'; }
+damon_busy() { damon_state | grep -q ':on:\| [0-9]*:[a-z]*:[1-9]'; }
 
-# wait_round N: waits (60 s at most) for etmemd's log to show round N planned.
+# wait_round MARK: waits (60 s at most) for etmemd's log to show, after its line MARK, a
+# round planned.
 wait_round() {
     i=0
-    until grep -q ": round $1: plan returned" /tmp/dc-etmemd.log; do
+    until tail -n +$(($1 + 1)) /tmp/dc-etmemd.log | grep -q ": round [0-9]*: plan returned"; do
         i=$((i + 1)); [ "$i" -le 600 ] || return 1
         sleep 0.1
     done
@@ -73,9 +74,10 @@ value=$WL_PID
 T=1
 CONF
     chmod 0600 "$CONF"
+    mark=$(wc -l </tmp/dc-etmemd.log)
     out=$(etmem obj add -f "$CONF" -s "$SOCK" 2>&1) || fail reason=obj-add "out=\"$(echo $out)\""
     out=$(etmem project start -n lab -s "$SOCK" 2>&1) || fail reason=project-start "out=\"$(echo $out)\""
-    wait_round 1 || fail reason=no-round "$1" "damon=\"$(damon_state)\""
+    wait_round "$mark" || fail reason=no-round "$1" "damon=\"$(damon_state)\""
     damon_busy || fail reason=no-kdamond-while-tracking "$1" "damon=\"$(damon_state)\""
 }
 
@@ -101,6 +103,7 @@ start_project case=stop
 etmem project stop -n lab -s "$SOCK" >/dev/null 2>&1 || fail reason=project-stop
 settled project-stop
 after_stop=$(damon_state)
+etmem obj del -f "$CONF" -s "$SOCK" >/dev/null 2>&1 || fail reason=obj-del
 
 # 2. SIGTERM to etmemd while tracking
 start_project case=sigterm

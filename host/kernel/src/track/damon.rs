@@ -99,6 +99,54 @@ fn foreign_use(kd: &Path) -> Result<u64, TrackError> {
     Ok(n)
 }
 
+/// The initial regions DAMON starts from: the tracked ranges (VMAs), at most `limit` of
+/// them. DAMON's own start (`vaddr`) cuts the address space into equal pieces whose edges
+/// fall anywhere, so a region can straddle a hot and a cold mapping and call all of it hot
+/// until its adaptive splitting finds the edge, rounds later. Starting from the mappings'
+/// own edges, the first pass already tells them apart; DAMON still splits and merges inside
+/// them, keeps regions within the three areas `vaddr` monitors and fills the gaps. Above
+/// `limit` ranges, the closest neighbours (smallest gap) are joined first.
+pub(crate) fn seed_regions(map: &AccessMap, limit: u64) -> Vec<(u64, u64)> {
+    let mut r: Vec<(u64, u64)> = map.ranges().filter(|(s, e)| e > s).collect();
+    let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    if r.len() <= limit {
+        return r;
+    }
+    // join across the (len - limit) smallest gaps
+    let mut gaps: Vec<(u64, usize)> = r
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| (w[1].0.saturating_sub(w[0].1), i))
+        .collect();
+    gaps.sort_unstable();
+    let mut join = vec![false; r.len()];
+    for &(_, i) in gaps.iter().take(r.len() - limit) {
+        join[i] = true;
+    }
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(limit);
+    let mut joining = false;
+    for (i, range) in r.drain(..).enumerate() {
+        match out.last_mut() {
+            Some(last) if joining => last.1 = range.1,
+            _ => out.push(range),
+        }
+        joining = join[i];
+    }
+    out
+}
+
+/// Writes `regions` as the target's initial monitoring regions (`targets/0/regions`).
+fn set_initial_regions(dir: &Path, regions: &[(u64, u64)]) -> Result<(), TrackError> {
+    write_str(&dir.join("nr_regions"), &regions.len().to_string())?;
+    for (i, (start, end)) in regions.iter().enumerate() {
+        // the kernel checks order and overlap when the kdamond turns on, not per write
+        let r = dir.join(i.to_string());
+        write_str(&r.join("start"), &start.to_string())?;
+        write_str(&r.join("end"), &end.to_string())?;
+    }
+    Ok(())
+}
+
 /// Our kdamond, from `start` to `stop`.
 #[derive(Debug)]
 struct Ours {
@@ -186,7 +234,7 @@ impl Tracker for DamonTracker {
         TrackerKind::Damon
     }
 
-    fn start(&mut self, p: &ProcessHandle, _map: &AccessMap) -> Result<(), TrackError> {
+    fn start(&mut self, p: &ProcessHandle, map: &AccessMap) -> Result<(), TrackError> {
         if self.ours.is_some() {
             self.stop()?;
         }
@@ -219,9 +267,11 @@ impl Tracker for DamonTracker {
             index: n,
             dir: dir.clone(),
         });
+        let seeds = seed_regions(map, self.attrs.max_nr_regions / 2);
         let r = (|| {
             p.check()?;
             self.configure(&dir, p.pid())?;
+            set_initial_regions(&dir.join("contexts/0/targets/0/regions"), &seeds)?;
             write_str(&dir.join("state"), "on")
         })();
         if let Err(e) = r {
@@ -285,5 +335,53 @@ impl Tracker for DamonTracker {
 impl Drop for DamonTracker {
     fn drop(&mut self) {
         let _ = self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seed_regions;
+    use crate::access::AccessMap;
+    use crate::parse::idle_pages::PageSizes;
+    use crate::parse::maps::Vma;
+
+    fn map(ranges: &[(u64, u64)]) -> AccessMap {
+        let vmas: Vec<Vma> = ranges
+            .iter()
+            .map(|&(start, end)| Vma {
+                start,
+                end,
+                ..Vma::default()
+            })
+            .collect();
+        AccessMap::new(&vmas, PageSizes::X86_64)
+    }
+
+    #[test]
+    fn seeds_are_the_mappings_when_few() {
+        let r = [(0x1000, 0x3000), (0x3000, 0x9000), (0x20000, 0x21000)];
+        assert_eq!(seed_regions(&map(&r), 10), r.to_vec());
+    }
+
+    #[test]
+    fn too_many_mappings_join_across_the_smallest_gaps() {
+        // gaps: 0x1000, 0x10000, 0x2000, 0x100000
+        let r = [
+            (0x1000, 0x2000),
+            (0x3000, 0x4000),
+            (0x14000, 0x15000),
+            (0x17000, 0x18000),
+            (0x118000, 0x119000),
+        ];
+        assert_eq!(
+            seed_regions(&map(&r), 3),
+            vec![(0x1000, 0x4000), (0x14000, 0x18000), (0x118000, 0x119000)]
+        );
+        assert_eq!(
+            seed_regions(&map(&r), 1),
+            vec![(0x1000, 0x119000)],
+            "one region spans them all"
+        );
+        assert_eq!(seed_regions(&map(&r), 0).len(), 1, "a limit of 0 acts as 1");
     }
 }
