@@ -1,5 +1,6 @@
 //! [`FakeHost`]: a [`Host`] for unit tests, so an engine can be exercised without a daemon;
-//! [`Harness`]: drives an engine by task name the way the daemon does.
+//! [`Harness`]: drives an engine by task name the way the daemon does; [`native`] (off
+//! wasm32): the daemon's side of the native ABI over any [`Host`], to drive a `.so`.
 //!
 //! The fake answers from values the test sets and records every call. It must not touch
 //! the machine.
@@ -11,6 +12,9 @@ use crate::{
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
 
 /// A request an engine made through [`Host::request_swap_out`] or
 /// [`Host::request_migrate`].

@@ -2,63 +2,13 @@
 //! types, errors come back as values, and a panic is caught at the boundary (and poisons
 //! the instance) instead of aborting the caller.
 
-use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::sabi_types::RRef;
-use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
-use etmem_sdk::native::{
-    HostApi, HostApi_TO, REngineError, RLogLevel, RProcessMemory, RRoundInfo, RScanResult,
-    RSystemFacts, RTaskInfo, RVma, root_module,
+use abi_stable::std_types::{ROption, RResult, RSlice, RString, Tuple2};
+use etmem_sdk::native::{RRoundInfo, RScanResult, RTaskInfo, root_module};
+use etmem_sdk::testing::FakeHost;
+use etmem_sdk::testing::native::NativeHost;
+use etmem_sdk::{
+    Action, Engine, EngineError, Host, LogLevel, Params, Round, ScanResult, Task, TaskInfo,
 };
-use etmem_sdk::{Action, Engine, EngineError, Host, Params, Round, ScanResult, Task, TaskInfo};
-use std::sync::Mutex;
-
-#[derive(Default)]
-struct LogHost {
-    lines: Mutex<Vec<String>>,
-}
-
-impl HostApi for LogHost {
-    fn log(&self, _level: RLogLevel, message: RStr<'_>) {
-        self.lines.lock().expect("lock").push(message.to_string());
-    }
-    fn task_vmas(&self, _: RStr<'_>, _: u32) -> RResult<RVec<RVma>, REngineError> {
-        RResult::ROk(RVec::new())
-    }
-    fn task_scan(&self, _: RStr<'_>) -> RResult<RVec<RScanResult>, REngineError> {
-        RResult::ROk(RVec::new())
-    }
-    fn task_memory(&self, _: RStr<'_>, _: u32) -> RResult<RProcessMemory, REngineError> {
-        RResult::RErr(REngineError::Host("no such pid".into()))
-    }
-    fn task_page_nodes(
-        &self,
-        _: RStr<'_>,
-        _: u32,
-        a: RSlice<'_, u64>,
-    ) -> RResult<RVec<i32>, REngineError> {
-        RResult::ROk(a.iter().map(|_| 0).collect())
-    }
-    fn request_swap_out(
-        &self,
-        _: RStr<'_>,
-        _: u32,
-        a: RSlice<'_, u64>,
-    ) -> RResult<u64, REngineError> {
-        RResult::ROk(a.len() as u64)
-    }
-    fn request_migrate(
-        &self,
-        _: RStr<'_>,
-        _: u32,
-        a: RSlice<'_, u64>,
-        _: u32,
-    ) -> RResult<u64, REngineError> {
-        RResult::ROk(a.len() as u64)
-    }
-    fn system_facts(&self) -> RSystemFacts {
-        RSystemFacts::default()
-    }
-}
 
 /// Swaps every idle page; panics on command `boom`; asks the host for memory on `mem`.
 struct Probe;
@@ -68,7 +18,7 @@ impl Engine for Probe {
     type Task = ProbeTask;
     fn configure(params: &Params, host: &dyn Host) -> Result<Probe, EngineError> {
         params.deny_unknown(&["ok"])?;
-        host.log(etmem_sdk::LogLevel::Info, "configured");
+        host.log(LogLevel::Info, "configured");
         Ok(Probe)
     }
     fn new_task(
@@ -115,8 +65,9 @@ impl Task for ProbeTask {
 
 #[test]
 fn values_cross_and_panics_are_caught() {
-    let host = LogHost::default();
-    let h = || HostApi_TO::from_ptr(RRef::new(&host), TD_Opaque);
+    let fake = FakeHost::new();
+    let host = NativeHost(&fake);
+    let h = || host.rhost();
     let m = root_module::<Probe>();
 
     let bad = [Tuple2(RString::from("nope"), RString::from("1"))];
@@ -131,7 +82,7 @@ fn values_cross_and_panics_are_caught() {
     let mut engine = (m.configure())(RSlice::from_slice(&[]), h())
         .into_result()
         .expect("configure");
-    assert_eq!(host.lines.lock().expect("lock").as_slice(), ["configured"]);
+    assert_eq!(fake.logs(), [(LogLevel::Info, "configured".to_string())]);
 
     let info = RTaskInfo::from(&TaskInfo::named("p", "t1", "x"));
     (m.new_task())(&mut engine, &info, RSlice::from_slice(&[]), h())
@@ -193,7 +144,7 @@ fn values_cross_and_panics_are_caught() {
         .expect_err("refused");
     assert_eq!(
         EngineError::from(e),
-        EngineError::Host("no such pid".into())
+        EngineError::Host("pid 1 of task `t1` is not known to this host".into())
     );
 
     let e = (m.command())(&mut engine, "boom".into(), ROption::RNone, h())
@@ -213,8 +164,9 @@ fn values_cross_and_panics_are_caught() {
 
 #[test]
 fn unknown_tasks_are_values() {
-    let host = LogHost::default();
-    let h = || HostApi_TO::from_ptr(RRef::new(&host), TD_Opaque);
+    let fake = FakeHost::new();
+    let host = NativeHost(&fake);
+    let h = || host.rhost();
     let m = root_module::<Probe>();
     let mut engine = (m.configure())(RSlice::from_slice(&[]), h())
         .into_result()

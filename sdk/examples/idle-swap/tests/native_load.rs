@@ -4,58 +4,12 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use abi_stable::library::lib_header_from_path;
-use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::sabi_types::RRef;
-use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
-use etmem_sdk::native::{
-    EngineModRef, HostApi, HostApi_TO, REngineError, RLogLevel, RProcessMemory, RRoundInfo,
-    RScanResult, RSystemFacts, RTaskInfo, RVma,
-};
+use abi_stable::std_types::{ROption, RSlice, RString, Tuple2};
+use etmem_sdk::native::{EngineModRef, RRoundInfo, RScanResult, RTaskInfo};
+use etmem_sdk::testing::FakeHost;
+use etmem_sdk::testing::native::NativeHost;
 use etmem_sdk::{Action, EngineError, TaskInfo};
 use std::path::PathBuf;
-
-struct NullHost;
-
-impl HostApi for NullHost {
-    fn log(&self, _: RLogLevel, _: RStr<'_>) {}
-    fn task_vmas(&self, _: RStr<'_>, _: u32) -> RResult<RVec<RVma>, REngineError> {
-        RResult::ROk(RVec::new())
-    }
-    fn task_scan(&self, _: RStr<'_>) -> RResult<RVec<RScanResult>, REngineError> {
-        RResult::ROk(RVec::new())
-    }
-    fn task_memory(&self, _: RStr<'_>, _: u32) -> RResult<RProcessMemory, REngineError> {
-        RResult::ROk(RProcessMemory::default())
-    }
-    fn task_page_nodes(
-        &self,
-        _: RStr<'_>,
-        _: u32,
-        a: RSlice<'_, u64>,
-    ) -> RResult<RVec<i32>, REngineError> {
-        RResult::ROk(a.iter().map(|_| 0).collect())
-    }
-    fn request_swap_out(
-        &self,
-        _: RStr<'_>,
-        _: u32,
-        a: RSlice<'_, u64>,
-    ) -> RResult<u64, REngineError> {
-        RResult::ROk(a.len() as u64)
-    }
-    fn request_migrate(
-        &self,
-        _: RStr<'_>,
-        _: u32,
-        a: RSlice<'_, u64>,
-        _: u32,
-    ) -> RResult<u64, REngineError> {
-        RResult::ROk(a.len() as u64)
-    }
-    fn system_facts(&self) -> RSystemFacts {
-        RSystemFacts::default()
-    }
-}
 
 /// The cdylib cargo built next to this test binary (target/<profile>/deps).
 fn library() -> PathBuf {
@@ -77,8 +31,9 @@ fn the_so_loads_and_plans() {
     let m: EngineModRef = header
         .init_root_module::<EngineModRef>()
         .expect("root module");
-    let host = NullHost;
-    let h = || HostApi_TO::from_ptr(RRef::new(&host), TD_Opaque);
+    let fake = FakeHost::new();
+    let host = NativeHost(&fake);
+    let h = || host.rhost();
 
     let mut engine = (m.configure())(RSlice::from_slice(&[]), h())
         .into_result()
@@ -121,6 +76,14 @@ fn the_so_loads_and_plans() {
             pid: 42,
             addrs: vec![0x1000]
         }]
+    );
+    // The engine's log line came back through the native host.
+    assert_eq!(
+        fake.logs(),
+        [(
+            etmem_sdk::LogLevel::Debug,
+            "task db round 1: swap out 1 pages".to_string()
+        )]
     );
     let text = (m.command())(
         &mut engine,
