@@ -251,6 +251,9 @@ async fn prepare(
             }) {
                 Ok(Ok(p)) => p,
                 Ok(Err(e)) => {
+                    // the processes are gone: their trackers go too (a DAMON tracker
+                    // removes its kdamond), not at the task's stop
+                    s.procs.clear();
                     tracing::info!("{w}: round skipped: {e}");
                     return None;
                 }
