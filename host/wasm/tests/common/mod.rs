@@ -1,15 +1,10 @@
 //! Shared by the tests and the bench: builds engine crates from source with
 //! `scripts/build-engine` (once per process, into a temporary directory; the cargo target
-//! directory is kept under target/tmp so rebuilds are quick), and an abi_stable host over
-//! any `etmem_sdk::Host` for the native form.
+//! directory is kept under target/tmp so rebuilds are quick), the abi_stable host of the
+//! native form (`etmem_sdk::testing::native::NativeHost`), and a recorded scan.
 
 #![allow(dead_code)]
 
-use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
-use etmem_sdk::native::{
-    HostApi, REngineError, RLogLevel, RProcessMemory, RScanResult, RSystemFacts, RVma,
-};
-use etmem_sdk::{EngineError, Host};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -107,82 +102,10 @@ pub fn build_engine_for(crate_dir: &str, forms: &str, wasm_target: Option<&str>)
     out
 }
 
-/// The abi_stable host of the native form, over any SDK host.
-pub struct NativeHost<'a>(pub &'a (dyn Host + Send + Sync));
-
-fn rerr(e: EngineError) -> REngineError {
-    REngineError::from(e)
-}
-
-impl HostApi for NativeHost<'_> {
-    fn log(&self, level: RLogLevel, message: RStr<'_>) {
-        self.0.log(level.into(), message.as_str());
-    }
-    fn task_vmas(&self, task: RStr<'_>, pid: u32) -> RResult<RVec<RVma>, REngineError> {
-        match self.0.task_vmas(task.as_str(), pid) {
-            Ok(v) => RResult::ROk(v.iter().map(RVma::from).collect()),
-            Err(e) => RResult::RErr(rerr(e)),
-        }
-    }
-    fn task_scan(&self, task: RStr<'_>) -> RResult<RVec<RScanResult>, REngineError> {
-        match self.0.task_scan(task.as_str()) {
-            Ok(v) => RResult::ROk(v.iter().map(RScanResult::from).collect()),
-            Err(e) => RResult::RErr(rerr(e)),
-        }
-    }
-    fn task_memory(&self, task: RStr<'_>, pid: u32) -> RResult<RProcessMemory, REngineError> {
-        match self.0.task_memory(task.as_str(), pid) {
-            Ok(m) => RResult::ROk(RProcessMemory {
-                rss_kb: m.rss_kb,
-                swap_kb: m.swap_kb,
-            }),
-            Err(e) => RResult::RErr(rerr(e)),
-        }
-    }
-    fn task_page_nodes(
-        &self,
-        task: RStr<'_>,
-        pid: u32,
-        addrs: RSlice<'_, u64>,
-    ) -> RResult<RVec<i32>, REngineError> {
-        match self.0.task_page_nodes(task.as_str(), pid, addrs.as_slice()) {
-            Ok(v) => RResult::ROk(v.into()),
-            Err(e) => RResult::RErr(rerr(e)),
-        }
-    }
-    fn request_swap_out(
-        &self,
-        task: RStr<'_>,
-        pid: u32,
-        addrs: RSlice<'_, u64>,
-    ) -> RResult<u64, REngineError> {
-        match self
-            .0
-            .request_swap_out(task.as_str(), pid, addrs.as_slice())
-        {
-            Ok(n) => RResult::ROk(n),
-            Err(e) => RResult::RErr(rerr(e)),
-        }
-    }
-    fn request_migrate(
-        &self,
-        task: RStr<'_>,
-        pid: u32,
-        addrs: RSlice<'_, u64>,
-        node: u32,
-    ) -> RResult<u64, REngineError> {
-        match self
-            .0
-            .request_migrate(task.as_str(), pid, addrs.as_slice(), node)
-        {
-            Ok(n) => RResult::ROk(n),
-            Err(e) => RResult::RErr(rerr(e)),
-        }
-    }
-    fn system_facts(&self) -> RSystemFacts {
-        RSystemFacts::from(&self.0.system_facts())
-    }
-}
+/// The abi_stable host of the native form, over any SDK host (kept here under the name
+/// the tests and the bench use; not every test binary uses it).
+#[allow(unused_imports)]
+pub use etmem_sdk::testing::native::NativeHost;
 
 /// A deterministic "recorded" scan: `pages` 4 KiB pages of `pid` from 0x7f00_0000_0000,
 /// about a third of the gaps skip a page (absent); the layout depends on `pid` only, the
