@@ -18,7 +18,8 @@
 # the zram swap holds 256 MiB, so 75 % of a size must stay under it.
 # Keys per size M: mM_tracked_kib, mM_ours_ms_gib / mM_raw_ms_gib / mM_ratio (round 1
 # wall), mM_ours_cpu_ms_gib / mM_raw_cpu_ms_gib / mM_cpu_ratio (thread CPU; the plan
-# counts as CPU), mM_scan2_cpu_ms_gib / mM_raw_scan_cpu_ms_gib / mM_scan2_cpu_ratio (round
+# counts as CPU; the raw figure is the mean of a run before and one after etmemd's, both
+# in mM_raw_runs_ms), mM_scan2_cpu_ms_gib / mM_raw_scan_cpu_ms_gib / mM_scan2_cpu_ratio (round
 # 2's scan CPU against the raw passes), pages acted on by each, mM_rss_kib, mM_hwm_kib;
 # then idle_rss_kib, rss_kib_per_gib and hwm_kib_per_gib (marginal, between the first and
 # last size), kdamonds_left (kdamonds etmemd left behind; the scenario removes them).
@@ -88,6 +89,16 @@ start_workload() {
         --period-ms 100 --access write || fail reason=workload-no-layout "size_mib=$1"
 }
 
+# raw_run SIZE OUT: etmem-lab bench-raw on a fresh workload of SIZE MiB, its line in OUT.
+raw_run() {
+    start_workload "$1"
+    sleep 1
+    etmem-lab bench-raw --layout "$L" --passes 2 --window-ms 1000 >"$2" 2>"$2.err" ||
+        fail reason=bench-raw "size_mib=$1" "$(cat "$2")"
+    lab_cleanup
+    damon_reset >/dev/null
+}
+
 grep -q zram /proc/swaps || lab_fail reason=no-zram-swap
 [ -f "$KD/nr_kdamonds" ] || lab_fail reason=no-damon-sysfs
 for b in etmemd etmem etmem-lab; do command -v "$b" >/dev/null || lab_fail "reason=no-$b"; done
@@ -96,13 +107,9 @@ left=$(damon_reset)
 res=""
 rss_prev=""
 for M in $SIZES; do
-    # 1. the raw kernel cost, on a fresh workload
-    start_workload "$M"
-    sleep 1
-    etmem-lab bench-raw --layout "$L" --passes 2 --window-ms 1000 >/tmp/br-raw.out 2>/tmp/br-raw.err ||
-        fail reason=bench-raw "size_mib=$M" "$(cat /tmp/br-raw.out)"
-    lab_cleanup
-    damon_reset >/dev/null
+    # 1. the raw kernel cost, on a fresh workload (again after etmemd's run: the mean of
+    # both is the baseline, as the host's load drifts)
+    raw_run "$M" /tmp/br-raw1.out
 
     # 2. etmemd on another fresh workload
     start_workload "$M"
@@ -144,27 +151,33 @@ CONF
     stop_etmemd
     lab_cleanup
     left=$((left + $(damon_reset)))
-    echo "bench-round: size $M MiB: raw: $(cat /tmp/br-raw.out)"
+    raw_run "$M" /tmp/br-raw2.out
+    echo "bench-round: size $M MiB: raw before: $(cat /tmp/br-raw1.out)"
+    echo "bench-round: size $M MiB: raw after: $(cat /tmp/br-raw2.out)"
     echo "bench-round: size $M MiB: round 1: $(round_line 1)"
     echo "bench-round: size $M MiB: round 2: $(round_line 2)"
+    grep 'swap out pid' "$LOG" | head -n 2 | sed "s/^/bench-round: size $M MiB: etmemd: /"
 
     set -- $(round_line 1)
     kib=$1; o_ms=$(calc "print $3 + $5 + $6"); o_cpu=$(calc "print $4 + $5 + $7"); o_pages=$8
     set -- $(round_line 2)
     o2_scan_cpu=$4
-    R=/tmp/br-raw.out
-    r_ms=$(calc "print $(kv $R start_ms) + $(kv $R scan_ms) + $(kv $R act_ms)")
-    r_cpu=$(calc "print $(kv $R start_cpu_ms) + $(kv $R scan_cpu_ms) + $(kv $R act_cpu_ms)")
+    R=/tmp/br-raw1.out
+    R2=/tmp/br-raw2.out
+    r_ms=$(calc "print ($(kv $R start_ms) + $(kv $R scan_ms) + $(kv $R act_ms) + $(kv $R2 start_ms) + $(kv $R2 scan_ms) + $(kv $R2 act_ms)) / 2")
+    r_cpu=$(calc "print ($(kv $R start_cpu_ms) + $(kv $R scan_cpu_ms) + $(kv $R act_cpu_ms) + $(kv $R2 start_cpu_ms) + $(kv $R2 scan_cpu_ms) + $(kv $R2 act_cpu_ms)) / 2")
+    r_scan_cpu=$(calc "print ($(kv $R scan_cpu_ms) + $(kv $R2 scan_cpu_ms)) / 2")
     r_kib=$(kv $R tracked_kib)
     gib=$(calc "print $kib / 1048576")
     r_gib=$(calc "print $r_kib / 1048576")
     res="$res m${M}_tracked_kib=$kib"
     res="$res m${M}_ours_ms_gib=$(calc "printf \"%.0f\", $o_ms / $gib") m${M}_raw_ms_gib=$(calc "printf \"%.0f\", $r_ms / $r_gib")"
     res="$res m${M}_ratio=$(calc "printf \"%.2f\", ($o_ms / $gib) / ($r_ms / $r_gib)")"
+    res="$res m${M}_raw_runs_ms=$(calc "printf \"%.0f,%.0f\", $(kv $R start_ms) + $(kv $R scan_ms) + $(kv $R act_ms), $(kv $R2 start_ms) + $(kv $R2 scan_ms) + $(kv $R2 act_ms)")"
     res="$res m${M}_ours_cpu_ms_gib=$(calc "printf \"%.0f\", $o_cpu / $gib") m${M}_raw_cpu_ms_gib=$(calc "printf \"%.0f\", $r_cpu / $r_gib")"
     res="$res m${M}_cpu_ratio=$(calc "printf \"%.2f\", ($o_cpu / $gib) / ($r_cpu / $r_gib)")"
-    res="$res m${M}_scan2_cpu_ms_gib=$(calc "printf \"%.0f\", $o2_scan_cpu / $gib") m${M}_raw_scan_cpu_ms_gib=$(calc "printf \"%.0f\", $(kv $R scan_cpu_ms) / $r_gib")"
-    res="$res m${M}_scan2_cpu_ratio=$(calc "printf \"%.2f\", ($o2_scan_cpu / $gib) / ($(kv $R scan_cpu_ms) / $r_gib)")"
+    res="$res m${M}_scan2_cpu_ms_gib=$(calc "printf \"%.0f\", $o2_scan_cpu / $gib") m${M}_raw_scan_cpu_ms_gib=$(calc "printf \"%.0f\", $r_scan_cpu / $r_gib")"
+    res="$res m${M}_scan2_cpu_ratio=$(calc "printf \"%.2f\", ($o2_scan_cpu / $gib) / ($r_scan_cpu / $r_gib)")"
     res="$res m${M}_pages_ours=$o_pages m${M}_pages_raw=$(kv $R act_pages)"
     res="$res m${M}_rss_kib=$rss m${M}_hwm_kib=$hwm"
     if [ -n "$rss_prev" ]; then
