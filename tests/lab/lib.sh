@@ -50,3 +50,19 @@ lab_pagemap_flags() {
     [ $# -eq 8 ] || return 1
     echo "$(( ($8 >> 7) & 1 )) $(( ($8 >> 6) & 1 )) $(( ($7 >> 7) & 1 )) $(( $8 & 1 ))"
 }
+
+# lab_damon_state: "n=N" plus, per kdamond, "K:state:nr_contexts".
+lab_damon_state() {
+    kd=/sys/kernel/mm/damon/admin/kdamonds
+    n=$(cat "$kd/nr_kdamonds" 2>/dev/null || echo 0)
+    s="n=$n"
+    i=0
+    while [ "$i" -lt "$n" ]; do
+        s="$s $i:$(cat "$kd/$i/state"):$(cat "$kd/$i/contexts/nr_contexts")"
+        i=$((i + 1))
+    done
+    echo "$s"
+}
+
+# lab_damon_busy: true while some kdamond is on or configured (a context left behind).
+lab_damon_busy() { lab_damon_state | grep -q ':on:\| [0-9]*:[a-z]*:[1-9]'; }

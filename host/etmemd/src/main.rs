@@ -107,7 +107,7 @@ async fn run(opts: Options, notifier: Option<systemd::ReadyNotifier>) -> ExitCod
     }
 
     let kernel = Arc::new(etmem_kernel::LinuxKernel::default());
-    let daemon = etmem_host::Daemon::start(kernel, engine_registry());
+    let daemon = etmem_host::Daemon::start(kernel.clone(), engine_registry());
     let shutdown = async {
         let signo = tokio::select! {
             _ = sigint.recv() => libc::SIGINT,
@@ -129,6 +129,11 @@ async fn run(opts: Options, notifier: Option<systemd::ReadyNotifier>) -> ExitCod
         tracing::error!(
             "tasks did not stop within {CORE_SHUTDOWN_LIMIT:?}; exiting without waiting for them"
         );
+    }
+    // A scan pass still running on a blocking thread would keep its tracker (and a DAMON
+    // kdamond of ours) past our exit: release them here, whatever is still running.
+    for (dir, e) in kernel.release_trackers() {
+        tracing::error!("cannot remove our kdamond {}: {e}", dir.display());
     }
     tracing::info!("close rpc done");
     ExitCode::SUCCESS

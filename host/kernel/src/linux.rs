@@ -47,6 +47,14 @@ impl LinuxKernel {
         &self.sys_root
     }
 
+    /// Releases what trackers left in the kernel: every DAMON kdamond this process created
+    /// under this sys root is turned off and removed, even one whose tracker is still in a
+    /// pass on another thread, and no new one is created after. For the daemon's exit.
+    /// Returns what could not be removed.
+    pub fn release_trackers(&self) -> Vec<(std::path::PathBuf, crate::TrackError)> {
+        crate::track::damon::release_owned(&self.sys_root)
+    }
+
     /// True when this is the running kernel (proc root `/proc`): pidfds and syscalls are
     /// used. Over any other root the tree is a fake and syscall actions are refused.
     pub fn is_live(&self) -> bool {

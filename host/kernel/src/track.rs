@@ -23,7 +23,7 @@
 //! adapted regions). Every error says whether the process is gone (`is_gone`). Every file path goes through the kernel's proc and sys roots, so a temp tree
 //! can stand in for the kernel. Trackers must not act on memory: they only observe.
 
-mod damon;
+pub(crate) mod damon;
 mod idle_pages;
 mod page_idle;
 mod soft_dirty;

@@ -620,3 +620,32 @@ fn probe_of_this_machine_lists_everything() {
     }
     assert!(!rep.nodes.is_empty());
 }
+
+#[test]
+fn release_removes_our_kdamond_and_refuses_new_ones() {
+    let f = fake_with(30, 0x10000, 0x20000);
+    f.add_damon(&[], 2).expect("damon");
+    let h = f.open_process(30).expect("open");
+    let mut t = DamonTracker::new(f.linux(), DamonAttrs::default());
+    t.start(&h, &map_for(&f, &h)).expect("start");
+    assert_eq!(read(&f, "nr_kdamonds"), "1");
+    assert_eq!(read(&f, "0/state"), "on");
+    // etmemd exits while the tracker is alive (a pass on a blocking thread)
+    let failed = f.linux().release_trackers();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(read(&f, "0/state"), "off");
+    assert_eq!(read(&f, "0/contexts/nr_contexts"), "0");
+    assert_eq!(read(&f, "nr_kdamonds"), "0");
+    // the tracker's own stop afterwards touches nothing (someone else may own it now)
+    std::fs::write(f.damon_dir().join("nr_kdamonds"), "1\n").expect("write");
+    std::fs::write(f.damon_dir().join("0/state"), "on\n").expect("write");
+    t.stop().expect("stop");
+    assert_eq!(read(&f, "0/state"), "on");
+    assert_eq!(read(&f, "nr_kdamonds"), "1");
+    // and no new kdamond of ours appears under a released tree
+    std::fs::write(f.damon_dir().join("0/state"), "off\n").expect("write");
+    std::fs::write(f.damon_dir().join("nr_kdamonds"), "0\n").expect("write");
+    let e = t.start(&h, &map_for(&f, &h)).expect_err("closed");
+    assert!(e.to_string().contains("exiting"), "{e}");
+    assert_eq!(read(&f, "nr_kdamonds"), "0");
+}

@@ -9,7 +9,6 @@ LAB_NAME=damon-cleanup
 SOCK=lab_dc
 CONF=/tmp/damon-cleanup.conf
 L=/tmp/dc-layout.json
-KD=/sys/kernel/mm/damon/admin/kdamonds
 ED_PID=""
 
 fail() {
@@ -17,21 +16,6 @@ fail() {
     [ -n "$ED_PID" ] && kill "$ED_PID" 2>/dev/null
     lab_fail "$@"
 }
-
-# damon_state: "n=N" plus, per kdamond, "K:state:contexts".
-damon_state() {
-    n=$(cat "$KD/nr_kdamonds")
-    s="n=$n"
-    i=0
-    while [ "$i" -lt "$n" ]; do
-        s="$s $i:$(cat "$KD/$i/state"):$(cat "$KD/$i/contexts/nr_contexts")"
-        i=$((i + 1))
-    done
-    echo "$s"
-}
-
-# damon_busy: true while some kdamond is on or configured.
-damon_busy() { damon_state | grep -q ':on:\| [0-9]*:[a-z]*:[1-9]'; }
 
 # wait_round MARK: waits (60 s at most) for etmemd's log to show, after its line MARK, a
 # round planned.
@@ -77,22 +61,22 @@ CONF
     mark=$(wc -l </tmp/dc-etmemd.log)
     out=$(etmem obj add -f "$CONF" -s "$SOCK" 2>&1) || fail reason=obj-add "out=\"$(echo $out)\""
     out=$(etmem project start -n lab -s "$SOCK" 2>&1) || fail reason=project-start "out=\"$(echo $out)\""
-    wait_round "$mark" || fail reason=no-round "$1" "damon=\"$(damon_state)\""
-    damon_busy || fail reason=no-kdamond-while-tracking "$1" "damon=\"$(damon_state)\""
+    wait_round "$mark" || fail reason=no-round "$1" "damon=\"$(lab_damon_state)\""
+    lab_damon_busy || fail reason=no-kdamond-while-tracking "$1" "damon=\"$(lab_damon_state)\""
 }
 
 # settled WHAT: DAMON must be free within 5 s.
 settled() {
     i=0
-    while damon_busy; do
-        i=$((i + 1)); [ "$i" -le 50 ] || fail reason="kdamond-left-after-$1" "damon=\"$(damon_state)\""
+    while lab_damon_busy; do
+        i=$((i + 1)); [ "$i" -le 50 ] || fail reason="kdamond-left-after-$1" "damon=\"$(lab_damon_state)\""
         sleep 0.1
     done
 }
 
-[ -f "$KD/nr_kdamonds" ] || lab_fail reason=no-damon-sysfs
-before=$(damon_state)
-damon_busy && lab_fail reason=damon-busy-before "damon=\"$before\""
+[ -f /sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds ] || lab_fail reason=no-damon-sysfs
+before=$(lab_damon_state)
+lab_damon_busy && lab_fail reason=damon-busy-before "damon=\"$before\""
 
 lab_start_workload "$L" --hot 4M --warm 0 --cold 8M --period-ms 100 --access write ||
     lab_fail reason=workload-no-layout
@@ -102,21 +86,21 @@ start_etmemd
 start_project case=stop
 etmem project stop -n lab -s "$SOCK" >/dev/null 2>&1 || fail reason=project-stop
 settled project-stop
-after_stop=$(damon_state)
+after_stop=$(lab_damon_state)
 etmem obj del -f "$CONF" -s "$SOCK" >/dev/null 2>&1 || fail reason=obj-del
 
 # 2. SIGTERM to etmemd while tracking
 start_project case=sigterm
 kill "$ED_PID"; wait "$ED_PID"; ED_PID=""
 settled sigterm
-after_term=$(damon_state)
+after_term=$(lab_damon_state)
 
 # 3. the tracked process exits while tracking (etmemd keeps running)
 start_etmemd
 start_project case=exit
 lab_cleanup
 settled process-exit
-after_exit=$(damon_state)
+after_exit=$(lab_damon_state)
 kill "$ED_PID"; wait "$ED_PID"; ED_PID=""
 
 lab_pass "before=\"$before\"" "after_stop=\"$after_stop\"" "after_sigterm=\"$after_term\"" "after_exit=\"$after_exit\""

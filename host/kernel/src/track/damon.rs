@@ -18,6 +18,7 @@ use crate::access::{AccessMap, MAX_COUNT};
 use crate::linux::LinuxKernel;
 use crate::process::ProcessHandle;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// DAMON monitoring attributes for our kdamond.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,8 +148,84 @@ fn set_initial_regions(dir: &Path, regions: &[(u64, u64)]) -> Result<(), TrackEr
     Ok(())
 }
 
-/// Our kdamond, from `start` to `stop`.
+/// The kdamonds this process created and has not removed yet, by `kdamonds` directory.
+/// A tracker's `stop` (or drop) removes its own; [`release_owned`] removes every one left
+/// under a DAMON tree when etmemd exits, even while a pass still runs on a thread that
+/// will never finish, and closes that tree to new kdamonds of ours.
+static OWNED: Mutex<Owned> = Mutex::new(Owned {
+    live: Vec::new(),
+    closed: Vec::new(),
+});
+
 #[derive(Debug)]
+struct Owned {
+    /// (kdamonds directory, our kdamond there)
+    live: Vec<(PathBuf, Ours)>,
+    /// kdamonds directories released for good
+    closed: Vec<PathBuf>,
+}
+
+fn owned() -> std::sync::MutexGuard<'static, Owned> {
+    // the list stays consistent whatever panicked while holding it
+    OWNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes every kdamond this process created under `sys` (a sysfs root) and refuses new
+/// ones there from now on: what etmemd does on its way out. Returns what could not be
+/// removed, per kdamond directory.
+pub fn release_owned(sys: &Path) -> Vec<(PathBuf, TrackError)> {
+    let kd = admin(sys);
+    let mut o = owned();
+    if !o.closed.contains(&kd) {
+        o.closed.push(kd.clone());
+    }
+    let mut mine: Vec<Ours> = Vec::new();
+    o.live.retain(|(k, ours)| {
+        if *k == kd {
+            mine.push(ours.clone());
+            false
+        } else {
+            true
+        }
+    });
+    // highest index first: each is then the last one, so nr_kdamonds shrinks back
+    mine.sort_by_key(|ours| std::cmp::Reverse(ours.index));
+    mine.into_iter()
+        .filter_map(|ours| remove(&kd, &ours).err().map(|e| (ours.dir, e)))
+        .collect()
+}
+
+/// Turns our kdamond off, empties it, and shrinks `nr_kdamonds` when ours is the last one
+/// and the others are off and empty (the rewrite recreates them).
+fn remove(kd: &Path, ours: &Ours) -> Result<(), TrackError> {
+    let state_file = ours.dir.join("state");
+    if read_trim(&state_file)? != "off"
+        && let Err(e) = write_str(&state_file, "off")
+    {
+        // the kdamond may have stopped by itself (target exited): fine if it reads off
+        if read_trim(&state_file)? != "off" {
+            return Err(e);
+        }
+    }
+    write_str(&ours.dir.join("contexts/nr_contexts"), "0")?;
+    let n = read_u64(&kd.join("nr_kdamonds"))?;
+    if n == ours.index + 1 {
+        let others_idle = (0..ours.index).all(|i| {
+            let d = kd.join(i.to_string());
+            read_trim(&d.join("state")).is_ok_and(|s| s == "off")
+                && read_u64(&d.join("contexts/nr_contexts")).is_ok_and(|c| c == 0)
+        });
+        if others_idle {
+            write_str(&kd.join("nr_kdamonds"), &ours.index.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Our kdamond, from `start` to `stop`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Ours {
     /// index of our kdamond
     index: u64,
@@ -246,6 +323,13 @@ impl Tracker for DamonTracker {
                     .into(),
             });
         }
+        let mut o = owned();
+        if o.closed.contains(kd) {
+            return Err(TrackError::Unavailable {
+                kind: TrackerKind::Damon,
+                reason: "etmemd is exiting: its kdamonds are released".into(),
+            });
+        }
         let n = foreign_use(kd)?;
         // re-read right before writing: someone may have added a kdamond meanwhile
         let again = read_u64(&kd.join("nr_kdamonds"))?;
@@ -263,10 +347,13 @@ impl Tracker for DamonTracker {
                 n + 1
             )));
         }
-        self.ours = Some(Ours {
+        let ours = Ours {
             index: n,
             dir: dir.clone(),
-        });
+        };
+        o.live.push((kd.clone(), ours.clone()));
+        drop(o);
+        self.ours = Some(ours);
         let seeds = seed_regions(map, self.attrs.max_nr_regions / 2);
         let r = (|| {
             p.check()?;
@@ -304,31 +391,14 @@ impl Tracker for DamonTracker {
         let Some(ours) = self.ours.take() else {
             return Ok(());
         };
-        let state_file = ours.dir.join("state");
-        if read_trim(&state_file)? != "off"
-            && let Err(e) = write_str(&state_file, "off")
-        {
-            // the kdamond may have stopped by itself (target exited): fine if it reads off
-            if read_trim(&state_file)? != "off" {
-                return Err(e);
-            }
+        let mut o = owned();
+        let before = o.live.len();
+        o.live.retain(|(k, x)| !(*k == self.kdamonds && *x == ours));
+        if o.live.len() == before {
+            // released already (etmemd is exiting): nothing of ours is left there
+            return Ok(());
         }
-        // empty our kdamond, then shrink nr_kdamonds only if ours is the last one and the
-        // others are still off and empty (the rewrite recreates them)
-        write_str(&ours.dir.join("contexts/nr_contexts"), "0")?;
-        let kd = &self.kdamonds;
-        let n = read_u64(&kd.join("nr_kdamonds"))?;
-        if n == ours.index + 1 {
-            let others_idle = (0..ours.index).all(|i| {
-                let d = kd.join(i.to_string());
-                read_trim(&d.join("state")).is_ok_and(|s| s == "off")
-                    && read_u64(&d.join("contexts/nr_contexts")).is_ok_and(|c| c == 0)
-            });
-            if others_idle {
-                write_str(&kd.join("nr_kdamonds"), &ours.index.to_string())?;
-            }
-        }
-        Ok(())
+        remove(&self.kdamonds, &ours)
     }
 }
 
