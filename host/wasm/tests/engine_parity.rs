@@ -37,12 +37,15 @@ use etmem_sdk::{Action, Engine, LogLevel, Params, Round, ScanResult, TaskInfo};
 use std::path::Path;
 use std::sync::Arc;
 
+/// One plan call: the task and the scans handed to it.
+type PlanCall = (String, Vec<ScanResult>);
+
 /// An engine's recorded rounds, whichever plugin crate's `testdata` they come from.
 struct Recorded {
     engine_params: Params,
     tasks: Vec<(TaskInfo, Params)>,
     /// per round: its info and the plan calls (task, scans) in order
-    rounds: Vec<(Round, Vec<(String, Vec<ScanResult>)>)>,
+    rounds: Vec<(Round, Vec<PlanCall>)>,
     /// a fresh host answering as the fixture says during round `i`
     host: Box<dyn Fn(usize) -> FakeHost>,
 }
