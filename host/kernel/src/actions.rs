@@ -311,13 +311,28 @@ pub(crate) fn pageout(
             _ => ranges.push((pg.addr, pg.size, i, 1)),
         }
     }
-    for batch in ranges.chunks(IOV_MAX) {
+    // The kernel advises iovecs in order and stops at the first it refuses, returning the
+    // bytes advised so far (the error only when nothing was). So after a short count the
+    // next call starts at the refused range, whose refusal then comes back with its errno,
+    // and the ranges after it are still advised.
+    let (mut i, mut skip) = (0usize, 0usize); // range, pages of it already accounted
+    while i < ranges.len() {
         p.check()?;
-        let iov: Vec<libc::iovec> = batch
+        let end = (i + IOV_MAX).min(ranges.len());
+        let (first_page, first_count) = (ranges[i].2, ranges[i].3);
+        let skip_bytes: u64 = pages[first_page..first_page + skip]
             .iter()
-            .map(|r| libc::iovec {
-                iov_base: r.0 as *mut libc::c_void,
-                iov_len: r.1 as usize,
+            .map(|pg| pg.size)
+            .sum();
+        let iov: Vec<libc::iovec> = ranges[i..end]
+            .iter()
+            .enumerate()
+            .map(|(k, r)| {
+                let off = if k == 0 { skip_bytes } else { 0 };
+                libc::iovec {
+                    iov_base: (r.0 + off) as *mut libc::c_void,
+                    iov_len: (r.1 - off) as usize,
+                }
             })
             .collect();
         // SAFETY: iov points at `iov.len()` valid iovec structs describing addresses in
@@ -332,8 +347,6 @@ pub(crate) fn pageout(
                 0u32,
             )
         };
-        let batch_pages =
-            |rs: &[(u64, u64, usize, usize)]| rs.iter().map(|r| r.3 as u64).sum::<u64>();
         if r < 0 {
             let e = std::io::Error::last_os_error();
             let errno = e.raw_os_error().unwrap_or(0);
@@ -347,22 +360,35 @@ pub(crate) fn pageout(
                     source: e,
                 });
             }
-            rep.fail(FailReason::from_errno(errno), batch_pages(batch));
+            // nothing advised: the first (remaining) range was refused
+            rep.fail(FailReason::from_errno(errno), (first_count - skip) as u64);
+            (i, skip) = (i + 1, 0);
             continue;
         }
-        // the kernel advises iovecs in order and stops at the first failure
         let mut left = r as u64;
-        for rg in batch {
-            for pg in &pages[rg.2..rg.2 + rg.3] {
-                if left >= pg.size {
-                    left -= pg.size;
-                    rep.done_pages += 1;
-                    rep.done_bytes += pg.size;
-                } else {
-                    left = 0;
-                    rep.fail(FailReason::NotPresent, 1);
+        let mut at = None;
+        'ranges: for (k, rg) in ranges.iter().enumerate().take(end).skip(i) {
+            let (fp, n) = (rg.2, rg.3);
+            let from = if k == i { skip } else { 0 };
+            for (s, pg) in pages[fp + from..fp + n].iter().enumerate() {
+                if left < pg.size {
+                    at = Some((k, from + s));
+                    break 'ranges;
                 }
+                left -= pg.size;
+                rep.done_pages += 1;
+                rep.done_bytes += pg.size;
             }
+        }
+        match at {
+            None => (i, skip) = (end, 0),
+            // no progress at all (cannot happen unless the kernel counts oddly): give the
+            // range up rather than loop
+            Some(pos) if pos == (i, skip) => {
+                rep.fail(FailReason::NotPresent, (first_count - skip) as u64);
+                (i, skip) = (i + 1, 0);
+            }
+            Some(pos) => (i, skip) = pos,
         }
     }
     Ok(())
@@ -471,6 +497,44 @@ pub(crate) fn query_nodes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Live kernel (any Linux ≥ 5.10, root): a refused range in the middle of a batch
+    /// (`[vvar]`: EINVAL) fails alone, and the ranges after it are still advised. Nothing
+    /// is swapped here (no swap on the dev machines: MADV_PAGEOUT only drops references).
+    #[test]
+    fn pageout_goes_on_after_a_refused_range() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id();
+        let k = crate::LinuxKernel::default();
+        let h = crate::Kernel::open_process(&k, pid).expect("open");
+        let maps = std::fs::read(format!("/proc/{pid}/maps")).expect("maps");
+        let vmas = crate::parse::maps::parse_maps(&maps).expect("parse");
+        let find = |name: &str| {
+            vmas.iter()
+                .find(|v| v.path == name)
+                .map(|v| (v.start, v.end))
+        };
+        let (Some(stack), Some(vvar)) = (find("[stack]"), find("[vvar]")) else {
+            let _ = child.kill();
+            panic!("no [stack] or [vvar] in the maps of pid {pid}");
+        };
+        let pg = |addr| PageRef { addr, size: 4096 };
+        let pages = [pg(stack.1 - 3 * 4096), pg(vvar.0), pg(stack.1 - 4096)];
+        let mut rep = ActionReport::default();
+        let r = pageout(&h, &pages, &mut rep);
+        let _ = child.kill();
+        let _ = child.wait();
+        r.expect("pageout");
+        assert_eq!(rep.done_pages, 2, "{rep:?}");
+        assert_eq!(
+            rep.failed.get(&FailReason::Errno(libc::EINVAL)),
+            Some(&1),
+            "{rep:?}"
+        );
+    }
 
     fn vma(start: u64, end: u64) -> Vma {
         Vma {

@@ -75,9 +75,23 @@ impl Vma {
     }
 
     /// The anonymous rule of spec §6.3: not may-share, not executable, and (inode 0 or
-    /// writable).
+    /// writable); and, unlike C etmem, not one of the kernel's special mappings
+    /// (`[vvar]`, `[vvar_vclock]`, `[vdso]`, `[vsyscall]`): they pass the C rule, but the
+    /// kernel refuses to swap or migrate them (MADV_PAGEOUT: EINVAL).
     pub fn is_anonymous(&self) -> bool {
-        !self.perms.shared && !self.perms.exec && (self.inode == 0 || self.perms.write)
+        !self.perms.shared
+            && !self.perms.exec
+            && (self.inode == 0 || self.perms.write)
+            && !self.is_special()
+    }
+
+    /// True for the kernel's special mappings (pseudo-paths `[vvar]`, `[vvar_vclock]`,
+    /// `[vdso]`, `[vsyscall]`), which hold no pages of the process's own.
+    pub fn is_special(&self) -> bool {
+        matches!(
+            self.path.as_str(),
+            "[vvar]" | "[vvar_vclock]" | "[vdso]" | "[vsyscall]"
+        )
     }
 
     /// True when every flag of `flags` is among the VMA's `VmFlags` (false when the VMA
@@ -270,6 +284,24 @@ mod tests {
         // read-only file, last line without newline
         assert_eq!(v[5].path, "/ro/file");
         assert!(!v[5].is_anonymous());
+    }
+
+    #[test]
+    fn the_kernels_special_mappings_are_not_anonymous() {
+        let m = "7ffd1c5f2000-7ffd1c5f6000 r--p 00000000 00:00 0                          [vvar]
+7ffd1c5f6000-7ffd1c5f8000 r-xp 00000000 00:00 0                          [vdso]
+7ffd1c500000-7ffd1c521000 rw-p 00000000 00:00 0                          [stack]
+ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
+";
+        let v = parse_maps(m.as_bytes()).expect("parse");
+        let anon: Vec<&str> = v
+            .iter()
+            .filter(|v| v.is_anonymous())
+            .map(|v| v.path.as_str())
+            .collect();
+        // [vvar] is r--p with inode 0: the C rule alone would keep it
+        assert_eq!(anon, vec!["[stack]"]);
+        assert!(v[0].is_special() && v[1].is_special() && !v[2].is_special());
     }
 
     #[test]
