@@ -74,15 +74,36 @@ pub(crate) fn availability(sys: &Path) -> Result<(), String> {
             "no /sys/kernel/mm/damon/admin: kernel built without CONFIG_DAMON_SYSFS".into(),
         );
     }
-    foreign_use(&kd).map(|_| ()).map_err(|e| e.to_string())
+    let ours = owned_indices(&owned(), &kd);
+    foreign_use(&kd, &ours)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
-/// Fails when an existing kdamond (not ours) is running or configured.
-fn foreign_use(kd: &Path) -> Result<u64, TrackError> {
+/// The indices of our live kdamonds under `kd`.
+fn owned_indices(o: &Owned, kd: &Path) -> Vec<u64> {
+    o.live
+        .iter()
+        .filter(|(k, _)| k == kd)
+        .map(|(_, ours)| ours.index)
+        .collect()
+}
+
+/// Fails when an existing kdamond is running or configured; `ours` are the indices of
+/// the kdamonds this process runs (for a message that says so).
+fn foreign_use(kd: &Path, ours: &[u64]) -> Result<u64, TrackError> {
     let n = read_u64(&kd.join("nr_kdamonds"))?;
     for i in 0..n {
         let dir = kd.join(i.to_string());
         let state = read_trim(&dir.join("state"))?;
+        if ours.contains(&i) {
+            return Err(TrackError::DamonInUse(format!(
+                "kdamond {i} is ours and tracks another process; the kernel adds no kdamond \
+                 while one runs (EBUSY), so etmemd tracks one process at a time with DAMON \
+                 (a project's tasks and their children need another tracker: idle_pages, \
+                 page_idle)"
+            )));
+        }
         if state == "on" {
             return Err(TrackError::DamonInUse(format!(
                 "kdamond {i} is running and is not ours; the kernel refuses to add a kdamond \
@@ -330,7 +351,7 @@ impl Tracker for DamonTracker {
                 reason: "etmemd is exiting: its kdamonds are released".into(),
             });
         }
-        let n = foreign_use(kd)?;
+        let n = foreign_use(kd, &owned_indices(&o, kd))?;
         // re-read right before writing: someone may have added a kdamond meanwhile
         let again = read_u64(&kd.join("nr_kdamonds"))?;
         if again != n {
