@@ -372,12 +372,20 @@ fn damon_adds_configures_reads_and_removes_its_own_kdamond() {
         ],
     )
     .expect("regions");
+    // every page present but 0x26000 (swapped out) and 0x2e000 (never touched)
+    let mut pm = vec![1u64 << 63; 32];
+    pm[(0x26000 - 0x10000) / 0x1000] = 1 << 62;
+    pm[(0x2e000 - 0x10000) / 0x1000] = 0;
+    f.set_pagemap(20, 0x10000, &pm).expect("pagemap");
     t.pass(&h, &mut m).expect("pass");
     assert_eq!(read(&f, "1/state"), "update_schemes_tried_regions");
     t.pass(&h, &mut m).expect("pass");
     assert_eq!(m.get(0x10000), Some(0));
     assert_eq!(m.get(0x27000), Some(10));
     assert_eq!(m.get(0x2f000), Some(2));
+    // DAMON's region covers them, pagemap says they are not in memory
+    assert_eq!(m.get(0x26000), None, "swapped out: absent");
+    assert_eq!(m.get(0x2e000), None, "never touched: absent");
     t.stop().expect("stop");
     assert_eq!(read(&f, "1/state"), "off");
     assert_eq!(read(&f, "1/contexts/nr_contexts"), "0");

@@ -14,7 +14,7 @@
 //! saw an access) added per pass.
 
 use super::{TrackError, Tracker, TrackerKind, read_trim, read_u64, write_str};
-use crate::access::{AccessMap, MAX_COUNT};
+use crate::access::{ABSENT, AccessMap, MAX_COUNT};
 use crate::linux::LinuxKernel;
 use crate::process::ProcessHandle;
 use std::path::{Path, PathBuf};
@@ -119,6 +119,20 @@ fn foreign_use(kd: &Path, ours: &[u64]) -> Result<u64, TrackError> {
         }
     }
     Ok(n)
+}
+
+/// DAMON counts per region, swapped-out and never-touched pages included: pagemap tells
+/// which pages are present, and the others are marked absent, as every other tracker
+/// reports them, so an engine neither counts them as resident nor plans them again.
+fn absent_from_pagemap(p: &ProcessHandle, map: &mut AccessMap) -> Result<(), TrackError> {
+    let path = p.path("pagemap");
+    let f = std::fs::File::open(&path).map_err(super::io_err("open", &path))?;
+    let page_size = map.sizes().pte;
+    super::soft_dirty::for_each_pagemap_slot(&f, &path, page_size, map, |slot, e| {
+        if !e.present() {
+            *slot = ABSENT;
+        }
+    })
 }
 
 /// The initial regions DAMON starts from: the tracked ranges (VMAs), at most `limit` of
@@ -404,6 +418,7 @@ impl Tracker for DamonTracker {
             return Err(e);
         }
         self.read_regions(&ours.dir, map)?;
+        absent_from_pagemap(p, map)?;
         map.finish_pass();
         Ok(())
     }

@@ -64,6 +64,22 @@ pub fn scan_pagemap(
     map: &mut AccessMap,
     mut weigh: impl FnMut(crate::parse::PagemapEntry) -> Option<u8>,
 ) -> Result<(), TrackError> {
+    for_each_pagemap_slot(f, path, page_size, map, |slot, e| {
+        if let Some(w) = weigh(e) {
+            bump(slot, w);
+        }
+    })
+}
+
+/// Calls `visit` with every slot of `map` and the page's pagemap entry, 64 Ki entries
+/// per `pread`; slots past a short read (the pages are not mapped any more) are left alone.
+pub(crate) fn for_each_pagemap_slot(
+    f: &std::fs::File,
+    path: &Path,
+    page_size: u64,
+    map: &mut AccessMap,
+    mut visit: impl FnMut(&mut u8, crate::parse::PagemapEntry),
+) -> Result<(), TrackError> {
     let mut buf = Vec::new();
     for i in 0..map.nr_ranges() {
         let Some((start, slots)) = map.slots_mut(i) else {
@@ -73,9 +89,7 @@ pub fn scan_pagemap(
             let at = start + (c * PAGEMAP_CHUNK) as u64 * page_size;
             read_pagemap(f, path, at, page_size, chunk.len(), &mut buf)?;
             for (slot, e) in chunk.iter_mut().zip(decode_pagemap(&buf)) {
-                if let Some(w) = weigh(e) {
-                    bump(slot, w);
-                }
+                visit(slot, e);
             }
         }
     }
