@@ -510,14 +510,26 @@ mod tests {
         let pid = child.id();
         let k = crate::LinuxKernel::default();
         let h = crate::Kernel::open_process(&k, pid).expect("open");
-        let maps = std::fs::read(format!("/proc/{pid}/maps")).expect("maps");
-        let vmas = crate::parse::maps::parse_maps(&maps).expect("parse");
-        let find = |name: &str| {
-            vmas.iter()
-                .find(|v| v.path == name)
-                .map(|v| (v.start, v.end))
-        };
-        let (Some(stack), Some(vvar)) = (find("[stack]"), find("[vvar]")) else {
+        // the child may still be exec-ing `sleep`: wait for its own maps
+        let mut found = (None, None);
+        for _ in 0..200 {
+            let maps = std::fs::read(format!("/proc/{pid}/maps")).expect("maps");
+            let vmas = crate::parse::maps::parse_maps(&maps).expect("parse");
+            let find = |name: &str| {
+                vmas.iter()
+                    .find(|v| v.path == name)
+                    .map(|v| (v.start, v.end))
+            };
+            found = (find("[stack]"), find("[vvar]"));
+            if found.0.is_some()
+                && found.1.is_some()
+                && vmas.iter().any(|v| v.path.ends_with("sleep"))
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let (Some(stack), Some(vvar)) = found else {
             let _ = child.kill();
             panic!("no [stack] or [vvar] in the maps of pid {pid}");
         };

@@ -13,12 +13,46 @@
 //! every region. Counts are DAMON's `nr_accesses` (samples per aggregation interval that
 //! saw an access) added per pass.
 
-use super::{TrackError, Tracker, TrackerKind, read_trim, read_u64, write_str};
+use super::{TrackError, Tracker, TrackerKind};
 use crate::access::{ABSENT, AccessMap, MAX_COUNT};
 use crate::linux::LinuxKernel;
 use crate::process::ProcessHandle;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// How long a DAMON file may answer EBUSY before we give up: the sysfs interface takes
+/// one lock with `trylock` for nearly every file, so while another thread's command runs
+/// (an `update_schemes_tried_regions` waits for the kdamond's next aggregation) every
+/// other read or write fails with EBUSY.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `f` again while it fails with EBUSY, for at most [`BUSY_WAIT`].
+fn unbusy<T>(mut f: impl FnMut() -> Result<T, TrackError>) -> Result<T, TrackError> {
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
+    loop {
+        match f() {
+            Err(TrackError::Io { ref source, .. })
+                if source.raw_os_error() == Some(libc::EBUSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
+
+fn read_trim(path: &Path) -> Result<String, TrackError> {
+    unbusy(|| super::read_trim(path))
+}
+
+fn read_u64(path: &Path) -> Result<u64, TrackError> {
+    unbusy(|| super::read_u64(path))
+}
+
+fn write_str(path: &Path, value: &str) -> Result<(), TrackError> {
+    unbusy(|| super::write_str(path, value))
+}
 
 /// DAMON monitoring attributes for our kdamond.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,7 +480,7 @@ impl Drop for DamonTracker {
 
 #[cfg(test)]
 mod tests {
-    use super::seed_regions;
+    use super::{TrackError, seed_regions, unbusy};
     use crate::access::AccessMap;
     use crate::parse::idle_pages::PageSizes;
     use crate::parse::maps::Vma;
@@ -461,6 +495,35 @@ mod tests {
             })
             .collect();
         AccessMap::new(&vmas, PageSizes::X86_64)
+    }
+
+    fn io(errno: i32) -> TrackError {
+        TrackError::Io {
+            op: "read",
+            path: "/sys/kernel/mm/damon/admin/kdamonds/0/state".into(),
+            source: std::io::Error::from_raw_os_error(errno),
+        }
+    }
+
+    #[test]
+    fn ebusy_is_waited_out_and_other_errors_are_not() {
+        let mut calls = 0;
+        let r = unbusy(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(io(libc::EBUSY))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.expect("third call answers"), 3);
+        let mut calls = 0;
+        let r: Result<(), _> = unbusy(|| {
+            calls += 1;
+            Err(io(libc::EINVAL))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1, "EINVAL is not retried");
     }
 
     #[test]
