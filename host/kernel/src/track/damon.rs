@@ -241,12 +241,61 @@ fn owned() -> std::sync::MutexGuard<'static, Owned> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// One DAMON sysfs operation of ours at a time (start, a pass, stop, release). The 6.12
+/// kernel hangs the writer of `off` for good when another thread's
+/// `update_schemes_tried_regions` is waiting on the same kdamond (lab: etmemd in D state
+/// on SIGTERM mid-pass), so they never overlap. Taken before [`OWNED`].
+static OPS: Mutex<()> = Mutex::new(());
+
+fn ops() -> std::sync::MutexGuard<'static, ()> {
+    OPS.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// [`ops`], waiting at most `limit` (a pass holds it for about one aggregation).
+fn ops_within(limit: std::time::Duration) -> Option<std::sync::MutexGuard<'static, ()>> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match OPS.try_lock() {
+            Ok(g) => return Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                if std::time::Instant::now() >= deadline {
+                    return None;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
+
 /// Removes every kdamond this process created under `sys` (a sysfs root) and refuses new
-/// ones there from now on: what etmemd does on its way out. Returns what could not be
-/// removed, per kdamond directory.
+/// ones there from now on: what etmemd does on its way out. Waits for a pass in progress
+/// (at most [`BUSY_WAIT`]). Returns what could not be removed, per kdamond directory.
 pub fn release_owned(sys: &Path) -> Vec<(PathBuf, TrackError)> {
     let kd = admin(sys);
+    let ops = ops_within(BUSY_WAIT);
     let mut o = owned();
+    if ops.is_none() {
+        if !o.closed.contains(&kd) {
+            o.closed.push(kd.clone());
+        }
+        return o
+            .live
+            .iter()
+            .filter(|(k, _)| *k == kd)
+            .map(|(_, ours)| {
+                (
+                    ours.dir.clone(),
+                    TrackError::DamonInUse(format!(
+                        "a scan pass of ours has been updating kdamond {} for more than {:?}; \
+                         left as it is",
+                        ours.index, BUSY_WAIT
+                    )),
+                )
+            })
+            .collect();
+    }
     if !o.closed.contains(&kd) {
         o.closed.push(kd.clone());
     }
@@ -384,6 +433,7 @@ impl Tracker for DamonTracker {
         if self.ours.is_some() {
             self.stop()?;
         }
+        let _ops = ops();
         let kd = &self.kdamonds;
         if !kd.join("nr_kdamonds").exists() {
             return Err(TrackError::Unavailable {
@@ -431,7 +481,7 @@ impl Tracker for DamonTracker {
             write_str(&dir.join("state"), "on")
         })();
         if let Err(e) = r {
-            let _ = self.stop();
+            let _ = self.stop_holding_ops();
             return Err(e);
         }
         Ok(())
@@ -446,18 +496,39 @@ impl Tracker for DamonTracker {
             return Err(TrackError::NotStarted(self.kind()));
         };
         p.check()?;
-        if let Err(e) = write_str(&ours.dir.join("state"), "update_schemes_tried_regions") {
-            // the kdamond stops by itself when its target exits
-            p.check()?;
-            return Err(e);
+        {
+            let _ops = ops();
+            if !owned()
+                .live
+                .iter()
+                .any(|(k, x)| *k == self.kdamonds && x == ours)
+            {
+                return Err(TrackError::Unavailable {
+                    kind: TrackerKind::Damon,
+                    reason: format!("kdamond {} was released: etmemd is exiting", ours.index),
+                });
+            }
+            if let Err(e) = write_str(&ours.dir.join("state"), "update_schemes_tried_regions") {
+                // the kdamond stops by itself when its target exits
+                p.check()?;
+                return Err(e);
+            }
+            self.read_regions(&ours.dir, map)?;
         }
-        self.read_regions(&ours.dir, map)?;
         absent_from_pagemap(p, map)?;
         map.finish_pass();
         Ok(())
     }
 
     fn stop(&mut self) -> Result<(), TrackError> {
+        let _ops = ops();
+        self.stop_holding_ops()
+    }
+}
+
+impl DamonTracker {
+    /// `stop` for a caller that holds [`OPS`].
+    fn stop_holding_ops(&mut self) -> Result<(), TrackError> {
         let Some(ours) = self.ours.take() else {
             return Ok(());
         };
@@ -468,6 +539,7 @@ impl Tracker for DamonTracker {
             // released already (etmemd is exiting): nothing of ours is left there
             return Ok(());
         }
+        drop(o);
         remove(&self.kdamonds, &ours)
     }
 }
