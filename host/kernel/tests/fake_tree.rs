@@ -681,3 +681,29 @@ fn a_second_process_on_damon_is_refused_with_the_reason() {
     ta.stop().expect("stop");
     assert_eq!(read(&f, "nr_kdamonds"), "0");
 }
+
+#[test]
+fn damon_counts_pages_written_since_the_last_pass_where_soft_dirty_works() {
+    let f = fake_with(50, 0x10000, 0x14000);
+    f.enable_soft_dirty().expect("soft-dirty");
+    f.add_damon(&[], 1).expect("damon");
+    let h = f.open_process(50).expect("open");
+    let mut t = DamonTracker::new(f.linux(), DamonAttrs::default());
+    let mut m = map_for(&f, &h);
+    t.start(&h, &m).expect("start");
+    let clear_refs = || std::fs::read_to_string(f.proc_root().join("50/clear_refs")).expect("cr");
+    assert_eq!(clear_refs(), "4", "soft-dirty cleared at start");
+    std::fs::write(f.proc_root().join("50/clear_refs"), "").expect("reset");
+    // DAMON saw nothing (a hot page whose TLB entry stayed cached looks idle to it); the
+    // second page was written since
+    f.set_tried_regions(0, &[(0x10000, 0x14000, 0)])
+        .expect("regions");
+    let p = 1u64 << 63;
+    f.set_pagemap(50, 0x10000, &[p, p | 1 << 55, p, p])
+        .expect("pagemap");
+    t.pass(&h, &mut m).expect("pass");
+    assert_eq!(m.get(0x10000), Some(0));
+    assert_eq!(m.get(0x11000), Some(1), "written: counted");
+    assert_eq!(clear_refs(), "4", "cleared again for the next pass");
+    t.stop().expect("stop");
+}

@@ -51,6 +51,10 @@ struct Cli {
     /// Write the layout (JSON) here once every page is present.
     #[arg(long)]
     layout: Option<PathBuf>,
+    /// Lock the process's own memory (stack, heap, libraries) so that only the regions
+    /// can be swapped: every major fault then is a region page read back from swap.
+    #[arg(long)]
+    lock_rest: bool,
     /// Exit after this many seconds (default: run until SIGTERM or SIGINT).
     #[arg(long)]
     duration: Option<f64>,
@@ -99,6 +103,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         cli.node,
     )?;
     let populated = mem.populate();
+    if cli.lock_rest {
+        mem.lock_the_rest()
+            .context("locking the process's own memory")?;
+    }
     let layout = Layout {
         pid,
         page_size: mem.page_size() as u64,

@@ -279,6 +279,21 @@ impl Memory {
         &self.regions
     }
 
+    /// Locks every page of the process in memory but the regions' reservation (`mlockall`
+    /// then `munlock` of it): the process's own stack, heap and libraries can then never be
+    /// swapped out, so a major fault can only come from a region.
+    pub fn lock_the_rest(&self) -> std::io::Result<()> {
+        // SAFETY: mlockall takes flags only and changes no memory we reference.
+        if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `[base, base+total)` is our own reservation; munlock only unpins it.
+        if unsafe { libc::munlock(self.base as *const libc::c_void, self.total) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// The regions as layout entries.
     pub fn layout(&self) -> Vec<RegionLayout> {
         self.regions

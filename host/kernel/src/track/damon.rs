@@ -158,15 +158,37 @@ fn foreign_use(kd: &Path, ours: &[u64]) -> Result<u64, TrackError> {
 /// DAMON counts per region, swapped-out and never-touched pages included: pagemap tells
 /// which pages are present, and the others are marked absent, as every other tracker
 /// reports them, so an engine neither counts them as resident nor plans them again.
-fn absent_from_pagemap(p: &ProcessHandle, map: &mut AccessMap) -> Result<(), TrackError> {
+///
+/// With `soft_dirty`, a page written since the last pass also counts one access. DAMON
+/// samples the accessed bit, which the CPU sets only when it loads a translation into its
+/// TLB; a hot page whose translation stays cached (a busy loop on its own CPU, huge pages,
+/// qemu's large soft TLB) looks idle to DAMON forever. The lab saw slide swap a whole hot
+/// region out that way. Soft-dirty catches writes whatever the TLB holds (clear_refs
+/// write-protects the pages and flushes the TLB); a page only read while its translation
+/// stays cached is still missed.
+fn absent_from_pagemap(
+    p: &ProcessHandle,
+    map: &mut AccessMap,
+    soft_dirty: bool,
+) -> Result<(), TrackError> {
     let path = p.path("pagemap");
     let f = std::fs::File::open(&path).map_err(super::io_err("open", &path))?;
     let page_size = map.sizes().pte;
     super::soft_dirty::for_each_pagemap_slot(&f, &path, page_size, map, |slot, e| {
         if !e.present() {
             *slot = ABSENT;
+        } else if soft_dirty && e.soft_dirty() {
+            // written this pass: one access more than DAMON's samples saw
+            crate::access::bump(slot, 1);
         }
     })
+}
+
+/// Clears the soft-dirty bits of every page of `p` (`clear_refs` 4: write-protects them and
+/// flushes the process's TLB).
+fn clear_soft_dirty(p: &ProcessHandle) -> Result<(), TrackError> {
+    p.check()?;
+    super::write_str(&p.path("clear_refs"), "4")
 }
 
 /// The initial regions DAMON starts from: the tracked ranges (VMAs), at most `limit` of
@@ -356,6 +378,10 @@ pub struct DamonTracker {
     kdamonds: PathBuf,
     attrs: DamonAttrs,
     ours: Option<Ours>,
+    /// soft-dirty works for the process: written pages count as accessed (see
+    /// [`absent_from_pagemap`])
+    soft_dirty: bool,
+    proc_root: PathBuf,
 }
 
 impl DamonTracker {
@@ -365,6 +391,8 @@ impl DamonTracker {
             kdamonds: admin(k.sys_root()),
             attrs,
             ours: None,
+            soft_dirty: false,
+            proc_root: k.proc_root().to_path_buf(),
         }
     }
 
@@ -484,6 +512,10 @@ impl Tracker for DamonTracker {
             let _ = self.stop_holding_ops();
             return Err(e);
         }
+        // soft-dirty as well where the kernel has it (CONFIG_MEM_SOFT_DIRTY): if not, DAMON
+        // alone
+        self.soft_dirty =
+            super::soft_dirty::availability(&self.proc_root).is_ok() && clear_soft_dirty(p).is_ok();
         Ok(())
     }
 
@@ -515,7 +547,10 @@ impl Tracker for DamonTracker {
             }
             self.read_regions(&ours.dir, map)?;
         }
-        absent_from_pagemap(p, map)?;
+        absent_from_pagemap(p, map, self.soft_dirty)?;
+        if self.soft_dirty {
+            clear_soft_dirty(p)?;
+        }
         map.finish_pass();
         Ok(())
     }
