@@ -106,6 +106,8 @@ struct RoundCost {
     /// opening the processes and their VMA lists, passes, scan results
     scan: Duration,
     scan_cpu: Option<Duration>,
+    /// the scan's CPU by part: [`ScanPart`] order
+    scan_parts_cpu: [Option<Duration>; 3],
     /// the engine's plan
     plan: Duration,
     /// carrying out the actions
@@ -122,6 +124,7 @@ impl Default for RoundCost {
             tracked_bytes: 0,
             scan: Duration::ZERO,
             scan_cpu: Some(Duration::ZERO),
+            scan_parts_cpu: [Some(Duration::ZERO); 3],
             plan: Duration::ZERO,
             act: Duration::ZERO,
             act_cpu: Some(Duration::ZERO),
@@ -130,10 +133,23 @@ impl Default for RoundCost {
     }
 }
 
+/// The parts of a scan, for the round's cost line.
+#[derive(Debug, Clone, Copy)]
+enum ScanPart {
+    /// finding and opening the processes, their VMA lists, starting trackers
+    Prepare = 0,
+    /// the tracker passes (without the sleeps)
+    Passes = 1,
+    /// turning the access maps into scan results
+    Results = 2,
+}
+
 impl RoundCost {
-    fn add_scan(&mut self, (wall, cpu): (Duration, Option<Duration>)) {
+    fn add_scan(&mut self, part: ScanPart, (wall, cpu): (Duration, Option<Duration>)) {
         self.scan += wall;
         self.scan_cpu = add_cpu(self.scan_cpu, cpu);
+        let slot = &mut self.scan_parts_cpu[part as usize];
+        *slot = add_cpu(*slot, cpu);
     }
 }
 
@@ -143,7 +159,7 @@ impl std::fmt::Display for RoundCost {
         let cpu = |d: Option<Duration>| d.map_or("?".to_string(), |d| format!("{:.1}", ms(d)));
         write!(
             f,
-            "tracked {} KiB in {} pid(s), scan {:.1} ms (cpu {} ms), plan {:.1} ms, act {:.1} ms (cpu {} ms, {} page(s))",
+            "tracked {} KiB in {} pid(s), scan {:.1} ms (cpu {} ms), plan {:.1} ms, act {:.1} ms (cpu {} ms, {} page(s)); scan cpu: prepare {} ms, passes {} ms, results {} ms",
             self.tracked_bytes / 1024,
             self.pids,
             ms(self.scan),
@@ -151,7 +167,10 @@ impl std::fmt::Display for RoundCost {
             ms(self.plan),
             ms(self.act),
             cpu(self.act_cpu),
-            self.act_pages
+            self.act_pages,
+            cpu(self.scan_parts_cpu[ScanPart::Prepare as usize]),
+            cpu(self.scan_parts_cpu[ScanPart::Passes as usize]),
+            cpu(self.scan_parts_cpu[ScanPart::Results as usize]),
         )
     }
 }
@@ -246,7 +265,7 @@ async fn prepare(
             })
             .await;
             match r.map(|(r, t)| {
-                cost.add_scan(t);
+                cost.add_scan(ScanPart::Prepare, t);
                 r
             }) {
                 Ok(Ok(p)) => p,
@@ -355,7 +374,7 @@ async fn prepare(
     .await;
     match r {
         Ok(Some((v, t))) => {
-            cost.add_scan(t);
+            cost.add_scan(ScanPart::Prepare, t);
             Some(v)
         }
         Ok(None) => None,
@@ -418,7 +437,7 @@ async fn pass(
                 }
             }
         }
-        cost.add_scan((started.elapsed(), cpu));
+        cost.add_scan(ScanPart::Passes, (started.elapsed(), cpu));
     }
     *procs = done;
     !main_gone
@@ -495,7 +514,7 @@ async fn scan_tasks(env: &RoundEnv, scanners: &mut [TaskScanner]) -> Vec<Option<
                 for sc in procs {
                     s.procs.insert(sc.pid, sc.proc_);
                 }
-                cost.add_scan(sw.stop());
+                cost.add_scan(ScanPart::Results, sw.stop());
                 out.push(Some((handles, scans, cost)));
             }
         }
@@ -715,6 +734,11 @@ mod tests {
             tracked_bytes: 128 << 20,
             scan: Duration::from_micros(12_345),
             scan_cpu: Some(Duration::from_micros(2_500)),
+            scan_parts_cpu: [
+                Some(Duration::from_micros(500)),
+                Some(Duration::from_millis(2)),
+                None,
+            ],
             plan: Duration::from_millis(3),
             act: Duration::from_millis(40),
             act_cpu: None,
@@ -723,12 +747,19 @@ mod tests {
         assert_eq!(
             c.to_string(),
             "tracked 131072 KiB in 2 pid(s), scan 12.3 ms (cpu 2.5 ms), plan 3.0 ms, \
-             act 40.0 ms (cpu ? ms, 24576 page(s))"
+             act 40.0 ms (cpu ? ms, 24576 page(s)); scan cpu: prepare 0.5 ms, passes 2.0 ms, \
+             results ? ms"
         );
         let mut d = RoundCost::default();
-        d.add_scan((Duration::from_millis(1), Some(Duration::from_millis(1))));
-        d.add_scan((Duration::from_millis(2), None));
+        d.add_scan(
+            ScanPart::Prepare,
+            (Duration::from_millis(1), Some(Duration::from_millis(1))),
+        );
+        d.add_scan(ScanPart::Passes, (Duration::from_millis(2), None));
         assert_eq!(d.scan, Duration::from_millis(3));
         assert_eq!(d.scan_cpu, None, "one unknown part makes the sum unknown");
+        assert_eq!(d.scan_parts_cpu[0], Some(Duration::from_millis(1)));
+        assert_eq!(d.scan_parts_cpu[1], None);
+        assert_eq!(d.scan_parts_cpu[2], Some(Duration::ZERO));
     }
 }
