@@ -64,9 +64,10 @@ damon_reset() {
 # status_kb PID FIELD: VmRSS, VmHWM... of /proc/PID/status in kB.
 status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
-# round_line N: etmemd's cost line of round N, as "kib pids scan scan_cpu plan act act_cpu pages".
+# round_line N: etmemd's cost line of round N, as "kib pids scan scan_cpu plan act act_cpu
+# pages", then whatever the line says after (the scan's CPU by part), apart.
 round_line() {
-    sed -n "s/.*: round $1: tracked \([0-9]*\) KiB in \([0-9]*\) pid(s), scan \([0-9.]*\) ms (cpu \([0-9.?]*\) ms), plan \([0-9.]*\) ms, act \([0-9.]*\) ms (cpu \([0-9.?]*\) ms, \([0-9]*\) page(s))/\1 \2 \3 \4 \5 \6 \7 \8/p" "$LOG" | head -n 1
+    sed -n "s/.*: round $1: tracked \([0-9]*\) KiB in \([0-9]*\) pid(s), scan \([0-9.]*\) ms (cpu \([0-9.?]*\) ms), plan \([0-9.]*\) ms, act \([0-9.]*\) ms (cpu \([0-9.?]*\) ms, \([0-9]*\) page(s))\(.*\)/\1 \2 \3 \4 \5 \6 \7 \8 \9/p" "$LOG" | head -n 1
 }
 
 # wait_round N: waits (150 s at most: TCG is slow) for round N's cost line.
