@@ -66,3 +66,41 @@ lab_damon_state() {
 
 # lab_damon_busy: true while some kdamond is on or configured (a context left behind).
 lab_damon_busy() { lab_damon_state | grep -q ':on:\| [0-9]*:[a-z]*:[1-9]'; }
+
+# lab_start_etmemd SOCK LOG [LEVEL]: starts etmemd in the background on socket SOCK with
+# log level LEVEL (default 0: debug), appending to LOG; sets ED_PID; returns 1 if it does
+# not answer `etmem project show` within 10 s.
+lab_start_etmemd() {
+    etmemd -l "${3:-0}" -s "$1" >>"$2" 2>&1 &
+    ED_PID=$!
+    i=0
+    until etmem project show -s "$1" >/dev/null 2>&1; do
+        i=$((i + 1)); [ "$i" -le 100 ] || return 1
+        sleep 0.1
+    done
+}
+
+# lab_slide_conf FILE PID LOOP: a slide project `lab` (interval=1, sleep=1, T=1) with one
+# task `wl` on PID, mode 0600 as etmemd demands.
+lab_slide_conf() {
+    cat >"$1" <<CONF
+[project]
+name=lab
+loop=$3
+interval=1
+sleep=1
+
+[engine]
+name=slide
+project=lab
+
+[task]
+project=lab
+engine=slide
+name=wl
+type=pid
+value=$2
+T=1
+CONF
+    chmod 0600 "$1"
+}

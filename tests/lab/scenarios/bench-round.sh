@@ -114,35 +114,11 @@ for M in $SIZES; do
 
     # 2. etmemd on another fresh workload
     start_workload "$M"
-    etmemd -l 1 -s "$SOCK" >"$LOG" 2>&1 &
-    ED_PID=$!
-    i=0
-    until etmem project show -s "$SOCK" >/dev/null 2>&1; do
-        i=$((i + 1)); [ "$i" -le 100 ] || fail reason=etmemd-not-listening
-        sleep 0.1
-    done
+    : >"$LOG"
+    lab_start_etmemd "$SOCK" "$LOG" 1 || fail reason=etmemd-not-listening
     sleep 1
     idle_rss=$(status_kb "$ED_PID" VmRSS)
-    cat >"$CONF" <<CONF
-[project]
-name=lab
-loop=2
-interval=1
-sleep=1
-
-[engine]
-name=slide
-project=lab
-
-[task]
-project=lab
-engine=slide
-name=wl
-type=pid
-value=$WL_PID
-T=1
-CONF
-    chmod 0600 "$CONF"
+    lab_slide_conf "$CONF" "$WL_PID" 2
     out=$(etmem obj add -f "$CONF" -s "$SOCK" 2>&1) || fail reason=obj-add "out=\"$(echo $out)\""
     out=$(etmem project start -n lab -s "$SOCK" 2>&1) || fail reason=project-start "out=\"$(echo $out)\""
     wait_round 2 || fail reason=no-round-2 "size_mib=$M"

@@ -75,13 +75,8 @@ ign_host=yes
 CONF
 chmod 0600 "$CONF"
 
-etmemd -l 0 -s "$SOCK" >/tmp/ct-etmemd.log 2>&1 &
-ED_PID=$!
-i=0
-until etmem project show -s "$SOCK" >/dev/null 2>&1; do
-    i=$((i + 1)); [ "$i" -le 50 ] || fail reason=etmemd-not-listening
-    sleep 0.1
-done
+: >/tmp/ct-etmemd.log
+lab_start_etmemd "$SOCK" /tmp/ct-etmemd.log || fail reason=etmemd-not-listening
 out=$(etmem obj add -f "$CONF" -s "$SOCK" 2>&1) || fail reason=obj-add "out=\"$(echo $out)\""
 out=$(etmem project start -n lab -s "$SOCK" 2>&1) || fail reason=project-start "out=\"$(echo $out)\""
 

@@ -28,36 +28,12 @@ wait_round() {
 }
 
 start_etmemd() {
-    etmemd -l 0 -s "$SOCK" >/tmp/dc-etmemd.log 2>&1 &
-    ED_PID=$!
-    i=0
-    until etmem project show -s "$SOCK" >/dev/null 2>&1; do
-        i=$((i + 1)); [ "$i" -le 50 ] || fail reason=etmemd-not-listening
-        sleep 0.1
-    done
+    : >/tmp/dc-etmemd.log
+    lab_start_etmemd "$SOCK" /tmp/dc-etmemd.log || fail reason=etmemd-not-listening
 }
 
 start_project() {
-    cat >"$CONF" <<CONF
-[project]
-name=lab
-loop=1
-interval=1
-sleep=1
-
-[engine]
-name=slide
-project=lab
-
-[task]
-project=lab
-engine=slide
-name=wl
-type=pid
-value=$WL_PID
-T=1
-CONF
-    chmod 0600 "$CONF"
+    lab_slide_conf "$CONF" "$WL_PID" 1
     mark=$(wc -l </tmp/dc-etmemd.log)
     out=$(etmem obj add -f "$CONF" -s "$SOCK" 2>&1) || fail reason=obj-add "out=\"$(echo $out)\""
     out=$(etmem project start -n lab -s "$SOCK" 2>&1) || fail reason=project-start "out=\"$(echo $out)\""

@@ -96,13 +96,7 @@ command -v etmem >/dev/null || lab_fail reason=no-etmem
 # start_etmemd: etmemd in the background (debug log appended to /tmp/so-etmemd.log),
 # the project added and started.
 start_etmemd() {
-    etmemd -l 0 -s "$SOCK" >>/tmp/so-etmemd.log 2>&1 &
-    ED_PID=$!
-    i=0
-    until etmem project show -s "$SOCK" >/dev/null 2>&1; do
-        i=$((i + 1)); [ "$i" -le 50 ] || fail reason=etmemd-not-listening
-        sleep 0.1
-    done
+    lab_start_etmemd "$SOCK" /tmp/so-etmemd.log || fail reason=etmemd-not-listening
     out=$(etmem obj add -f "$CONF" -s "$SOCK" 2>&1) || fail reason=obj-add "out=\"$(echo $out)\""
     t0=$(now)
     out=$(etmem project start -n lab -s "$SOCK" 2>&1) || fail reason=project-start "out=\"$(echo $out)\""
@@ -128,26 +122,7 @@ set -- $(lab_region "$L" hot); hot_start=$1; hot_kb=$(( ($2 - $1) / 1024 ))
 set -- $(lab_region "$L" cold); cold_start=$1; cold_kb=$(( ($2 - $1) / 1024 ))
 [ "$hot_kb" -gt 0 ] && [ "$cold_kb" -gt 0 ] || fail reason=layout-regions
 
-cat >"$CONF" <<CONF
-[project]
-name=lab
-loop=2
-interval=1
-sleep=1
-
-[engine]
-name=slide
-project=lab
-
-[task]
-project=lab
-engine=slide
-name=wl
-type=pid
-value=$WL_PID
-T=1
-CONF
-chmod 0600 "$CONF"
+lab_slide_conf "$CONF" "$WL_PID" 2
 : >/tmp/so-etmemd.log
 
 sleep 2
