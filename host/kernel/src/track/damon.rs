@@ -166,7 +166,7 @@ fn foreign_use(kd: &Path, ours: &[u64]) -> Result<u64, TrackError> {
 /// region out that way. Soft-dirty catches writes whatever the TLB holds (clear_refs
 /// write-protects the pages and flushes the TLB); a page only read while its translation
 /// stays cached is still missed.
-fn absent_from_pagemap(
+fn apply_pagemap(
     p: &ProcessHandle,
     map: &mut AccessMap,
     soft_dirty: bool,
@@ -298,10 +298,10 @@ pub fn release_owned(sys: &Path) -> Vec<(PathBuf, TrackError)> {
     let kd = admin(sys);
     let ops = ops_within(BUSY_WAIT);
     let mut o = owned();
+    if !o.closed.contains(&kd) {
+        o.closed.push(kd.clone());
+    }
     if ops.is_none() {
-        if !o.closed.contains(&kd) {
-            o.closed.push(kd.clone());
-        }
         return o
             .live
             .iter()
@@ -317,9 +317,6 @@ pub fn release_owned(sys: &Path) -> Vec<(PathBuf, TrackError)> {
                 )
             })
             .collect();
-    }
-    if !o.closed.contains(&kd) {
-        o.closed.push(kd.clone());
     }
     let mut mine: Vec<Ours> = Vec::new();
     o.live.retain(|(k, ours)| {
@@ -379,7 +376,7 @@ pub struct DamonTracker {
     attrs: DamonAttrs,
     ours: Option<Ours>,
     /// soft-dirty works for the process: written pages count as accessed (see
-    /// [`absent_from_pagemap`])
+    /// [`apply_pagemap`])
     soft_dirty: bool,
     proc_root: PathBuf,
 }
@@ -547,7 +544,7 @@ impl Tracker for DamonTracker {
             }
             self.read_regions(&ours.dir, map)?;
         }
-        absent_from_pagemap(p, map, self.soft_dirty)?;
+        apply_pagemap(p, map, self.soft_dirty)?;
         if self.soft_dirty {
             clear_soft_dirty(p)?;
         }
