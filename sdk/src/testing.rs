@@ -1,6 +1,7 @@
 //! [`FakeHost`]: a [`Host`] for unit tests, so an engine can be exercised without a daemon;
 //! [`Harness`]: drives an engine by task name the way the daemon does; [`native`] (off
-//! wasm32): the daemon's side of the native ABI over any [`Host`], to drive a `.so`.
+//! wasm32): the daemon's side of the native ABI over any [`Host`], to drive a `.so`;
+//! [`fixture`]: recorded scan rounds an engine's parity tests drive through every form.
 //!
 //! The fake answers from values the test sets and records every call. It must not touch
 //! the machine.
@@ -13,6 +14,7 @@ use crate::{
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+pub mod fixture;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 

@@ -1,85 +1,21 @@
 //! Recorded scan rounds for parity tests: the same [`Fixture`] driven through the built-in
 //! engine (the SDK's `Runner`), the native `.so` and the wasm component must give the same
-//! actions. Plain data plus [`Fixture::host`], which answers the host calls the engine
-//! makes (its `task-scan` answers are the round's scans, as the daemon's are when it plans
-//! a per-engine round); it must not touch the machine.
+//! actions. cslide's rounds as plain data; the fixture types and [`Fixture::host`] (which
+//! answers the host calls the engine makes, its `task-scan` answers being the round's
+//! scans) are the SDK's `testing::fixture`, re-exported here. It must not touch the
+//! machine.
 
-use etmem_sdk::testing::FakeHost;
+pub use etmem_sdk::testing::fixture::{Fixture, FixtureRound, PageNodes, PlanCall};
+
+use etmem_sdk::testing::fixture::scan_of;
 use etmem_sdk::{
-    MemInfo, NodeMemory, Page, PageSize, Params, Pid, ProcessMemory, Round, ScanResult,
-    SystemFacts, TaskInfo,
+    MemInfo, NodeMemory, PageSize, Params, Pid, Round, ScanResult, SystemFacts, TaskInfo,
 };
 
-/// `task-page-nodes(task, pid, ..)` answers: the task, the pid, (address, node) per page.
-pub type PageNodes = (String, Pid, Vec<(u64, i32)>);
-
-/// One `plan` call: the task and the scans handed to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanCall {
-    /// task name
-    pub task: String,
-    /// one scan per pid
-    pub scans: Vec<ScanResult>,
-}
-
-/// One round: its info and the plan calls in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FixtureRound {
-    /// passed to every plan call of the round
-    pub round: Round,
-    /// in call order
-    pub plans: Vec<PlanCall>,
-}
-
-/// An engine's configuration, its tasks, what the host answers, and the rounds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fixture {
-    /// `configure` params (engine keys plus the project's keys)
-    pub engine_params: Params,
-    /// `new_task` calls, in order
-    pub tasks: Vec<(TaskInfo, Params)>,
-    /// `system-facts`
-    pub facts: SystemFacts,
-    /// `task-memory(task, pid)`
-    pub memory: Vec<(String, Pid, ProcessMemory)>,
-    /// `task-page-nodes`
-    pub page_nodes: Vec<PageNodes>,
-    /// the rounds
-    pub rounds: Vec<FixtureRound>,
-}
-
-impl Fixture {
-    /// A [`FakeHost`] answering as the fixture says during round `index`.
-    pub fn host(&self, index: usize) -> FakeHost {
-        let mut h = FakeHost::new().with_system_facts(self.facts.clone());
-        for (task, pid, mem) in &self.memory {
-            h = h.with_task_memory(task, *pid, *mem);
-        }
-        for (task, pid, nodes) in &self.page_nodes {
-            h = h.with_page_nodes(task, *pid, nodes);
-        }
-        for (task, _) in &self.tasks {
-            let scans = self
-                .rounds
-                .get(index)
-                .and_then(|r| r.plans.iter().find(|p| p.task == task.name))
-                .map(|p| p.scans.clone())
-                .unwrap_or_default();
-            h = h.with_scans(&task.name, scans);
-        }
-        h
-    }
-}
-
-const HUGE: u64 = 2 << 20;
+const HUGE: u64 = PageSize::Size2M.bytes();
 
 fn scan(pid: Pid, base: u64, counts: &[u8]) -> ScanResult {
-    let pages = counts.iter().enumerate().map(|(i, &count)| Page {
-        addr: base + HUGE * i as u64,
-        count,
-        size: PageSize::Size2M,
-    });
-    ScanResult::from_pages(pid, 2, pages).unwrap_or_default()
+    scan_of(pid, 2, base, PageSize::Size2M, counts)
 }
 
 fn nodes(base: u64, nodes: &[i32]) -> Vec<(u64, i32)> {

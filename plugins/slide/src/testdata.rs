@@ -1,82 +1,18 @@
 //! Recorded scan rounds for parity tests: the same [`Fixture`] driven through the built-in
 //! engine (the SDK's `Runner`), the native `.so` and the wasm component must give the same
-//! actions. Plain data plus [`Fixture::host`], which answers the host calls the engine
-//! makes; it must not touch the machine.
+//! actions. slide's rounds as plain data; the fixture types and [`Fixture::host`] (which
+//! answers the host calls the engine makes) are the SDK's `testing::fixture`, re-exported
+//! here. It must not touch the machine.
 
-use etmem_sdk::testing::FakeHost;
+pub use etmem_sdk::testing::fixture::{Fixture, FixtureRound, PageNodes, PlanCall};
+
+use etmem_sdk::testing::fixture::scan_of;
 use etmem_sdk::{
-    MemInfo, Page, PageSize, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo,
+    MemInfo, PageSize, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo,
 };
 
-/// `task-page-nodes(task, pid, ..)` answers: the task, the pid, (address, node) per page.
-pub type PageNodes = (String, Pid, Vec<(u64, i32)>);
-
-/// One `plan` call: the task and the scans handed to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanCall {
-    /// task name
-    pub task: String,
-    /// one scan per pid
-    pub scans: Vec<ScanResult>,
-}
-
-/// One round: its info and the plan calls in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FixtureRound {
-    /// passed to every plan call of the round
-    pub round: Round,
-    /// in call order
-    pub plans: Vec<PlanCall>,
-}
-
-/// An engine's configuration, its tasks, what the host answers, and the rounds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fixture {
-    /// `configure` params (engine keys plus the project's keys)
-    pub engine_params: Params,
-    /// `new_task` calls, in order
-    pub tasks: Vec<(TaskInfo, Params)>,
-    /// `system-facts`
-    pub facts: SystemFacts,
-    /// `task-memory(task, pid)`
-    pub memory: Vec<(String, Pid, ProcessMemory)>,
-    /// `task-page-nodes(task, pid, ..)`: (address, node) per page
-    pub page_nodes: Vec<PageNodes>,
-    /// the rounds
-    pub rounds: Vec<FixtureRound>,
-}
-
-impl Fixture {
-    /// A [`FakeHost`] answering as the fixture says during round `index` (its `task-scan`
-    /// answers are that round's scans).
-    pub fn host(&self, index: usize) -> FakeHost {
-        let mut h = FakeHost::new().with_system_facts(self.facts.clone());
-        for (task, pid, mem) in &self.memory {
-            h = h.with_task_memory(task, *pid, *mem);
-        }
-        for (task, pid, nodes) in &self.page_nodes {
-            h = h.with_page_nodes(task, *pid, nodes);
-        }
-        for (task, _) in &self.tasks {
-            let scans = self
-                .rounds
-                .get(index)
-                .and_then(|r| r.plans.iter().find(|p| p.task == task.name))
-                .map(|p| p.scans.clone())
-                .unwrap_or_default();
-            h = h.with_scans(&task.name, scans);
-        }
-        h
-    }
-}
-
 fn scan(pid: Pid, passes: u32, base: u64, counts: &[u8]) -> ScanResult {
-    let pages = counts.iter().enumerate().map(|(i, &count)| Page {
-        addr: base + 0x1000 * i as u64,
-        count,
-        size: PageSize::Size4K,
-    });
-    ScanResult::from_pages(pid, passes, pages).unwrap_or_default()
+    scan_of(pid, passes, base, PageSize::Size4K, counts)
 }
 
 /// Three rounds of two tasks (`loop=2`, `sysmem_threshold=50` with 40 % MemFree):
