@@ -27,6 +27,11 @@
 //! between passes left out), of the plan and of the actions. Measuring never changes what
 //! a round does.
 
+// The round-cost accounting lives in its own file; declared here, its one user, so that
+// the move needs no change to lib.rs.
+#[path = "round_cost.rs"]
+mod round_cost;
+
 use crate::engine::{ScanParams, Scheduling, TaskInfo};
 use crate::model::{EngineCell, State, quarantine};
 use crate::plugin::{Action, CallError, Round, ScanResult};
@@ -35,6 +40,7 @@ use etmem_kernel::{
     AccessMap, Kernel, Pid, ProcessHandle, ProcessTarget, Tracker, TrackerChoice, TrackerKind,
     VmaFilter,
 };
+use round_cost::{RoundCost, ScanPart, Stopwatch, add_cpu};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -54,125 +60,6 @@ pub(crate) struct RoundEnv {
     pub scan: ScanParams,
     pub tracker: TrackerKind,
     pub scheduling: Scheduling,
-}
-
-/// CPU time this thread has run so far (`/proc/thread-self/schedstat`, nanoseconds);
-/// `None` where the kernel does not keep it (no CONFIG_SCHED_INFO).
-fn thread_cpu() -> Option<Duration> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns = s.split_whitespace().next()?.parse::<u64>().ok()?;
-    Some(Duration::from_nanos(ns))
-}
-
-/// Wall and thread CPU time of a piece of work on one thread.
-#[derive(Debug, Clone, Copy)]
-struct Stopwatch {
-    wall: Instant,
-    cpu: Option<Duration>,
-}
-
-impl Stopwatch {
-    fn start() -> Stopwatch {
-        Stopwatch {
-            wall: Instant::now(),
-            cpu: thread_cpu(),
-        }
-    }
-
-    /// (wall, CPU) since `start`, on the same thread.
-    fn stop(self) -> (Duration, Option<Duration>) {
-        let cpu = match (self.cpu, thread_cpu()) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-            _ => None,
-        };
-        (self.wall.elapsed(), cpu)
-    }
-}
-
-/// Sums CPU times; unknown if any part is.
-fn add_cpu(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    Some(a? + b?)
-}
-
-/// What one task's round cost, logged at info when the round ends. Wall times leave out
-/// the waits (`sleep`); CPU times are those of the threads that did the work (the kernel's
-/// own threads, e.g. a kdamond, are not in them).
-#[derive(Debug, Clone, Copy)]
-struct RoundCost {
-    /// processes scanned
-    pids: usize,
-    /// bytes of the VMAs scanned
-    tracked_bytes: u64,
-    /// opening the processes and their VMA lists, passes, scan results
-    scan: Duration,
-    scan_cpu: Option<Duration>,
-    /// the scan's CPU by part: [`ScanPart`] order
-    scan_parts_cpu: [Option<Duration>; 3],
-    /// the engine's plan
-    plan: Duration,
-    /// carrying out the actions
-    act: Duration,
-    act_cpu: Option<Duration>,
-    /// pages the kernel accepted
-    act_pages: u64,
-}
-
-impl Default for RoundCost {
-    fn default() -> Self {
-        RoundCost {
-            pids: 0,
-            tracked_bytes: 0,
-            scan: Duration::ZERO,
-            scan_cpu: Some(Duration::ZERO),
-            scan_parts_cpu: [Some(Duration::ZERO); 3],
-            plan: Duration::ZERO,
-            act: Duration::ZERO,
-            act_cpu: Some(Duration::ZERO),
-            act_pages: 0,
-        }
-    }
-}
-
-/// The parts of a scan, for the round's cost line.
-#[derive(Debug, Clone, Copy)]
-enum ScanPart {
-    /// finding and opening the processes, their VMA lists, starting trackers
-    Prepare = 0,
-    /// the tracker passes (without the sleeps)
-    Passes = 1,
-    /// turning the access maps into scan results
-    Results = 2,
-}
-
-impl RoundCost {
-    fn add_scan(&mut self, part: ScanPart, (wall, cpu): (Duration, Option<Duration>)) {
-        self.scan += wall;
-        self.scan_cpu = add_cpu(self.scan_cpu, cpu);
-        let slot = &mut self.scan_parts_cpu[part as usize];
-        *slot = add_cpu(*slot, cpu);
-    }
-}
-
-impl std::fmt::Display for RoundCost {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let cpu = |d: Option<Duration>| d.map_or("?".to_string(), |d| format!("{:.1}", ms(d)));
-        write!(
-            f,
-            "tracked {} KiB in {} pid(s), scan {:.1} ms (cpu {} ms), plan {:.1} ms, act {:.1} ms (cpu {} ms, {} page(s)); scan cpu: prepare {} ms, passes {} ms, results {} ms",
-            self.tracked_bytes / 1024,
-            self.pids,
-            ms(self.scan),
-            cpu(self.scan_cpu),
-            ms(self.plan),
-            ms(self.act),
-            cpu(self.act_cpu),
-            self.act_pages,
-            cpu(self.scan_parts_cpu[ScanPart::Prepare as usize]),
-            cpu(self.scan_parts_cpu[ScanPart::Passes as usize]),
-            cpu(self.scan_parts_cpu[ScanPart::Results as usize]),
-        )
-    }
 }
 
 /// What a target means to the kernel layer.
@@ -696,70 +583,4 @@ pub(crate) fn spawn_engine_worker(env: RoundEnv, working: WorkingSet) -> JoinHan
             }
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thread_cpu_counts_this_threads_work_only() {
-        let Some(before) = thread_cpu() else {
-            // a kernel without CONFIG_SCHED_INFO: the log says `cpu ?`
-            return;
-        };
-        let sw = Stopwatch::start();
-        let mut x = 0u64;
-        while sw.wall.elapsed() < Duration::from_millis(30) {
-            x = std::hint::black_box(x.wrapping_add(1));
-        }
-        let idle = Stopwatch::start();
-        std::thread::sleep(Duration::from_millis(30));
-        let (idle_wall, idle_cpu) = idle.stop();
-        let (_, busy_cpu) = sw.stop();
-        let busy = busy_cpu.expect("schedstat read once, readable again");
-        assert!(thread_cpu().expect("schedstat") >= before + busy);
-        assert!(busy >= Duration::from_millis(10), "busy loop cpu {busy:?}");
-        assert!(idle_wall >= Duration::from_millis(30));
-        assert!(
-            idle_cpu.expect("schedstat") < Duration::from_millis(10),
-            "a sleeping thread used {idle_cpu:?}"
-        );
-    }
-
-    #[test]
-    fn round_cost_line() {
-        let c = RoundCost {
-            pids: 2,
-            tracked_bytes: 128 << 20,
-            scan: Duration::from_micros(12_345),
-            scan_cpu: Some(Duration::from_micros(2_500)),
-            scan_parts_cpu: [
-                Some(Duration::from_micros(500)),
-                Some(Duration::from_millis(2)),
-                None,
-            ],
-            plan: Duration::from_millis(3),
-            act: Duration::from_millis(40),
-            act_cpu: None,
-            act_pages: 24_576,
-        };
-        assert_eq!(
-            c.to_string(),
-            "tracked 131072 KiB in 2 pid(s), scan 12.3 ms (cpu 2.5 ms), plan 3.0 ms, \
-             act 40.0 ms (cpu ? ms, 24576 page(s)); scan cpu: prepare 0.5 ms, passes 2.0 ms, \
-             results ? ms"
-        );
-        let mut d = RoundCost::default();
-        d.add_scan(
-            ScanPart::Prepare,
-            (Duration::from_millis(1), Some(Duration::from_millis(1))),
-        );
-        d.add_scan(ScanPart::Passes, (Duration::from_millis(2), None));
-        assert_eq!(d.scan, Duration::from_millis(3));
-        assert_eq!(d.scan_cpu, None, "one unknown part makes the sum unknown");
-        assert_eq!(d.scan_parts_cpu[0], Some(Duration::from_millis(1)));
-        assert_eq!(d.scan_parts_cpu[1], None);
-        assert_eq!(d.scan_parts_cpu[2], Some(Duration::ZERO));
-    }
 }
