@@ -538,7 +538,7 @@ fn set_initial_regions(dir: &Path, regions: &[(u64, u64)]) -> Result<(), TrackEr
 
 /// What a pass of member `id` reads: `(start, end, nr_accesses)` of its target's regions
 /// in the last aggregation. Reuses the last update when it completed after `asked` less
-/// one sample interval and this member has not read it yet (passes of several members
+/// a quarter of an aggregation and this member has not read it yet (passes of several members
 /// together cost one aggregation, not one each); else writes
 /// `update_schemes_tried_regions`. Call with [`ops`] held.
 pub(super) fn tried_regions(
@@ -561,7 +561,8 @@ pub(super) fn tried_regions(
             ),
         });
     };
-    let slack = std::time::Duration::from_micros(k.attrs().sample_us);
+    // a quarter of an aggregation: the regions are then at most that older than asked
+    let slack = std::time::Duration::from_micros(k.attrs().aggr_us / 4);
     let fresh = k
         .last_update
         .filter(|u| u.config == k.config && u.seq > k.members[pos].seen && u.done + slack >= asked);
