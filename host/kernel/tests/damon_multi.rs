@@ -46,7 +46,7 @@ fn fake(pids: &[u32]) -> FakeKernel {
             write(&sd.join(format!("access_pattern/{a}/max")), "0\n");
         }
         write(&sd.join("filters/nr_filters"), "0\n");
-        for file in ["type", "target_idx", "matching"] {
+        for file in ["type", "damon_target_idx", "matching"] {
             write(&sd.join(format!("filters/0/{file}")), "\n");
         }
         std::fs::create_dir_all(sd.join("tried_regions")).expect("tried");
@@ -143,7 +143,7 @@ fn two_processes_share_one_kdamond_with_a_filtered_scheme_each() {
         assert_eq!(ctx(&f, &format!("schemes/{i}/filters/nr_filters")), "1");
         assert_eq!(ctx(&f, &format!("schemes/{i}/filters/0/type")), "target");
         assert_eq!(
-            ctx(&f, &format!("schemes/{i}/filters/0/target_idx")),
+            ctx(&f, &format!("schemes/{i}/filters/0/damon_target_idx")),
             i.to_string()
         );
         assert_eq!(
@@ -260,7 +260,7 @@ fn an_exited_process_leaves_and_the_others_keep_being_tracked() {
         "1",
         "b moved from target 1 to 0: its mappings are its regions again"
     );
-    assert_eq!(ctx(&f, "schemes/1/filters/0/target_idx"), "1");
+    assert_eq!(ctx(&f, "schemes/1/filters/0/damon_target_idx"), "1");
     // a's pass says its process is gone; its stop changes nothing
     let e = t[0]
         .pass(&h[0], &mut AccessMap::new(&[], f.page_sizes()))

@@ -426,7 +426,10 @@ fn apply(k: &mut Kdamond) -> Result<u64, TrackError> {
         // the kernel reads back `on` or `off` (the fake tree: the last command written)
         let on = read_trim(&state_file)? != "off";
         let cmd = if on { "commit" } else { "on" };
-        match write_config(k, !on).and_then(|()| write_str(&state_file, cmd)) {
+        let r = write_config(k, !on)
+            .and_then(|()| write_str(&state_file, cmd))
+            .and_then(|()| stopped_by_commit(&state_file, on));
+        match r {
             Ok(()) => {
                 for (i, m) in k.members.iter_mut().enumerate() {
                     m.committed = Some(i);
@@ -455,6 +458,18 @@ fn apply(k: &mut Kdamond) -> Result<u64, TrackError> {
         }
     }
     Err(last.unwrap_or_else(|| gone_meanwhile(&k.kd)))
+}
+
+/// After a `commit` the kernel may have stopped the kdamond instead (lab, 6.12: a commit
+/// naming a process that had exited writes fine, then `state` reads `off`).
+fn stopped_by_commit(state_file: &Path, was_on: bool) -> Result<(), TrackError> {
+    if was_on && read_trim(state_file)? == "off" {
+        return Err(TrackError::Parse {
+            path: state_file.to_path_buf(),
+            reason: "the kdamond stopped on `commit`".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Writes every file of `k`'s configuration; `fresh` also the context itself (only while
@@ -517,7 +532,7 @@ fn write_config(k: &Kdamond, fresh: bool) -> Result<(), TrackError> {
             let f = s.join("filters");
             write_str(&f.join("nr_filters"), "1")?;
             write_str(&f.join("0/type"), "target")?;
-            write_str(&f.join("0/target_idx"), &i.to_string())?;
+            write_str(&f.join("0/damon_target_idx"), &i.to_string())?;
             write_str(&f.join("0/matching"), "N")?;
         }
     }
@@ -569,7 +584,15 @@ pub(super) fn tried_regions(
     let u = match fresh {
         Some(u) => u,
         None => {
-            write_str(&k.state_file(), "update_schemes_tried_regions")?;
+            if let Err(e) = write_str(&k.state_file(), "update_schemes_tried_regions") {
+                // stopped by itself (every target exited, or a commit failed in the
+                // kernel): the live members get it back, this pass has no regions
+                if read_trim(&k.state_file()).is_ok_and(|s| s == "off") {
+                    let _ = apply(&mut k);
+                    let _ = finish(k);
+                }
+                return Err(e);
+            }
             k.updates += 1;
             let u = Update {
                 config: k.config,
