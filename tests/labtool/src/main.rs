@@ -5,7 +5,7 @@
 //! Each subcommand prints details to stderr and ONE summary line of `key=value` pairs to
 //! stdout, and exits 0 when the check passed, 1 when it failed. It is a test tool: it must
 //! only ever be run in the lab guest (it writes `clear_refs`, DAMON sysfs and
-//! `ns_last_pid`).
+//! `ns_last_pid`), except `windows`, which only reads the host's lab logs.
 
 mod bench_raw;
 mod layout;
@@ -14,6 +14,7 @@ mod pageout;
 mod probe;
 mod recycled_pid;
 mod track;
+mod windows;
 
 use bench_raw::bench_raw;
 use clap::{Parser, Subcommand};
@@ -25,6 +26,7 @@ use recycled_pid::recycled_pid;
 use std::path::PathBuf;
 use std::time::Duration;
 use track::{TrackArgs, track};
+use windows::windows;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -135,6 +137,29 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         window_ms: u64,
     },
+    /// On the HOST, after a lab boot: a scenario's throughput windows (`LABWIN` console
+    /// lines) judged by work per CPU second of the vCPU the workload was pinned to, from
+    /// the vCPU samples `tests/lab/run` takes. B<i> is compared with A<i> and A<i+1>.
+    Windows {
+        /// the timestamped console log
+        #[arg(long)]
+        console: PathBuf,
+        /// the timestamped vCPU samples
+        #[arg(long)]
+        vcpu: PathBuf,
+        /// the scenario whose windows to judge
+        #[arg(long)]
+        scenario: String,
+        /// the vCPU the workload was pinned to
+        #[arg(long, default_value_t = 0)]
+        cpu: u32,
+        /// a pair counts when its two A windows differ by at most this fraction
+        #[arg(long, default_value_t = 0.05)]
+        agree: f64,
+        /// fail when the median ratio is below this (or when no pair counts)
+        #[arg(long)]
+        min_ratio: Option<f64>,
+    },
 }
 
 fn main() {
@@ -191,6 +216,14 @@ fn main() {
             passes,
             window_ms,
         } => bench_raw(&layout, passes, Duration::from_millis(window_ms)),
+        Cmd::Windows {
+            console,
+            vcpu,
+            scenario,
+            cpu,
+            agree,
+            min_ratio,
+        } => windows(&console, &vcpu, &scenario, cpu, agree, min_ratio),
     };
     match r {
         Ok((true, line)) => println!("{line}"),
