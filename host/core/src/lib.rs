@@ -12,6 +12,7 @@ mod daemon;
 pub mod engine;
 mod model;
 pub mod plugin;
+mod round_cost;
 mod scheduler;
 
 pub use action::{Action, ActionError, ActionHandler, Reply};

@@ -27,20 +27,15 @@
 //! between passes left out), of the plan and of the actions. Measuring never changes what
 //! a round does.
 
-// The round-cost accounting lives in its own file; declared here, its one user, so that
-// the move needs no change to lib.rs.
-#[path = "round_cost.rs"]
-mod round_cost;
-
 use crate::engine::{ScanParams, Scheduling, TaskInfo};
 use crate::model::{EngineCell, State, quarantine};
 use crate::plugin::{Action, CallError, Round, ScanResult};
+use crate::round_cost::{RoundCost, ScanPart, Stopwatch, add_cpu};
 use etmem_config::TaskTarget;
 use etmem_kernel::{
     AccessMap, Kernel, Pid, ProcessHandle, ProcessTarget, Tracker, TrackerChoice, TrackerKind,
     VmaFilter,
 };
-use round_cost::{RoundCost, ScanPart, Stopwatch, add_cpu};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
