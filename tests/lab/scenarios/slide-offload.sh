@@ -13,11 +13,17 @@
 # Reports: seconds from `project start` to 99 % (ramp_s), the rounds planned by then
 # (rounds_to_99), etmemd CPU seconds (utime+stime of /proc/PID/stat) and, apart, the CPU
 # of the kdamond our DAMON tracker runs (tracker_cpu_s, a kernel thread: not in etmemd's
-# figure), and the workload's busy throughput with etmemd relative to without it, in
-# interleaved windows of one workload process, A B A B A B A (see below). The throughput
-# goal (loss <= 5 %) is judged on the pairs whose windows without etmemd agree within 5 %
-# (TCG's speed follows the host's load; with none, throughput_check=inconclusive) and
-# reported in the LAB line, not enforced (see the end).
+# figure).
+# Throughput: one workload process, pinned to vCPU 0, measured in interleaved windows
+# without etmemd (A) and with it tracking the workload (B): A1 B1 A2 ... B5 A6. Each
+# window is marked on the console (LABWIN); the host judges them by touches per CPU second
+# of vCPU 0's qemu thread, which the host's own load does not move (TCG runs the guest as
+# fast as the host lets that thread run: per wall second, neighbouring windows without
+# etmemd differed by 30 % while other builds ran). The goal, loss <= 5 %, is enforced by
+# the host (`lab-min-throughput` below, see `etmem-lab windows`): the median over the
+# pairs whose A windows agree within 5 % must be >= 0.95. The guest's own per-wall-second
+# figures are reported too (wall_*), for comparison.
+# lab-min-throughput: 0.95
 LAB_NAME=slide-offload
 . /lab/lib.sh
 
@@ -46,9 +52,13 @@ smaps_kb() {
         END { if (!found) print -1 }' "/proc/$1/smaps"
 }
 
-# busy_rate OUTFILE: the workload's last `win_busy_touches_per_sec`.
+# busy_rate OUTFILE: the workload's last `win_busy_touches_per_sec`; win_touches OUTFILE:
+# its last `win_touches`.
 busy_rate() {
     sed -n 's/.*win_busy_touches_per_sec=\([0-9.]*\).*/\1/p' "$1" | tail -n 1
+}
+win_touches() {
+    sed -n 's/.* win_touches=\([0-9]*\).*/\1/p' "$1" | tail -n 1
 }
 
 # cpu_s PID: utime+stime of PID in seconds (fields 14 and 15 of /proc/PID/stat).
@@ -84,9 +94,17 @@ last_round() {
 # plans: how many round plans etmemd's log shows, over every etmemd of the scenario.
 plans() { grep -c ': round [0-9]*: plan returned' /tmp/so-etmemd.log; }
 
-# measure_window: reset the report window, wait, report; prints the busy rate.
+# measure_window LABEL SECS: reset the workload's report window, wait, report; prints the
+# busy rate (per wall second). LABEL (A<i>/B<i>, or - for none) marks the window on the
+# console for the host's per-vCPU-second judgement: start and end as the signals go, then
+# the touches once the workload has reported them. The marks go to stderr, the console:
+# the caller captures stdout.
 measure_window() {
-    kill -USR1 "$WL_PID"; sleep "$1"; kill -USR1 "$WL_PID"; sleep 0.5
+    [ "$1" = - ] || echo "LABWIN $LAB_NAME $1 start" >&2
+    kill -USR1 "$WL_PID"; sleep "$2"; kill -USR1 "$WL_PID"
+    [ "$1" = - ] || echo "LABWIN $LAB_NAME $1 end" >&2
+    sleep 0.5
+    [ "$1" = - ] || echo "LABWIN $LAB_NAME $1 work=$(win_touches "$L.out")" >&2
     busy_rate "$L.out"
 }
 
@@ -115,10 +133,14 @@ spread() {
 }
 
 # One workload process for the whole scenario. Its busy throughput is measured in windows
-# without etmemd (A) and with etmemd tracking it (B), interleaved A B A B A B A, so the
-# host's changing load (TCG speed) hits both alike.
+# without etmemd (A) and with etmemd tracking it (B), interleaved A1 B1 ... B5 A6, so the
+# host's changing load hits both alike. Pinned to vCPU 0 (every thread): the host measures
+# that vCPU's CPU time.
 lab_start_workload "$L" --hot "$HOT" --warm 0 --cold "$COLD" --period-ms 0 --access write --lock-rest ||
     lab_fail reason=workload-no-layout
+for t in /proc/"$WL_PID"/task/*; do
+    taskset -p 1 "${t##*/}" >/dev/null || fail reason=pin-workload "tid=${t##*/}"
+done
 set -- $(lab_region "$L" hot); hot_start=$1; hot_kb=$(( ($2 - $1) / 1024 ))
 set -- $(lab_region "$L" cold); cold_start=$1; cold_kb=$(( ($2 - $1) / 1024 ))
 [ "$hot_kb" -gt 0 ] && [ "$cold_kb" -gt 0 ] || fail reason=layout-regions
@@ -128,8 +150,8 @@ lab_slide_conf "$CONF" "$WL_PID" 2
 
 sleep 2
 # the first window after start is slow in every run (10-20x), whatever runs: left out
-measure_window 3 >/dev/null
-a1=$(measure_window 5)
+measure_window - 3 >/dev/null
+a1=$(measure_window A1 5)
 
 # B1: etmemd from project start until 99 % of the cold region is swapped (at most 120 s:
 # TCG is slow).
@@ -149,7 +171,7 @@ while :; do
 done
 # The steady state: rounds go on (about interval + loop*sleep = 3 s each, plus scan time),
 # so a hot page wrongly swapped would show.
-b1=$(measure_window 6)
+b1=$(measure_window B1 5)
 cold_sw=$(smaps_kb "$WL_PID" "$cold_start" Swap)
 hot_sw=$(smaps_kb "$WL_PID" "$hot_start" Swap)
 cpu_s=$(cpu_s "$ED_PID")
@@ -157,15 +179,15 @@ kd_cpu_s=$(kdamond_cpu_s)
 etmem project stop -n lab -s "$SOCK" >/dev/null 2>&1
 stop_etmemd
 damon_after1=$(lab_damon_state)
-a2=$(measure_window 5)
+a2=$(measure_window A2 5)
 
-# B2, B3: etmemd again (a new one each time), tracking the steady workload from its
+# B2..B5: etmemd again (a new one each time), tracking the steady workload from its
 # second round on, each followed by a window without it.
 cycle=2
 damon_after2=""
 bs="$b1"
 as="$a1 $a2"
-while [ "$cycle" -le 3 ]; do
+while [ "$cycle" -le 5 ]; do
     mark=$(plans)
     start_etmemd
     i=0
@@ -173,11 +195,11 @@ while [ "$cycle" -le 3 ]; do
         i=$((i + 1)); [ "$i" -le 300 ] || fail reason=no-rounds-run-$cycle
         sleep 0.2
     done
-    b=$(measure_window 6)
+    b=$(measure_window "B$cycle" 5)
     stop_etmemd
     d=$(lab_damon_state)
     [ "$d" = "n=0" ] || damon_after2="$damon_after2 $d"
-    a=$(measure_window 5)
+    a=$(measure_window "A$((cycle + 1))" 5)
     bs="$bs $b"
     as="$as $a"
     cycle=$((cycle + 1))
@@ -188,10 +210,10 @@ hot_sw2=$(smaps_kb "$WL_PID" "$hot_start" Swap)
 [ "$hot_sw2" -gt "$hot_sw" ] && hot_sw=$hot_sw2
 lab_cleanup
 for v in $as $bs; do [ -n "$v" ] || fail reason=no-window-report; done
-[ "$(echo $as | wc -w)" = 4 ] && [ "$(echo $bs | wc -w)" = 3 ] || fail reason=missing-window "as=\"$as\"" "bs=\"$bs\""
-# Each window with etmemd against the two without it around it. TCG's speed follows the
-# host's load, so a pair counts only when its two windows without etmemd agree within 5 %;
-# throughput_ratio is the median over the pairs that count (na if none: inconclusive).
+[ "$(echo $as | wc -w)" = 6 ] && [ "$(echo $bs | wc -w)" = 5 ] || fail reason=missing-window "as=\"$as\"" "bs=\"$bs\""
+# The same pairing per wall second, for comparison with the host's per-vCPU-second verdict:
+# each window with etmemd against the two without it around it, a pair counting only when
+# those two agree within 5 %; wall_throughput_ratio is the median over the pairs that count.
 pairs=$(echo "$as|$bs" | awk -F'|' '{
     na = split($1, a, " "); nb = split($2, b, " ")
     n = 0
@@ -211,9 +233,8 @@ base_spread=$(spread $as)
 
 cold_pct=$(awk -v a="$cold_sw" -v b="$cold_kb" 'BEGIN { printf "%.2f", 100 * a / b }')
 hot_pct=$(awk -v a="$hot_sw" -v b="$hot_kb" 'BEGIN { printf "%.3f", 100 * a / b }')
-res="cold_swapped_pct=$cold_pct hot_swapped_pct=$hot_pct ramp_s=${ramp:-none} rounds_to_99=${rounds:-none} etmemd_cpu_s=$cpu_s tracker_cpu_s=$kd_cpu_s throughput_ratio=$ratio pair_ratios=$pairs busy_rate=$run_rate base_busy_rate=$base_rate windows_without=$(echo $as | tr ' ' ,) windows_with=$(echo $bs | tr ' ' ,) base_spread=$base_spread cold_kb=$cold_kb hot_kb=$hot_kb hot_refaults=$hot_refaults"
-tp=$(awk -v r="$ratio" 'BEGIN { if (r == "na") print "inconclusive"; else if (r >= 0.95) print "pass"; else print "fail" }')
-res="$res throughput_check=$tp damon_after_stop=\"$damon_after1\" damon_after_sigterm=\"$damon_after2\""
+res="cold_swapped_pct=$cold_pct hot_swapped_pct=$hot_pct ramp_s=${ramp:-none} rounds_to_99=${rounds:-none} etmemd_cpu_s=$cpu_s tracker_cpu_s=$kd_cpu_s wall_throughput_ratio=$ratio wall_pair_ratios=$pairs wall_busy_rate=$run_rate wall_base_busy_rate=$base_rate wall_windows_without=$(echo $as | tr ' ' ,) wall_windows_with=$(echo $bs | tr ' ' ,) wall_base_spread=$base_spread cold_kb=$cold_kb hot_kb=$hot_kb hot_refaults=$hot_refaults"
+res="$res damon_after_stop=\"$damon_after1\" damon_after_sigterm=\"$damon_after2\""
 [ -n "$ramp" ] || lab_fail reason=cold-not-swapped $res
 [ "$rounds" -le 2 ] || lab_fail reason=more-than-2-rounds $res
 [ $((cold_sw * 100)) -ge $((cold_kb * 99)) ] || lab_fail reason=cold-swapped-back $res
@@ -224,7 +245,5 @@ if echo "$damon_after1 $damon_after2" | grep -q ':on:\| [0-9]*:[a-z]*:[1-9]'; th
     grep -i 'damon\|tracker\|signal\|stop' /tmp/so-etmemd.log | tail -n 20 | sed 's/^/etmemd: /'
     lab_fail reason=kdamond-left-behind $res
 fi
-# The throughput goal (loss <= 5 %) is reported, not enforced: under TCG on a shared
-# 2-core machine a qualifying pair has read 0.28 in one run and 0.97-1.0 in the others with
-# no hot page swapped, and the cause is not known yet (issue 5 stays open on it).
+# The throughput goal (loss <= 5 %) is judged by the host from the LABWIN windows.
 lab_pass $res
