@@ -8,11 +8,16 @@
 //! vCPU thread's CPU time (`/proc/QEMU/task/TID/schedstat`) while the guest runs. Work per
 //! vCPU-second is what the workload got done with the CPU it was given: host load leaves it
 //! alone, while anything the guest does to the workload (page faults, TLB flushes, other
-//! tasks on its vCPU) still counts against it.
+//! tasks on its vCPU) still counts against it. Time the workload spends blocked (its vCPU
+//! idle in the guest: waiting on a lock, on I/O) costs no vCPU time, so the guest also
+//! reports the share of the window its vCPU was busy, and the rate is scaled by it:
+//! `work * busy / vcpu_seconds`, the rate the workload would have had on a host of its own.
 //!
 //! Inputs (both timestamped by the host with the same clock, `EPOCHREALTIME`):
-//! - console lines `<t> LABWIN <scenario> <label> start`, `... end` and `... work=<n>`;
-//!   labels `A<i>` are windows without the thing measured, `B<i>` with it;
+//! - console lines `<t> LABWIN <scenario> <label> start`, `... end` and
+//!   `... work=<n> [busy=<fraction>]` (busy: 1 - the vCPU's idle+iowait share of the window
+//!   in the guest's /proc/stat, 1 when not given); labels `A<i>` are windows without the
+//!   thing measured, `B<i>` with it;
 //! - vCPU samples `<t> cpu0=<ns> cpu1=<ns> ...` (cumulative CPU nanoseconds per vCPU).
 //!
 //! Window `B<i>` is compared with the mean of `A<i>` and `A<i+1>` around it. Host load
@@ -31,6 +36,8 @@ pub struct Window {
     pub start: f64,
     pub end: f64,
     pub work: u64,
+    /// The share of the window the vCPU was busy in the guest, in (0, 1].
+    pub busy: f64,
 }
 
 /// Cumulative CPU seconds of one vCPU over host time.
@@ -58,12 +65,13 @@ impl CpuSeries {
 struct Partial {
     start: Option<f64>,
     end: Option<f64>,
-    work: Option<u64>,
+    work: Option<(u64, f64)>,
 }
 
 /// Parses the console log for `scenario`'s windows, ordered by label. Each window has three
 /// lines: `start` and `end` when it starts and ends (their host timestamps are its bounds),
-/// and `work=<n>` once the work done in it is known (it may come after `end`). A window with
+/// and `work=<n> [busy=<f>]` once the work done in it is known (it may come after `end`). A
+/// busy share outside (0, 1] is an error. A window with
 /// one of them missing, or with one twice, is an error naming the label.
 pub fn parse_windows(console: &str, scenario: &str) -> anyhow::Result<Vec<Window>> {
     let mut seen: BTreeMap<String, Partial> = BTreeMap::new();
@@ -90,7 +98,16 @@ pub fn parse_windows(console: &str, scenario: &str) -> anyhow::Result<Vec<Window
                 let v = v
                     .parse()
                     .with_context(|| format!("console line {n}: window `{label}`: work=`{v}`"))?;
-                w.work.replace(v).is_some()
+                let busy = match f.find_map(|kv| kv.strip_prefix("busy=")) {
+                    None => 1.0,
+                    Some(b) => match b.parse::<f64>() {
+                        Ok(x) if x > 0.0 && x <= 1.0 => x,
+                        _ => bail!(
+                            "console line {n}: window `{label}`: busy=`{b}`, expected a share in (0, 1]"
+                        ),
+                    },
+                };
+                w.work.replace((v, busy)).is_some()
             }
             (other, None) => bail!(
                 "console line {n}: window `{label}`: expected start, end or work=, found `{other}`"
@@ -102,11 +119,12 @@ pub fn parse_windows(console: &str, scenario: &str) -> anyhow::Result<Vec<Window
     }
     seen.into_iter()
         .map(|(label, w)| match (w.start, w.end, w.work) {
-            (Some(start), Some(end), Some(work)) if end > start => Ok(Window {
+            (Some(start), Some(end), Some((work, busy))) if end > start => Ok(Window {
                 label,
                 start,
                 end,
                 work,
+                busy,
             }),
             (Some(_), Some(_), Some(_)) => {
                 bail!("window `{label}` of {scenario} ends before it starts")
@@ -149,11 +167,13 @@ pub fn parse_cpu(samples: &str, cpu: u32) -> anyhow::Result<CpuSeries> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rate {
     pub label: String,
-    /// Work per CPU second of the vCPU.
+    /// Work per CPU second of the vCPU, scaled by the window's busy share.
     pub per_cpu_s: f64,
     /// CPU seconds the vCPU got over the window, and the window's host seconds.
     pub cpu_s: f64,
     pub wall_s: f64,
+    /// The window's busy share in the guest.
+    pub busy: f64,
 }
 
 /// Rates of every window; a window outside the sampled span or with no CPU is an error
@@ -176,9 +196,10 @@ pub fn rates(windows: &[Window], cpu: &CpuSeries) -> anyhow::Result<Vec<Rate>> {
             }
             Ok(Rate {
                 label: w.label.clone(),
-                per_cpu_s: w.work as f64 / cpu_s,
+                per_cpu_s: w.work as f64 * w.busy / cpu_s,
                 cpu_s,
                 wall_s: w.end - w.start,
+                busy: w.busy,
             })
         })
         .collect()
@@ -262,6 +283,7 @@ pub fn summary(rates: &[Rate], j: &Judgement, min_ratio: Option<f64>) -> (bool, 
         .collect();
     let mega = |r: &Rate| format!("{:.2}", r.per_cpu_s / 1e6);
     let share = |r: &Rate| format!("{:.2}", r.cpu_s / r.wall_s);
+    let busy = |r: &Rate| format!("{:.3}", r.busy);
     let (ok, check) = match (j.ratio, min_ratio) {
         (None, _) => (min_ratio.is_none(), "inconclusive"),
         (Some(_), None) => (true, "reported"),
@@ -271,13 +293,15 @@ pub fn summary(rates: &[Rate], j: &Judgement, min_ratio: Option<f64>) -> (bool, 
     let line = format!(
         "vcpu_throughput_ratio={} vcpu_pair_ratios={} vcpu_mwork_per_cpu_s_without={} \
          vcpu_mwork_per_cpu_s_with={} vcpu_share_without={} vcpu_share_with={} \
-         vcpu_throughput_check={check}{}",
+         vcpu_busy_without={} vcpu_busy_with={} vcpu_throughput_check={check}{}",
         j.ratio.map_or("na".to_string(), |r| format!("{r:.3}")),
         pairs.join(","),
         list(rates, 'A', mega),
         list(rates, 'B', mega),
         list(rates, 'A', share),
         list(rates, 'B', share),
+        list(rates, 'A', busy),
+        list(rates, 'B', busy),
         min_ratio.map_or(String::new(), |m| format!(" vcpu_min_ratio={m}")),
     );
     (ok, line)
@@ -321,6 +345,7 @@ mod tests {
             per_cpu_s,
             cpu_s: 3.0,
             wall_s: 4.0,
+            busy: 1.0,
         }
     }
 
@@ -333,7 +358,7 @@ mod tests {
                  14.9 LABWIN x A1 work=400\n\
                  15.0 LABWIN x B1 start\n\
                  19.0 LABWIN x B1 end\n\
-                 19.4 LABWIN x B1 work=380\n\
+                 19.4 LABWIN x B1 work=380 busy=0.95\n\
                  19.5 LABWIN y A1 end\n";
         let w = parse_windows(c, "x").expect("parses");
         assert_eq!(
@@ -343,13 +368,15 @@ mod tests {
                     label: "A1".into(),
                     start: 10.5,
                     end: 14.5,
-                    work: 400
+                    work: 400,
+                    busy: 1.0,
                 },
                 Window {
                     label: "B1".into(),
                     start: 15.0,
                     end: 19.0,
-                    work: 380
+                    work: 380,
+                    busy: 0.95,
                 },
             ]
         );
@@ -380,6 +407,11 @@ mod tests {
         );
         let e = parse_windows("1.0 LABWIN x A1 begin\n", "x").expect_err("unknown word");
         assert!(e.to_string().contains("`begin`"), "{e}");
+        for bad in ["0", "1.5", "x"] {
+            let c = format!("1.0 LABWIN x A1 work=3 busy={bad}\n");
+            let e = parse_windows(&c, "x").expect_err("busy out of range");
+            assert!(e.to_string().contains(&format!("busy=`{bad}`")), "{e}");
+        }
     }
 
     #[test]
@@ -396,22 +428,35 @@ mod tests {
     }
 
     #[test]
-    fn rates_divide_work_by_the_vcpu_time_of_the_window() {
+    fn rates_divide_work_by_the_vcpu_time_of_the_window_scaled_by_busy() {
         let c = parse_cpu("0.0 cpu0=0\n10.0 cpu0=5000000000\n", 0).expect("parses");
-        let w = [Window {
-            label: "A1".into(),
-            start: 2.0,
-            end: 6.0,
-            work: 100,
-        }];
+        let w = [
+            Window {
+                label: "A1".into(),
+                start: 2.0,
+                end: 6.0,
+                work: 100,
+                busy: 1.0,
+            },
+            // blocked half the window: the vCPU time it did not use is no excuse
+            Window {
+                label: "B1".into(),
+                start: 6.0,
+                end: 10.0,
+                work: 100,
+                busy: 0.5,
+            },
+        ];
         let r = rates(&w, &c).expect("rates");
         assert!((r[0].cpu_s - 2.0).abs() < 1e-9);
         assert!((r[0].per_cpu_s - 50.0).abs() < 1e-9);
+        assert!((r[1].per_cpu_s - 25.0).abs() < 1e-9);
         let late = [Window {
             label: "B1".into(),
             start: 9.0,
             end: 11.0,
             work: 1,
+            busy: 1.0,
         }];
         let e = rates(&late, &c).expect_err("outside");
         assert!(e.to_string().contains("`B1`"), "{e}");
