@@ -55,6 +55,8 @@ pub enum FailReason {
     NotMoved,
     /// the process exited during the action
     Gone,
+    /// in a VMA locked with mlock (VM_LOCKED): the kernel never swaps it (not attempted)
+    Locked,
     /// any other errno
     Errno(i32),
 }
@@ -84,6 +86,7 @@ impl std::fmt::Display for FailReason {
             FailReason::Permission => f.write_str("permission"),
             FailReason::NotMoved => f.write_str("not_moved"),
             FailReason::Gone => f.write_str("gone"),
+            FailReason::Locked => f.write_str("locked"),
             FailReason::Errno(e) => write!(f, "errno_{e}"),
         }
     }
@@ -188,8 +191,16 @@ impl PageActionError {
 }
 
 /// Validates `pages` against `vmas` and the byte `quota`, in order. Returns the pages to
-/// act on and a report with the refusals already counted.
-pub fn plan(vmas: &[Vma], pages: &[PageRef], quota: u64) -> (Vec<PageRef>, ActionReport) {
+/// act on and a report with the refusals already counted. With `refuse_locked` (a swap-out),
+/// pages in a VM_LOCKED VMA are refused as [`FailReason::Locked`] without charging the
+/// quota: the kernel would refuse them (EINVAL from MADV_PAGEOUT), and mlock is the
+/// process saying they must stay in RAM. `vmas` must come from smaps for that (VmFlags).
+pub fn plan(
+    vmas: &[Vma],
+    pages: &[PageRef],
+    quota: u64,
+    refuse_locked: bool,
+) -> (Vec<PageRef>, ActionReport) {
     let mut sorted: Vec<&Vma> = vmas.iter().collect();
     sorted.sort_by_key(|v| v.start);
     let mut rep = ActionReport {
@@ -208,6 +219,10 @@ pub fn plan(vmas: &[Vma], pages: &[PageRef], quota: u64) -> (Vec<PageRef>, Actio
         let inside = i > 0 && sorted[i - 1].contains_range(p.addr, p.size);
         if !inside {
             rep.fail(FailReason::OutsideVma, 1);
+            continue;
+        }
+        if refuse_locked && sorted[i - 1].is_locked() {
+            rep.fail(FailReason::Locked, 1);
             continue;
         }
         match used.checked_add(p.size) {
@@ -593,7 +608,7 @@ mod tests {
                 size: 3000,
             }, // bad size
         ];
-        let (ok, rep) = plan(&vmas, &pages, 2 * 4096 + (2 << 20));
+        let (ok, rep) = plan(&vmas, &pages, 2 * 4096 + (2 << 20), true);
         assert_eq!(ok, vec![pages[0], pages[1], pages[4]]);
         assert_eq!(rep.requested_pages, 8);
         assert_eq!(rep.failed.get(&FailReason::OutsideVma), Some(&1));
@@ -608,9 +623,29 @@ mod tests {
                 size: 2 << 20,
             }],
             u64::MAX,
+            false,
         );
         assert!(ok.is_empty());
         assert_eq!(rep.failed.get(&FailReason::OutsideVma), Some(&1));
+    }
+
+    #[test]
+    fn plan_refuses_locked_pages_for_a_swap_only_and_charges_no_quota() {
+        let mut locked = vma(0x10000, 0x20000);
+        locked.vm_flags = Some(vec!["rd".into(), "wr".into(), "lo".into()]);
+        let mut open = vma(0x30000, 0x40000);
+        open.vm_flags = Some(vec!["rd".into(), "wr".into()]);
+        let pg = |addr| PageRef { addr, size: 4096 };
+        let pages = [pg(0x10000), pg(0x11000), pg(0x30000), pg(0x31000)];
+        // swap: the two locked pages refused, the quota (two pages) left to the others
+        let (ok, rep) = plan(&[locked.clone(), open.clone()], &pages, 2 * 4096, true);
+        assert_eq!(ok, vec![pages[2], pages[3]]);
+        assert_eq!(rep.failed.get(&FailReason::Locked), Some(&2));
+        assert_eq!(FailReason::Locked.to_string(), "locked");
+        // migration: mlock does not pin a page to its node
+        let (ok, rep) = plan(&[locked, open], &pages, u64::MAX, false);
+        assert_eq!(ok, pages.to_vec());
+        assert_eq!(rep.failed_pages(), 0);
     }
 
     #[test]

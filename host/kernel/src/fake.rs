@@ -221,10 +221,17 @@ impl FakeKernel {
                 p.pid, p.comm, p.ppid, p.pid, p.pid, p.start_time
             ),
         )?;
+        // VmLck as the kernel counts it: the VMAs with `lo` (mlock) in their VmFlags
+        let locked_kb: u64 = p
+            .vmas
+            .iter()
+            .filter(|v| v.is_locked())
+            .map(|v| v.len() / 1024)
+            .sum();
         write(
             &d.join("status"),
             format!(
-                "Name:\t{}\nPid:\t{}\nVmRSS:\t{} kB\nVmSwap:\t{} kB\n",
+                "Name:\t{}\nPid:\t{}\nVmLck:\t{locked_kb} kB\nVmRSS:\t{} kB\nVmSwap:\t{} kB\n",
                 p.comm, p.pid, p.vm_rss_kb, p.vm_swap_kb
             ),
         )?;
@@ -504,7 +511,7 @@ impl Kernel for FakeKernel {
         quota: u64,
         method: SwapMethod,
     ) -> Result<ActionReport, PageActionError> {
-        let (ok, rep) = self.inner.plan(p, pages, quota)?;
+        let (ok, rep) = self.inner.plan(p, pages, quota, true)?;
         p.check()?;
         self.record(RecordedCall::Swap(SwapCall {
             pid: p.pid(),
@@ -522,7 +529,7 @@ impl Kernel for FakeKernel {
         node: u32,
         quota: u64,
     ) -> Result<ActionReport, PageActionError> {
-        let (ok, rep) = self.inner.plan(p, pages, quota)?;
+        let (ok, rep) = self.inner.plan(p, pages, quota, false)?;
         p.check()?;
         if let Ok(mut m) = self.nodes.lock() {
             for pg in &ok {

@@ -202,22 +202,7 @@ impl Kernel for LinuxKernel {
     }
 
     fn vmas(&self, p: &ProcessHandle, filter: &VmaFilter) -> Result<Vec<Vma>, KernelError> {
-        let name = if filter.needs_smaps() {
-            "smaps"
-        } else {
-            "maps"
-        };
-        let path = p.path(name);
-        let bytes = read_checked(p, &path)?;
-        let all = if filter.needs_smaps() {
-            parse_smaps(&bytes)
-        } else {
-            parse_maps(&bytes)
-        }
-        .map_err(|e| KernelError::Parse {
-            path,
-            reason: e.to_string(),
-        })?;
+        let all = self.read_vmas(p, filter.needs_smaps())?;
         Ok(all.into_iter().filter(|v| filter.keep(v)).collect())
     }
 
@@ -289,7 +274,7 @@ impl Kernel for LinuxKernel {
         quota: u64,
         method: SwapMethod,
     ) -> Result<ActionReport, PageActionError> {
-        let (ok, mut rep) = self.plan(p, pages, quota)?;
+        let (ok, mut rep) = self.plan(p, pages, quota, true)?;
         let has_swap_pages = p.path("swap_pages").exists();
         match method {
             SwapMethod::SwapPages if !has_swap_pages => {
@@ -319,7 +304,7 @@ impl Kernel for LinuxKernel {
         if !self.is_live() {
             return Err(PageActionError::NotLive("move_pages"));
         }
-        let (ok, mut rep) = self.plan(p, pages, quota)?;
+        let (ok, mut rep) = self.plan(p, pages, quota, false)?;
         actions::migrate(p, &ok, node, &mut rep)?;
         Ok(rep)
     }
@@ -337,21 +322,43 @@ impl Kernel for LinuxKernel {
 }
 
 impl LinuxKernel {
-    /// Reads the target's VMAs and validates `pages` against them and `quota`.
+    /// Every VMA of `p`, from smaps (with VmFlags; the kernel walks the page tables for
+    /// its sizes, so it costs more) or maps.
+    fn read_vmas(&self, p: &ProcessHandle, smaps: bool) -> Result<Vec<Vma>, KernelError> {
+        let path = p.path(if smaps { "smaps" } else { "maps" });
+        let bytes = read_checked(p, &path)?;
+        if smaps {
+            parse_smaps(&bytes)
+        } else {
+            parse_maps(&bytes)
+        }
+        .map_err(|e| KernelError::Parse {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads the target's VMAs and validates `pages` against them and `quota`. For a
+    /// swap-out (`swap`), pages in mlock()ed VMAs are refused as `locked`: the VMAs come
+    /// from smaps then, but only when status says the process has locked memory (VmLck),
+    /// so the common case stays on the cheap maps.
     pub(crate) fn plan(
         &self,
         p: &ProcessHandle,
         pages: &[PageRef],
         quota: u64,
+        swap: bool,
     ) -> Result<(Vec<PageRef>, ActionReport), PageActionError> {
-        let vmas = self.vmas(p, &VmaFilter::default()).map_err(|e| match e {
+        let vmas_error = |e| match e {
             KernelError::Process(pe) => PageActionError::Process(pe),
             e => PageActionError::Vmas {
                 pid: p.pid(),
                 reason: e.to_string(),
             },
-        })?;
-        Ok(actions::plan(&vmas, pages, quota))
+        };
+        let locked = swap && self.status(p).map_err(vmas_error)?.vm_lck_kb.unwrap_or(0) > 0;
+        let vmas = self.read_vmas(p, locked).map_err(vmas_error)?;
+        Ok(actions::plan(&vmas, pages, quota, locked))
     }
 }
 

@@ -382,6 +382,41 @@ fn fake_records_swaps_and_migrations_after_validation() {
 }
 
 #[test]
+fn swap_skips_mlocked_vmas_but_migration_does_not() {
+    let f = FakeKernel::new().expect("fake");
+    let mut p = FakeProcess::new(41, "db")
+        .anon(0x10000, 0x20000)
+        .anon(0x30000, 0x40000);
+    // the first VMA is mlock()ed: `lo` in VmFlags, and status says VmLck: 64 kB
+    p.vmas[0]
+        .vm_flags
+        .as_mut()
+        .expect("flags")
+        .push("lo".into());
+    f.add_process(&p).expect("add");
+    let h = f.open_process(41).expect("open");
+    assert_eq!(f.status(&h).expect("status").vm_lck_kb, Some(64));
+    let pages = [
+        PageRef {
+            addr: 0x10000,
+            size: K,
+        },
+        PageRef {
+            addr: 0x30000,
+            size: K,
+        },
+    ];
+    let rep = f
+        .swap_out(&h, &pages, u64::MAX, SwapMethod::Pageout)
+        .expect("swap");
+    assert_eq!(rep.done_pages, 1, "{rep:?}");
+    assert_eq!(rep.failed.get(&FailReason::Locked), Some(&1), "{rep:?}");
+    assert_eq!(f.swap_calls()[0].pages, pages[1..].to_vec());
+    let rep = f.migrate(&h, &pages, 1, u64::MAX).expect("migrate");
+    assert_eq!(rep.done_pages, 2, "{rep:?}");
+}
+
+#[test]
 fn swap_pages_file_gets_whole_lines() {
     let f = fake_with(41, 0x10000, 0x10000 + 500 * K);
     f.write_proc("41/swap_pages", "").expect("swap_pages");

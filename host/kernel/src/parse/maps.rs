@@ -94,6 +94,12 @@ impl Vma {
         )
     }
 
+    /// True when the VMA is locked in memory (`lo` in smaps' VmFlags: mlock, VM_LOCKED);
+    /// false when it came from maps, which has no flags.
+    pub fn is_locked(&self) -> bool {
+        self.has_vm_flags(&["lo"])
+    }
+
     /// True when every flag of `flags` is among the VMA's `VmFlags` (false when the VMA
     /// came from maps, which has no flags, unless `flags` is empty).
     pub fn has_vm_flags<S: AsRef<str>>(&self, flags: &[S]) -> bool {

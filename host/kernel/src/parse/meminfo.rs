@@ -33,6 +33,8 @@ pub struct ProcStatus {
     pub vm_rss_kb: Option<u64>,
     /// `VmSwap` in kB
     pub vm_swap_kb: Option<u64>,
+    /// `VmLck` in kB: memory locked with mlock (VM_LOCKED), which the kernel never swaps
+    pub vm_lck_kb: Option<u64>,
 }
 
 /// Parses `/proc/PID/status`.
@@ -41,6 +43,7 @@ pub fn parse_status(bytes: &[u8]) -> ProcStatus {
     ProcStatus {
         vm_rss_kb: kb_value(&text, "VmRSS"),
         vm_swap_kb: kb_value(&text, "VmSwap"),
+        vm_lck_kb: kb_value(&text, "VmLck"),
     }
 }
 
@@ -143,13 +146,14 @@ mod tests {
     }
 
     #[test]
-    fn status_rss_and_swap() {
-        let s = b"Name:\tmysqld\nVmPeak:\t 9000 kB\nVmRSS:\t    1234 kB\nRssAnon:\t 1000 kB\nVmSwap:\t      56 kB";
+    fn status_rss_swap_and_locked() {
+        let s = b"Name:\tmysqld\nVmPeak:\t 9000 kB\nVmLck:\t     512 kB\nVmRSS:\t    1234 kB\nRssAnon:\t 1000 kB\nVmSwap:\t      56 kB";
         assert_eq!(
             parse_status(s),
             ProcStatus {
                 vm_rss_kb: Some(1234),
-                vm_swap_kb: Some(56)
+                vm_swap_kb: Some(56),
+                vm_lck_kb: Some(512),
             }
         );
         // kernel thread: no Vm lines
