@@ -4,7 +4,8 @@
 # ours: one context, two targets (one per pid), two stat schemes (a `target` filter each).
 # Pass: >= 99 % of each workload's cold region is in swap within 120 s and <= 0.1 % of each
 # hot region (smaps `Swap:` of each region's own VMA); while both run there is exactly one
-# kdamond, on, with 2 targets whose pids are the two workloads; when workload B exits its
+# kdamond, on, with 2 targets whose pids are the two workloads and 2 schemes whose first
+# regions differ and lie in their own target's address span (the `target` filter works); when workload B exits its
 # target is removed (1 target left: A's) with the kdamond still on, and A's task goes on
 # with rounds; after `project stop` no kdamond of ours is left (DAMON as before).
 LAB_NAME=damon-multi
@@ -52,6 +53,21 @@ targets() {
         s="$s$(cat "$c/$i/pid_target")"; i=$((i + 1)); [ "$i" -lt "$n" ] && s="$s,"
     done
     echo "$s"
+}
+
+# first_region I: the start of scheme I's first tried region (left by etmemd's last
+# update), if it lies in the address span of target I's process, else "out" or "empty".
+# Without per-target filters every scheme would hold the same regions (both processes').
+first_region() {
+    c=$K/0/contexts/0
+    pid=$(cat "$c/targets/$1/pid_target")
+    # region directories are not numbered from 0 in every scheme (lab, 6.12): take the lowest
+    d=$c/schemes/$1/tried_regions
+    r=$(ls "$d" 2>/dev/null | grep '^[0-9]' | sort -n | head -n 1)
+    f=$(cat "$d/$r/start" 2>/dev/null) && [ -n "$r" ] || { echo empty; return; }
+    lo=$(head -n 1 "/proc/$pid/maps" | cut -d- -f1)
+    hi=$(grep -v vsyscall "/proc/$pid/maps" | tail -n 1 | cut -d' ' -f1 | cut -d- -f2)
+    if [ "$f" -ge $((0x$lo)) ] && [ "$f" -lt $((0x$hi)) ]; then echo "$f"; else echo out; fi
 }
 
 # rounds TASK: how many round plans etmemd's log shows for TASK.
@@ -140,10 +156,17 @@ targets_both=$(targets)
 schemes_both=$(cat $K/0/contexts/0/schemes/nr_schemes 2>/dev/null)
 a_cold_sw=$(smaps_kb "$WA" "$a_cold" Swap); b_cold_sw=$(smaps_kb "$WB" "$b_cold" Swap)
 a_hot_sw=$(smaps_kb "$WA" "$a_hot" Swap); b_hot_sw=$(smaps_kb "$WB" "$b_hot" Swap)
+own=""
+i=0
+while [ "$i" -lt 20 ]; do
+    f0=$(first_region 0); f1=$(first_region 1)
+    case "$f0$f1" in *[a-z]*) own="$f0,$f1" ;; *) [ "$f0" != "$f1" ] && { own=ok; break; }; own=same ;; esac
+    i=$((i + 1)); sleep 0.3
+done
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", 100 * a / b }'; }
 res="ramp_s=${ramp:-none} a_cold_swapped_pct=$(pct "$a_cold_sw" "$a_cold_kb") b_cold_swapped_pct=$(pct "$b_cold_sw" "$b_cold_kb")"
 res="$res a_hot_swapped_pct=$(pct "$a_hot_sw" "$a_hot_kb") b_hot_swapped_pct=$(pct "$b_hot_sw" "$b_hot_kb")"
-res="$res max_kdamonds=$max_kdamonds state=$state_both targets=$targets_both seen_both=${both_targets:-no} schemes=$schemes_both"
+res="$res max_kdamonds=$max_kdamonds state=$state_both targets=$targets_both seen_both=${both_targets:-no} schemes=$schemes_both own_regions=$own"
 
 # workload B exits: its target goes, A's stays and is still tracked
 kill "$WB"; wait "$WB" 2>/dev/null; WB=""
@@ -183,6 +206,7 @@ cleanup_all
 case "$targets_both" in "2:"*) ;; *) lab_fail reason=not-two-targets $res ;; esac
 [ -n "$both_targets" ] || lab_fail reason=targets-not-the-workloads $res
 [ "$schemes_both" = 2 ] || lab_fail reason=not-two-schemes $res
+[ "$own" = ok ] || lab_fail reason=scheme-regions-not-its-target $res
 [ $((a_cold_sw * 100)) -ge $((a_cold_kb * 99)) ] || lab_fail reason=a-cold-swapped-back $res
 [ $((b_cold_sw * 100)) -ge $((b_cold_kb * 99)) ] || lab_fail reason=b-cold-swapped-back $res
 [ $((a_hot_sw * 1000)) -le "$a_hot_kb" ] || lab_fail reason=a-hot-swapped $res
