@@ -125,6 +125,18 @@ fn vma_filter(task: &TaskInfo, scheduling: Scheduling) -> VmaFilter {
     }
 }
 
+/// Drops `x` on a blocking thread when it holds anything: dropping a tracker can wait on
+/// the kernel (a DAMON tracker takes the DAMON lock, which a pass may hold for an
+/// aggregation interval, then writes sysfs), which must not stall a runtime worker.
+fn drop_blocking<T: Send + 'static>(x: T)
+where
+    for<'a> &'a T: IntoIterator,
+{
+    if (&x).into_iter().next().is_some() {
+        drop(tokio::task::spawn_blocking(move || drop(x)));
+    }
+}
+
 /// Opens (or keeps) the task's processes for this round, prepares their maps and starts
 /// new trackers, adding the time it took to `cost`. `None` when the round cannot run
 /// (logged).
@@ -153,8 +165,8 @@ async fn prepare(
                 Ok(Ok(p)) => p,
                 Ok(Err(e)) => {
                     // the processes are gone: their trackers go too (a DAMON tracker
-                    // removes its kdamond), not at the task's stop
-                    s.procs.clear();
+                    // removes its target or kdamond), not at the task's stop
+                    drop_blocking(std::mem::take(&mut s.procs));
                     tracing::info!("{w}: round skipped: {e}");
                     return None;
                 }
@@ -552,7 +564,7 @@ pub(crate) fn spawn_engine_worker(env: RoundEnv, working: WorkingSet) -> JoinHan
                 };
                 scanners.push(s);
             }
-            drop(old);
+            drop_blocking(old);
             if scanners.is_empty() {
                 continue;
             }
