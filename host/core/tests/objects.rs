@@ -2,13 +2,10 @@
 
 mod common;
 
+use common::steps::*;
 use common::*;
-use etmem_host::{Action, ActionError, ActionHandler, DaemonHandle, DelTargets};
+use etmem_host::{Action, ActionHandler, DaemonHandle, DelTargets};
 use etmem_proto::OptResult;
-
-fn err(r: Result<etmem_host::Reply, ActionError>) -> ActionError {
-    r.expect_err("expected a failure")
-}
 
 async fn show_all(d: &DaemonHandle) -> String {
     d.handle(Action::ProjectShow { project: None })
@@ -18,119 +15,74 @@ async fn show_all(d: &DaemonHandle) -> String {
 }
 
 fn base() -> etmem_config::ConfigFile {
-    file(
-        vec![project("p", 2, 10, 3)],
-        vec![slide("p")],
+    slide_file(
+        project("p", 2, 10, 3),
         vec![slide_task("p", "t", pid("100"), 2)],
     )
 }
 
 #[tokio::test(start_paused = true)]
 async fn add_duplicates_and_missing_parents() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&base()).await.expect("add");
+    let (_m, _rec, d) = daemon_up();
+    add(&d, base()).await;
 
-    let e = err(d
-        .add_config(&file(vec![project("p", 1, 1, 1)], vec![], vec![]))
-        .await);
-    assert_eq!(e.result, OptResult::ProExisted);
-    assert!(
-        e.detail.contains("project `p` already exists"),
-        "{}",
-        e.detail
-    );
+    let e = add_fails(&d, projects_file(vec![project("p", 1, 1, 1)])).await;
+    assert_failure(&e, OptResult::ProExisted, &["project `p` already exists"]);
     assert!(
         e.detail.starts_with("/etc/etmem/test.ini: [project] #0"),
         "{}",
         e.detail
     );
 
-    let e = err(d
-        .add_config(&file(
-            vec![project("q", 1, 1, 1), project("q", 1, 1, 1)],
-            vec![],
-            vec![],
-        ))
-        .await);
-    assert_eq!(e.result, OptResult::ProExisted);
-    assert!(e.detail.contains("[project] #1"), "{}", e.detail);
-    assert!(e.detail.contains("defined twice"), "{}", e.detail);
-
-    let e = err(d
-        .add_config(&file(vec![], vec![slide("nope")], vec![]))
-        .await);
-    assert_eq!(e.result, OptResult::ProNoExist);
-    assert!(
-        e.detail.contains("project `nope` does not exist"),
-        "{}",
-        e.detail
-    );
-
-    let e = err(d.add_config(&file(vec![], vec![slide("p")], vec![])).await);
-    assert_eq!(e.result, OptResult::EngExisted);
-    assert!(
-        e.detail
-            .contains("engine `slide` already exists in project `p`")
-    );
-
-    let e = err(d
-        .add_config(&file(
-            vec![project("q", 1, 1, 1)],
-            vec![slide("q"), slide("q")],
-            vec![],
-        ))
-        .await);
-    assert_eq!(e.result, OptResult::EngExisted);
-
-    let e = err(d
-        .add_config(&file(
-            vec![],
-            vec![],
-            vec![slide_task("x", "t", pid("100"), 1)],
-        ))
-        .await);
-    assert_eq!(e.result, OptResult::ProNoExist);
-
-    let e = err(d
-        .add_config(&file(
-            vec![],
-            vec![],
-            vec![cslide_task("p", "t", pid("200"))],
-        ))
-        .await);
-    assert_eq!(e.result, OptResult::EngNoExist);
-    assert!(
-        e.detail
-            .contains("engine `cslide` does not exist in project `p`")
-    );
-
-    let e = err(d
-        .add_config(&file(
-            vec![],
-            vec![],
-            vec![slide_task("p", "t", pid("100"), 1)],
-        ))
-        .await);
-    assert_eq!(e.result, OptResult::TaskExisted);
-    assert!(e.detail.contains("task `t` already exists"), "{}", e.detail);
-
-    let e = err(d
-        .add_config(&file(
-            vec![],
-            vec![],
-            vec![
-                slide_task("p", "u", pid("100"), 1),
-                slide_task("p", "u", pid("100"), 1),
-            ],
-        ))
-        .await);
-    assert_eq!(e.result, OptResult::TaskExisted);
-    assert!(e.detail.contains("[task] #1"), "{}", e.detail);
-
-    let e = err(d.add_config(&file(vec![], vec![], vec![])).await);
-    assert_eq!(e.result, OptResult::Inval);
+    let q = || project("q", 1, 1, 1);
+    let u = || slide_task("p", "u", pid("100"), 1);
+    // (file, answer, what its detail says)
+    let cases = [
+        (
+            projects_file(vec![q(), q()]),
+            OptResult::ProExisted,
+            &["[project] #1", "defined twice"][..],
+        ),
+        (
+            engines_file(vec![slide("nope")]),
+            OptResult::ProNoExist,
+            &["project `nope` does not exist"],
+        ),
+        (
+            engines_file(vec![slide("p")]),
+            OptResult::EngExisted,
+            &["engine `slide` already exists in project `p`"],
+        ),
+        (
+            file(vec![q()], vec![slide("q"), slide("q")], vec![]),
+            OptResult::EngExisted,
+            &[],
+        ),
+        (
+            tasks_file(vec![slide_task("x", "t", pid("100"), 1)]),
+            OptResult::ProNoExist,
+            &[],
+        ),
+        (
+            tasks_file(vec![cslide_task("p", "t", pid("200"))]),
+            OptResult::EngNoExist,
+            &["engine `cslide` does not exist in project `p`"],
+        ),
+        (
+            tasks_file(vec![slide_task("p", "t", pid("100"), 1)]),
+            OptResult::TaskExisted,
+            &["task `t` already exists"],
+        ),
+        (
+            tasks_file(vec![u(), u()]),
+            OptResult::TaskExisted,
+            &["[task] #1"],
+        ),
+        (file(vec![], vec![], vec![]), OptResult::Inval, &[]),
+    ];
+    for (f, result, needles) in cases {
+        assert_failure(&add_fails(&d, f).await, result, needles);
+    }
 
     // None of the failures above left anything behind.
     assert_eq!(
@@ -145,25 +97,23 @@ async fn add_duplicates_and_missing_parents() {
 
 #[tokio::test(start_paused = true)]
 async fn add_contextual_checks() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&file(
-        vec![project("p", 2, 10, 3), psi_project("ps")],
-        vec![],
-        vec![],
-    ))
-    .await
-    .expect("add");
+    let (_m, rec, d) = daemon_up();
+    add(
+        &d,
+        projects_file(vec![project("p", 2, 10, 3), psi_project("ps")]),
+    )
+    .await;
 
     // T ≤ loop*3
-    let e = err(d
-        .add_config(&file(
+    let e = add_fails(
+        &d,
+        file(
             vec![],
             vec![slide("p")],
             vec![slide_task("p", "t", pid("100"), 7)],
-        ))
-        .await);
+        ),
+    )
+    .await;
     assert_eq!(e.result, OptResult::InterErr);
     assert!(
         e.detail
@@ -173,80 +123,52 @@ async fn add_contextual_checks() {
     );
 
     // engine type vs scan_type (B7)
-    let e = err(d.add_config(&file(vec![], vec![slide("ps")], vec![])).await);
-    assert_eq!(e.result, OptResult::InterErr);
-    assert!(
-        e.detail
-            .contains("a slide engine needs a project with scan_type=page, found scan_type=psi"),
-        "{}",
-        e.detail
+    let e = add_fails(&d, engines_file(vec![slide("ps")])).await;
+    assert_failure(
+        &e,
+        OptResult::InterErr,
+        &["a slide engine needs a project with scan_type=page, found scan_type=psi"],
     );
-    let e = err(d.add_config(&file(vec![], vec![damon("p")], vec![])).await);
-    assert!(
-        e.detail.contains("needs a project with scan_type=region"),
-        "{}",
-        e.detail
-    );
+    let e = add_fails(&d, engines_file(vec![damon("p")])).await;
+    assert_detail(&e, "needs a project with scan_type=region");
 
-    // not implemented engines
-    let e = err(d
-        .add_config(&file(
-            vec![],
-            vec![engine("ps", etmem_config::EngineKind::Psi)],
-            vec![],
-        ))
-        .await);
-    assert_eq!(e.result, OptResult::InterErr);
-    assert!(
-        e.detail.contains("the psi engine is not implemented yet"),
-        "{}",
-        e.detail
-    );
-    let e = err(d
-        .add_config(&file(vec![], vec![thirdparty("p", "mine")], vec![]))
-        .await);
-    assert_eq!(e.result, OptResult::InterErr);
-    assert!(
-        e.detail
-            .contains("engine library `/usr/lib/libmy.so`: cannot resolve it"),
-        "{}",
-        e.detail
-    );
-
-    // node_pair must cover nodes 0 and 1 exactly once
-    let e = err(d
-        .add_config(&file(vec![], vec![cslide("p", &[(0, 2)], 1)], vec![]))
-        .await);
-    assert_eq!(e.result, OptResult::InterErr);
-    assert!(
-        e.detail
-            .contains("key `node_pair`: node 2 is not a NUMA node of this machine (nodes 0,1)"),
-        "{}",
-        e.detail
-    );
-    let e = err(d
-        .add_config(&file(vec![], vec![cslide("p", &[], 1)], vec![]))
-        .await);
-    assert!(
-        e.detail.contains("node 0 of this machine is in no pair"),
-        "{}",
-        e.detail
-    );
+    // (engine, what the detail says): engines not implemented, then node_pair must cover
+    // nodes 0 and 1 exactly once
+    let cases = [
+        (
+            engine("ps", etmem_config::EngineKind::Psi),
+            "the psi engine is not implemented yet",
+        ),
+        (
+            thirdparty("p", "mine"),
+            "engine library `/usr/lib/libmy.so`: cannot resolve it",
+        ),
+        (
+            cslide("p", &[(0, 2)], 1),
+            "key `node_pair`: node 2 is not a NUMA node of this machine (nodes 0,1)",
+        ),
+    ];
+    for (engine, needle) in cases {
+        let e = add_fails(&d, engines_file(vec![engine])).await;
+        assert_failure(&e, OptResult::InterErr, &[needle]);
+    }
+    let e = add_fails(&d, engines_file(vec![cslide("p", &[], 1)])).await;
+    assert_detail(&e, "node 0 of this machine is in no pair");
 
     // cslide task pid must resolve at add time
-    let e = err(d
-        .add_config(&file(
+    let e = add_fails(
+        &d,
+        file(
             vec![],
             vec![cslide("p", &[(0, 1)], 1)],
             vec![cslide_task("p", "vm", pid("999"))],
-        ))
-        .await);
-    assert_eq!(e.result, OptResult::InterErr);
-    assert!(
-        e.detail
-            .contains("cannot resolve type=pid value=999 at add time: no process 999"),
-        "{}",
-        e.detail
+        ),
+    )
+    .await;
+    assert_failure(
+        &e,
+        OptResult::InterErr,
+        &["cannot resolve type=pid value=999 at add time: no process 999"],
     );
 
     // hot_threshold clamped to loop*3+1, pid fixed at add, max_threads clamped
@@ -254,13 +176,15 @@ async fn add_contextual_checks() {
     big.max_threads = 100;
     let mut zero = slide_task("p", "s", pid("100"), 1);
     zero.max_threads = 0;
-    d.add_config(&file(
-        vec![],
-        vec![cslide("p", &[(1, 0)], 50), slide("p")],
-        vec![big, zero],
-    ))
-    .await
-    .expect("add");
+    add(
+        &d,
+        file(
+            vec![],
+            vec![cslide("p", &[(1, 0)], 50), slide("p")],
+            vec![big, zero],
+        ),
+    )
+    .await;
     assert!(
         rec.events().contains(&"create cslide hot=7".to_string()),
         "{:?}",
@@ -281,51 +205,43 @@ async fn add_contextual_checks() {
 
 #[tokio::test(start_paused = true)]
 async fn add_is_all_or_nothing() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
+    let (_m, _rec, d) = daemon_up();
+    let with_t = |t| {
+        slide_file(
+            project("p", 1, 10, 1),
+            vec![slide_task("p", "t", pid("100"), t)],
+        )
+    };
     // project and engine fine, the 3rd section (task) fails: nothing is added
-    let e = err(d
-        .add_config(&file(
-            vec![project("p", 1, 10, 1)],
-            vec![slide("p")],
-            vec![slide_task("p", "t", pid("100"), 4)],
-        ))
-        .await);
+    let e = add_fails(&d, with_t(4)).await;
     assert_eq!(e.result, OptResult::InterErr);
     assert_eq!(show_all(&d).await, "no project exists\n\n");
     // the same file, fixed, now adds
-    d.add_config(&file(
-        vec![project("p", 1, 10, 1)],
-        vec![slide("p")],
-        vec![slide_task("p", "t", pid("100"), 3)],
-    ))
-    .await
-    .expect("add");
+    add(&d, with_t(3)).await;
     assert!(show_all(&d).await.contains("t                slide"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn show_text_golden() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&file(
-        vec![project("first", 1, 10, 1), project("second", 1, 10, 1)],
-        vec![
-            slide("first"),
-            cslide("first", &[(0, 1)], 1),
-            slide("second"),
-        ],
-        vec![
-            slide_task("first", "a", pid("100"), 1),
-            slide_task("first", "b", comm("mysqld"), 1),
-            cslide_task("first", "vm", pid("200")),
-            slide_task("second", "c", pid("101"), 1),
-        ],
-    ))
-    .await
-    .expect("add");
+    let (_m, _rec, d) = daemon_up();
+    add(
+        &d,
+        file(
+            vec![project("first", 1, 10, 1), project("second", 1, 10, 1)],
+            vec![
+                slide("first"),
+                cslide("first", &[(0, 1)], 1),
+                slide("second"),
+            ],
+            vec![
+                slide_task("first", "a", pid("100"), 1),
+                slide_task("first", "b", comm("mysqld"), 1),
+                cslide_task("first", "vm", pid("200")),
+                slide_task("second", "c", pid("101"), 1),
+            ],
+        ),
+    )
+    .await;
     d.start_project("second").await.expect("start");
     let want = "\
 project: second
@@ -350,9 +266,7 @@ number   type     value            name             engine           started \n\
         "project: project zzz is not existed\n\n"
     );
     // a project with no task: name and header only
-    d.add_config(&file(vec![project("empty", 1, 1, 1)], vec![], vec![]))
-        .await
-        .expect("add");
+    add(&d, projects_file(vec![project("empty", 1, 1, 1)])).await;
     assert_eq!(
         d.show(Some("empty")).output,
         "project: empty\nnumber   type     value            name             engine           started \n"
@@ -361,29 +275,17 @@ number   type     value            name             engine           started \n\
 
 #[tokio::test(start_paused = true)]
 async fn del_order_classes_and_last_failure() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&base()).await.expect("add");
+    let (_m, rec, d) = daemon_up();
+    add(&d, base()).await;
     d.start_project("p").await.expect("start");
 
-    let e = err(d
-        .del_objects(&DelTargets {
-            tasks: vec![("p".into(), "slide".into(), "zz".into())],
-            ..Default::default()
-        })
-        .await);
-    assert_eq!(e.result, OptResult::TaskNoExist);
-    assert!(
-        e.detail
-            .contains("task `zz` does not exist in engine `slide` of project `p`")
+    let e = err(d.del_objects(&del_tasks(&[("p", "slide", "zz")])).await);
+    assert_failure(
+        &e,
+        OptResult::TaskNoExist,
+        &["task `zz` does not exist in engine `slide` of project `p`"],
     );
-    let e = err(d
-        .del_objects(&DelTargets {
-            engines: vec![("p".into(), "cslide".into())],
-            ..Default::default()
-        })
-        .await);
+    let e = err(d.del_objects(&del_engines(&[("p", "cslide")])).await);
     assert_eq!(e.result, OptResult::EngNoExist);
 
     // the task is deleted (stopped first), the failing engine delete goes on, and the last
@@ -395,63 +297,55 @@ async fn del_order_classes_and_last_failure() {
             tasks: vec![("p".into(), "slide".into(), "t".into())],
         })
         .await);
-    assert_eq!(e.result, OptResult::ProNoExist);
-    assert!(e.detail.contains("project `gone` does not exist"));
+    assert_failure(
+        &e,
+        OptResult::ProNoExist,
+        &["project `gone` does not exist"],
+    );
     assert!(rec.events().contains(&"stop t".to_string()));
     assert!(!d.show(Some("p")).output.contains(" t "));
 
-    d.del_objects(&DelTargets {
-        projects: vec!["p".into()],
-        ..Default::default()
-    })
-    .await
-    .expect("del project");
+    d.del_objects(&del_projects(&["p"]))
+        .await
+        .expect("del project");
     assert_eq!(show_all(&d).await, "no project exists\n\n");
+}
+
+/// Adds slide tasks `ok` then `bad` to project `p` while the engine refuses to start
+/// `bad`: the add fails, naming `bad`.
+async fn add_with_refused_task(d: &DaemonHandle, rec: &Recorder, ok: &str, bad: &str) {
+    *rec.fail_start.lock().expect("lock") = Some(bad.into());
+    let e = add_fails(
+        d,
+        tasks_file(vec![
+            slide_task("p", ok, pid("100"), 1),
+            slide_task("p", bad, pid("100"), 1),
+        ]),
+    )
+    .await;
+    let why = format!("task `{bad}` in project `p`: task `{bad}` refuses");
+    assert_failure(&e, OptResult::InterErr, &[&why]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn start_stop_results_and_b6_rollback() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
+    let (_m, rec, d) = daemon_up();
     let e = err(d.start_project("p").await);
     assert_eq!(e.result, OptResult::ProNoExist);
     let e = err(d.stop_project("p").await);
     assert_eq!(e.result, OptResult::ProNoExist);
 
-    d.add_config(&file(
-        vec![project("p", 1, 10, 1)],
-        vec![slide("p")],
-        vec![
-            slide_task("p", "a", pid("100"), 1),
-            slide_task("p", "bad", pid("100"), 1),
-            slide_task("p", "c", pid("100"), 1),
-        ],
-    ))
-    .await
-    .expect("add");
+    let t = |name| slide_task("p", name, pid("100"), 1);
+    add(
+        &d,
+        slide_file(project("p", 1, 10, 1), vec![t("a"), t("bad"), t("c")]),
+    )
+    .await;
     let e = err(d.stop_project("p").await);
     assert_eq!(e.result, OptResult::ProStopped);
 
     // a task its engine refuses at add is not added; nothing of the file is
-    *rec.fail_start.lock().expect("lock") = Some("bad2".into());
-    let e = err(d
-        .add_config(&file(
-            vec![],
-            vec![],
-            vec![
-                slide_task("p", "d", pid("100"), 1),
-                slide_task("p", "bad2", pid("100"), 1),
-            ],
-        ))
-        .await);
-    assert_eq!(e.result, OptResult::InterErr);
-    assert!(
-        e.detail
-            .contains("task `bad2` in project `p`: task `bad2` refuses"),
-        "{}",
-        e.detail
-    );
+    add_with_refused_task(&d, &rec, "d", "bad2").await;
     assert!(
         rec.events().contains(&"drop d".to_string()),
         "{:?}",
@@ -470,29 +364,10 @@ async fn start_stop_results_and_b6_rollback() {
 
 #[tokio::test(start_paused = true)]
 async fn task_that_cannot_start_in_started_project_is_not_added() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&base()).await.expect("add");
+    let (_m, rec, d) = daemon_up();
+    add(&d, base()).await;
     d.start_project("p").await.expect("start");
-    *rec.fail_start.lock().expect("lock") = Some("bad".into());
-    let e = err(d
-        .add_config(&file(
-            vec![],
-            vec![],
-            vec![
-                slide_task("p", "ok", pid("100"), 1),
-                slide_task("p", "bad", pid("100"), 1),
-            ],
-        ))
-        .await);
-    assert_eq!(e.result, OptResult::InterErr);
-    assert!(
-        e.detail
-            .contains("task `bad` in project `p`: task `bad` refuses"),
-        "{}",
-        e.detail
-    );
+    add_with_refused_task(&d, &rec, "ok", "bad").await;
     let shown = d.show(Some("p")).output;
     assert!(
         !shown.contains(" ok ") && !shown.contains(" bad "),
@@ -503,40 +378,41 @@ async fn task_that_cannot_start_in_started_project_is_not_added() {
 
 #[tokio::test(start_paused = true)]
 async fn engine_command_checks_in_order() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
+    let (_m, _rec, d) = daemon_up();
     let cmd = |p: &str, e: &str, c: &str, t: Option<&str>| Action::EngineCmd {
         project: p.into(),
         engine: e.into(),
         cmd: c.into(),
         task: t.map(Into::into),
     };
-    let e = err(d.handle(cmd("", "slide", "x", None)).await);
-    assert_eq!(e.result, OptResult::Inval);
+    for (project, result) in [("", OptResult::Inval), ("p", OptResult::ProNoExist)] {
+        let e = err(d.handle(cmd(project, "slide", "x", None)).await);
+        assert_eq!(e.result, result);
+    }
+    add(
+        &d,
+        file(
+            vec![project("p", 1, 10, 1)],
+            vec![slide("p"), cslide("p", &[(0, 1)], 2)],
+            vec![cslide_task("p", "vm", pid("200"))],
+        ),
+    )
+    .await;
     let e = err(d.handle(cmd("p", "slide", "x", None)).await);
-    assert_eq!(e.result, OptResult::ProNoExist);
-    d.add_config(&file(
-        vec![project("p", 1, 10, 1)],
-        vec![slide("p"), cslide("p", &[(0, 1)], 2)],
-        vec![cslide_task("p", "vm", pid("200"))],
-    ))
-    .await
-    .expect("add");
-    let e = err(d.handle(cmd("p", "slide", "x", None)).await);
-    assert_eq!(e.result, OptResult::Inval);
-    assert!(
-        e.detail.contains("project `p` is not started"),
-        "{}",
-        e.detail
-    );
+    assert_failure(&e, OptResult::Inval, &["project `p` is not started"]);
     d.start_project("p").await.expect("start");
-    let e = err(d.handle(cmd("p", "memdcd", "x", None)).await);
-    assert_eq!(e.result, OptResult::EngNoExist);
-    let e = err(d
-        .handle(cmd("p", "cslide", "showtaskpages", Some("nope")))
-        .await);
-    assert_eq!(e.result, OptResult::TaskNoExist);
+    for (engine, command, task, result) in [
+        ("memdcd", "x", None, OptResult::EngNoExist),
+        (
+            "cslide",
+            "showtaskpages",
+            Some("nope"),
+            OptResult::TaskNoExist,
+        ),
+    ] {
+        let e = err(d.handle(cmd("p", engine, command, task)).await);
+        assert_eq!(e.result, result);
+    }
     let out = d
         .handle(cmd("p", "cslide", "hello", Some("vm")))
         .await
@@ -554,22 +430,16 @@ async fn engine_command_checks_in_order() {
 
 #[tokio::test(start_paused = true)]
 async fn obj_add_of_unreadable_file_fails_with_a_reason() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    let missing = m.dir.path().join("missing.ini");
+    let (m, _rec, d) = daemon_up();
+    let missing = m.dir.path().join("missing.ini").display().to_string();
     let e = err(d
         .handle(Action::ObjAdd {
-            file: missing.display().to_string(),
+            file: missing.clone(),
         })
         .await);
     assert_ne!(e.result, OptResult::Success);
     assert!(!e.detail.is_empty());
-    let e = err(d
-        .handle(Action::ObjDel {
-            file: missing.display().to_string(),
-        })
-        .await);
+    let e = err(d.handle(Action::ObjDel { file: missing }).await);
     assert_ne!(e.result, OptResult::Success);
 }
 
@@ -587,18 +457,14 @@ const PROJECT_INI: &str = "[project]\nname=db\nloop=3\ninterval=60\nsleep=2\n\n\
 
 #[tokio::test(start_paused = true)]
 async fn obj_add_and_del_of_real_files_through_actions() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
+    let (m, rec, d) = daemon_up();
     // the task (3rd section) breaks T ≤ loop*3: nothing is added
     let bad = write_conf(&m, "bad.ini", &PROJECT_INI.replace("T=2", "T=10"));
     let e = err(d.handle(Action::ObjAdd { file: bad }).await);
-    assert_eq!(e.result, OptResult::InterErr);
-    assert!(
-        e.detail
-            .contains("key `T`: expected 0..=9 (loop*3), found 10"),
-        "{}",
-        e.detail
+    assert_failure(
+        &e,
+        OptResult::InterErr,
+        &["key `T`: expected 0..=9 (loop*3), found 10"],
     );
     assert_eq!(show_all(&d).await, "no project exists\n\n");
 

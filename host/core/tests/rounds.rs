@@ -2,32 +2,57 @@
 
 mod common;
 
+use common::steps::*;
 use common::*;
-use etmem_host::DelTargets;
-use std::time::Duration;
-use tokio::time::{Instant, sleep};
+use etmem_host::DaemonHandle;
+use tokio::time::Instant;
 
-async fn secs(n: u64) {
-    sleep(Duration::from_secs(n)).await;
+/// Starts project `p` with the recorder's clock at 0, then lets `wait` seconds pass.
+async fn start_and_wait(d: &DaemonHandle, rec: &Recorder, p: &str, wait: u64) {
+    rec.reset_origin();
+    d.start_project(p).await.expect("start");
+    secs(wait).await;
+}
+
+/// Project `p` (loop=1, interval=5, sleep=1), its slide engine and `tasks`.
+fn p_1_5_1(tasks: Vec<etmem_config::TaskConf>) -> etmem_config::ConfigFile {
+    slide_file(project("p", 1, 5, 1), tasks)
+}
+
+/// Project `p` (loop=2, interval=10, sleep=1), its cslide engine (nodes 0→1, hot 1) and
+/// tasks `vm1` (pid 100) and `vm2` (name qemu), each as `edit` leaves it.
+fn cslide_vms(
+    edit: fn(etmem_config::TaskConf) -> etmem_config::TaskConf,
+) -> etmem_config::ConfigFile {
+    file(
+        vec![project("p", 2, 10, 1)],
+        vec![cslide("p", &[(0, 1)], 1)],
+        vec![
+            edit(cslide_task("p", "vm1", pid("100"))),
+            edit(cslide_task("p", "vm2", comm("qemu"))),
+        ],
+    )
+}
+
+/// Lets 100 s pass, then asserts that no round came after the `n` seen so far.
+async fn assert_no_more_rounds(rec: &Recorder, n: usize) {
+    secs(100).await;
+    assert_eq!(rec.rounds().len(), n, "no round after stop");
+}
+
+/// Slide task `t` of project `p` on pid 100.
+fn t100() -> etmem_config::TaskConf {
+    slide_task("p", "t", pid("100"), 1)
 }
 
 #[tokio::test(start_paused = true)]
 async fn slide_rounds_are_end_to_start() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
+    let (_m, rec, d) = daemon_up();
     // loop=2, interval=10, sleep=3: a round lasts 2*3 = 6 s, the first one 3 s more (its
     // trackers start, and their first pass must see a full `sleep` window)
-    d.add_config(&file(
-        vec![project("p", 2, 10, 3)],
-        vec![slide("p")],
-        vec![slide_task("p", "t", comm("mysqld"), 1)],
-    ))
-    .await
-    .expect("add");
-    rec.reset_origin();
-    d.start_project("p").await.expect("start");
-    secs(52).await;
+    let t = slide_task("p", "t", comm("mysqld"), 1);
+    add(&d, slide_file(project("p", 2, 10, 3), vec![t])).await;
+    start_and_wait(&d, &rec, "p", 52).await;
     let r = rec.rounds();
     let times: Vec<(u64, f64)> = r.iter().map(|r| (r.round, r.decided)).collect();
     assert_eq!(
@@ -48,20 +73,10 @@ async fn slide_rounds_are_end_to_start() {
 
 #[tokio::test(start_paused = true)]
 async fn stop_during_sleep_is_prompt_and_restart_starts_over() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&file(
-        vec![project("p", 3, 10, 100)],
-        vec![slide("p")],
-        vec![slide_task("p", "t", pid("100"), 1)],
-    ))
-    .await
-    .expect("add");
-    rec.reset_origin();
-    d.start_project("p").await.expect("start");
+    let (_m, rec, d) = daemon_up();
+    add(&d, slide_file(project("p", 3, 10, 100), vec![t100()])).await;
     // inside the first round's first 100 s sleep
-    secs(20).await;
+    start_and_wait(&d, &rec, "p", 20).await;
     let before = Instant::now();
     d.stop_project("p").await.expect("stop");
     assert_eq!(Instant::now(), before, "stop waited for the clock");
@@ -69,24 +84,14 @@ async fn stop_during_sleep_is_prompt_and_restart_starts_over() {
     assert!(rec.rounds().is_empty(), "{:?}", rec.rounds());
 
     // restart: a fresh first round interval after the new start
-    let m2 = project("q", 1, 5, 1);
-    d.add_config(&file(
-        vec![m2],
-        vec![slide("q")],
-        vec![slide_task("q", "u", pid("200"), 1)],
-    ))
-    .await
-    .expect("add");
-    rec.reset_origin();
-    d.start_project("q").await.expect("start");
-    secs(8).await;
+    let u = slide_task("q", "u", pid("200"), 1);
+    add(&d, slide_file(project("q", 1, 5, 1), vec![u])).await;
+    start_and_wait(&d, &rec, "q", 8).await;
     let r = rec.rounds();
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0].decided, 7.0);
     d.stop_project("q").await.expect("stop");
-    rec.reset_origin();
-    d.start_project("q").await.expect("start again");
-    secs(8).await;
+    start_and_wait(&d, &rec, "q", 8).await;
     let r = rec.rounds();
     assert_eq!(r.len(), 2, "{r:?}");
     assert_eq!((r[1].round, r[1].decided), (1, 7.0));
@@ -94,49 +99,23 @@ async fn stop_during_sleep_is_prompt_and_restart_starts_over() {
 
 #[tokio::test(start_paused = true)]
 async fn deleting_a_running_project_stops_its_rounds() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&file(
-        vec![project("p", 1, 5, 1)],
-        vec![slide("p")],
-        vec![slide_task("p", "t", pid("100"), 1)],
-    ))
-    .await
-    .expect("add");
-    d.start_project("p").await.expect("start");
-    secs(8).await;
+    let (_m, rec, d) = daemon_up();
+    add(&d, p_1_5_1(vec![t100()])).await;
+    start_and_wait(&d, &rec, "p", 8).await;
     assert_eq!(rec.rounds().len(), 1);
-    d.del_objects(&DelTargets {
-        projects: vec!["p".into()],
-        ..Default::default()
-    })
-    .await
-    .expect("del");
+    d.del_objects(&del_projects(&["p"])).await.expect("del");
     assert!(rec.events().contains(&"stop t".to_string()));
-    secs(100).await;
-    assert_eq!(rec.rounds().len(), 1);
+    assert_no_more_rounds(&rec, 1).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn task_added_to_started_project_starts_rounds() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&file(vec![project("p", 1, 5, 1)], vec![slide("p")], vec![]))
-        .await
-        .expect("add");
-    d.start_project("p").await.expect("start");
-    secs(30).await;
+    let (_m, rec, d) = daemon_up();
+    add(&d, p_1_5_1(vec![])).await;
+    start_and_wait(&d, &rec, "p", 30).await;
     assert!(rec.rounds().is_empty());
     rec.reset_origin();
-    d.add_config(&file(
-        vec![],
-        vec![],
-        vec![slide_task("p", "late", pid("200"), 1)],
-    ))
-    .await
-    .expect("add task");
+    add(&d, tasks_file(vec![slide_task("p", "late", pid("200"), 1)])).await;
     assert!(
         d.show(Some("p"))
             .output
@@ -151,18 +130,9 @@ async fn task_added_to_started_project_starts_rounds() {
 
 #[tokio::test(start_paused = true)]
 async fn a_vanished_process_skips_the_round() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&file(
-        vec![project("p", 1, 5, 1)],
-        vec![slide("p")],
-        vec![slide_task("p", "t", pid("100"), 1)],
-    ))
-    .await
-    .expect("add");
-    d.start_project("p").await.expect("start");
-    secs(8).await;
+    let (m, rec, d) = daemon_up();
+    add(&d, p_1_5_1(vec![t100()])).await;
+    start_and_wait(&d, &rec, "p", 8).await;
     assert_eq!(rec.rounds().len(), 1);
     m.fake.remove_process(100).expect("rm");
     secs(20).await;
@@ -171,24 +141,11 @@ async fn a_vanished_process_skips_the_round() {
 
 #[tokio::test(start_paused = true)]
 async fn cslide_worker_scans_working_tasks_and_stops_with_them() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&file(
-        vec![project("p", 2, 10, 1)],
-        vec![cslide("p", &[(0, 1)], 1)],
-        vec![
-            cslide_task("p", "vm1", pid("100")),
-            cslide_task("p", "vm2", comm("qemu")),
-        ],
-    ))
-    .await
-    .expect("add");
+    let (_m, rec, d) = daemon_up();
+    add(&d, cslide_vms(|t| t)).await;
     secs(60).await;
     assert!(rec.rounds().is_empty(), "worker ran without a started task");
-    rec.reset_origin();
-    d.start_project("p").await.expect("start");
-    secs(26).await;
+    start_and_wait(&d, &rec, "p", 26).await;
     let r = rec.rounds();
     // one worker for the engine: rounds at 10 (a warm-up sleep for the new trackers, passes
     // end 13), then 23 (passes end 25); each working task planned in turn after both were
@@ -207,36 +164,32 @@ async fn cslide_worker_scans_working_tasks_and_stops_with_them() {
         ]
     );
     // deleting one task: the worker goes on with the other
-    d.del_objects(&DelTargets {
-        tasks: vec![("p".into(), "cslide".into(), "vm2".into())],
-        ..Default::default()
-    })
-    .await
-    .expect("del task");
+    d.del_objects(&del_tasks(&[("p", "cslide", "vm2")]))
+        .await
+        .expect("del task");
     secs(12).await;
     let r = rec.rounds();
     assert_eq!(r.len(), 5);
     assert_eq!((r[4].task.as_str(), r[4].pids.clone()), ("vm1", vec![100]));
     d.stop_project("p").await.expect("stop");
-    secs(100).await;
-    assert_eq!(rec.rounds().len(), 5);
+    assert_no_more_rounds(&rec, 5).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_stops_every_task() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&file(
-        vec![project("a", 1, 5, 1), project("b", 1, 5, 1)],
-        vec![slide("a"), slide("b")],
-        vec![
-            slide_task("a", "ta", pid("100"), 1),
-            slide_task("b", "tb", pid("200"), 1),
-        ],
-    ))
-    .await
-    .expect("add");
+    let (_m, rec, d) = daemon_up();
+    add(
+        &d,
+        file(
+            vec![project("a", 1, 5, 1), project("b", 1, 5, 1)],
+            vec![slide("a"), slide("b")],
+            vec![
+                slide_task("a", "ta", pid("100"), 1),
+                slide_task("b", "tb", pid("200"), 1),
+            ],
+        ),
+    )
+    .await;
     d.start_project("a").await.expect("start");
     d.start_project("b").await.expect("start");
     secs(8).await;
@@ -245,37 +198,37 @@ async fn shutdown_stops_every_task() {
     clone.shutdown().await;
     let ev = rec.events();
     assert!(ev.contains(&"stop ta".to_string()) && ev.contains(&"stop tb".to_string()));
-    secs(100).await;
-    assert_eq!(rec.rounds().len(), 2);
+    assert_no_more_rounds(&rec, 2).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn deleting_a_running_engine_stops_its_rounds() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&file(
-        vec![project("p", 1, 5, 1)],
-        vec![slide("p"), cslide("p", &[(0, 1)], 1)],
-        vec![
+    let (_m, rec, d) = daemon_up();
+    add(
+        &d,
+        slide_and_cslide(vec![
             slide_task("p", "s", pid("100"), 1),
             cslide_task("p", "c", pid("200")),
-        ],
-    ))
-    .await
-    .expect("add");
-    d.start_project("p").await.expect("start");
-    secs(8).await;
+        ]),
+    )
+    .await;
+    start_and_wait(&d, &rec, "p", 8).await;
     assert_eq!(rec.rounds().len(), 2);
-    d.del_objects(&DelTargets {
-        engines: vec![("p".into(), "slide".into()), ("p".into(), "cslide".into())],
-        ..Default::default()
-    })
-    .await
-    .expect("del engines");
-    secs(100).await;
-    assert_eq!(rec.rounds().len(), 2);
+    d.del_objects(&del_engines(&[("p", "slide"), ("p", "cslide")]))
+        .await
+        .expect("del engines");
+    assert_no_more_rounds(&rec, 2).await;
     assert_eq!(d.show(Some("p")).output.lines().count(), 2);
+}
+
+/// Project `p` (loop=1, interval=5, sleep=1), its slide and cslide (nodes 0→1, hot 1)
+/// engines and `tasks`.
+fn slide_and_cslide(tasks: Vec<etmem_config::TaskConf>) -> etmem_config::ConfigFile {
+    file(
+        vec![project("p", 1, 5, 1)],
+        vec![slide("p"), cslide("p", &[(0, 1)], 1)],
+        tasks,
+    )
 }
 
 fn without_vm_flags(mut t: etmem_config::TaskConf) -> etmem_config::TaskConf {
@@ -285,24 +238,11 @@ fn without_vm_flags(mut t: etmem_config::TaskConf) -> etmem_config::TaskConf {
 
 #[tokio::test(start_paused = true)]
 async fn cslide_round_is_one_number_and_every_task_sees_this_rounds_scans() {
-    let m = machine();
-    let rec = Recorder::new();
+    let (m, rec, d) = daemon_up();
     *rec.peek.lock().expect("lock") = vec!["vm1".into(), "vm2".into(), "nope".into()];
-    let d = daemon(&m, &rec);
-    d.add_config(&file(
-        vec![project("p", 2, 10, 1)],
-        vec![cslide("p", &[(0, 1)], 1)],
-        // without vm_flags=ht, so that the fake's anonymous pages are scanned
-        vec![
-            without_vm_flags(cslide_task("p", "vm1", pid("100"))),
-            without_vm_flags(cslide_task("p", "vm2", comm("qemu"))),
-        ],
-    ))
-    .await
-    .expect("add");
-    rec.reset_origin();
-    d.start_project("p").await.expect("start");
-    secs(14).await;
+    // without vm_flags=ht, so that the fake's anonymous pages are scanned
+    add(&d, cslide_vms(without_vm_flags)).await;
+    start_and_wait(&d, &rec, "p", 14).await;
     // round 1 planned at 13; before round 2 (at 25), pid 100's second page is accessed
     assert_eq!(rec.rounds().len(), 2);
     m.fake
@@ -337,23 +277,18 @@ async fn cslide_round_is_one_number_and_every_task_sees_this_rounds_scans() {
 
 #[tokio::test(start_paused = true)]
 async fn project_stop_calls_stop_task_for_every_task() {
-    let m = machine();
-    let rec = Recorder::new();
-    let d = daemon(&m, &rec);
-    d.add_config(&file(
-        vec![project("p", 1, 5, 1)],
-        vec![slide("p"), cslide("p", &[(0, 1)], 1)],
-        vec![
+    let (_m, rec, d) = daemon_up();
+    add(
+        &d,
+        slide_and_cslide(vec![
             slide_task("p", "s1", pid("100"), 1),
             slide_task("p", "s2", pid("200"), 1),
             cslide_task("p", "c1", pid("100")),
             cslide_task("p", "c2", pid("200")),
-        ],
-    ))
-    .await
-    .expect("add");
-    d.start_project("p").await.expect("start");
-    secs(8).await;
+        ]),
+    )
+    .await;
+    start_and_wait(&d, &rec, "p", 8).await;
     assert_eq!(rec.rounds().len(), 4);
     let stops = |ev: Vec<String>| {
         let mut v: Vec<String> = ev.into_iter().filter(|e| e.starts_with("stop ")).collect();
@@ -366,8 +301,7 @@ async fn project_stop_calls_stop_task_for_every_task() {
         stops(rec.events()),
         ["stop c1", "stop c2", "stop s1", "stop s2"]
     );
-    secs(100).await;
-    assert_eq!(rec.rounds().len(), 4, "no round after stop");
+    assert_no_more_rounds(&rec, 4).await;
     // a restart and a second stop tell the engine again
     d.start_project("p").await.expect("restart");
     d.stop_project("p").await.expect("stop again");

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod steps;
+
 use etmem_config::{
     ConfigFile, CslideEngineConf, CslideTaskConf, DamonAction, DamonEngineConf, EngineConf,
     EngineKind, ProjectConf, ScanConf, SectionPos, SlideTaskConf, TaskConf, TaskEngineConf,
