@@ -43,31 +43,45 @@ const PAGES: &[(u64, u8)] = &[
     (0x5000, 6),
 ];
 
+/// Task `db`'s plan for round 1 of pid 7's [`PAGES`].
+fn plan_pages(h: &mut Harness<Slide>) -> Result<Vec<Action>, EngineError> {
+    h.plan("db", &round(1), &[scan(7, PAGES)])
+}
+
+/// The plan that swaps out `addrs` of pid 7.
+fn swap7(addrs: &[u64]) -> Result<Vec<Action>, EngineError> {
+    Ok(vec![Action::SwapOut {
+        pid: 7,
+        addrs: addrs.to_vec(),
+    }])
+}
+
+fn mem(rss_kb: u64, swap_kb: u64) -> ProcessMemory {
+    ProcessMemory { rss_kb, swap_kb }
+}
+
+/// A host that knows task `db`'s pid 7 has `rss_kb` resident and `swap_kb` swapped.
+fn host_with_7(rss_kb: u64, swap_kb: u64) -> FakeHost {
+    FakeHost::new().with_task_memory("db", 7, mem(rss_kb, swap_kb))
+}
+
 #[test]
 fn t0_swaps_nothing_t1_swaps_never_accessed_pages() {
-    let mut h = harness(&[("loop", "2")], &[("T", "0")], FakeHost::new());
-    assert_eq!(h.plan("db", &round(1), &[scan(7, PAGES)]), Ok(vec![]));
+    let with_t = |t| harness(&[("loop", "2")], &[("T", t)], FakeHost::new());
+    let mut h = with_t("0");
+    assert_eq!(plan_pages(&mut h), Ok(vec![]));
 
-    let mut h = harness(&[("loop", "2")], &[("T", "1")], FakeHost::new());
+    let mut h = with_t("1");
     assert_eq!(
         h.plan("db", &round(1), &[scan(7, PAGES), scan(8, &[(0x9000, 1)])]),
-        Ok(vec![Action::SwapOut {
-            pid: 7,
-            addrs: vec![0x1000, 0x4000]
-        }])
+        swap7(&[0x1000, 0x4000])
     );
     // Without sysmem_threshold the host is never asked for memory.
     assert!(!h.host.calls().contains(&"task-memory"));
     assert!(!h.host.calls().contains(&"system-facts"));
 
-    let mut h = harness(&[("loop", "2")], &[("T", "2")], FakeHost::new());
-    assert_eq!(
-        h.plan("db", &round(1), &[scan(7, PAGES)]),
-        Ok(vec![Action::SwapOut {
-            pid: 7,
-            addrs: vec![0x1000, 0x3000, 0x4000]
-        }])
-    );
+    let mut h = with_t("2");
+    assert_eq!(plan_pages(&mut h), swap7(&[0x1000, 0x3000, 0x4000]));
 }
 
 fn facts(total: u64, free: u64) -> SystemFacts {
@@ -84,36 +98,20 @@ fn facts(total: u64, free: u64) -> SystemFacts {
 
 #[test]
 fn sysmem_gate_edges_use_integer_percent_of_memfree() {
-    let mem = ProcessMemory {
-        rss_kb: 1000,
-        swap_kb: 0,
+    let with_free = |free| {
+        let host = host_with_7(1000, 0).with_system_facts(facts(10_000, free));
+        harness(
+            &[("loop", "1"), ("sysmem_threshold", "30")],
+            &[("T", "1")],
+            host,
+        )
     };
     // 2999*100/10000 = 29 < 30: open.
-    let host = FakeHost::new()
-        .with_system_facts(facts(10_000, 2_999))
-        .with_task_memory("db", 7, mem);
-    let mut h = harness(
-        &[("loop", "1"), ("sysmem_threshold", "30")],
-        &[("T", "1")],
-        host,
-    );
-    assert_eq!(
-        h.plan("db", &round(1), &[scan(7, PAGES)]),
-        Ok(vec![Action::SwapOut {
-            pid: 7,
-            addrs: vec![0x1000, 0x4000]
-        }])
-    );
+    let mut h = with_free(2_999);
+    assert_eq!(plan_pages(&mut h), swap7(&[0x1000, 0x4000]));
     // 3000*100/10000 = 30: not below 30: closed, and the process is not even asked.
-    let host = FakeHost::new()
-        .with_system_facts(facts(10_000, 3_000))
-        .with_task_memory("db", 7, mem);
-    let mut h = harness(
-        &[("loop", "1"), ("sysmem_threshold", "30")],
-        &[("T", "1")],
-        host,
-    );
-    assert_eq!(h.plan("db", &round(1), &[scan(7, PAGES)]), Ok(vec![]));
+    let mut h = with_free(3_000);
+    assert_eq!(plan_pages(&mut h), Ok(vec![]));
     assert!(!h.host.calls().contains(&"task-memory"));
 }
 
@@ -123,32 +121,11 @@ fn process_gate_uses_swap_share_or_swap_threshold() {
         FakeHost::new()
             .with_system_facts(facts(10_000, 100))
             // (50+150)/100*50 = 100 > 150 false: closed.
-            .with_task_memory(
-                "db",
-                1,
-                ProcessMemory {
-                    rss_kb: 50,
-                    swap_kb: 150,
-                },
-            )
+            .with_task_memory("db", 1, mem(50, 150))
             // (300+100)/100*50 = 200 > 100: open.
-            .with_task_memory(
-                "db",
-                2,
-                ProcessMemory {
-                    rss_kb: 300,
-                    swap_kb: 100,
-                },
-            )
+            .with_task_memory("db", 2, mem(300, 100))
             // 2 GiB of RSS
-            .with_task_memory(
-                "db",
-                3,
-                ProcessMemory {
-                    rss_kb: 2 << 20,
-                    swap_kb: 0,
-                },
-            )
+            .with_task_memory("db", 3, mem(2 << 20, 0))
     };
     let scans = [
         scan(1, PAGES),
@@ -156,11 +133,9 @@ fn process_gate_uses_swap_share_or_swap_threshold() {
         scan(3, PAGES),
         scan(4, PAGES),
     ];
-    let mut h = harness(
-        &[("loop", "1"), ("sysmem_threshold", "50")],
-        &[("T", "1")],
-        host(),
-    );
+    let gated =
+        |task: &[(&str, &str)]| harness(&[("loop", "1"), ("sysmem_threshold", "50")], task, host());
+    let mut h = gated(&[("T", "1")]);
     let pids: Vec<u32> = h
         .plan("db", &round(1), &scans)
         .expect("plan")
@@ -173,11 +148,7 @@ fn process_gate_uses_swap_share_or_swap_threshold() {
     assert_eq!(pids, vec![2, 3]);
 
     // swap_threshold=1g: only pids with VmRSS above 1 GiB.
-    let mut h = harness(
-        &[("loop", "1"), ("sysmem_threshold", "50")],
-        &[("T", "1"), ("swap_threshold", "1G")],
-        host(),
-    );
+    let mut h = gated(&[("T", "1"), ("swap_threshold", "1G")]);
     let actions = h.plan("db", &round(1), &scans).expect("plan");
     assert_eq!(actions.len(), 1);
     assert!(matches!(actions[0], Action::SwapOut { pid: 3, .. }));
@@ -185,64 +156,29 @@ fn process_gate_uses_swap_share_or_swap_threshold() {
 
 #[test]
 fn dram_percent_swaps_only_the_budget() {
-    // (8+0)/100*50 = 0 (dividing first) -> need (8-0)*1024/4096 = 2 pages.
-    let host = FakeHost::new().with_task_memory(
-        "db",
-        7,
-        ProcessMemory {
-            rss_kb: 8,
-            swap_kb: 0,
-        },
-    );
-    let mut h = harness(
-        &[("loop", "2")],
-        &[("T", "2"), ("dram_percent", "50")],
-        host,
-    );
-    // Bucket 0 LIFO: 0x4000 then 0x1000: need reached.
-    assert_eq!(
-        h.plan("db", &round(1), &[scan(7, PAGES)]),
-        Ok(vec![Action::SwapOut {
-            pid: 7,
-            addrs: vec![0x1000, 0x4000]
-        }])
-    );
-    // Larger need: bucket 1 (0x3000) too, then bucket 2 is hot: stop.
-    let host = FakeHost::new().with_task_memory(
-        "db",
-        7,
-        ProcessMemory {
-            rss_kb: 400,
-            swap_kb: 0,
-        },
-    );
-    let mut h = harness(
-        &[("loop", "2")],
-        &[("T", "2"), ("dram_percent", "50")],
-        host,
-    );
-    assert_eq!(
-        h.plan("db", &round(1), &[scan(7, PAGES)]),
-        Ok(vec![Action::SwapOut {
-            pid: 7,
-            addrs: vec![0x1000, 0x3000, 0x4000]
-        }])
-    );
-    // Nothing to free: (400+400)/100*60 = 480 > 400.
-    let host = FakeHost::new().with_task_memory(
-        "db",
-        7,
-        ProcessMemory {
-            rss_kb: 400,
-            swap_kb: 400,
-        },
-    );
-    let mut h = harness(
-        &[("loop", "2")],
-        &[("T", "2"), ("dram_percent", "60")],
-        host,
-    );
-    assert_eq!(h.plan("db", &round(1), &[scan(7, PAGES)]), Ok(vec![]));
+    // (rss, swap, dram_percent, what is swapped)
+    let cases: [(u64, u64, &str, &[u64]); 3] = [
+        // (8+0)/100*50 = 0 (dividing first) -> need (8-0)*1024/4096 = 2 pages.
+        // Bucket 0 LIFO: 0x4000 then 0x1000: need reached.
+        (8, 0, "50", &[0x1000, 0x4000]),
+        // Larger need: bucket 1 (0x3000) too, then bucket 2 is hot: stop.
+        (400, 0, "50", &[0x1000, 0x3000, 0x4000]),
+        // Nothing to free: (400+400)/100*60 = 480 > 400.
+        (400, 400, "60", &[]),
+    ];
+    for (rss, swap, percent, want) in cases {
+        let mut h = harness(
+            &[("loop", "2")],
+            &[("T", "2"), ("dram_percent", percent)],
+            host_with_7(rss, swap),
+        );
+        let want = if want.is_empty() {
+            Ok(vec![])
+        } else {
+            swap7(want)
+        };
+        assert_eq!(plan_pages(&mut h), want, "rss {rss} swap {swap} {percent}%");
+    }
 }
 
 #[test]
@@ -260,13 +196,7 @@ fn dram_percent_out_of_range_warns_and_is_off() {
         )]
     );
     // Off: plain classification, no memory asked.
-    assert_eq!(
-        h.plan("db", &round(1), &[scan(7, PAGES)]),
-        Ok(vec![Action::SwapOut {
-            pid: 7,
-            addrs: vec![0x1000, 0x4000]
-        }])
-    );
+    assert_eq!(plan_pages(&mut h), swap7(&[0x1000, 0x4000]));
 }
 
 #[test]
