@@ -6,13 +6,38 @@ use etmem_sdk::testing::{FakeHost, Harness};
 const H: u64 = 2 << 20;
 const VM1: u64 = 0x7f00_0000_0000;
 
-fn fixture_harness() -> (testdata::Fixture, Harness<Cslide>) {
-    let f = testdata::rounds();
-    let mut h = Harness::<Cslide>::configure(&f.engine_params, f.host(0)).expect("configure");
+/// The fixture's engine on `host`, with the fixture's tasks.
+fn harness_on(f: &testdata::Fixture, host: FakeHost) -> Harness<Cslide> {
+    let mut h = Harness::<Cslide>::configure(&f.engine_params, host).expect("configure");
     for (info, params) in &f.tasks {
         h.new_task(info, params).expect("new task");
     }
+    h
+}
+
+fn fixture_harness() -> (testdata::Fixture, Harness<Cslide>) {
+    let f = testdata::rounds();
+    let h = harness_on(&f, f.host(0));
     (f, h)
+}
+
+/// How many times the engine called the host's `call`.
+fn calls(h: &Harness<Cslide>, call: &str) -> usize {
+    h.host.calls().iter().filter(|c| **c == call).count()
+}
+
+fn migrate(pid: u32, addrs: &[u64], node: u32) -> Action {
+    Action::Migrate {
+        pid,
+        addrs: addrs.to_vec(),
+        node,
+    }
+}
+
+/// vm1's (pid 300) planned moves: `cold` pages to node 1, then pages 0 and 2 (hot) to node
+/// 0.
+fn vm1_moves(cold: &[u64]) -> Vec<Action> {
+    vec![migrate(300, cold, 1), migrate(300, &[VM1, VM1 + 2 * H], 0)]
 }
 
 fn migrated_bytes(actions: &[Action]) -> u64 {
@@ -34,42 +59,15 @@ fn first_plan_call_plans_the_whole_engine_within_the_quota() {
     // Hand-computed (see testdata): move hot cap 0 + 8/2 = 4 MiB: vm1's count-2 pages on
     // node 1 (pages 0 and 2); quota left 0, cold_replaced 4 MiB: two count-0 pages of vm1
     // leave node 0 (pages 4 and 5). Cold list first, as C migrates.
-    assert_eq!(
-        vm1,
-        vec![
-            Action::Migrate {
-                pid: 300,
-                addrs: vec![VM1 + 4 * H, VM1 + 5 * H],
-                node: 1
-            },
-            Action::Migrate {
-                pid: 300,
-                addrs: vec![VM1, VM1 + 2 * H],
-                node: 0
-            },
-        ]
-    );
-    assert_eq!(
-        h.host.calls().iter().filter(|c| **c == "task-scan").count(),
-        1
-    );
+    assert_eq!(vm1, vm1_moves(&[VM1 + 4 * H, VM1 + 5 * H]));
+    assert_eq!(calls(&h, "task-scan"), 1);
     let vm2 = h
         .plan("vm2", &r.round, &r.plans[1].scans)
         .expect("plan vm2");
     assert_eq!(vm2, vec![]);
     // vm2's share came from the round's plan: no second scan fetch, no second plan.
-    assert_eq!(
-        h.host.calls().iter().filter(|c| **c == "task-scan").count(),
-        1
-    );
-    assert_eq!(
-        h.host
-            .calls()
-            .iter()
-            .filter(|c| **c == "system-facts")
-            .count(),
-        1
-    );
+    assert_eq!(calls(&h, "task-scan"), 1);
+    assert_eq!(calls(&h, "system-facts"), 1);
     // 8 MiB quota per pair per round: both directions together.
     assert!(migrated_bytes(&vm1) + migrated_bytes(&vm2) <= 8 << 20);
 }
@@ -151,10 +149,7 @@ fn each_round_is_planned_once_and_a_new_round_number_replans() {
             .plan("vm2", &r.round, &r.plans[1].scans)
             .expect("plan vm2");
         assert!(migrated_bytes(&a) + migrated_bytes(&b) <= 8 << 20);
-        assert_eq!(
-            h.host.calls().iter().filter(|c| **c == "task-scan").count(),
-            1
-        );
+        assert_eq!(calls(&h, "task-scan"), 1);
     }
     // The same task planned twice in one round number is a new round (the host never does
     // that within a round): it is planned again rather than handed nothing.
@@ -173,41 +168,17 @@ fn a_task_joining_a_planned_round_gets_what_is_left() {
     let vm2 = h
         .plan("vm2", &r.round, &r.plans[1].scans)
         .expect("plan vm2");
-    assert_eq!(
-        h.host.calls().iter().filter(|c| **c == "task-scan").count(),
-        0
-    );
+    assert_eq!(calls(&h, "task-scan"), 0);
     // vm2 alone: no vm2 page on node 1, so nothing moves up; free 0 < reserve 2 MiB: move
     // cold cap = min(quota 8, 2 - 0) = 2 MiB: one count-0 page of vm2.
-    assert_eq!(
-        vm2,
-        vec![Action::Migrate {
-            pid: 400,
-            addrs: vec![0x7e00_0000_0000 + 2 * H],
-            node: 1
-        }]
-    );
+    assert_eq!(vm2, vec![migrate(400, &[0x7e00_0000_0000 + 2 * H], 1)]);
     // vm1 joins the round with what is left: free 2, cold_free 30, quota 6 MiB. Move hot
     // cap 2 + (6-2)/2 = 4 MiB (pages 0 and 2), quota then 6-2-4 = 0, cold_replaced 2 MiB:
     // one count-0 page (page 4) leaves node 0. 8 MiB in all.
     let vm1 = h
         .plan("vm1", &r.round, &r.plans[0].scans)
         .expect("plan vm1");
-    assert_eq!(
-        vm1,
-        vec![
-            Action::Migrate {
-                pid: 300,
-                addrs: vec![VM1 + 4 * H],
-                node: 1
-            },
-            Action::Migrate {
-                pid: 300,
-                addrs: vec![VM1, VM1 + 2 * H],
-                node: 0
-            },
-        ]
-    );
+    assert_eq!(vm1, vm1_moves(&[VM1 + 4 * H]));
     assert!(
         migrated_bytes(&vm1) + migrated_bytes(&vm2) <= 8 << 20,
         "{vm1:?}"
@@ -218,10 +189,7 @@ fn a_task_joining_a_planned_round_gets_what_is_left() {
 fn a_node_without_huge_pages_skips_the_round() {
     let mut f = testdata::rounds();
     f.facts.nodes[1].huge_total_kb = 0;
-    let mut h = Harness::<Cslide>::configure(&f.engine_params, f.host(0)).expect("configure");
-    for (info, params) in &f.tasks {
-        h.new_task(info, params).expect("new task");
-    }
+    let mut h = harness_on(&f, f.host(0));
     let r = &f.rounds[0];
     assert_eq!(h.plan("vm1", &r.round, &r.plans[0].scans), Ok(vec![]));
     assert_eq!(h.plan("vm2", &r.round, &r.plans[1].scans), Ok(vec![]));
@@ -237,10 +205,7 @@ fn a_task_whose_nodes_are_unknown_is_left_out() {
         .with_system_facts(f.facts.clone())
         .with_scans("vm2", f.rounds[0].plans[1].scans.clone())
         .with_page_nodes("vm2", 400, &f.page_nodes[1].2);
-    let mut h = Harness::<Cslide>::configure(&f.engine_params, host).expect("configure");
-    for (info, params) in &f.tasks {
-        h.new_task(info, params).expect("new task");
-    }
+    let mut h = harness_on(&f, host);
     let r = &f.rounds[0];
     assert_eq!(h.plan("vm1", &r.round, &r.plans[0].scans), Ok(vec![]));
     assert!(
