@@ -77,13 +77,16 @@ cpu_s() {
 # would miss.
 majflt() { set -- $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null); echo "${10:-0}"; }
 
-# kdamond_cpu_s: CPU seconds of every running kdamond (ours: nothing else uses DAMON here).
+# kdamond_cpu_s: CPU seconds of every running kdamond (ours: nothing else uses DAMON here),
+# found by their comm (`kdamond.N`): the sysfs `pid` file answers EBUSY while a DAMON
+# command of etmemd's runs.
 kdamond_cpu_s() {
     t=0
-    for d in /sys/kernel/mm/damon/admin/kdamonds/[0-9]*; do
-        [ -f "$d/pid" ] || continue
-        p=$(cat "$d/pid"); [ "$p" -gt 0 ] 2>/dev/null || continue
-        t=$(awk -v a="$t" -v b="$(cpu_s "$p")" 'BEGIN { printf "%.2f", a + b }')
+    for c in /proc/[0-9]*/comm; do
+        case "$(cat "$c" 2>/dev/null)" in
+            kdamond.*) p=${c%/comm}; p=${p#/proc/}
+                t=$(awk -v a="$t" -v b="$(cpu_s "$p")" 'BEGIN { printf "%.2f", a + b }') ;;
+        esac
     done
     echo "$t"
 }
