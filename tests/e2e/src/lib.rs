@@ -61,36 +61,7 @@ pub fn bin_dir() -> &'static Path {
 /// (native form) once per process; engines share `<target>/engine-fixtures`. Returns the
 /// `.so` cargo made (copy it before loading: the daemon checks owner and mode).
 pub fn native_engine(crate_dir: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    static OUT: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let mut built = BUILT
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some(p) = built.get(crate_dir) {
-        return p.clone();
-    }
-    let (target, _) = target_and_profile();
-    let out = OUT
-        .get_or_init(|| tempfile::tempdir().expect("temp dir"))
-        .path()
-        .join(built.len().to_string());
-    std::fs::create_dir_all(&out).expect("out dir");
-    let st = Command::new(workspace().join("scripts/build-engine"))
-        .arg(workspace().join(crate_dir))
-        .arg(&out)
-        .env("ENGINE_TARGET_DIR", target.join("engine-fixtures"))
-        .env("BUILD_ENGINE_FORMS", "native")
-        .status()
-        .expect("run scripts/build-engine");
-    assert!(st.success(), "scripts/build-engine {crate_dir} failed");
-    let so = std::fs::read_dir(&out)
-        .expect("out dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "so"))
-        .expect("a .so from build-engine");
-    built.insert(crate_dir.to_string(), so.clone());
-    so
+    build_engine_once(crate_dir, "native", "so")
 }
 
 /// Builds an engine crate (a path relative to the workspace) as a wasm component with
@@ -98,13 +69,21 @@ pub fn native_engine(crate_dir: &str) -> PathBuf {
 /// `<target>/engine-fixtures`). Returns the `<name>.wasm` it made (copy it with
 /// [`install_wasm`] before loading).
 pub fn wasm_engine(crate_dir: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    build_engine_once(crate_dir, "wasm", "wasm")
+}
+
+/// Builds `crate_dir` in `form` (`BUILD_ENGINE_FORMS`) once per process, each build into
+/// a folder of its own: the file ending in `.<ext>` it made. A wasm build runs without the
+/// test's RUSTFLAGS (they are meant for the host target).
+fn build_engine_once(crate_dir: &str, form: &str, ext: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<(String, String), PathBuf>>> = OnceLock::new();
     static OUT: OnceLock<tempfile::TempDir> = OnceLock::new();
     let mut built = BUILT
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    if let Some(p) = built.get(crate_dir) {
+    let key = (form.to_string(), crate_dir.to_string());
+    if let Some(p) = built.get(&key) {
         return p.clone();
     }
     let (target, _) = target_and_profile();
@@ -113,29 +92,30 @@ pub fn wasm_engine(crate_dir: &str) -> PathBuf {
         .path()
         .join(built.len().to_string());
     std::fs::create_dir_all(&out).expect("out dir");
-    let o = Command::new(workspace().join("scripts/build-engine"))
-        .arg(workspace().join(crate_dir))
+    let mut cmd = Command::new(workspace().join("scripts/build-engine"));
+    cmd.arg(workspace().join(crate_dir))
         .arg(&out)
         .env("ENGINE_TARGET_DIR", target.join("engine-fixtures"))
-        .env("BUILD_ENGINE_FORMS", "wasm")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .expect("run scripts/build-engine");
+        .env("BUILD_ENGINE_FORMS", form);
+    if form == "wasm" {
+        cmd.env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    }
+    let o = cmd.output().expect("run scripts/build-engine");
     assert!(
         o.status.success(),
-        "scripts/build-engine {crate_dir} failed ({}):\n{}\n{}",
+        "scripts/build-engine {crate_dir} ({form}) failed ({}):\n{}\n{}",
         o.status,
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    let wasm = std::fs::read_dir(&out)
+    let made = std::fs::read_dir(&out)
         .expect("out dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .expect("a .wasm from build-engine");
-    built.insert(crate_dir.to_string(), wasm.clone());
-    wasm
+        .find(|p| p.extension().is_some_and(|e| e == ext))
+        .unwrap_or_else(|| panic!("a .{ext} from build-engine"));
+    built.insert(key, made.clone());
+    made
 }
 
 /// A socket name no other test uses.
@@ -295,16 +275,20 @@ impl Drop for Sleeper {
 pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("write config");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    p
+    chmod(&p, 0o600)
+}
+
+/// Sets the mode of `path` to `mode`: `path`.
+fn chmod(path: &Path, mode: u32) -> PathBuf {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    path.to_path_buf()
 }
 
 /// Copies an engine `.so` into `dir` with mode 0500, as the daemon demands.
 pub fn install_engine(so: &Path, dir: &Path) -> PathBuf {
     let dest = dir.join(so.file_name().expect("file name"));
     std::fs::copy(so, &dest).expect("copy engine");
-    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o500)).expect("chmod");
-    dest
+    chmod(&dest, 0o500)
 }
 
 /// Copies a wasm component into `dir` as `name` with mode 0444 (a component is read, never
@@ -313,6 +297,5 @@ pub fn install_engine(so: &Path, dir: &Path) -> PathBuf {
 pub fn install_wasm(wasm: &Path, dir: &Path, name: &str) -> PathBuf {
     let dest = dir.join(name);
     std::fs::copy(wasm, &dest).expect("copy engine");
-    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o444)).expect("chmod");
-    dest
+    chmod(&dest, 0o444)
 }
