@@ -3,7 +3,9 @@
 //! the instance) instead of aborting the caller.
 
 use abi_stable::std_types::{ROption, RResult, RSlice, RString, Tuple2};
-use etmem_sdk::native::{RRoundInfo, RScanResult, RTaskInfo, root_module};
+use etmem_sdk::native::{
+    EngineBox, EngineModRef, RHost, RRoundInfo, RScanResult, RTaskInfo, root_module,
+};
 use etmem_sdk::testing::FakeHost;
 use etmem_sdk::testing::native::NativeHost;
 use etmem_sdk::{
@@ -63,6 +65,35 @@ impl Task for ProbeTask {
     }
 }
 
+/// An engine of `m` configured with no key.
+fn configured(m: EngineModRef, host: RHost<'_>) -> EngineBox {
+    (m.configure())(RSlice::from_slice(&[]), host)
+        .into_result()
+        .expect("configure")
+}
+
+/// Plans round `number` (one pass) of `task` over `scan` through the module's `plan`.
+fn plan_one(
+    m: EngineModRef,
+    engine: &mut EngineBox,
+    task: &str,
+    number: u64,
+    scan: &RScanResult,
+    host: RHost<'_>,
+) -> Result<Vec<Action>, EngineError> {
+    let round = RRoundInfo { number, passes: 1 };
+    (m.plan())(
+        engine,
+        task.into(),
+        round,
+        RSlice::from_slice(std::slice::from_ref(scan)),
+        host,
+    )
+    .into_result()
+    .map(|v| v.into_iter().map(Action::from).collect())
+    .map_err(EngineError::from)
+}
+
 #[test]
 fn values_cross_and_panics_are_caught() {
     let fake = FakeHost::new();
@@ -79,9 +110,7 @@ fn values_cross_and_panics_are_caught() {
         RResult::ROk(_) => panic!("unknown key accepted"),
     }
 
-    let mut engine = (m.configure())(RSlice::from_slice(&[]), h())
-        .into_result()
-        .expect("configure");
+    let mut engine = configured(m, h());
     assert_eq!(fake.logs(), [(LogLevel::Info, "configured".to_string())]);
 
     let info = RTaskInfo::from(&TaskInfo::named("p", "t1", "x"));
@@ -96,20 +125,9 @@ fn values_cross_and_panics_are_caught() {
         counts: vec![0, 1].into(),
         sizes: vec![0, 0].into(),
     };
-    let actions = (m.plan())(
-        &mut engine,
-        "t1".into(),
-        RRoundInfo {
-            number: 1,
-            passes: 1,
-        },
-        RSlice::from_slice(std::slice::from_ref(&scan)),
-        h(),
-    )
-    .into_result()
-    .expect("plan");
+    let actions = plan_one(m, &mut engine, "t1", 1, &scan, h()).expect("plan");
     assert_eq!(
-        actions.into_iter().map(Action::from).collect::<Vec<_>>(),
+        actions,
         vec![Action::SwapOut {
             pid: 9,
             addrs: vec![0x1000]
@@ -121,22 +139,8 @@ fn values_cross_and_panics_are_caught() {
         sizes: vec![0, 7].into(),
         ..scan.clone()
     };
-    let e = (m.plan())(
-        &mut engine,
-        "t1".into(),
-        RRoundInfo {
-            number: 2,
-            passes: 1,
-        },
-        RSlice::from_slice(std::slice::from_ref(&bad_scan)),
-        h(),
-    )
-    .into_result()
-    .expect_err("bad scan");
-    assert_eq!(
-        EngineError::from(e).to_string(),
-        "scan of pid 9: unknown page size code 7"
-    );
+    let e = plan_one(m, &mut engine, "t1", 2, &bad_scan, h()).expect_err("bad scan");
+    assert_eq!(e.to_string(), "scan of pid 9: unknown page size code 7");
 
     // The host's refusal reaches the engine and comes back.
     let e = (m.command())(&mut engine, "mem".into(), ROption::RSome("t1".into()), h())
@@ -168,9 +172,7 @@ fn unknown_tasks_are_values() {
     let host = NativeHost(&fake);
     let h = || host.rhost();
     let m = root_module::<Probe>();
-    let mut engine = (m.configure())(RSlice::from_slice(&[]), h())
-        .into_result()
-        .expect("configure");
+    let mut engine = configured(m, h());
     let e = (m.stop_task())(&mut engine, "ghost".into(), h())
         .into_result()
         .expect_err("unknown");
