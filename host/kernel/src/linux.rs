@@ -22,6 +22,16 @@ pub struct LinuxKernel {
     sys_root: PathBuf,
 }
 
+/// [`LinuxKernel::state_dir`] for the sys root `sys`.
+pub(crate) fn state_dir_for(sys: &Path) -> PathBuf {
+    if sys == Path::new("/sys") {
+        return PathBuf::from("/run/etmemd");
+    }
+    sys.parent()
+        .unwrap_or_else(|| Path::new("/"))
+        .join("run/etmemd")
+}
+
 impl Default for LinuxKernel {
     fn default() -> Self {
         LinuxKernel::with_roots("/proc", "/sys")
@@ -45,6 +55,13 @@ impl LinuxKernel {
     /// The sys root.
     pub fn sys_root(&self) -> &Path {
         &self.sys_root
+    }
+
+    /// Where etmemd keeps the state files of what it leaves in the kernel (its kdamonds):
+    /// `/run/etmemd` over the sys root `/sys`, else `run/etmemd` beside the sys root (a
+    /// fake tree keeps them in its own temporary directory).
+    pub fn state_dir(&self) -> PathBuf {
+        state_dir_for(&self.sys_root)
     }
 
     /// Releases what trackers left in the kernel: every DAMON kdamond this process created

@@ -1,6 +1,7 @@
 #!/bin/sh
 # damon-cleanup: etmemd removes the kdamond its DAMON tracker created, whatever ends the
-# tracking: `etmem project stop`, SIGTERM to etmemd, or the tracked process exiting.
+# tracking: `etmem project stop`, SIGTERM to etmemd, or the tracked process exiting; and
+# a new etmemd reclaims the kdamond an etmemd killed with SIGKILL left running.
 # After each, /sys/kernel/mm/damon/admin/kdamonds must be as before (no kdamond left on
 # or configured), so the next DAMON user (another etmemd, damo) finds DAMON free.
 LAB_NAME=damon-cleanup
@@ -79,4 +80,43 @@ settled process-exit
 after_exit=$(lab_damon_state)
 kill "$ED_PID"; wait "$ED_PID"; ED_PID=""
 
-lab_pass "before=\"$before\"" "after_stop=\"$after_stop\"" "after_sigterm=\"$after_term\"" "after_exit=\"$after_exit\""
+# 4. SIGKILL to etmemd while tracking: its kdamond keeps running, recorded in
+# /run/etmemd/damon-K.state; a new etmemd reclaims it (its owner is dead), tracks the
+# workload on it, and removes it on `project stop`.
+lab_start_workload "$L" --hot 4M --warm 0 --cold 8M --period-ms 100 --access write ||
+    fail reason=workload-no-layout case=sigkill
+start_etmemd
+start_project case=sigkill
+killed=$ED_PID
+kill -9 "$ED_PID"; wait "$ED_PID" 2>/dev/null; ED_PID=""
+sleep 0.5
+lab_damon_busy || fail reason=no-kdamond-after-sigkill "damon=\"$(lab_damon_state)\""
+kd=/sys/kernel/mm/damon/admin/kdamonds
+k=$(($(cat $kd/nr_kdamonds) - 1))
+[ "$(cat $kd/$k/state)" = on ] || fail reason=kdamond-not-on-after-sigkill "damon=\"$(lab_damon_state)\""
+kthread=$(cat $kd/$k/pid)
+st=/run/etmemd/damon-$k.state
+grep -qx "owner_pid=$killed" "$st" 2>/dev/null ||
+    fail reason=no-state-file "file=$st" "content=\"$(cat "$st" 2>/dev/null | tr '\n' ' ')\""
+grep -qx "kthread_pid=$kthread" "$st" || fail reason=state-file-kthread "kthread=$kthread" \
+    "content=\"$(tr '\n' ' ' <"$st")\""
+after_kill=$(lab_damon_state)
+start_etmemd
+start_project case=reclaim
+grep -q "reclaimed kdamond $k (kthread pid $kthread) left running by etmemd pid $killed" /tmp/dc-etmemd.log ||
+    fail reason=not-reclaimed "damon=\"$(lab_damon_state)\""
+k2=$(($(cat $kd/nr_kdamonds) - 1))
+[ "$(cat $kd/$k2/state)" = on ] || fail reason=reclaimed-not-on "damon=\"$(lab_damon_state)\""
+[ "$(cat $kd/$k2/contexts/0/targets/0/pid_target)" = "$WL_PID" ] ||
+    fail reason=not-our-target "damon=\"$(lab_damon_state)\""
+grep -qx "owner_pid=$ED_PID" "/run/etmemd/damon-$k2.state" 2>/dev/null ||
+    fail reason=state-file-not-rewritten
+etmem project stop -n lab -s "$SOCK" >/dev/null 2>&1 || fail reason=project-stop case=reclaim
+settled reclaim-project-stop
+[ -e "/run/etmemd/damon-$k2.state" ] && fail reason=state-file-left-after-stop
+kill "$ED_PID"; wait "$ED_PID"; ED_PID=""
+settled reclaim-sigterm
+after_reclaim=$(lab_damon_state)
+
+lab_pass "before=\"$before\"" "after_stop=\"$after_stop\"" "after_sigterm=\"$after_term\"" "after_exit=\"$after_exit\"" \
+    "after_kill=\"$after_kill\"" "after_reclaim=\"$after_reclaim\""

@@ -21,6 +21,7 @@
 //! This module must not act on memory, and must not touch a kdamond that is not ours.
 
 mod shared;
+mod state;
 
 pub use shared::release_owned;
 
@@ -114,7 +115,7 @@ pub(crate) fn availability(sys: &Path) -> Result<(), String> {
             "no /sys/kernel/mm/damon/admin: kernel built without CONFIG_DAMON_SYSFS".into(),
         );
     }
-    shared::availability(&kd)
+    shared::availability(&kd, &crate::linux::state_dir_for(sys))
 }
 
 /// DAMON counts per region, swapped-out and never-touched pages included: pagemap tells
@@ -193,6 +194,8 @@ pub(crate) fn seed_regions(map: &AccessMap, limit: u64) -> Vec<(u64, u64)> {
 #[derive(Debug)]
 pub struct DamonTracker {
     kdamonds: PathBuf,
+    /// where our kdamond's state file lives
+    run: PathBuf,
     attrs: DamonAttrs,
     /// our registration with the shared kdamond while started
     member: Option<shared::MemberId>,
@@ -207,6 +210,7 @@ impl DamonTracker {
     pub fn new(k: &LinuxKernel, attrs: DamonAttrs) -> Self {
         DamonTracker {
             kdamonds: admin(k.sys_root()),
+            run: k.state_dir(),
             attrs,
             member: None,
             soft_dirty: false,
@@ -242,7 +246,7 @@ impl Tracker for DamonTracker {
         let seeds = seed_regions(map, self.attrs.max_nr_regions / 2);
         let m = shared::Member::new(p, seeds, self.attrs)?;
         let id = m.id();
-        if let Err(e) = shared::register(&self.kdamonds, m) {
+        if let Err(e) = shared::register(&self.kdamonds, &self.run, m) {
             // a process that exited meanwhile says so
             p.check()?;
             return Err(e);

@@ -13,6 +13,7 @@
 //!
 //! [`DamonTracker`]: super::DamonTracker
 
+use super::state::{self, Record};
 use super::{DamonAttrs, read_trim, read_u64, write_str};
 use crate::track::{TrackError, TrackerKind};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -127,6 +128,8 @@ struct Update {
 struct Kdamond {
     /// the `kdamonds` directory it lives in
     kd: PathBuf,
+    /// the directory of its state file ([`state`])
+    run: PathBuf,
     index: u64,
     dir: PathBuf,
     /// in target order once committed
@@ -244,7 +247,7 @@ fn ops_within(limit: std::time::Duration) -> Option<std::sync::MutexGuard<'stati
 /// Why DAMON cannot track one more process for us under `kd`, without writing anything:
 /// fine when our kdamond runs there (a target is added to it), else whatever
 /// [`foreign_use`] finds.
-pub(super) fn availability(kd: &Path) -> Result<(), String> {
+pub(super) fn availability(kd: &Path, run: &Path) -> Result<(), String> {
     {
         let o = owned();
         if o.closed.iter().any(|c| c == kd) {
@@ -254,36 +257,154 @@ pub(super) fn availability(kd: &Path) -> Result<(), String> {
             return Ok(());
         }
     }
-    foreign_use(kd).map(|_| ()).map_err(|e| e.to_string())
+    foreign_use(kd, run, false)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Fails when an existing kdamond is running or configured; else the number of kdamonds.
 /// Called only when no kdamond of ours is listed under `kd`.
-fn foreign_use(kd: &Path) -> Result<u64, TrackError> {
+///
+/// A running kdamond that a dead etmemd left ([`leftover`]) is not in the way: with
+/// `reclaim` it is turned off, emptied (and dropped when it is the last) and its state file
+/// removed; without, it only counts as free (nothing is written). State files naming a
+/// kdamond that is gone are removed when `reclaim`.
+fn foreign_use(kd: &Path, run: &Path, reclaim: bool) -> Result<u64, TrackError> {
     let n = read_u64(&kd.join("nr_kdamonds"))?;
-    for i in 0..n {
-        let dir = kd.join(i.to_string());
-        let state = read_trim(&dir.join("state"))?;
-        if state == "on" {
-            return Err(TrackError::DamonInUse(format!(
-                "kdamond {i} is running and is not ours; the kernel refuses to add a kdamond \
-                 while any runs (EBUSY), and we never stop another user's kdamond"
-            )));
-        }
-        let ctxs = read_u64(&dir.join("contexts/nr_contexts"))?;
-        if ctxs != 0 {
-            return Err(TrackError::DamonInUse(format!(
-                "kdamond {i} is off but configured by someone else ({ctxs} context(s)); adding \
-                 ours would make the kernel recreate it and lose that configuration"
-            )));
+    if reclaim {
+        for i in state::indices(run).into_iter().filter(|i| *i >= n) {
+            stale(
+                run,
+                i,
+                &format!("kdamond {i} no longer exists (nr_kdamonds {n})"),
+            );
         }
     }
-    Ok(n)
+    // highest first: a reclaimed last kdamond is dropped and nr_kdamonds shrinks back
+    for i in (0..n).rev() {
+        let dir = kd.join(i.to_string());
+        let on = read_trim(&dir.join("state"))? == "on";
+        let ctxs = read_u64(&dir.join("contexts/nr_contexts"))?;
+        if !on && ctxs == 0 {
+            continue;
+        }
+        let why = if on {
+            format!(
+                "kdamond {i} is running and is not ours; the kernel refuses to add a kdamond \
+                 while any runs (EBUSY), and we never stop another user's kdamond"
+            )
+        } else {
+            format!(
+                "kdamond {i} is off but configured by someone else ({ctxs} context(s)); adding \
+                 ours would make the kernel recreate it and lose that configuration"
+            )
+        };
+        match leftover(&dir, run, i, on, reclaim) {
+            Ok(r) => {
+                if reclaim {
+                    remove(kd, run, i, &dir)?;
+                    tracing::warn!(
+                        "reclaimed kdamond {i} (kthread pid {}) left running by etmemd pid {}, \
+                         which is dead: turned off and emptied",
+                        r.kthread_pid,
+                        r.owner_pid
+                    );
+                }
+            }
+            Err(Some(reason)) => return Err(TrackError::DamonInUse(format!("{why}: {reason}"))),
+            Err(None) => return Err(TrackError::DamonInUse(why)),
+        }
+    }
+    read_u64(&kd.join("nr_kdamonds"))
+}
+
+/// Whether kdamond `i` (in `dir`; `on` when it runs) is a leftover of a dead etmemd: its
+/// state file names it, records its current kthread pid, and its owner is gone. Else why
+/// not (`None`: no state file, nothing to say). A state file whose kthread pid differs is
+/// stale and removed when `reclaim`.
+fn leftover(
+    dir: &Path,
+    run: &Path,
+    i: u64,
+    on: bool,
+    reclaim: bool,
+) -> Result<Record, Option<String>> {
+    let r = match state::read(run, i) {
+        None => return Err(None),
+        Some(Err(e)) => return Err(Some(format!("{e}; not treated as ours"))),
+        Some(Ok(r)) => r,
+    };
+    let file = state::path(run, i);
+    // the kernel reads -1 while the kdamond is off
+    let now = read_trim(&dir.join("pid")).ok();
+    let matches = on && now.as_deref() == Some(r.kthread_pid.to_string().as_str());
+    if !matches {
+        let now = now.unwrap_or_else(|| "unreadable".into());
+        let what = format!(
+            "state file {} names kthread pid {} but the kdamond's pid is {now}",
+            file.display(),
+            r.kthread_pid
+        );
+        if reclaim {
+            stale(run, i, &what);
+            return Err(Some(format!("{what} (stale file removed)")));
+        }
+        return Err(Some(what));
+    }
+    if state::alive(r.owner_pid, r.owner_start) {
+        return Err(Some(format!(
+            "it belongs to etmemd pid {}, which is alive (state file {})",
+            r.owner_pid,
+            file.display()
+        )));
+    }
+    Ok(r)
+}
+
+/// Removes a state file that no longer describes a kdamond, saying why.
+fn stale(run: &Path, i: u64, why: &str) {
+    match state::remove(run, i) {
+        Ok(()) => tracing::info!("removed stale DAMON state file: {why}"),
+        Err(e) => tracing::warn!("{why}: {e}"),
+    }
+}
+
+/// Records running kdamond `k` in its state file (after `on`: a new kthread pid). A
+/// kdamond that cannot be recorded still works; a restart then cannot reclaim it.
+fn record(k: &Kdamond) {
+    let pid = read_trim(&k.dir.join("pid"))
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .filter(|p| *p > 0);
+    let r = match (pid, state::me()) {
+        (Some(kthread_pid), Some((owner_pid, owner_start))) => Record {
+            index: k.index,
+            kthread_pid,
+            owner_pid,
+            owner_start,
+        },
+        _ => {
+            tracing::warn!(
+                "kdamond {}: its kthread pid or our own start time is unreadable; no state \
+                 file, so a restarted etmemd will not reclaim it if we die",
+                k.index
+            );
+            // an older file would describe another kthread
+            let _ = state::remove(&k.run, k.index);
+            return;
+        }
+    };
+    if let Err(e) = state::write(&k.run, &r) {
+        tracing::warn!(
+            "kdamond {}: {e}; a restarted etmemd will not reclaim it if we die",
+            k.index
+        );
+    }
 }
 
 /// Adds `m` as a target of our kdamond under `kd`, creating the kdamond when there is
 /// none. Returns the kdamond's index. Call with [`ops`] held.
-pub(super) fn register(kd: &Path, m: Member) -> Result<u64, TrackError> {
+pub(super) fn register(kd: &Path, run: &Path, m: Member) -> Result<u64, TrackError> {
     if owned().closed.iter().any(|c| c == kd) {
         return Err(TrackError::Unavailable {
             kind: TrackerKind::Damon,
@@ -291,7 +412,7 @@ pub(super) fn register(kd: &Path, m: Member) -> Result<u64, TrackError> {
         });
     }
     let Some(mut k) = find(kd) else {
-        return create(kd, m);
+        return create(kd, run, m);
     };
     let id = m.id;
     k.members.push(m);
@@ -325,7 +446,7 @@ fn gone_meanwhile(kd: &Path) -> TrackError {
 fn finish(k: Kdamond) -> Result<(), TrackError> {
     if k.members.is_empty() {
         unlist(&k.kd, k.index);
-        remove(&k.kd, k.index, &k.dir)
+        remove(&k.kd, &k.run, k.index, &k.dir)
     } else {
         store(k);
         Ok(())
@@ -333,8 +454,8 @@ fn finish(k: Kdamond) -> Result<(), TrackError> {
 }
 
 /// A new kdamond of ours under `kd` with `m` as its only target.
-fn create(kd: &Path, m: Member) -> Result<u64, TrackError> {
-    let n = foreign_use(kd)?;
+fn create(kd: &Path, run: &Path, m: Member) -> Result<u64, TrackError> {
+    let n = foreign_use(kd, run, true)?;
     // re-read right before writing: someone may have added a kdamond meanwhile
     let again = read_u64(&kd.join("nr_kdamonds"))?;
     if again != n {
@@ -353,6 +474,7 @@ fn create(kd: &Path, m: Member) -> Result<u64, TrackError> {
     }
     let mut k = Kdamond {
         kd: kd.to_path_buf(),
+        run: run.to_path_buf(),
         index: n,
         dir,
         members: vec![m],
@@ -431,6 +553,9 @@ fn apply(k: &mut Kdamond) -> Result<u64, TrackError> {
             .and_then(|()| stopped_by_commit(&state_file, on));
         match r {
             Ok(()) => {
+                if !on {
+                    record(k);
+                }
                 for (i, m) in k.members.iter_mut().enumerate() {
                     m.committed = Some(i);
                 }
@@ -676,13 +801,18 @@ pub fn release_owned(sys: &Path) -> Vec<(PathBuf, TrackError)> {
     // highest index first: each is then the last one, so nr_kdamonds shrinks back
     mine.sort_by_key(|k| std::cmp::Reverse(k.index));
     mine.into_iter()
-        .filter_map(|k| remove(&kd, k.index, &k.dir).err().map(|e| (k.dir, e)))
+        .filter_map(|k| {
+            remove(&kd, &k.run, k.index, &k.dir)
+                .err()
+                .map(|e| (k.dir, e))
+        })
         .collect()
 }
 
-/// Turns our kdamond off, empties it, and shrinks `nr_kdamonds` when ours is the last one
-/// and the others are off and empty (the rewrite recreates them).
-fn remove(kd: &Path, index: u64, dir: &Path) -> Result<(), TrackError> {
+/// Turns our kdamond off, empties it, removes its state file, and shrinks `nr_kdamonds`
+/// when ours is the last one and the others are off and empty (the rewrite recreates
+/// them).
+fn remove(kd: &Path, run: &Path, index: u64, dir: &Path) -> Result<(), TrackError> {
     let state_file = dir.join("state");
     if read_trim(&state_file)? != "off"
         && let Err(e) = write_str(&state_file, "off")
@@ -693,6 +823,9 @@ fn remove(kd: &Path, index: u64, dir: &Path) -> Result<(), TrackError> {
         }
     }
     write_str(&dir.join("contexts/nr_contexts"), "0")?;
+    if let Err(e) = state::remove(run, index) {
+        tracing::warn!("kdamond {index} removed, but: {e}");
+    }
     let n = read_u64(&kd.join("nr_kdamonds"))?;
     if n == index + 1 {
         let others_idle = (0..index).all(|i| {
