@@ -98,7 +98,11 @@ fn a_leftover_of_a_dead_etmemd_is_reclaimed_and_ours_is_recorded() {
     assert_eq!(sys(&f, "0/contexts/0/targets/0/pid_target"), "40");
     assert!(!state_file(&f, 5).exists(), "stale file removed");
     let ours = std::fs::read_to_string(state_file(&f, 0)).expect("ours recorded");
-    assert_eq!(ours, record(0, KTHREAD, (pid, begun)), "rewritten with us as owner");
+    assert_eq!(
+        ours,
+        record(0, KTHREAD, (pid, begun)),
+        "rewritten with us as owner"
+    );
     let dir = f.linux().state_dir();
     let mode = |p: &std::path::Path| {
         use std::os::unix::fs::PermissionsExt;
@@ -120,7 +124,10 @@ fn a_live_owners_kdamond_is_refused_naming_the_owner() {
     write_state(&f, 0, &record(0, KTHREAD, (pid, begun)));
     let msg = refused(&f);
     assert!(msg.contains("kdamond 0 is running"), "{msg}");
-    assert!(msg.contains(&format!("etmemd pid {pid}, which is alive")), "{msg}");
+    assert!(
+        msg.contains(&format!("etmemd pid {pid}, which is alive")),
+        "{msg}"
+    );
     assert!(state_file(&f, 0).exists(), "a live owner's file is kept");
     assert!(etmem_kernel::track::availability(f.linux(), TrackerKind::Damon).is_err());
 }
@@ -158,5 +165,8 @@ fn a_malformed_state_file_is_refused_saying_why() {
 fn an_unrecorded_kdamond_is_refused_as_before() {
     let f = leftover();
     let msg = refused(&f);
-    assert!(msg.contains("kdamond 0 is running and is not ours"), "{msg}");
+    assert!(
+        msg.contains("kdamond 0 is running and is not ours"),
+        "{msg}"
+    );
 }
