@@ -15,7 +15,7 @@
 # of the kdamond our DAMON tracker runs (tracker_cpu_s, a kernel thread: not in etmemd's
 # figure).
 # Throughput: one workload process, pinned to vCPU 0, measured in interleaved windows
-# without etmemd (A) and with it tracking the workload (B): A1 B1 A2 ... B5 A6. Each
+# without etmemd (A) and with it tracking the workload (B): A1 B1 A2 ... B7 A8. Each
 # window is marked on the console (LABWIN); the host judges them by touches per CPU second
 # of vCPU 0's qemu thread, which the host's own load does not move (TCG runs the guest as
 # fast as the host lets that thread run: per wall second, neighbouring windows without
@@ -23,8 +23,11 @@
 # vCPU 0 was busy in the guest (time the workload spends blocked costs no vCPU time but is
 # a loss). The goal, loss <= 5 %, is enforced by the host (`lab-min-throughput` below, see
 # `etmem-lab windows`): the median over the pairs whose A windows agree within 5 % must be
-# >= 0.95. The guest's own per-wall-second
-# figures are reported too (wall_*), for comparison.
+# >= 0.95. Even per vCPU-second, a window now and then runs 25-35 % slow with nothing of
+# ours running, the host idle and vCPU 0's thread getting all of its CPU (most likely the
+# physical machine's shared cache and memory, which the workload's 8 MiB lives in); seven
+# pairs, so that one or two such windows cannot move the median. The guest's own per-wall-second figures are reported too
+# (wall_*), for comparison.
 # lab-min-throughput: 0.95
 LAB_NAME=slide-offload
 . /lab/lib.sh
@@ -146,7 +149,7 @@ spread() {
 }
 
 # One workload process for the whole scenario. Its busy throughput is measured in windows
-# without etmemd (A) and with etmemd tracking it (B), interleaved A1 B1 ... B5 A6, so the
+# without etmemd (A) and with etmemd tracking it (B), interleaved A1 B1 ... B7 A8, so the
 # host's changing load hits both alike. Pinned to vCPU 0 (every thread): the host measures
 # that vCPU's CPU time.
 lab_start_workload "$L" --hot "$HOT" --warm 0 --cold "$COLD" --period-ms 0 --access write --lock-rest ||
@@ -194,13 +197,13 @@ stop_etmemd
 damon_after1=$(lab_damon_state)
 a2=$(measure_window A2 5)
 
-# B2..B5: etmemd again (a new one each time), tracking the steady workload from its
+# B2..B7: etmemd again (a new one each time), tracking the steady workload from its
 # second round on, each followed by a window without it.
 cycle=2
 damon_after2=""
 bs="$b1"
 as="$a1 $a2"
-while [ "$cycle" -le 5 ]; do
+while [ "$cycle" -le 7 ]; do
     mark=$(plans)
     start_etmemd
     i=0
@@ -223,7 +226,7 @@ hot_sw2=$(smaps_kb "$WL_PID" "$hot_start" Swap)
 [ "$hot_sw2" -gt "$hot_sw" ] && hot_sw=$hot_sw2
 lab_cleanup
 for v in $as $bs; do [ -n "$v" ] || fail reason=no-window-report; done
-[ "$(echo $as | wc -w)" = 6 ] && [ "$(echo $bs | wc -w)" = 5 ] || fail reason=missing-window "as=\"$as\"" "bs=\"$bs\""
+[ "$(echo $as | wc -w)" = 8 ] && [ "$(echo $bs | wc -w)" = 7 ] || fail reason=missing-window "as=\"$as\"" "bs=\"$bs\""
 # The same pairing per wall second, for comparison with the host's per-vCPU-second verdict:
 # each window with etmemd against the two without it around it, a pair counting only when
 # those two agree within 5 %; wall_throughput_ratio is the median over the pairs that count.
