@@ -22,11 +22,11 @@
 # etmemd differed by 30 % while other builds ran), scaled by the share of the window
 # vCPU 0 was busy in the guest (time the workload spends blocked costs no vCPU time but is
 # a loss). The goal, loss <= 5 %, is enforced by the host (`lab-min-throughput` below, see
-# `etmem-lab windows`): the median over the pairs whose A windows agree within 5 % must be
+# `etmem-lab windows`): the median rate of the B windows over that of the A windows must be
 # >= 0.95. Even per vCPU-second, a window now and then runs 25-35 % slow with nothing of
 # ours running, the host idle and vCPU 0's thread getting all of its CPU (most likely the
-# physical machine's shared cache and memory, which the workload's 8 MiB lives in); seven
-# pairs, so that one or two such windows cannot move the median. The guest's own per-wall-second figures are reported too
+# physical machine's shared cache and memory, which the workload's 8 MiB lives in); with
+# seven B and eight A windows, a few such windows on either side do not move the medians. The guest's own per-wall-second figures are reported too
 # (wall_*), for comparison.
 # lab-min-throughput: 0.95
 LAB_NAME=slide-offload

@@ -20,9 +20,14 @@
 //!   thing measured, `B<i>` with it;
 //! - vCPU samples `<t> cpu0=<ns> cpu1=<ns> ...` (cumulative CPU nanoseconds per vCPU).
 //!
-//! Window `B<i>` is compared with the mean of `A<i>` and `A<i+1>` around it. Host load
-//! changes slowly compared with a window, but not never: a pair counts only when its two
-//! `A` windows agree within `agree`; the ratio is the median over the pairs that count.
+//! The verdict is the median rate of the `B` windows over the median rate of the `A`
+//! windows. Even per vCPU-second a window now and then runs 25-35 % slow with nothing of
+//! the thing measured running (the lab's workload alone: 41-67 M touches per vCPU-second
+//! over 14 windows, its vCPU thread at 100 % of a host CPU), so a statistic must shrug off
+//! a few outliers on either side: medians over interleaved windows do, and interleaving
+//! spreads slow drifts over both sides alike. Each `B<i>` is also compared with the mean
+//! of `A<i>` and `A<i+1>` around it, for the record: such a pair "counts" when its two `A`
+//! windows agree within `agree`, and the median over the counting pairs is reported too.
 //! Parsing and judging are pure; only [`windows`] reads files.
 
 use anyhow::{Context, bail};
@@ -214,12 +219,23 @@ pub struct Pair {
     pub counts: bool,
 }
 
-/// The verdict over the pairs.
+/// The verdict over the windows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
     pub pairs: Vec<Pair>,
     /// Median ratio over the pairs that count; `None` when none does.
-    pub ratio: Option<f64>,
+    pub pair_median: Option<f64>,
+    /// Median rate of the `B` windows over median rate of the `A` windows.
+    pub ratio: f64,
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
 }
 
 fn numbered(rates: &[Rate], prefix: char) -> BTreeMap<u32, &Rate> {
@@ -232,9 +248,9 @@ fn numbered(rates: &[Rate], prefix: char) -> BTreeMap<u32, &Rate> {
         .collect()
 }
 
-/// Pairs every `B<i>` with `A<i>` and `A<i+1>`; `agree` is the largest relative difference
-/// between the two `A` windows for the pair to count. A `B<i>` without both neighbours is
-/// an error naming it.
+/// The ratio of the medians, and every `B<i>` paired with `A<i>` and `A<i+1>`; `agree` is
+/// the largest relative difference between the two `A` windows for the pair to count. A
+/// `B<i>` without both neighbours is an error naming it.
 pub fn judge(rates: &[Rate], agree: f64) -> anyhow::Result<Judgement> {
     let a = numbered(rates, 'A');
     let b = numbered(rates, 'B');
@@ -257,14 +273,20 @@ pub fn judge(rates: &[Rate], agree: f64) -> anyhow::Result<Judgement> {
             counts: diff / mean <= agree,
         });
     }
-    let mut counted: Vec<f64> = pairs.iter().filter(|p| p.counts).map(|p| p.ratio).collect();
-    counted.sort_by(f64::total_cmp);
-    let ratio = match counted.len() {
-        0 => None,
-        n if n % 2 == 1 => Some(counted[n / 2]),
-        n => Some((counted[n / 2 - 1] + counted[n / 2]) / 2.0),
+    let pair_median = median(pairs.iter().filter(|p| p.counts).map(|p| p.ratio).collect());
+    let rates_of = |m: &BTreeMap<u32, &Rate>| m.values().map(|r| r.per_cpu_s).collect();
+    // b is not empty, and every B has its A neighbours: both medians exist
+    let (Some(mb), Some(ma)) = (median(rates_of(&b)), median(rates_of(&a))) else {
+        bail!("no window to take a median of");
     };
-    Ok(Judgement { pairs, ratio })
+    if ma <= 0.0 {
+        bail!("the windows without (A) did no work");
+    }
+    Ok(Judgement {
+        pairs,
+        pair_median,
+        ratio: mb / ma,
+    })
 }
 
 fn list(rates: &[Rate], prefix: char, f: impl Fn(&Rate) -> String) -> String {
@@ -272,7 +294,8 @@ fn list(rates: &[Rate], prefix: char, f: impl Fn(&Rate) -> String) -> String {
     v.join(",")
 }
 
-/// The `key=value` summary: the ratio, each pair (`~` marks a pair that does not count),
+/// The `key=value` summary: the ratio of the medians, the median and each pair (`~` marks
+/// a pair that does not count),
 /// each window's work per vCPU-second (millions) and the share of the window's host time
 /// the vCPU got.
 pub fn summary(rates: &[Rate], j: &Judgement, min_ratio: Option<f64>) -> (bool, String) {
@@ -284,17 +307,19 @@ pub fn summary(rates: &[Rate], j: &Judgement, min_ratio: Option<f64>) -> (bool, 
     let mega = |r: &Rate| format!("{:.2}", r.per_cpu_s / 1e6);
     let share = |r: &Rate| format!("{:.2}", r.cpu_s / r.wall_s);
     let busy = |r: &Rate| format!("{:.3}", r.busy);
-    let (ok, check) = match (j.ratio, min_ratio) {
-        (None, _) => (min_ratio.is_none(), "inconclusive"),
-        (Some(_), None) => (true, "reported"),
-        (Some(r), Some(min)) if r >= min => (true, "pass"),
-        (Some(_), Some(_)) => (false, "fail"),
+    let (ok, check) = match min_ratio {
+        None => (true, "reported"),
+        Some(min) if j.ratio >= min => (true, "pass"),
+        Some(_) => (false, "fail"),
     };
     let line = format!(
-        "vcpu_throughput_ratio={} vcpu_pair_ratios={} vcpu_mwork_per_cpu_s_without={} \
+        "vcpu_throughput_ratio={:.3} vcpu_pair_median={} vcpu_pair_ratios={} \
+         vcpu_mwork_per_cpu_s_without={} \
          vcpu_mwork_per_cpu_s_with={} vcpu_share_without={} vcpu_share_with={} \
          vcpu_busy_without={} vcpu_busy_with={} vcpu_throughput_check={check}{}",
-        j.ratio.map_or("na".to_string(), |r| format!("{r:.3}")),
+        j.ratio,
+        j.pair_median
+            .map_or("na".to_string(), |r| format!("{r:.3}")),
         pairs.join(","),
         list(rates, 'A', mega),
         list(rates, 'B', mega),
@@ -463,50 +488,56 @@ mod tests {
     }
 
     #[test]
-    fn judge_takes_the_median_of_the_pairs_whose_baselines_agree() {
+    fn judge_takes_the_ratio_of_medians_which_one_slow_window_a_side_does_not_move() {
         let r = [
             rate("A1", 100.0),
-            rate("B1", 96.0),
+            rate("B1", 97.0),
             rate("A2", 100.0),
-            rate("B2", 50.0),
-            rate("A3", 80.0), // A2 and A3 differ by 22 %: pair 2 does not count
-            rate("B3", 78.0),
-            rate("A4", 82.0),
-            rate("B4", 80.0),
-            rate("A5", 80.0),
+            rate("B2", 96.0),
+            rate("A3", 70.0), // a slow window without: pairs 2 and 3 do not count
+            rate("B3", 98.0),
+            rate("A4", 100.0),
+            rate("B4", 60.0), // a slow window with, between agreeing baselines
+            rate("A5", 100.0),
         ];
         let j = judge(&r, 0.05).expect("judges");
         let counts: Vec<bool> = j.pairs.iter().map(|p| p.counts).collect();
-        assert_eq!(counts, vec![true, false, true, true]);
-        // counted ratios 0.96, 78/81 = 0.963, 80/81 = 0.988: median 0.963
-        let ratio = j.ratio.expect("some pairs count");
-        assert!((ratio - 78.0 / 81.0).abs() < 1e-9, "{ratio}");
+        assert_eq!(counts, vec![true, false, false, true]);
+        // medians: B 96.5 (60, 96, 97, 98), A 100 (70, 100 x4)
+        assert!((j.ratio - 0.965).abs() < 1e-9, "{}", j.ratio);
+        // the counting pairs alone, 0.97 and 0.60, would say 0.785
+        let pm = j.pair_median.expect("two pairs count");
+        assert!((pm - 0.785).abs() < 1e-9, "{pm}");
         let (ok, line) = summary(&r, &j, Some(0.95));
         assert!(ok, "{line}");
         assert!(
             line.starts_with(
-                "vcpu_throughput_ratio=0.963 vcpu_pair_ratios=0.960,0.556~,0.963,0.988 "
+                "vcpu_throughput_ratio=0.965 vcpu_pair_median=0.785 \
+                 vcpu_pair_ratios=0.970,1.129~,1.153~,0.600 "
             ),
             "{line}"
         );
         assert!(line.contains(" vcpu_throughput_check=pass "), "{line}");
         let (ok, line) = summary(&r, &j, Some(0.97));
         assert!(!ok && line.contains("vcpu_throughput_check=fail"), "{line}");
+        let (ok, line) = summary(&r, &j, None);
+        assert!(
+            ok && line.contains("vcpu_throughput_check=reported"),
+            "{line}"
+        );
     }
 
     #[test]
-    fn no_counting_pair_is_inconclusive_and_fails_a_minimum() {
-        let r = [rate("A1", 100.0), rate("B1", 99.0), rate("A2", 50.0)];
+    fn without_counting_pairs_the_medians_still_judge() {
+        let r = [rate("A1", 100.0), rate("B1", 72.0), rate("A2", 50.0)];
         let j = judge(&r, 0.05).expect("judges");
-        assert_eq!(j.ratio, None);
+        assert_eq!(j.pair_median, None);
+        assert!((j.ratio - 72.0 / 75.0).abs() < 1e-9, "{}", j.ratio);
         let (ok, line) = summary(&r, &j, Some(0.95));
-        assert!(!ok, "{line}");
-        assert!(
-            line.contains("vcpu_throughput_ratio=na ") && line.contains("check=inconclusive"),
-            "{line}"
-        );
-        let (ok, _) = summary(&r, &j, None);
-        assert!(ok);
+        assert!(ok, "{line}");
+        assert!(line.contains(" vcpu_pair_median=na "), "{line}");
+        let (ok, _) = summary(&r, &j, Some(0.97));
+        assert!(!ok);
     }
 
     #[test]
