@@ -139,7 +139,7 @@ enum Cmd {
     },
     /// On the HOST, after a lab boot: a scenario's throughput windows (`LABWIN` console
     /// lines) judged by work per CPU second of the vCPU the workload was pinned to, from
-    /// the vCPU samples `tests/lab/run` takes. B<i> is compared with A<i> and A<i+1>.
+    /// the vCPU samples `tests/lab/run` takes. The verdict: the median rate of the B<i> windows over that of the A<i>.
     Windows {
         /// the timestamped console log
         #[arg(long)]
@@ -153,10 +153,10 @@ enum Cmd {
         /// the vCPU the workload was pinned to
         #[arg(long, default_value_t = 0)]
         cpu: u32,
-        /// a pair counts when its two A windows differ by at most this fraction
+        /// (reported pairs) B<i> against A<i>, A<i+1> counts when those differ by at most this fraction
         #[arg(long, default_value_t = 0.05)]
         agree: f64,
-        /// fail when the median ratio is below this (or when no pair counts)
+        /// fail when the ratio of the medians is below this
         #[arg(long)]
         min_ratio: Option<f64>,
     },
