@@ -153,6 +153,17 @@ impl ProcessHandle {
         self.dir.join(name)
     }
 
+    /// A second handle on the same process (the pidfd duplicated), for a holder that
+    /// outlives the borrow of this one.
+    pub fn try_clone(&self) -> std::io::Result<ProcessHandle> {
+        Ok(ProcessHandle {
+            pid: self.pid,
+            start_time: self.start_time,
+            pidfd: self.pidfd.as_ref().map(|f| f.try_clone()).transpose()?,
+            dir: self.dir.clone(),
+        })
+    }
+
     /// Fails with [`ProcessError::Gone`] or [`ProcessError::Recycled`] when the process
     /// is no longer the one the handle was taken on. Call before every scan and action.
     pub fn check(&self) -> Result<(), ProcessError> {

@@ -15,8 +15,8 @@
 
 use super::state::{self, Record};
 use super::{DamonAttrs, read_trim, read_u64, write_str};
+use crate::process::ProcessHandle;
 use crate::track::{TrackError, TrackerKind};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,43 +30,14 @@ pub(super) type MemberId = u64;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Whether a tracked process is still the one registered: its pidfd (live kernel) and its
-/// start time. Checked before every commit, since the kernel refuses a configuration that
-/// names a pid which no longer exists.
-#[derive(Debug)]
-struct Liveness {
-    pidfd: Option<OwnedFd>,
-    stat: PathBuf,
-    start_time: u64,
-}
-
-impl Liveness {
-    fn alive(&self) -> bool {
-        if let Some(fd) = &self.pidfd {
-            let mut p = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, count 1, zero timeout.
-            let r = unsafe { libc::poll(&mut p, 1, 0) };
-            if r > 0 && p.revents & (libc::POLLIN | libc::POLLHUP) != 0 {
-                return false;
-            }
-        }
-        std::fs::read_to_string(&self.stat)
-            .ok()
-            .and_then(|s| crate::parse::parse_stat_starttime(&s))
-            == Some(self.start_time)
-    }
-}
-
 /// One tracked process of our kdamond.
 #[derive(Debug, Clone)]
 pub(super) struct Member {
     id: MemberId,
     pid: u32,
-    alive: Arc<Liveness>,
+    /// its own handle, checked before every commit: the kernel refuses a configuration
+    /// that names a pid which no longer exists
+    handle: Arc<ProcessHandle>,
     /// initial regions (the tracked mappings), written when the target is new or moved
     seeds: Vec<(u64, u64)>,
     /// the attributes its pass window asks for
@@ -80,26 +51,19 @@ pub(super) struct Member {
 impl Member {
     /// A member for `p`, starting from `seeds`, wanting `attrs`.
     pub(super) fn new(
-        p: &crate::process::ProcessHandle,
+        p: &ProcessHandle,
         seeds: Vec<(u64, u64)>,
         attrs: DamonAttrs,
     ) -> Result<Member, TrackError> {
-        let pidfd = match p.pidfd() {
-            Some(fd) => Some(fd.try_clone_to_owned().map_err(|source| TrackError::Io {
-                op: "dup",
-                path: p.path(""),
-                source,
-            })?),
-            None => None,
-        };
+        let handle = p.try_clone().map_err(|source| TrackError::Io {
+            op: "dup",
+            path: p.path(""),
+            source,
+        })?;
         Ok(Member {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             pid: p.pid(),
-            alive: Arc::new(Liveness {
-                pidfd,
-                stat: p.path("stat"),
-                start_time: p.start_time(),
-            }),
+            handle: Arc::new(handle),
             seeds,
             attrs,
             committed: None,
@@ -540,7 +504,7 @@ pub(super) fn unregister(kd: &Path, id: MemberId) -> Result<(), TrackError> {
 fn apply(k: &mut Kdamond) -> Result<u64, TrackError> {
     let mut last = None;
     for _ in 0..3 {
-        k.members.retain(|m| m.alive.alive());
+        k.members.retain(|m| m.handle.check().is_ok());
         if k.members.is_empty() {
             return Ok(k.index);
         }
@@ -574,7 +538,7 @@ fn apply(k: &mut Kdamond) -> Result<u64, TrackError> {
                         k.pids()
                     ),
                 });
-                let someone_left = k.members.iter().any(|m| !m.alive.alive());
+                let someone_left = k.members.iter().any(|m| m.handle.check().is_err());
                 let stopped = on && read_trim(&state_file).is_ok_and(|s| s == "off");
                 if !someone_left && !stopped {
                     break;
