@@ -51,6 +51,16 @@ lab_pagemap_flags() {
     echo "$(( ($8 >> 7) & 1 )) $(( ($8 >> 6) & 1 )) $(( ($7 >> 7) & 1 )) $(( $8 & 1 ))"
 }
 
+# lab_smaps_kb PID START(decimal) FIELD: the FIELD kB (e.g. Swap, Rss) of the VMA at START
+# in /proc/PID/smaps, -1 if there is none.
+lab_smaps_kb() {
+    hex=$(printf '%x' "$2")
+    awk -v s="$hex-" -v f="$3:" '
+        /^[0-9a-f]+-[0-9a-f]+ / { inv = (index($0, s) == 1); next }
+        inv && $1 == f { print $2; found = 1; exit }
+        END { if (!found) print -1 }' "/proc/$1/smaps"
+}
+
 # lab_damon_state: "n=N" plus, per kdamond, "K:state:nr_contexts".
 lab_damon_state() {
     kd=/sys/kernel/mm/damon/admin/kdamonds

@@ -35,15 +35,6 @@ fail() {
 now() { cut -d' ' -f1 /proc/uptime; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# smaps_kb PID START(decimal) FIELD: the FIELD kB of the VMA at START (-1 if none).
-smaps_kb() {
-    hex=$(printf '%x' "$2")
-    awk -v s="$hex-" -v f="$3:" '
-        /^[0-9a-f]+-[0-9a-f]+ / { inv = (index($0, s) == 1); next }
-        inv && $1 == f { print $2; found = 1; exit }
-        END { if (!found) print -1 }' "/proc/$1/smaps"
-}
-
 # targets: "N:pid,pid..." of our kdamond 0's context (the only kdamond in the lab).
 targets() {
     c=$K/0/contexts/0/targets
@@ -133,7 +124,7 @@ while :; do
     [ "$n" -gt "$max_kdamonds" ] && max_kdamonds=$n
     t=$(targets)
     case "$t" in "2:$WA,$WB"|"2:$WB,$WA") both_targets=$t ;; esac
-    sa=$(smaps_kb "$WA" "$a_cold" Swap); sb=$(smaps_kb "$WB" "$b_cold" Swap)
+    sa=$(lab_smaps_kb "$WA" "$a_cold" Swap); sb=$(lab_smaps_kb "$WB" "$b_cold" Swap)
     [ "$sa" -ge 0 ] && [ "$sb" -ge 0 ] || fail reason=cold-vma-gone
     if [ $((sa * 100)) -ge $((a_cold_kb * 99)) ] && [ $((sb * 100)) -ge $((b_cold_kb * 99)) ]; then
         ramp=$(since "$t0")
@@ -154,8 +145,8 @@ n=$(cat $K/nr_kdamonds)
 state_both=$(cat $K/0/state 2>/dev/null)
 targets_both=$(targets)
 schemes_both=$(cat $K/0/contexts/0/schemes/nr_schemes 2>/dev/null)
-a_cold_sw=$(smaps_kb "$WA" "$a_cold" Swap); b_cold_sw=$(smaps_kb "$WB" "$b_cold" Swap)
-a_hot_sw=$(smaps_kb "$WA" "$a_hot" Swap); b_hot_sw=$(smaps_kb "$WB" "$b_hot" Swap)
+a_cold_sw=$(lab_smaps_kb "$WA" "$a_cold" Swap); b_cold_sw=$(lab_smaps_kb "$WB" "$b_cold" Swap)
+a_hot_sw=$(lab_smaps_kb "$WA" "$a_hot" Swap); b_hot_sw=$(lab_smaps_kb "$WB" "$b_hot" Swap)
 own=""
 i=0
 while [ "$i" -lt 20 ]; do
@@ -186,7 +177,7 @@ while [ "$(rounds wa)" -lt $((mark + 2)) ]; do
     i=$((i + 1)); [ "$i" -le 300 ] || fail reason=a-not-tracked-after-b-exit $res
     sleep 0.2
 done
-a_hot_sw2=$(smaps_kb "$WA" "$a_hot" Swap)
+a_hot_sw2=$(lab_smaps_kb "$WA" "$a_hot" Swap)
 [ "$a_hot_sw2" -gt "$a_hot_sw" ] && a_hot_sw=$a_hot_sw2
 res="$res after_b_exit=${left:-$(targets)} drop_s=$drop_s state_after_b_exit=$state_after_exit"
 

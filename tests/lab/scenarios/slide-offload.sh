@@ -48,15 +48,6 @@ fail() { cleanup_all; lab_fail "$@"; }
 # now: seconds since boot with centiseconds.
 now() { cut -d' ' -f1 /proc/uptime; }
 
-# smaps_kb PID START(decimal) FIELD: the FIELD (e.g. Swap, Rss) kB of the VMA at START.
-smaps_kb() {
-    hex=$(printf '%x' "$2")
-    awk -v s="$hex-" -v f="$3:" '
-        /^[0-9a-f]+-[0-9a-f]+ / { inv = (index($0, s) == 1); next }
-        inv && $1 == f { print $2; found = 1; exit }
-        END { if (!found) print -1 }' "/proc/$1/smaps"
-}
-
 # busy_rate OUTFILE: the workload's last `win_busy_touches_per_sec`; win_touches OUTFILE:
 # its last `win_touches`.
 busy_rate() {
@@ -175,7 +166,7 @@ flt0=$(majflt "$WL_PID")
 start_etmemd
 ramp=""
 while :; do
-    sw=$(smaps_kb "$WL_PID" "$cold_start" Swap)
+    sw=$(lab_smaps_kb "$WL_PID" "$cold_start" Swap)
     [ "$sw" -ge 0 ] || fail reason=cold-vma-gone
     if [ $((sw * 100)) -ge $((cold_kb * 99)) ]; then
         ramp=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
@@ -188,8 +179,8 @@ done
 # The steady state: rounds go on (about interval + loop*sleep = 3 s each, plus scan time),
 # so a hot page wrongly swapped would show.
 b1=$(measure_window B1 5)
-cold_sw=$(smaps_kb "$WL_PID" "$cold_start" Swap)
-hot_sw=$(smaps_kb "$WL_PID" "$hot_start" Swap)
+cold_sw=$(lab_smaps_kb "$WL_PID" "$cold_start" Swap)
+hot_sw=$(lab_smaps_kb "$WL_PID" "$hot_start" Swap)
 cpu_s=$(cpu_s "$ED_PID")
 kd_cpu_s=$(kdamond_cpu_s)
 etmem project stop -n lab -s "$SOCK" >/dev/null 2>&1
@@ -222,7 +213,7 @@ while [ "$cycle" -le 7 ]; do
 done
 damon_after2=${damon_after2:-n=0}
 hot_refaults=$(( $(majflt "$WL_PID") - flt0 ))
-hot_sw2=$(smaps_kb "$WL_PID" "$hot_start" Swap)
+hot_sw2=$(lab_smaps_kb "$WL_PID" "$hot_start" Swap)
 [ "$hot_sw2" -gt "$hot_sw" ] && hot_sw=$hot_sw2
 lab_cleanup
 for v in $as $bs; do [ -n "$v" ] || fail reason=no-window-report; done
