@@ -329,6 +329,20 @@ impl AccessMap {
     }
 }
 
+/// A map over plain anonymous ranges `[start, end)` with x86-64 page sizes (tests).
+#[cfg(test)]
+pub(crate) fn map_over(ranges: &[(u64, u64)]) -> AccessMap {
+    let vmas: Vec<Vma> = ranges
+        .iter()
+        .map(|&(start, end)| Vma {
+            start,
+            end,
+            ..Vma::default()
+        })
+        .collect();
+    AccessMap::new(&vmas, PageSizes::X86_64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,8 @@ pub struct ProbeReport {
     pub trackers: Vec<(TrackerKind, Result<(), String>)>,
     /// `swap_pages`, `process_madvise`, `move_pages`, `swap space`
     pub actions: Vec<Capability>,
+    /// what makes a tracker cheaper when present: `pagemap_scan`
+    pub aids: Vec<Capability>,
 }
 
 impl ProbeReport {
@@ -47,6 +49,11 @@ impl ProbeReport {
             .iter()
             .find(|(k, _)| *k == kind)
             .map(|(_, s)| s)
+    }
+
+    /// The status of an aid by name.
+    pub fn aid(&self, name: &str) -> Option<&Result<(), String>> {
+        self.aids.iter().find(|c| c.name == name).map(|c| &c.status)
     }
 
     /// The status of an action by name.
@@ -84,6 +91,9 @@ impl std::fmt::Display for ProbeReport {
         }
         for c in &self.actions {
             line(f, &format!("action {}", c.name), &c.status)?;
+        }
+        for c in &self.aids {
+            line(f, &format!("aid {}", c.name), &c.status)?;
         }
         Ok(())
     }
@@ -193,11 +203,20 @@ pub fn probe(k: &LinuxKernel) -> ProbeReport {
             Err("no active swap device in /proc/swaps: swap-out has nowhere to go".into())
         },
     });
+    let aids = vec![Capability {
+        name: "pagemap_scan".into(),
+        status: if live {
+            track::pagemap_scan_availability(k.proc_root())
+        } else {
+            Err("not checked: not the live kernel".into())
+        },
+    }];
     ProbeReport {
         kernel,
         root,
         nodes,
         trackers,
         actions,
+        aids,
     }
 }

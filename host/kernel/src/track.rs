@@ -8,6 +8,10 @@
 //! | [`DamonTracker`] | DAMON sysfs, our own kdamond with `vaddr` ops | sampled reads and writes, per region |
 //! | [`SoftDirtyTracker`] | `clear_refs` 4 + pagemap bit 55 | **writes only**: pages only read look cold |
 //!
+//! The DAMON and soft-dirty trackers also read each page's presence and soft-dirty bit from
+//! pagemap every pass: by the `PAGEMAP_SCAN` ioctl (6.7+; runs of equal pages) where the
+//! kernel has it, else 8 bytes per page (module `pagemap`).
+//!
 //! `auto` takes the first available in that order. Where DAMON and soft-dirty both exist
 //! (upstream kernels, our lab), DAMON wins, on purpose: it sees reads, and it sees
 //! hugetlb pages, which soft-dirty never reports (cslide's VM memory is hugetlb). What an
@@ -26,11 +30,14 @@
 pub(crate) mod damon;
 mod idle_pages;
 mod page_idle;
+mod pagemap;
 mod soft_dirty;
 
 pub use damon::{DamonAttrs, DamonTracker};
 pub use idle_pages::{IDLE_SCAN_ADD_FLAGS, IdlePagesTracker, VMA_SCAN_ADD_FLAGS};
 pub use page_idle::PageIdleTracker;
+pub(crate) use pagemap::scan_availability as pagemap_scan_availability;
+pub use pagemap::{PageBits, PagemapMethod};
 pub use soft_dirty::{SoftDirtyTracker, scan_pagemap};
 
 pub(crate) use damon::admin as damon_admin;

@@ -1,4 +1,4 @@
-//! `etmem-lab probe`: print the kernel probe and check which trackers and actions are
+//! `etmem-lab probe`: print the kernel probe and check which trackers, actions and aids are
 //! available. It only reads; it must not change the kernel's state.
 
 use crate::Outcome;
@@ -14,6 +14,7 @@ pub fn probe(expect_available: &str, expect_missing: &str) -> Outcome {
             None => rep
                 .action(&name.replace('_', " "))
                 .or(rep.action(name))
+                .or(rep.aid(name))
                 .map(Result::is_ok),
         }
     };

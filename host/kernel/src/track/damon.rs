@@ -25,6 +25,7 @@ mod state;
 
 pub use shared::release_owned;
 
+use super::pagemap::PagemapMethod;
 use super::{TrackError, Tracker, TrackerKind};
 use crate::access::{ABSENT, AccessMap, MAX_COUNT};
 use crate::linux::LinuxKernel;
@@ -133,16 +134,19 @@ fn apply_pagemap(
     p: &ProcessHandle,
     map: &mut AccessMap,
     soft_dirty: bool,
-) -> Result<(), TrackError> {
+    method: PagemapMethod,
+) -> Result<PagemapMethod, TrackError> {
     let path = p.path("pagemap");
     let f = std::fs::File::open(&path).map_err(super::io_err("open", &path))?;
     let page_size = map.sizes().pte;
-    super::soft_dirty::for_each_pagemap_slot(&f, &path, page_size, map, |slot, e| {
-        if !e.present() {
-            *slot = ABSENT;
-        } else if soft_dirty && e.soft_dirty() {
+    super::pagemap::for_each_page_run(&f, &path, page_size, map, method, |run, b| {
+        if !b.present {
+            run.fill(ABSENT);
+        } else if soft_dirty && b.soft_dirty {
             // written this pass: one access more than DAMON's samples saw
-            crate::access::bump(slot, 1);
+            for slot in run {
+                crate::access::bump(slot, 1);
+            }
         }
     })
 }
@@ -202,6 +206,8 @@ pub struct DamonTracker {
     /// soft-dirty works for the process: written pages count as accessed (see
     /// [`apply_pagemap`])
     soft_dirty: bool,
+    /// `Scan` until the kernel says it has no PAGEMAP_SCAN
+    pagemap: PagemapMethod,
     proc_root: PathBuf,
 }
 
@@ -214,6 +220,7 @@ impl DamonTracker {
             attrs,
             member: None,
             soft_dirty: false,
+            pagemap: PagemapMethod::Scan,
             proc_root: k.proc_root().to_path_buf(),
         }
     }
@@ -287,7 +294,11 @@ impl Tracker for DamonTracker {
                 u8::try_from(acc.min(u64::from(MAX_COUNT))).unwrap_or(MAX_COUNT),
             );
         }
-        apply_pagemap(p, map, self.soft_dirty)?;
+        let used = apply_pagemap(p, map, self.soft_dirty, self.pagemap)?;
+        if used != self.pagemap {
+            tracing::info!("DAMON tracker: {}", super::pagemap::NO_PAGEMAP_SCAN);
+            self.pagemap = used;
+        }
         if self.soft_dirty {
             clear_soft_dirty(p)?;
         }
@@ -313,21 +324,7 @@ impl Drop for DamonTracker {
 #[cfg(test)]
 mod tests {
     use super::{TrackError, seed_regions, unbusy};
-    use crate::access::AccessMap;
-    use crate::parse::idle_pages::PageSizes;
-    use crate::parse::maps::Vma;
-
-    fn map(ranges: &[(u64, u64)]) -> AccessMap {
-        let vmas: Vec<Vma> = ranges
-            .iter()
-            .map(|&(start, end)| Vma {
-                start,
-                end,
-                ..Vma::default()
-            })
-            .collect();
-        AccessMap::new(&vmas, PageSizes::X86_64)
-    }
+    use crate::access::map_over as map;
 
     fn io(errno: i32) -> TrackError {
         TrackError::Io {

@@ -1,12 +1,12 @@
-//! The soft-dirty tracker: write `4` to `/proc/PID/clear_refs`, then read bit 55 of each
-//! page's pagemap entry. It sees **writes only**: a page that is only read stays
+//! The soft-dirty tracker: write `4` to `/proc/PID/clear_refs`, then read each page's
+//! soft-dirty bit (pagemap bit 55, or `PAGEMAP_SCAN` runs where the kernel has it). It sees **writes only**: a page that is only read stays
 //! "not dirty" and looks cold. Use it for write-heavy workloads or when nothing better
 //! exists. Must not touch anything but the target's clear_refs and pagemap.
 
-use super::{PAGEMAP_CHUNK, TrackError, Tracker, TrackerKind, io_err, read_pagemap, write_str};
+use super::pagemap::{NO_PAGEMAP_SCAN, PageBits, PagemapMethod, for_each_page_run};
+use super::{TrackError, Tracker, TrackerKind, io_err, write_str};
 use crate::access::{AccessMap, bump};
 use crate::linux::LinuxKernel;
-use crate::parse::pagemap::decode_pagemap;
 use crate::process::ProcessHandle;
 use std::path::Path;
 
@@ -36,6 +36,8 @@ pub(crate) fn availability(proc_root: &Path) -> Result<(), String> {
 pub struct SoftDirtyTracker {
     page_size: u64,
     started: bool,
+    /// `Scan` until the kernel says it has no PAGEMAP_SCAN
+    method: PagemapMethod,
 }
 
 impl SoftDirtyTracker {
@@ -44,6 +46,7 @@ impl SoftDirtyTracker {
         SoftDirtyTracker {
             page_size: k.page_sizes().pte,
             started: false,
+            method: PagemapMethod::Scan,
         }
     }
 }
@@ -54,46 +57,25 @@ fn clear(p: &ProcessHandle) -> Result<(), TrackError> {
     Ok(())
 }
 
-/// One pagemap pass over every range of `map`: `weigh` maps an entry to `Some(weight)`
-/// for a page to count (present), `None` to leave it untouched. Reads 64 Ki entries per
-/// `pread`. Public so benchmarks can time a pass on their own process.
+/// One pagemap pass over every range of `map`: `weigh` maps a page's bits to
+/// `Some(weight)` for a page to count (present), `None` to leave it untouched. `method`
+/// [`PagemapMethod::Scan`] uses `PAGEMAP_SCAN` where the kernel has it; returns the method
+/// used. Public so benchmarks can time a pass on their own process.
 pub fn scan_pagemap(
     f: &std::fs::File,
     path: &Path,
     page_size: u64,
     map: &mut AccessMap,
-    mut weigh: impl FnMut(crate::parse::PagemapEntry) -> Option<u8>,
-) -> Result<(), TrackError> {
-    for_each_pagemap_slot(f, path, page_size, map, |slot, e| {
-        if let Some(w) = weigh(e) {
-            bump(slot, w);
-        }
-    })
-}
-
-/// Calls `visit` with every slot of `map` and the page's pagemap entry, 64 Ki entries
-/// per `pread`; slots past a short read (the pages are not mapped any more) are left alone.
-pub(crate) fn for_each_pagemap_slot(
-    f: &std::fs::File,
-    path: &Path,
-    page_size: u64,
-    map: &mut AccessMap,
-    mut visit: impl FnMut(&mut u8, crate::parse::PagemapEntry),
-) -> Result<(), TrackError> {
-    let mut buf = Vec::new();
-    for i in 0..map.nr_ranges() {
-        let Some((start, slots)) = map.slots_mut(i) else {
-            continue;
-        };
-        for (c, chunk) in slots.chunks_mut(PAGEMAP_CHUNK).enumerate() {
-            let at = start + (c * PAGEMAP_CHUNK) as u64 * page_size;
-            read_pagemap(f, path, at, page_size, chunk.len(), &mut buf)?;
-            for (slot, e) in chunk.iter_mut().zip(decode_pagemap(&buf)) {
-                visit(slot, e);
+    method: PagemapMethod,
+    mut weigh: impl FnMut(PageBits) -> Option<u8>,
+) -> Result<PagemapMethod, TrackError> {
+    for_each_page_run(f, path, page_size, map, method, |run, bits| {
+        if let Some(w) = weigh(bits) {
+            for slot in run {
+                bump(slot, w);
             }
         }
-    }
-    Ok(())
+    })
 }
 
 impl Tracker for SoftDirtyTracker {
@@ -114,9 +96,13 @@ impl Tracker for SoftDirtyTracker {
         let path = p.path("pagemap");
         let f = std::fs::File::open(&path).map_err(io_err("open", &path))?;
         p.check()?;
-        scan_pagemap(&f, &path, self.page_size, map, |e| {
-            e.present().then(|| u8::from(e.soft_dirty()))
+        let used = scan_pagemap(&f, &path, self.page_size, map, self.method, |b| {
+            b.present.then(|| u8::from(b.soft_dirty))
         })?;
+        if used != self.method {
+            tracing::info!("soft-dirty tracker: {}", NO_PAGEMAP_SCAN);
+            self.method = used;
+        }
         map.finish_pass();
         clear(p)
     }
