@@ -148,6 +148,11 @@ impl AccessMap {
             .map(|r| (r.start, r.counts.as_mut_slice()))
     }
 
+    /// Whether range `i` is a hugetlb VMA (one count per huge page).
+    pub fn is_hugetlb(&self, i: usize) -> bool {
+        self.runs.get(i).is_some_and(|r| r.fixed.is_some())
+    }
+
     /// Passes recorded so far.
     pub fn passes(&self) -> u32 {
         self.passes

@@ -125,7 +125,7 @@ fn scan_once(
 }
 
 /// Calls `visit` with runs of slots of `map` (one per base page) and their bits, covering
-/// every slot once, in address order. With [`PagemapMethod::Scan`] it uses `PAGEMAP_SCAN`
+/// every slot once, in address order; hugetlb ranges never have `soft_dirty`. With [`PagemapMethod::Scan`] it uses `PAGEMAP_SCAN`
 /// where the kernel has it; returns the method used.
 pub(crate) fn for_each_page_run(
     f: &std::fs::File,
@@ -138,6 +138,19 @@ pub(crate) fn for_each_page_run(
     let mut regions = Vec::new();
     let mut used = method;
     for i in 0..map.nr_ranges() {
+        // clear_refs never clears a hugetlb page's soft-dirty bit: PAGEMAP_SCAN reports it
+        // set for good once written (the read, from the VMA's flag, until the first clear),
+        // so on hugetlb it says nothing about this pass and is dropped
+        let hugetlb = map.is_hugetlb(i);
+        let mut visit = |run: &mut [u8], b: PageBits| {
+            visit(
+                run,
+                PageBits {
+                    soft_dirty: b.soft_dirty && !hugetlb,
+                    ..b
+                },
+            )
+        };
         let Some((start, slots)) = map.slots_mut(i) else {
             continue;
         };
@@ -374,5 +387,33 @@ mod tests {
         };
         let off = PageBits::default();
         assert_eq!(bits, [on, off, on, off, on, off, on, off]);
+    }
+
+    #[test]
+    fn hugetlb_pages_are_never_soft_dirty() {
+        // one 2 MiB hugetlb VMA whose every entry says present and soft-dirty
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pagemap");
+        let huge: u64 = 2 << 20;
+        let n = huge / PAGE;
+        let e: u64 = (1 << 63) | (1 << 55);
+        let bytes: Vec<u8> = (0..n).flat_map(|_| e.to_le_bytes()).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        let f = std::fs::File::open(&path).expect("open");
+        let vma = crate::parse::maps::Vma {
+            start: 0,
+            end: huge,
+            kernel_page_kb: Some(2048),
+            ..crate::parse::maps::Vma::default()
+        };
+        let mut map = AccessMap::new(&[vma], crate::parse::idle_pages::PageSizes::X86_64);
+        assert!(map.is_hugetlb(0));
+        let (bits, _) = bits_of(&f, &path, &mut map, PagemapMethod::Scan);
+        assert_eq!(bits.len() as u64, n);
+        let want = PageBits {
+            present: true,
+            soft_dirty: false,
+        };
+        assert!(bits.iter().all(|b| *b == want), "present, never soft-dirty");
     }
 }
