@@ -20,8 +20,10 @@
 //!
 //! This module must not act on memory, and must not touch a kdamond that is not ours.
 
+mod foreign;
 mod shared;
 mod state;
+mod sysfs;
 
 pub use shared::release_owned;
 
@@ -116,7 +118,7 @@ pub(crate) fn availability(sys: &Path) -> Result<(), String> {
             "no /sys/kernel/mm/damon/admin: kernel built without CONFIG_DAMON_SYSFS".into(),
         );
     }
-    shared::availability(&kd, &crate::linux::state_dir_for(sys))
+    foreign::availability(&kd, &crate::linux::state_dir_for(sys))
 }
 
 /// DAMON counts per region, swapped-out and never-touched pages included: pagemap tells

@@ -9,11 +9,15 @@
 //! member that asks while it is fresh.
 //!
 //! Every function here that touches sysfs must be called with [`ops`] held; none of them
-//! ever writes to a kdamond this process did not create.
+//! ever writes to a kdamond this process did not create. The configuration files are
+//! written by [`sysfs`](super::sysfs); kdamonds that are not (or no longer) ours are
+//! checked and reclaimed by [`foreign`](super::foreign).
 //!
 //! [`DamonTracker`]: super::DamonTracker
 
-use super::state::{self, Record};
+use super::foreign::{foreign_use, record};
+use super::state;
+use super::sysfs::{read_scheme, stopped_by_commit, write_config};
 use super::{DamonAttrs, read_trim, read_u64, write_str};
 use crate::process::ProcessHandle;
 use crate::track::{TrackError, TrackerKind};
@@ -34,16 +38,16 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug, Clone)]
 pub(super) struct Member {
     id: MemberId,
-    pid: u32,
+    pub(super) pid: u32,
     /// its own handle, checked before every commit: the kernel refuses a configuration
     /// that names a pid which no longer exists
     handle: Arc<ProcessHandle>,
     /// initial regions (the tracked mappings), written when the target is new or moved
-    seeds: Vec<(u64, u64)>,
+    pub(super) seeds: Vec<(u64, u64)>,
     /// the attributes its pass window asks for
     attrs: DamonAttrs,
     /// its target index in the configuration the kdamond runs, once committed
-    committed: Option<usize>,
+    pub(super) committed: Option<usize>,
     /// the last update whose regions it read
     seen: u64,
 }
@@ -89,15 +93,15 @@ struct Update {
 
 /// A kdamond of ours.
 #[derive(Debug, Clone)]
-struct Kdamond {
+pub(super) struct Kdamond {
     /// the `kdamonds` directory it lives in
-    kd: PathBuf,
+    pub(super) kd: PathBuf,
     /// the directory of its state file ([`state`])
-    run: PathBuf,
-    index: u64,
-    dir: PathBuf,
+    pub(super) run: PathBuf,
+    pub(super) index: u64,
+    pub(super) dir: PathBuf,
     /// in target order once committed
-    members: Vec<Member>,
+    pub(super) members: Vec<Member>,
     /// bumped at every configuration applied (target indices may have moved)
     config: u64,
     last_update: Option<Update>,
@@ -109,7 +113,7 @@ impl Kdamond {
         self.dir.join("state")
     }
 
-    fn ctx(&self) -> PathBuf {
+    pub(super) fn ctx(&self) -> PathBuf {
         self.dir.join("contexts/0")
     }
 
@@ -121,7 +125,7 @@ impl Kdamond {
     /// The attributes for every member at once: the longest window any member asks for (a
     /// shorter aggregation would make pages used early in a longer window look cold), and
     /// the region limits once per target (DAMON applies them to the whole context).
-    fn attrs(&self) -> DamonAttrs {
+    pub(super) fn attrs(&self) -> DamonAttrs {
         let mut a = self
             .members
             .iter()
@@ -146,13 +150,13 @@ static OWNED: Mutex<Owned> = Mutex::new(Owned {
 });
 
 #[derive(Debug)]
-struct Owned {
-    live: Vec<Kdamond>,
+pub(super) struct Owned {
+    pub(super) live: Vec<Kdamond>,
     /// kdamonds directories released for good
-    closed: Vec<PathBuf>,
+    pub(super) closed: Vec<PathBuf>,
 }
 
-fn owned() -> std::sync::MutexGuard<'static, Owned> {
+pub(super) fn owned() -> std::sync::MutexGuard<'static, Owned> {
     // the list stays consistent whatever panicked while holding it
     OWNED
         .lock()
@@ -205,164 +209,6 @@ fn ops_within(limit: std::time::Duration) -> Option<std::sync::MutexGuard<'stati
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
         }
-    }
-}
-
-/// Why DAMON cannot track one more process for us under `kd`, without writing anything:
-/// fine when our kdamond runs there (a target is added to it), else whatever
-/// [`foreign_use`] finds.
-pub(super) fn availability(kd: &Path, run: &Path) -> Result<(), String> {
-    {
-        let o = owned();
-        if o.closed.iter().any(|c| c == kd) {
-            return Err("etmemd is exiting: its kdamonds are released".into());
-        }
-        if o.live.iter().any(|x| x.kd == kd) {
-            return Ok(());
-        }
-    }
-    foreign_use(kd, run, false)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// Fails when an existing kdamond is running or configured; else the number of kdamonds.
-/// Called only when no kdamond of ours is listed under `kd`.
-///
-/// A running kdamond that a dead etmemd left ([`leftover`]) is not in the way: with
-/// `reclaim` it is turned off, emptied (and dropped when it is the last) and its state file
-/// removed; without, it only counts as free (nothing is written). State files naming a
-/// kdamond that is gone are removed when `reclaim`.
-fn foreign_use(kd: &Path, run: &Path, reclaim: bool) -> Result<u64, TrackError> {
-    let n = read_u64(&kd.join("nr_kdamonds"))?;
-    if reclaim {
-        for i in state::indices(run).into_iter().filter(|i| *i >= n) {
-            stale(
-                run,
-                i,
-                &format!("kdamond {i} no longer exists (nr_kdamonds {n})"),
-            );
-        }
-    }
-    // highest first: a reclaimed last kdamond is dropped and nr_kdamonds shrinks back
-    for i in (0..n).rev() {
-        let dir = kd.join(i.to_string());
-        let on = read_trim(&dir.join("state"))? == "on";
-        let ctxs = read_u64(&dir.join("contexts/nr_contexts"))?;
-        if !on && ctxs == 0 {
-            continue;
-        }
-        let why = if on {
-            format!(
-                "kdamond {i} is running and is not ours; the kernel refuses to add a kdamond \
-                 while any runs (EBUSY), and we never stop another user's kdamond"
-            )
-        } else {
-            format!(
-                "kdamond {i} is off but configured by someone else ({ctxs} context(s)); adding \
-                 ours would make the kernel recreate it and lose that configuration"
-            )
-        };
-        match leftover(&dir, run, i, on, reclaim) {
-            Ok(r) => {
-                if reclaim {
-                    remove(kd, run, i, &dir)?;
-                    tracing::warn!(
-                        "reclaimed kdamond {i} (kthread pid {}) left running by etmemd pid {}, \
-                         which is dead: turned off and emptied",
-                        r.kthread_pid,
-                        r.owner_pid
-                    );
-                }
-            }
-            Err(Some(reason)) => return Err(TrackError::DamonInUse(format!("{why}: {reason}"))),
-            Err(None) => return Err(TrackError::DamonInUse(why)),
-        }
-    }
-    read_u64(&kd.join("nr_kdamonds"))
-}
-
-/// Whether kdamond `i` (in `dir`; `on` when it runs) is a leftover of a dead etmemd: its
-/// state file names it, records its current kthread pid, and its owner is gone. Else why
-/// not (`None`: no state file, nothing to say). A state file whose kthread pid differs is
-/// stale and removed when `reclaim`.
-fn leftover(
-    dir: &Path,
-    run: &Path,
-    i: u64,
-    on: bool,
-    reclaim: bool,
-) -> Result<Record, Option<String>> {
-    let r = match state::read(run, i) {
-        None => return Err(None),
-        Some(Err(e)) => return Err(Some(format!("{e}; not treated as ours"))),
-        Some(Ok(r)) => r,
-    };
-    let file = state::path(run, i);
-    // the kernel reads -1 while the kdamond is off
-    let now = read_trim(&dir.join("pid")).ok();
-    let matches = on && now.as_deref() == Some(r.kthread_pid.to_string().as_str());
-    if !matches {
-        let now = now.unwrap_or_else(|| "unreadable".into());
-        let what = format!(
-            "state file {} names kthread pid {} but the kdamond's pid is {now}",
-            file.display(),
-            r.kthread_pid
-        );
-        if reclaim {
-            stale(run, i, &what);
-            return Err(Some(format!("{what} (stale file removed)")));
-        }
-        return Err(Some(what));
-    }
-    if state::alive(r.owner_pid, r.owner_start) {
-        return Err(Some(format!(
-            "it belongs to etmemd pid {}, which is alive (state file {})",
-            r.owner_pid,
-            file.display()
-        )));
-    }
-    Ok(r)
-}
-
-/// Removes a state file that no longer describes a kdamond, saying why.
-fn stale(run: &Path, i: u64, why: &str) {
-    match state::remove(run, i) {
-        Ok(()) => tracing::info!("removed stale DAMON state file: {why}"),
-        Err(e) => tracing::warn!("{why}: {e}"),
-    }
-}
-
-/// Records running kdamond `k` in its state file (after `on`: a new kthread pid). A
-/// kdamond that cannot be recorded still works; a restart then cannot reclaim it.
-fn record(k: &Kdamond) {
-    let pid = read_trim(&k.dir.join("pid"))
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        .filter(|p| *p > 0);
-    let r = match (pid, state::me()) {
-        (Some(kthread_pid), Some((owner_pid, owner_start))) => Record {
-            index: k.index,
-            kthread_pid,
-            owner_pid,
-            owner_start,
-        },
-        _ => {
-            tracing::warn!(
-                "kdamond {}: its kthread pid or our own start time is unreadable; no state \
-                 file, so a restarted etmemd will not reclaim it if we die",
-                k.index
-            );
-            // an older file would describe another kthread
-            let _ = state::remove(&k.run, k.index);
-            return;
-        }
-    };
-    if let Err(e) = state::write(&k.run, &r) {
-        tracing::warn!(
-            "kdamond {}: {e}; a restarted etmemd will not reclaim it if we die",
-            k.index
-        );
     }
 }
 
@@ -549,97 +395,6 @@ fn apply(k: &mut Kdamond) -> Result<u64, TrackError> {
     Err(last.unwrap_or_else(|| gone_meanwhile(&k.kd)))
 }
 
-/// After a `commit` the kernel may have stopped the kdamond instead (lab, 6.12: a commit
-/// naming a process that had exited writes fine, then `state` reads `off`).
-fn stopped_by_commit(state_file: &Path, was_on: bool) -> Result<(), TrackError> {
-    if was_on && read_trim(state_file)? == "off" {
-        return Err(TrackError::Parse {
-            path: state_file.to_path_buf(),
-            reason: "the kdamond stopped on `commit`".into(),
-        });
-    }
-    Ok(())
-}
-
-/// Writes every file of `k`'s configuration; `fresh` also the context itself (only while
-/// the kdamond is off: writing `nr_contexts` recreates the context directory).
-///
-/// Writing `nr_targets` or `nr_schemes` recreates every target or scheme directory, so
-/// all of them are written each time. A target that keeps its index gets no initial
-/// regions (`nr_regions` 0): the commit then leaves its adapted regions alone; a new or
-/// moved one gets its mappings. With one target no filter is written (none is needed,
-/// and kernels before target filters work too).
-fn write_config(k: &Kdamond, fresh: bool) -> Result<(), TrackError> {
-    let ctx = k.ctx();
-    if fresh {
-        write_str(&k.dir.join("contexts/nr_contexts"), "1")?;
-        write_str(&ctx.join("operations"), "vaddr")?;
-    }
-    let a = k.attrs();
-    let at = ctx.join("monitoring_attrs");
-    write_str(&at.join("intervals/sample_us"), &a.sample_us.to_string())?;
-    write_str(&at.join("intervals/aggr_us"), &a.aggr_us.to_string())?;
-    write_str(&at.join("intervals/update_us"), &a.update_us.to_string())?;
-    // max before min so min <= max holds at every step when they grow; min first when
-    // they shrink
-    let (max, min) = (at.join("nr_regions/max"), at.join("nr_regions/min"));
-    let cur_min = read_u64(&min).unwrap_or(0);
-    if a.min_nr_regions < cur_min {
-        write_str(&min, &a.min_nr_regions.to_string())?;
-        write_str(&max, &a.max_nr_regions.to_string())?;
-    } else {
-        write_str(&max, &a.max_nr_regions.to_string())?;
-        write_str(&min, &a.min_nr_regions.to_string())?;
-    }
-    let n = k.members.len();
-    write_str(&ctx.join("targets/nr_targets"), &n.to_string())?;
-    for (i, m) in k.members.iter().enumerate() {
-        let t = ctx.join("targets").join(i.to_string());
-        write_str(&t.join("pid_target"), &m.pid.to_string())?;
-        let seeds: &[(u64, u64)] = if fresh || m.committed != Some(i) {
-            &m.seeds
-        } else {
-            &[]
-        };
-        set_initial_regions(&t.join("regions"), seeds)?;
-    }
-    write_str(&ctx.join("schemes/nr_schemes"), &n.to_string())?;
-    for i in 0..n {
-        let s = ctx.join("schemes").join(i.to_string());
-        write_str(&s.join("action"), "stat")?;
-        let ap = s.join("access_pattern");
-        for (what, max) in [
-            ("sz", u64::MAX),
-            ("nr_accesses", u64::from(u32::MAX)),
-            ("age", u64::from(u32::MAX)),
-        ] {
-            write_str(&ap.join(what).join("max"), &max.to_string())?;
-            write_str(&ap.join(what).join("min"), "0")?;
-        }
-        if n > 1 {
-            // keep target i only: filter out what does not match it (`matching` N)
-            let f = s.join("filters");
-            write_str(&f.join("nr_filters"), "1")?;
-            write_str(&f.join("0/type"), "target")?;
-            write_str(&f.join("0/damon_target_idx"), &i.to_string())?;
-            write_str(&f.join("0/matching"), "N")?;
-        }
-    }
-    Ok(())
-}
-
-/// Writes `regions` as a target's initial monitoring regions (`targets/N/regions`).
-fn set_initial_regions(dir: &Path, regions: &[(u64, u64)]) -> Result<(), TrackError> {
-    write_str(&dir.join("nr_regions"), &regions.len().to_string())?;
-    for (i, (start, end)) in regions.iter().enumerate() {
-        // the kernel checks order and overlap when the configuration is applied
-        let r = dir.join(i.to_string());
-        write_str(&r.join("start"), &start.to_string())?;
-        write_str(&r.join("end"), &end.to_string())?;
-    }
-    Ok(())
-}
-
 /// What a pass of member `id` reads: `(start, end, nr_accesses)` of its target's regions
 /// in the last aggregation. Reuses the last update when it completed after `asked` less
 /// a quarter of an aggregation and this member has not read it yet (passes of several members
@@ -696,24 +451,6 @@ pub(super) fn tried_regions(
     let dir = k.ctx().join("schemes").join(pos.to_string());
     store(k);
     read_scheme(&dir.join("tried_regions"))
-}
-
-fn read_scheme(tried: &Path) -> Result<Vec<(u64, u64, u64)>, TrackError> {
-    let rd = std::fs::read_dir(tried).map_err(crate::track::io_err("read", tried))?;
-    let mut idx: Vec<u64> = rd
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    idx.sort_unstable();
-    let mut out = Vec::with_capacity(idx.len());
-    for i in idx {
-        let r = tried.join(i.to_string());
-        out.push((
-            read_u64(&r.join("start"))?,
-            read_u64(&r.join("end"))?,
-            read_u64(&r.join("nr_accesses"))?,
-        ));
-    }
-    Ok(out)
 }
 
 /// The index of our kdamond under `kd` while member `id` is registered with it.
@@ -776,7 +513,7 @@ pub fn release_owned(sys: &Path) -> Vec<(PathBuf, TrackError)> {
 /// Turns our kdamond off, empties it, removes its state file, and shrinks `nr_kdamonds`
 /// when ours is the last one and the others are off and empty (the rewrite recreates
 /// them).
-fn remove(kd: &Path, run: &Path, index: u64, dir: &Path) -> Result<(), TrackError> {
+pub(super) fn remove(kd: &Path, run: &Path, index: u64, dir: &Path) -> Result<(), TrackError> {
     let state_file = dir.join("state");
     if read_trim(&state_file)? != "off"
         && let Err(e) = write_str(&state_file, "off")
