@@ -289,6 +289,8 @@ impl Tracker for DamonTracker {
                 }
             }
         };
+        let nr_regions = regions.len();
+        let got = std::time::Instant::now();
         for (start, end, acc) in regions {
             map.record_region(
                 start,
@@ -296,15 +298,27 @@ impl Tracker for DamonTracker {
                 u8::try_from(acc.min(u64::from(MAX_COUNT))).unwrap_or(MAX_COUNT),
             );
         }
+        let recorded = std::time::Instant::now();
         let used = apply_pagemap(p, map, self.soft_dirty, self.pagemap)?;
         if used != self.pagemap {
             tracing::info!("DAMON tracker: {}", super::pagemap::NO_PAGEMAP_SCAN);
             self.pagemap = used;
         }
+        let paged = std::time::Instant::now();
         if self.soft_dirty {
             clear_soft_dirty(p)?;
         }
         map.finish_pass();
+        let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
+        tracing::debug!(
+            "DAMON pass of pid {}: {nr_regions} region(s) read in {:.1} ms, recorded in {:.1} ms, \
+             {used} {:.1} ms, clear_refs {:.1} ms",
+            p.pid(),
+            ms(asked, got),
+            ms(got, recorded),
+            ms(recorded, paged),
+            ms(paged, std::time::Instant::now()),
+        );
         Ok(())
     }
 
