@@ -20,7 +20,9 @@
 # wall), mM_ours_cpu_ms_gib / mM_raw_cpu_ms_gib / mM_cpu_ratio (thread CPU; the plan
 # counts as CPU; the raw figure is the mean of a run before and one after etmemd's, both
 # in mM_raw_runs_ms), mM_scan2_cpu_ms_gib / mM_raw_scan_cpu_ms_gib / mM_scan2_cpu_ratio (round
-# 2's scan CPU against the raw passes), pages acted on by each, mM_rss_kib, mM_hwm_kib;
+# 2's scan CPU against as many raw passes made after the raw page-out, when DAMON has split
+# its regions as it has for etmemd's round 2; their region counts in
+# mM_raw_steady_regions), pages acted on by each, mM_rss_kib, mM_hwm_kib;
 # then idle_rss_kib, rss_kib_per_gib and hwm_kib_per_gib (marginal, between the first and
 # last size), kdamonds_left (kdamonds etmemd left behind; the scenario removes them).
 # Wall times include DAMON's wait for its next aggregation (up to `sleep` per pass): the
@@ -94,7 +96,7 @@ start_workload() {
 raw_run() {
     start_workload "$1"
     sleep 1
-    etmem-lab bench-raw --layout "$L" --passes 2 --window-ms 1000 >"$2" 2>"$2.err" ||
+    etmem-lab bench-raw --layout "$L" --passes 2 --window-ms 1000 --steady-passes 2 >"$2" 2>"$2.err" ||
         fail reason=bench-raw "size_mib=$1" "$(cat "$2")"
     lab_cleanup
     damon_reset >/dev/null
@@ -143,7 +145,9 @@ for M in $SIZES; do
     R2=/tmp/br-raw2.out
     r_ms=$(calc "print ($(kv $R start_ms) + $(kv $R scan_ms) + $(kv $R act_ms) + $(kv $R2 start_ms) + $(kv $R2 scan_ms) + $(kv $R2 act_ms)) / 2")
     r_cpu=$(calc "print ($(kv $R start_cpu_ms) + $(kv $R scan_cpu_ms) + $(kv $R act_cpu_ms) + $(kv $R2 start_cpu_ms) + $(kv $R2 scan_cpu_ms) + $(kv $R2 act_cpu_ms)) / 2")
-    r_scan_cpu=$(calc "print ($(kv $R scan_cpu_ms) + $(kv $R2 scan_cpu_ms)) / 2")
+    # round 2's scan against the raw passes that follow the raw page-out (DAMON has split
+    # its regions by then, as for etmemd's round 2)
+    r_scan_cpu=$(calc "print ($(kv $R steady_scan_cpu_ms) + $(kv $R2 steady_scan_cpu_ms)) / 2")
     r_kib=$(kv $R tracked_kib)
     gib=$(calc "print $kib / 1048576")
     r_gib=$(calc "print $r_kib / 1048576")
@@ -155,6 +159,7 @@ for M in $SIZES; do
     res="$res m${M}_cpu_ratio=$(calc "printf \"%.2f\", ($o_cpu / $gib) / ($r_cpu / $r_gib)")"
     res="$res m${M}_scan2_cpu_ms_gib=$(calc "printf \"%.0f\", $o2_scan_cpu / $gib") m${M}_raw_scan_cpu_ms_gib=$(calc "printf \"%.0f\", $r_scan_cpu / $r_gib")"
     res="$res m${M}_scan2_cpu_ratio=$(calc "printf \"%.2f\", ($o2_scan_cpu / $gib) / ($r_scan_cpu / $r_gib)")"
+    res="$res m${M}_raw_steady_regions=$(kv $R steady_regions),$(kv $R2 steady_regions)"
     res="$res m${M}_pages_ours=$o_pages m${M}_pages_raw=$(kv $R act_pages)"
     res="$res m${M}_rss_kib=$rss m${M}_hwm_kib=$hwm"
     if [ -n "$rss_prev" ]; then

@@ -1,6 +1,7 @@
 //! `etmem-lab bench-raw`: the raw kernel cost of one slide round over the workload (a
 //! kdamond of ours, raw DAMON passes, `process_madvise(MADV_PAGEOUT)` of the ranges every
-//! pass saw unaccessed), wall and thread CPU milliseconds, for the round bench. It must
+//! pass saw unaccessed) and of the next round's passes, wall and thread CPU milliseconds,
+//! for the round bench. It must
 //! only page out the workload's anonymous mappings.
 
 use crate::Outcome;
@@ -189,7 +190,7 @@ fn raw_pageout(pid: u32, ranges: &[(u64, u64)]) -> anyhow::Result<(u64, u64, u64
     r.map(|()| (done, calls, failed))
 }
 
-pub fn bench_raw(path: &Path, passes: u32, window: Duration) -> Outcome {
+pub fn bench_raw(path: &Path, passes: u32, window: Duration, steady_passes: u32) -> Outcome {
     let layout = Layout::read(path)?;
     let k = LinuxKernel::default();
     let p = k.open_process(layout.pid)?;
@@ -199,6 +200,7 @@ pub fn bench_raw(path: &Path, passes: u32, window: Duration) -> Outcome {
     let mut start = Spent::default();
     let mut scan = Spent::default();
     let mut act = Spent::default();
+    let mut steady = Spent::default();
     let mut tracker = etmem_kernel::track::DamonTracker::new(
         &k,
         etmem_kernel::track::DamonAttrs::for_window(window),
@@ -210,8 +212,9 @@ pub fn bench_raw(path: &Path, passes: u32, window: Duration) -> Outcome {
             .kdamond_index()
             .context("DAMON tracker started without a kdamond")?
     ));
-    // (cold ranges, regions of the last pass, (bytes advised, calls, ranges refused))
-    type Raw = (Vec<(u64, u64)>, usize, (u64, u64, u64));
+    // (cold ranges, regions of the last pass, (bytes advised, calls, ranges refused),
+    // regions of the last steady pass)
+    type Raw = (Vec<(u64, u64)>, usize, (u64, u64, u64), usize);
     let r = (|| -> anyhow::Result<Raw> {
         let mut cold: Option<Vec<(u64, u64)>> = None;
         let mut nr_regions = 0;
@@ -235,14 +238,21 @@ pub fn bench_raw(path: &Path, passes: u32, window: Duration) -> Outcome {
         let anon: Vec<(u64, u64)> = map.ranges().collect();
         let cold = scan.measure(|| Ok(intersect(&cold.unwrap_or_default(), &anon)))?;
         let advised = act.measure(|| raw_pageout(layout.pid, &cold))?;
-        Ok((cold, nr_regions, advised))
+        // the next round's passes: by now DAMON has split the regions it started from
+        let mut steady_regions = 0;
+        for _ in 0..steady_passes {
+            std::thread::sleep(window);
+            steady_regions = steady.measure(|| Ok(raw_damon_pass(&dir)?.1))?;
+        }
+        Ok((cold, nr_regions, advised, steady_regions))
     })();
     let stopped = etmem_kernel::Tracker::stop(&mut tracker);
-    let (cold, nr_regions, (bytes, calls, refused)) = r?;
+    let (cold, nr_regions, (bytes, calls, refused), steady_regions) = r?;
     stopped?;
     let (start_ms, start_cpu) = start.ms();
     let (scan_ms, scan_cpu) = scan.ms();
     let (act_ms, act_cpu) = act.ms();
+    let (steady_ms, steady_cpu) = steady.ms();
     let cold_class = layout.region("cold")?;
     let cold_layout = cold_class.end - cold_class.start;
     // the ranges found cold must cover the cold region (DAMON regions may reach into the
@@ -256,7 +266,7 @@ pub fn bench_raw(path: &Path, passes: u32, window: Duration) -> Outcome {
     Ok((
         ok,
         format!(
-            "tracked_kib={} passes={passes} regions={nr_regions} start_ms={start_ms:.1} start_cpu_ms={start_cpu:.1} scan_ms={scan_ms:.1} scan_cpu_ms={scan_cpu:.1} act_ms={act_ms:.1} act_cpu_ms={act_cpu:.1} act_pages={} act_ranges={} act_calls={calls} act_refused_ranges={refused} cold_covered_pct={:.1}",
+            "tracked_kib={} passes={passes} regions={nr_regions} start_ms={start_ms:.1} start_cpu_ms={start_cpu:.1} scan_ms={scan_ms:.1} scan_cpu_ms={scan_cpu:.1} act_ms={act_ms:.1} act_cpu_ms={act_cpu:.1} act_pages={} act_ranges={} act_calls={calls} act_refused_ranges={refused} cold_covered_pct={:.1} steady_passes={steady_passes} steady_regions={steady_regions} steady_scan_ms={steady_ms:.1} steady_scan_cpu_ms={steady_cpu:.1}",
             tracked / 1024,
             bytes / 4096,
             cold.len(),

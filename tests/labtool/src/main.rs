@@ -125,7 +125,9 @@ enum Cmd {
     /// kdamond of ours (as etmemd's DAMON tracker sets it up), `passes` of
     /// `update_schemes_tried_regions` + reading the regions, `window-ms` apart (the sleeps
     /// are not timed), then `process_madvise(MADV_PAGEOUT)` of the ranges every pass saw
-    /// unaccessed, up to 1024 ranges per call. Prints wall and thread CPU milliseconds.
+    /// unaccessed, up to 1024 ranges per call, then `steady-passes` more passes (as the
+    /// next round's scan would make, once DAMON has split its regions). Prints wall and
+    /// thread CPU milliseconds.
     BenchRaw {
         /// the workload's layout JSON
         #[arg(long)]
@@ -136,6 +138,9 @@ enum Cmd {
         /// milliseconds between passes (the project's `sleep`)
         #[arg(long, default_value_t = 1000)]
         window_ms: u64,
+        /// passes after the page-out, timed apart (`steady_*` keys)
+        #[arg(long, default_value_t = 0)]
+        steady_passes: u32,
     },
     /// On the HOST, after a lab boot: a scenario's throughput windows (`LABWIN` console
     /// lines) judged by work per CPU second of the vCPU the workload was pinned to, from
@@ -215,7 +220,13 @@ fn main() {
             layout,
             passes,
             window_ms,
-        } => bench_raw(&layout, passes, Duration::from_millis(window_ms)),
+            steady_passes,
+        } => bench_raw(
+            &layout,
+            passes,
+            Duration::from_millis(window_ms),
+            steady_passes,
+        ),
         Cmd::Windows {
             console,
             vcpu,
