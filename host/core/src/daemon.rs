@@ -7,22 +7,34 @@
 //! stop never waits for a round's sleep. Actions that change objects are serialised by an
 //! async admin lock, so an `obj add` checked against the state still holds once its engines
 //! are configured. It must not know about sockets or frames.
+//!
+//! The free functions the actions use live in submodules: `del` (deleting objects and
+//! the [`Aftermath`] of a stop), `run` (`project start`, tracker choice, engine call
+//! failures), `show` (the `project show` text) and `build` (a new engine's instance).
 
 use crate::action::{Action, ActionError, ActionHandler, Reply};
-use crate::add::{NewEngine, Source, plan};
-use crate::caps::EngineHost;
+use crate::add::{NewEngine, plan};
 use crate::engine::{EngineRegistry, TaskInfo};
 use crate::model::{
-    EngineCell, EngineObj, Project, SharedState, StartCtx, State, Stopped, TaskObj, quarantine,
+    EngineCell, EngineObj, Project, SharedState, StartCtx, State, Stopped, TaskObj,
 };
-use crate::plugin::{CallError, EngineInstance, HostRef, LoadError};
+use crate::plugin::CallError;
 use etmem_config::ConfigFile;
-use etmem_kernel::{Kernel, TrackerChoice, TrackerKind};
+use etmem_kernel::Kernel;
 use etmem_proto::OptResult;
-use std::fmt::Write as _;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::task::JoinHandle;
+
+mod build;
+mod del;
+mod run;
+mod show;
+
+use build::build_engine;
+pub use del::DelTargets;
+use del::{Aftermath, delete_engine, delete_project, delete_task};
+use run::{call_failure, choose_tracker, start_project};
+use show::show_text;
 
 /// Host-wide settings of the daemon core.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,17 +58,6 @@ pub struct Daemon {
 #[derive(Debug, Clone)]
 pub struct DaemonHandle {
     daemon: Arc<Daemon>,
-}
-
-/// The objects an `obj del` names, in the order the file gives them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DelTargets {
-    /// project names
-    pub projects: Vec<String>,
-    /// (project, engine)
-    pub engines: Vec<(String, String)>,
-    /// (project, engine, task)
-    pub tasks: Vec<(String, String, String)>,
 }
 
 impl Daemon {
@@ -115,282 +116,6 @@ fn task_no_exist(project: &str, engine: &str, task: &str) -> ActionError {
         OptResult::TaskNoExist,
         format!("task `{task}` does not exist in engine `{engine}` of project `{project}`"),
     )
-}
-
-/// The `project show` text (spec §5.1), byte for byte.
-fn show_text(state: &State, name: Option<&str>) -> String {
-    let mut out = String::new();
-    let mut matched = false;
-    for p in state
-        .projects
-        .iter()
-        .filter(|p| name.is_none_or(|n| p.conf.name == n))
-    {
-        matched = true;
-        let _ = writeln!(out, "project: {}", p.conf.name);
-        let _ = writeln!(
-            out,
-            "{:<8} {:<8} {:<16} {:<16} {:<16} {:<8}",
-            "number", "type", "value", "name", "engine", "started"
-        );
-        for e in &p.engines {
-            for (i, t) in e.tasks.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "{:<8} {:<8} {:<16} {:<16} {:<16} {:<8}",
-                    i + 1,
-                    t.info.target.type_name(),
-                    t.info.target.value(),
-                    t.info.name,
-                    e.name,
-                    if t.started { "true" } else { "false" }
-                );
-            }
-        }
-    }
-    if !matched {
-        match name {
-            None => out.push_str("no project exists\n\n"),
-            Some(n) => {
-                let _ = write!(out, "project: project {n} is not existed\n\n");
-            }
-        }
-    }
-    out
-}
-
-/// Engines to tell, once the lock is released: `stop-task` for stopped tasks, then
-/// `drop-task` (and the host forgets the task) for deleted ones.
-#[derive(Default)]
-struct Aftermath {
-    handles: Vec<JoinHandle<()>>,
-    stopped: Vec<Stopped>,
-    dropped: Vec<Stopped>,
-}
-
-/// Deletes task `task` of `engine` in `project`, stopping it first.
-fn delete_task(
-    state: &mut State,
-    project: &str,
-    engine: &str,
-    task: &str,
-    after: &mut Aftermath,
-) -> Result<(), ActionError> {
-    let p = state
-        .project_mut(project)
-        .ok_or_else(|| pro_no_exist(project))?;
-    let e = p
-        .engine_mut(engine)
-        .ok_or_else(|| eng_no_exist(project, engine))?;
-    let idx = e
-        .task_index(task)
-        .ok_or_else(|| task_no_exist(project, engine, task))?;
-    if let Some(s) = e.stop_task(idx, &mut after.handles) {
-        after.stopped.push(s);
-    }
-    e.tasks.remove(idx);
-    after.dropped.push((e.cell.clone(), task.to_string()));
-    Ok(())
-}
-
-/// Deletes every task of `e` and stops its worker.
-fn clear_engine(e: &mut EngineObj, after: &mut Aftermath) {
-    for idx in 0..e.tasks.len() {
-        if let Some(s) = e.stop_task(idx, &mut after.handles) {
-            after.stopped.push(s);
-        }
-    }
-    e.stop_all(&mut after.handles);
-    for t in e.tasks.drain(..) {
-        after.dropped.push((e.cell.clone(), t.info.name.clone()));
-    }
-}
-
-/// Deletes `engine` of `project` with its tasks, stopping them first.
-fn delete_engine(
-    state: &mut State,
-    project: &str,
-    engine: &str,
-    after: &mut Aftermath,
-) -> Result<(), ActionError> {
-    let p = state
-        .project_mut(project)
-        .ok_or_else(|| pro_no_exist(project))?;
-    let idx = p
-        .engines
-        .iter()
-        .position(|e| e.name == engine)
-        .ok_or_else(|| eng_no_exist(project, engine))?;
-    let mut e = p.engines.remove(idx);
-    clear_engine(&mut e, after);
-    Ok(())
-}
-
-/// Deletes `project` with everything in it, stopping it first.
-fn delete_project(
-    state: &mut State,
-    project: &str,
-    after: &mut Aftermath,
-) -> Result<(), ActionError> {
-    let idx = state
-        .projects
-        .iter()
-        .position(|p| p.conf.name == project)
-        .ok_or_else(|| pro_no_exist(project))?;
-    let mut p = state.projects.remove(idx);
-    for e in &mut p.engines {
-        clear_engine(e, after);
-    }
-    Ok(())
-}
-
-/// The access tracker of a project, chosen once (the best the kernel offers).
-fn choose_tracker(kernel: &dyn Kernel, project: &str) -> Result<TrackerKind, ActionError> {
-    match kernel.tracker(TrackerChoice::Auto) {
-        Ok(t) => {
-            let kind = t.kind();
-            tracing::info!("project `{project}`: access tracker {kind}");
-            Ok(kind)
-        }
-        Err(e) => Err(ActionError::new(
-            OptResult::InterErr,
-            format!("project `{project}` cannot start: {e}"),
-        )),
-    }
-}
-
-/// Starts every task of `p` (engines newest first, tasks newest first). On the first
-/// failure every task started here is stopped again (B6 fixed) and the reason returned.
-fn start_project(p: &mut Project, d: &Daemon, after: &mut Aftermath) -> Result<(), ActionError> {
-    if let Some((cell, why)) = p
-        .engines
-        .iter()
-        .find_map(|e| e.cell.failure().map(|w| (e.cell.clone(), w)))
-    {
-        return Err(ActionError::new(
-            OptResult::InterErr,
-            format!(
-                "project `{}` cannot start: {}",
-                p.conf.name,
-                cell.failed_text(&why)
-            ),
-        ));
-    }
-    let tracker = if p.has_tasks() {
-        Some(choose_tracker(d.kernel.as_ref(), &p.conf.name)?)
-    } else {
-        None
-    };
-    let conf = p.conf.clone();
-    let weak = Arc::downgrade(&d.state);
-    let mut failure = None;
-    if let Some(tracker) = tracker {
-        let ctx = StartCtx {
-            kernel: &d.kernel,
-            state: &weak,
-            project: &conf,
-            tracker,
-        };
-        'engines: for e in &mut p.engines {
-            for idx in 0..e.tasks.len() {
-                if let Err(err) = e.start_task(idx, &ctx) {
-                    failure = Some(format!(
-                        "project `{}`: task `{}` of engine `{}` cannot start: {err}",
-                        conf.name, e.tasks[idx].info.name, e.name
-                    ));
-                    break 'engines;
-                }
-            }
-        }
-    }
-    match failure {
-        None => {
-            p.started = true;
-            p.tracker = tracker;
-            Ok(())
-        }
-        Some(why) => {
-            p.stop_all(&mut after.handles, &mut after.stopped);
-            p.started = false;
-            Err(ActionError::new(
-                OptResult::InterErr,
-                format!("{why}; the tasks started before it were stopped again"),
-            ))
-        }
-    }
-}
-
-/// What an engine call's failure means for an action: an engine error is a value; a fault
-/// quarantines the engine.
-fn call_failure(d: &Daemon, cell: &Arc<EngineCell>, err: CallError) -> String {
-    match err {
-        CallError::Engine(e) => e.to_string(),
-        CallError::Fault(why) => {
-            quarantine(&Arc::downgrade(&d.state), cell, &why);
-            cell.failed_text(&cell.failure().unwrap_or(why))
-        }
-    }
-}
-
-/// Builds the instance of a checked engine on a blocking thread (its `configure` runs).
-async fn build_engine(d: &Daemon, e: &NewEngine) -> Result<Arc<EngineCell>, ActionError> {
-    let quota = e.conf.round_quota_bytes.or(d.options.round_quota_bytes);
-    let host = Arc::new(EngineHost::new(
-        &e.project,
-        &e.name,
-        d.kernel.clone(),
-        quota,
-    ));
-    let href: HostRef = host.clone();
-    let source = e.source.clone();
-    let params = e.params.clone();
-    let name = e.name.clone();
-    let r = tokio::task::spawn_blocking(move || {
-        let built = catch_unwind(AssertUnwindSafe(|| match source {
-            Source::Builtin(f) => f(&params, &href).map_err(|error| LoadError::Configure {
-                engine: name.clone(),
-                error,
-            }),
-            Source::Library {
-                path,
-                ops_name,
-                loader,
-            } => loader.load(&path, &ops_name, &name, &params, &href),
-        }));
-        match built {
-            Ok(r) => r,
-            Err(p) => Err(LoadError::Configure {
-                engine: name,
-                error: CallError::Fault(format!(
-                    "panicked: {}",
-                    etmem_sdk::runtime::panic_message(p.as_ref())
-                )),
-            }),
-        }
-    })
-    .await;
-    let inst: Box<dyn EngineInstance> = match r {
-        Ok(Ok(i)) => i,
-        Ok(Err(err)) => {
-            return Err(ActionError::new(
-                OptResult::InterErr,
-                format!(
-                    "{}: engine `{}` in project `{}`: {err}",
-                    e.at, e.name, e.project
-                ),
-            ));
-        }
-        Err(err) => {
-            return Err(ActionError::new(
-                OptResult::InterErr,
-                format!(
-                    "{}: engine `{}` in project `{}`: configure did not complete: {err}",
-                    e.at, e.name, e.project
-                ),
-            ));
-        }
-    };
-    Ok(EngineCell::new(&e.project, &e.name, inst, host))
 }
 
 impl DaemonHandle {
