@@ -299,7 +299,11 @@ impl Tracker for DamonTracker {
             );
         }
         let recorded = std::time::Instant::now();
-        let used = apply_pagemap(p, map, self.soft_dirty, self.pagemap)?;
+        let used = apply_pagemap(p, map, self.soft_dirty, self.pagemap).or_else(|e| {
+            // PAGEMAP_SCAN on a process that exited meanwhile fails: say it is gone
+            p.check()?;
+            Err(e)
+        })?;
         if used != self.pagemap {
             tracing::info!("DAMON tracker: {}", super::pagemap::NO_PAGEMAP_SCAN);
             self.pagemap = used;

@@ -7,6 +7,9 @@
 //! as before ([`PagemapMethod::Read`]). Both give the same bits: a page is present when its
 //! entry is (`PAGE_IS_PRESENT` = pagemap bit 63) and soft-dirty when its PTE or its VMA is
 //! (`PAGE_IS_SOFT_DIRTY` = bit 55); a page the kernel does not report is not present.
+//! Not quite the same on hugetlb: clear_refs never clears a huge page's soft-dirty bit, so
+//! PAGEMAP_SCAN would call a huge page written once soft-dirty for good; hugetlb ranges are
+//! therefore never soft-dirty here, by either method.
 
 use super::{PAGEMAP_CHUNK, TrackError, io_err, read_pagemap};
 use crate::access::AccessMap;
@@ -125,8 +128,9 @@ fn scan_once(
 }
 
 /// Calls `visit` with runs of slots of `map` (one per base page) and their bits, covering
-/// every slot once, in address order; hugetlb ranges never have `soft_dirty`. With [`PagemapMethod::Scan`] it uses `PAGEMAP_SCAN`
-/// where the kernel has it; returns the method used.
+/// every slot once, in address order; hugetlb ranges never have `soft_dirty`. With
+/// [`PagemapMethod::Scan`] it uses `PAGEMAP_SCAN` where the kernel has it; returns the
+/// method used.
 pub(crate) fn for_each_page_run(
     f: &std::fs::File,
     path: &Path,

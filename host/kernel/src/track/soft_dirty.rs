@@ -78,6 +78,23 @@ pub fn scan_pagemap(
     })
 }
 
+impl SoftDirtyTracker {
+    fn pass_once(&mut self, p: &ProcessHandle, map: &mut AccessMap) -> Result<(), TrackError> {
+        let path = p.path("pagemap");
+        let f = std::fs::File::open(&path).map_err(io_err("open", &path))?;
+        p.check()?;
+        let used = scan_pagemap(&f, &path, self.page_size, map, self.method, |b| {
+            b.present.then(|| u8::from(b.soft_dirty))
+        })?;
+        if used != self.method {
+            tracing::info!("soft-dirty tracker: {}", NO_PAGEMAP_SCAN);
+            self.method = used;
+        }
+        map.finish_pass();
+        clear(p)
+    }
+}
+
 impl Tracker for SoftDirtyTracker {
     fn kind(&self) -> TrackerKind {
         TrackerKind::SoftDirty
@@ -93,22 +110,44 @@ impl Tracker for SoftDirtyTracker {
         if !self.started {
             return Err(TrackError::NotStarted(self.kind()));
         }
-        let path = p.path("pagemap");
-        let f = std::fs::File::open(&path).map_err(io_err("open", &path))?;
-        p.check()?;
-        let used = scan_pagemap(&f, &path, self.page_size, map, self.method, |b| {
-            b.present.then(|| u8::from(b.soft_dirty))
-        })?;
-        if used != self.method {
-            tracing::info!("soft-dirty tracker: {}", NO_PAGEMAP_SCAN);
-            self.method = used;
-        }
-        map.finish_pass();
-        clear(p)
+        // whatever failed (opening pagemap, PAGEMAP_SCAN: ESRCH, clear_refs), a process
+        // that exited meanwhile says it is gone
+        self.pass_once(p, map).or_else(|e| {
+            p.check()?;
+            Err(e)
+        })
     }
 
     fn stop(&mut self) -> Result<(), TrackError> {
         self.started = false;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SoftDirtyTracker;
+    use crate::access::map_over;
+    use crate::linux::LinuxKernel;
+    use crate::{Kernel, Tracker};
+
+    /// Needs the live kernel (any) and permission to write a child's clear_refs: we run as
+    /// root. The child is ours (`sleep`), nothing else is touched.
+    #[test]
+    fn a_pass_over_a_process_that_exited_says_it_is_gone() {
+        let k = LinuxKernel::default();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let p = k.open_process(child.id()).expect("open our child");
+        let mut t = SoftDirtyTracker::new(&k);
+        let map = map_over(&[(0x10000, 0x20000)]);
+        t.start(&p, &map).expect("start on a live child");
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        let mut map = map_over(&[(0x10000, 0x20000)]);
+        let e = t.pass(&p, &mut map).expect_err("the child is gone");
+        assert!(e.is_gone(), "not reported as gone: {e}");
     }
 }
