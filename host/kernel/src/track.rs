@@ -253,6 +253,15 @@ pub fn build(k: &LinuxKernel, kind: TrackerKind) -> Box<dyn Tracker> {
     }
 }
 
+/// `r`, except that a failure on a process that exited meanwhile says it is gone (the
+/// kernel answers such a process with ENOENT, ESRCH or a stopped kdamond, not "gone").
+pub(crate) fn gone_or<T>(p: &ProcessHandle, r: Result<T, TrackError>) -> Result<T, TrackError> {
+    r.or_else(|e| {
+        p.check()?;
+        Err(e)
+    })
+}
+
 // --- small file helpers shared by the trackers -------------------------------------------
 
 pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TrackError {

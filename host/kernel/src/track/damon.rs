@@ -255,11 +255,7 @@ impl Tracker for DamonTracker {
         let seeds = seed_regions(map, self.attrs.max_nr_regions / 2);
         let m = shared::Member::new(p, seeds, self.attrs)?;
         let id = m.id();
-        if let Err(e) = shared::register(&self.kdamonds, &self.run, m) {
-            // a process that exited meanwhile says so
-            p.check()?;
-            return Err(e);
-        }
+        super::gone_or(p, shared::register(&self.kdamonds, &self.run, m))?;
         self.member = Some(id);
         // soft-dirty as well where the kernel has it (CONFIG_MEM_SOFT_DIRTY): if not, DAMON
         // alone
@@ -280,14 +276,8 @@ impl Tracker for DamonTracker {
         let asked = std::time::Instant::now();
         let regions = {
             let _ops = shared::ops();
-            match shared::tried_regions(&self.kdamonds, id, asked) {
-                Ok(r) => r,
-                Err(e) => {
-                    // the kdamond stops by itself when all its targets exit
-                    p.check()?;
-                    return Err(e);
-                }
-            }
+            // the kdamond stops by itself when all its targets exit
+            super::gone_or(p, shared::tried_regions(&self.kdamonds, id, asked))?
         };
         let nr_regions = regions.len();
         let got = std::time::Instant::now();
@@ -299,11 +289,8 @@ impl Tracker for DamonTracker {
             );
         }
         let recorded = std::time::Instant::now();
-        let used = apply_pagemap(p, map, self.soft_dirty, self.pagemap).or_else(|e| {
-            // PAGEMAP_SCAN on a process that exited meanwhile fails: say it is gone
-            p.check()?;
-            Err(e)
-        })?;
+        // PAGEMAP_SCAN answers ESRCH for a process that exited meanwhile
+        let used = super::gone_or(p, apply_pagemap(p, map, self.soft_dirty, self.pagemap))?;
         if used != self.pagemap {
             tracing::info!("DAMON tracker: {}", super::pagemap::NO_PAGEMAP_SCAN);
             self.pagemap = used;

@@ -112,10 +112,8 @@ impl Tracker for SoftDirtyTracker {
         }
         // whatever failed (opening pagemap, PAGEMAP_SCAN: ESRCH, clear_refs), a process
         // that exited meanwhile says it is gone
-        self.pass_once(p, map).or_else(|e| {
-            p.check()?;
-            Err(e)
-        })
+        let r = self.pass_once(p, map);
+        super::gone_or(p, r)
     }
 
     fn stop(&mut self) -> Result<(), TrackError> {
