@@ -1,0 +1,264 @@
+//! Conversions between the abi_stable boundary types ([`super::types`]) and the SDK's own
+//! types, both ways, plus the param list forms.
+//!
+//! Values only: every conversion is field for field; this module must not hold policy
+//! (no defaults, no validation beyond what the SDK constructors already do).
+
+use super::types::{
+    RAction, REngineError, RLogLevel, RMemInfo, RNodeMemory, RParam, RScanResult, RSystemFacts,
+    RTaskInfo, RVma,
+};
+use crate::{
+    Action, EngineError, LogLevel, MemInfo, NodeMemory, Params, ScanResult, SystemFacts, TaskInfo,
+    Vma,
+};
+use abi_stable::std_types::{RSlice, RVec, Tuple2};
+
+impl From<EngineError> for REngineError {
+    fn from(e: EngineError) -> REngineError {
+        match e {
+            EngineError::InvalidParam {
+                key,
+                value,
+                expected,
+            } => REngineError::InvalidParam {
+                key: key.into(),
+                value: value.into(),
+                expected: expected.into(),
+            },
+            EngineError::MissingParam(s) => REngineError::MissingParam(s.into()),
+            EngineError::UnknownParam(s) => REngineError::UnknownParam(s.into()),
+            EngineError::UnknownTask(s) => REngineError::UnknownTask(s.into()),
+            EngineError::UnknownCommand(s) => REngineError::UnknownCommand(s.into()),
+            EngineError::TaskRequired(s) => REngineError::TaskRequired(s.into()),
+            EngineError::Host(s) => REngineError::Host(s.into()),
+            EngineError::Failed(s) => REngineError::Failed(s.into()),
+            EngineError::Panicked(s) => REngineError::Panicked(s.into()),
+        }
+    }
+}
+
+impl From<REngineError> for EngineError {
+    fn from(e: REngineError) -> EngineError {
+        match e {
+            REngineError::InvalidParam {
+                key,
+                value,
+                expected,
+            } => EngineError::InvalidParam {
+                key: key.into(),
+                value: value.into(),
+                expected: expected.into(),
+            },
+            REngineError::MissingParam(s) => EngineError::MissingParam(s.into()),
+            REngineError::UnknownParam(s) => EngineError::UnknownParam(s.into()),
+            REngineError::UnknownTask(s) => EngineError::UnknownTask(s.into()),
+            REngineError::UnknownCommand(s) => EngineError::UnknownCommand(s.into()),
+            REngineError::TaskRequired(s) => EngineError::TaskRequired(s.into()),
+            REngineError::Host(s) => EngineError::Host(s.into()),
+            REngineError::Failed(s) => EngineError::Failed(s.into()),
+            REngineError::Panicked(s) => EngineError::Panicked(s.into()),
+        }
+    }
+}
+
+impl From<&Vma> for RVma {
+    fn from(v: &Vma) -> RVma {
+        RVma {
+            start: v.start,
+            end: v.end,
+            readable: v.readable,
+            writable: v.writable,
+            executable: v.executable,
+            shared: v.shared,
+            offset: v.offset,
+            inode: v.inode,
+            path: v.path.as_str().into(),
+        }
+    }
+}
+
+impl From<RVma> for Vma {
+    fn from(v: RVma) -> Vma {
+        Vma {
+            start: v.start,
+            end: v.end,
+            readable: v.readable,
+            writable: v.writable,
+            executable: v.executable,
+            shared: v.shared,
+            offset: v.offset,
+            inode: v.inode,
+            path: v.path.into(),
+        }
+    }
+}
+
+impl From<&ScanResult> for RScanResult {
+    fn from(s: &ScanResult) -> RScanResult {
+        RScanResult {
+            pid: s.pid(),
+            passes: s.passes(),
+            addrs: s.addrs().into(),
+            counts: s.counts().into(),
+            sizes: s.size_codes().into(),
+        }
+    }
+}
+
+impl TryFrom<&RScanResult> for ScanResult {
+    type Error = EngineError;
+    fn try_from(s: &RScanResult) -> Result<ScanResult, EngineError> {
+        ScanResult::from_codes(
+            s.pid,
+            s.passes,
+            s.addrs.to_vec(),
+            s.counts.to_vec(),
+            &s.sizes,
+        )
+    }
+}
+
+impl From<Action> for RAction {
+    fn from(a: Action) -> RAction {
+        match a {
+            Action::SwapOut { pid, addrs } => RAction::SwapOut {
+                pid,
+                addrs: addrs.into(),
+            },
+            Action::Migrate { pid, addrs, node } => RAction::Migrate {
+                pid,
+                addrs: addrs.into(),
+                node,
+            },
+        }
+    }
+}
+
+impl From<RAction> for Action {
+    fn from(a: RAction) -> Action {
+        match a {
+            RAction::SwapOut { pid, addrs } => Action::SwapOut {
+                pid,
+                addrs: addrs.into(),
+            },
+            RAction::Migrate { pid, addrs, node } => Action::Migrate {
+                pid,
+                addrs: addrs.into(),
+                node,
+            },
+        }
+    }
+}
+
+impl From<&TaskInfo> for RTaskInfo {
+    fn from(t: &TaskInfo) -> RTaskInfo {
+        RTaskInfo {
+            project: t.project.as_str().into(),
+            name: t.name.as_str().into(),
+            target_type: t.target_type.as_str().into(),
+            target_value: t.target_value.as_str().into(),
+        }
+    }
+}
+
+impl From<&RTaskInfo> for TaskInfo {
+    fn from(t: &RTaskInfo) -> TaskInfo {
+        TaskInfo {
+            project: t.project.to_string(),
+            name: t.name.to_string(),
+            target_type: t.target_type.to_string(),
+            target_value: t.target_value.to_string(),
+        }
+    }
+}
+
+impl From<LogLevel> for RLogLevel {
+    fn from(l: LogLevel) -> RLogLevel {
+        match l {
+            LogLevel::Error => RLogLevel::Error,
+            LogLevel::Warn => RLogLevel::Warn,
+            LogLevel::Info => RLogLevel::Info,
+            LogLevel::Debug => RLogLevel::Debug,
+        }
+    }
+}
+
+impl From<RLogLevel> for LogLevel {
+    fn from(l: RLogLevel) -> LogLevel {
+        match l {
+            RLogLevel::Error => LogLevel::Error,
+            RLogLevel::Warn => LogLevel::Warn,
+            RLogLevel::Info => LogLevel::Info,
+            RLogLevel::Debug => LogLevel::Debug,
+        }
+    }
+}
+
+impl From<&SystemFacts> for RSystemFacts {
+    fn from(f: &SystemFacts) -> RSystemFacts {
+        let m = f.meminfo;
+        RSystemFacts {
+            meminfo: RMemInfo {
+                mem_total_kb: m.mem_total_kb,
+                mem_free_kb: m.mem_free_kb,
+                mem_available_kb: m.mem_available_kb,
+                swap_total_kb: m.swap_total_kb,
+                swap_free_kb: m.swap_free_kb,
+                swap_cached_kb: m.swap_cached_kb,
+            },
+            nodes: f
+                .nodes
+                .iter()
+                .map(|n| RNodeMemory {
+                    node: n.node,
+                    total_kb: n.total_kb,
+                    free_kb: n.free_kb,
+                    huge_total_kb: n.huge_total_kb,
+                    huge_free_kb: n.huge_free_kb,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<RSystemFacts> for SystemFacts {
+    fn from(f: RSystemFacts) -> SystemFacts {
+        let m = f.meminfo;
+        SystemFacts {
+            meminfo: MemInfo {
+                mem_total_kb: m.mem_total_kb,
+                mem_free_kb: m.mem_free_kb,
+                mem_available_kb: m.mem_available_kb,
+                swap_total_kb: m.swap_total_kb,
+                swap_free_kb: m.swap_free_kb,
+                swap_cached_kb: m.swap_cached_kb,
+            },
+            nodes: f
+                .nodes
+                .iter()
+                .map(|n| NodeMemory {
+                    node: n.node,
+                    total_kb: n.total_kb,
+                    free_kb: n.free_kb,
+                    huge_total_kb: n.huge_total_kb,
+                    huge_free_kb: n.huge_free_kb,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Converts a native param list.
+pub fn params_from(params: RSlice<'_, RParam>) -> Params {
+    Params::from_pairs(params.iter().map(|t| (t.0.to_string(), t.1.to_string())))
+}
+
+/// Converts params to the native form.
+pub fn params_to(params: &Params) -> RVec<RParam> {
+    params
+        .pairs()
+        .iter()
+        .map(|(k, v)| Tuple2(k.as_str().into(), v.as_str().into()))
+        .collect()
+}
