@@ -9,8 +9,8 @@
 //!   `idle-swap`, file `libidle_swap.so`); `ops_name` must say that name. A library built
 //!   before the SDK recorded the name is known by its file stem without `lib`.
 //! * **Errors.** A file that is not an etmem engine, or one built with an incompatible SDK,
-//!   gives [`LoadError::Incompatible`] with one line of summary (abi_stable's own layout
-//!   report runs to ~160 lines; it goes to the debug log).
+//!   gives [`LoadError::Incompatible`](super::LoadError::Incompatible) with one line of
+//!   summary (abi_stable's own layout report runs to ~160 lines; it goes to the debug log).
 //! * **Faults.** The SDK catches a panic at every entry point and returns it as a value;
 //!   this adapter turns it into [`CallError::Fault`] and then refuses every call
 //!   (`engine already failed: <first reason>`), as a trapped wasm instance does. A segfault
@@ -20,294 +20,25 @@
 //!
 //! This module only carries calls; it must not schedule, scan or act.
 
-use super::{
-    Action, CallError, EngineInstance, EngineLoader, HostRef, LoadError, Params, Round, ScanResult,
-    SdkTaskInfo,
-};
-use abi_stable::library::{LibraryError, lib_header_from_path};
-use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::sabi_types::RRef;
-use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RVec};
+mod bridge;
+mod load;
+
+pub use load::NativeLoader;
+
+use super::{Action, CallError, EngineInstance, HostRef, Params, Round, ScanResult, SdkTaskInfo};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr};
+use bridge::HostBridge;
+use etmem_sdk::EngineError;
 use etmem_sdk::native::{
-    EngineBox, EngineModRef, HostApi, HostApi_TO, REngineError, RHost, RLogLevel, RProcessMemory,
-    RRoundInfo, RScanResult, RSystemFacts, RTaskInfo, RVma, params_to,
+    EngineBox, EngineModRef, REngineError, RRoundInfo, RScanResult, RTaskInfo, params_to,
 };
-use etmem_sdk::{EngineError, Host, LogLevel, SystemFacts};
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
-
-/// Loads native engine libraries (`.so`).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NativeLoader;
-
-impl NativeLoader {
-    /// A loader.
-    pub fn new() -> NativeLoader {
-        NativeLoader
-    }
-}
-
-impl EngineLoader for NativeLoader {
-    fn extension(&self) -> &'static str {
-        "so"
-    }
-
-    fn load(
-        &self,
-        path: &Path,
-        ops_name: &str,
-        engine_name: &str,
-        params: &Params,
-        host: &HostRef,
-    ) -> Result<Box<dyn EngineInstance>, LoadError> {
-        let shown = path.display().to_string();
-        let incompatible = |e: LibraryError| {
-            tracing::debug!("engine library `{shown}`: abi_stable says: {e}");
-            LoadError::Incompatible {
-                path: shown.clone(),
-                reason: summarise(&e),
-            }
-        };
-        let header = lib_header_from_path(path).map_err(incompatible)?;
-        let module = header
-            .init_root_module::<EngineModRef>()
-            .map_err(incompatible)?;
-
-        let exported = exported_name(module, path);
-        if exported != ops_name {
-            return Err(LoadError::NoSuchEngine {
-                path: shown,
-                ops_name: ops_name.to_string(),
-                hint: format!(" (it exports `{exported}`)"),
-            });
-        }
-
-        let bridge = HostBridge(host.as_ref());
-        let rparams = params_to(params);
-        let engine = match (module.configure())(rparams.as_rslice(), bridge.rhost()) {
-            RResult::ROk(e) => e,
-            RResult::RErr(e) => {
-                return Err(LoadError::Configure {
-                    engine: engine_name.to_string(),
-                    error: call_error(e),
-                });
-            }
-        };
-        Ok(Box::new(NativeEngine {
-            module,
-            engine,
-            label: format!("{exported} from {shown}"),
-            failed: None,
-        }))
-    }
-}
-
-/// The name a library exports its engine under: the root module's own, else the file stem
-/// without `lib` (libraries built before the SDK recorded names).
-fn exported_name(module: EngineModRef, path: &Path) -> String {
-    match module.name() {
-        Some(name) if !name.is_empty() => name.to_string(),
-        _ => {
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-            stem.strip_prefix("lib").unwrap_or(stem).to_string()
-        }
-    }
-}
-
-/// One line saying why a library is not a loadable engine.
-fn summarise(e: &LibraryError) -> String {
-    match e {
-        LibraryError::OpenError { err, .. } => {
-            format!("cannot be loaded: {}", first_line(&err.to_string()))
-        }
-        LibraryError::GetSymbolError { .. } => "not an etmem engine: it exports no abi_stable \
-             root module (engines are built with etmem_sdk::export_engine!)"
-            .to_string(),
-        LibraryError::ParseVersionError(v) => format!(
-            "not an etmem engine: unreadable version: {}",
-            first_line(&v.to_string())
-        ),
-        LibraryError::IncompatibleVersionNumber {
-            expected_version,
-            actual_version,
-            ..
-        } => format!(
-            "built with etmem-sdk {actual_version}, this daemon needs an engine built with \
-             etmem-sdk {expected_version} or a compatible later version: rebuild the engine"
-        ),
-        LibraryError::RootModule { err, .. } => format!(
-            "its root module failed to initialise: {}",
-            first_line(&err.to_string())
-        ),
-        LibraryError::AbiInstability(err) => format!(
-            "incompatible root module layout: {}; it was not built with this daemon's \
-             etmem-sdk: rebuild the engine",
-            layout_summary(&err.to_string())
-        ),
-        LibraryError::InvalidAbiHeader(_) => {
-            "built with an incompatible abi_stable version: rebuild the engine".to_string()
-        }
-        LibraryError::InvalidCAbi { .. } => {
-            "its C ABI differs from this daemon's (another compiler target?)".to_string()
-        }
-        LibraryError::Many(list) => match list.first() {
-            Some(first) => summarise(first),
-            None => "unknown abi_stable error".to_string(),
-        },
-    }
-}
-
-/// The gist of abi_stable's layout report (~160 lines): its last `Error:` line with the
-/// expected and found types after it, e.g. `mismatched type (expected EngineMod, found
-/// OtherMod)`.
-fn layout_summary(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    let Some(i) = lines.iter().rposition(|l| l.starts_with("Error:")) else {
-        return first_line(text);
-    };
-    let error = lines[i].trim_start_matches("Error:").trim();
-    let value_after = |label: &str| {
-        lines[i..]
-            .iter()
-            .position(|l| *l == label)
-            .and_then(|j| lines.get(i + j + 1))
-            .filter(|l| !l.is_empty())
-            .copied()
-    };
-    let gist = match (value_after("Expected:"), value_after("Found:")) {
-        (Some(e), Some(f)) => format!("{error} (expected {e}, found {f})"),
-        _ => error.to_string(),
-    };
-    first_line(&gist)
-}
-
-/// The first line that says something (abi_stable's texts start with blank lines and
-/// banners), at most 200 characters.
-fn first_line(text: &str) -> String {
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.chars().all(|c| "-=*".contains(c)))
-        .unwrap_or("");
-    let mut out: String = line.chars().take(200).collect();
-    if out.len() < line.len() {
-        out.push_str("...");
-    }
-    out
-}
 
 /// An engine's error crossing back: a panic is a fault, everything else a value.
 fn call_error(e: REngineError) -> CallError {
     match e {
         REngineError::Panicked(msg) => CallError::Fault(format!("panicked: {msg}")),
         other => CallError::Engine(EngineError::from(other)),
-    }
-}
-
-// ---------------------------------------------------------------- the host side
-
-/// The daemon's [`Host`] as the SDK's native host object. Every method is guarded: a panic
-/// in the host must not unwind into the library (it would abort the daemon).
-struct HostBridge<'a>(&'a (dyn Host + Send + Sync));
-
-impl HostBridge<'_> {
-    fn rhost(&self) -> RHost<'_> {
-        HostApi_TO::from_ptr(RRef::new(self), TD_Opaque)
-    }
-}
-
-/// Runs a host call; a panic becomes a host error.
-fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, EngineError>) -> RResult<T, REngineError> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => RResult::ROk(v),
-        Ok(Err(e)) => RResult::RErr(e.into()),
-        Err(p) => RResult::RErr(REngineError::Host(
-            format!(
-                "host call {what} failed: {}",
-                etmem_sdk::runtime::panic_message(p.as_ref())
-            )
-            .into(),
-        )),
-    }
-}
-
-impl HostApi for HostBridge<'_> {
-    fn log(&self, level: RLogLevel, message: RStr<'_>) {
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            self.0.log(LogLevel::from(level), message.as_str())
-        }));
-    }
-
-    fn task_vmas(&self, task: RStr<'_>, pid: u32) -> RResult<RVec<RVma>, REngineError> {
-        guarded("task-vmas", || {
-            self.0
-                .task_vmas(task.as_str(), pid)
-                .map(|v| v.iter().map(RVma::from).collect())
-        })
-    }
-
-    fn task_scan(&self, task: RStr<'_>) -> RResult<RVec<RScanResult>, REngineError> {
-        guarded("task-scan", || {
-            self.0
-                .task_scan(task.as_str())
-                .map(|v| v.iter().map(RScanResult::from).collect())
-        })
-    }
-
-    fn task_memory(&self, task: RStr<'_>, pid: u32) -> RResult<RProcessMemory, REngineError> {
-        guarded("task-memory", || {
-            self.0
-                .task_memory(task.as_str(), pid)
-                .map(|m| RProcessMemory {
-                    rss_kb: m.rss_kb,
-                    swap_kb: m.swap_kb,
-                })
-        })
-    }
-
-    fn task_page_nodes(
-        &self,
-        task: RStr<'_>,
-        pid: u32,
-        addrs: RSlice<'_, u64>,
-    ) -> RResult<RVec<i32>, REngineError> {
-        guarded("task-page-nodes", || {
-            self.0
-                .task_page_nodes(task.as_str(), pid, addrs.as_slice())
-                .map(RVec::from)
-        })
-    }
-
-    fn request_swap_out(
-        &self,
-        task: RStr<'_>,
-        pid: u32,
-        addrs: RSlice<'_, u64>,
-    ) -> RResult<u64, REngineError> {
-        guarded("request-swap-out", || {
-            self.0
-                .request_swap_out(task.as_str(), pid, addrs.as_slice())
-        })
-    }
-
-    fn request_migrate(
-        &self,
-        task: RStr<'_>,
-        pid: u32,
-        addrs: RSlice<'_, u64>,
-        node: u32,
-    ) -> RResult<u64, REngineError> {
-        guarded("request-migrate", || {
-            self.0
-                .request_migrate(task.as_str(), pid, addrs.as_slice(), node)
-        })
-    }
-
-    fn system_facts(&self) -> RSystemFacts {
-        let facts = catch_unwind(AssertUnwindSafe(|| self.0.system_facts()))
-            .unwrap_or_else(|_| SystemFacts::default());
-        RSystemFacts::from(&facts)
     }
 }
 
@@ -417,8 +148,11 @@ impl EngineInstance for NativeEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::{EngineLoader, LoadError};
+    use etmem_sdk::LogLevel;
     use etmem_sdk::testing::FakeHost;
     use std::collections::HashMap;
+    use std::path::Path;
     use std::path::PathBuf;
     use std::process::Command;
     use std::sync::{Arc, Mutex, OnceLock};
@@ -712,28 +446,5 @@ mod tests {
                 "panicked: native-panic fixture: boom requested".to_string()
             ))
         );
-    }
-
-    #[test]
-    fn layout_summary_takes_the_last_error_with_its_types() {
-        let report = "\nCompared <this>:\n  --- Type Layout ---\n  type:A\n0 error(s).\n\
-                      Error:mismatched field\nExpected:\n    a\nFound:\n    b\n\n\
-                      Error:mismatched type\nExpected:\n    EngineMod\nFound:\n    Other\n";
-        assert_eq!(
-            layout_summary(report),
-            "mismatched type (expected EngineMod, found Other)"
-        );
-        assert_eq!(layout_summary("\n\nsomething else\n"), "something else");
-    }
-
-    #[test]
-    fn first_line_skips_blank_lines_and_caps_length() {
-        assert_eq!(
-            first_line("\n\n  --- \n  real reason  \nmore"),
-            "real reason"
-        );
-        let long = "x".repeat(300);
-        assert_eq!(first_line(&long), format!("{}...", "x".repeat(200)));
-        assert_eq!(first_line("\n\n"), "");
     }
 }
