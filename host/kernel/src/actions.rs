@@ -181,6 +181,46 @@ pub enum PageActionError {
     /// Swap-out was asked for a method this kernel lacks.
     #[error("swap method unavailable: {0}")]
     Unavailable(String),
+    /// Swap cache reclaim was asked for on a kernel without etmem_swap's ioctls.
+    #[error("swap cache reclaim unavailable: {0}")]
+    SwapcacheUnavailable(String),
+}
+
+/// The swap cache watermarks of the openEuler etmem_swap module, in percent of RAM: when
+/// the swap cache is above `high`, the module's reclaim brings it down toward `low`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwapcacheWmark {
+    low: u8,
+    high: u8,
+}
+
+impl SwapcacheWmark {
+    /// `1 <= low < high <= 100` (the config's rule; the module itself refuses only
+    /// `high > 100` or `low > high`); the error names both values.
+    pub fn new(low: u8, high: u8) -> Result<Self, String> {
+        if low >= 1 && low < high && high <= 100 {
+            Ok(SwapcacheWmark { low, high })
+        } else {
+            Err(format!(
+                "swap cache watermarks low {low} and high {high}: expected 1 <= low < high <= 100"
+            ))
+        }
+    }
+
+    /// The low watermark.
+    pub fn low(&self) -> u8 {
+        self.low
+    }
+
+    /// The high watermark.
+    pub fn high(&self) -> u8 {
+        self.high
+    }
+
+    /// The `SET_SWAPCACHE_WMARK` argument: low in bits 0-7, high in bits 8-15.
+    pub fn ioctl_arg(&self) -> u32 {
+        u32::from(self.low) | (u32::from(self.high) << 8)
+    }
 }
 
 impl PageActionError {
@@ -259,7 +299,55 @@ pub const IOV_MAX: usize = 1024;
 /// pages per `move_pages` call.
 pub const MOVE_PAGES_BATCH: usize = 16384;
 const MADV_PAGEOUT: i32 = 21;
+/// etmem_swap's `SET_SWAPCACHE_WMARK` = `_IOW(0x77, 2, u32)`: the argument, by value, is
+/// [`SwapcacheWmark::ioctl_arg`].
+pub const SET_SWAPCACHE_WMARK: u32 = 0x4004_7702;
+/// etmem_swap's `RECLAIM_SWAPCACHE_ON` = `_IOW(0x77, 1, u32)`: wakes the module's swap
+/// cache reclaim; the argument is ignored (0).
+pub const RECLAIM_SWAPCACHE_ON: u32 = 0x4004_7701;
 const MPOL_MF_MOVE_ALL: i32 = 1 << 2;
+
+/// Sets etmem_swap's swap cache watermarks and wakes its reclaim: `SET_SWAPCACHE_WMARK`
+/// then `RECLAIM_SWAPCACHE_ON`, both on `/proc/PID/swap_pages` (as C etmem does; the
+/// watermarks are the module's, for the whole machine, so setting them again is harmless).
+pub(crate) fn reclaim_swapcache(
+    p: &ProcessHandle,
+    wmark: SwapcacheWmark,
+) -> Result<(), PageActionError> {
+    use std::os::fd::AsRawFd;
+    let path = p.path("swap_pages");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|source| PageActionError::Io {
+            op: "open",
+            path: path.clone(),
+            source,
+        })?;
+    p.check()?;
+    for (call, req, arg) in [
+        (
+            "ioctl SET_SWAPCACHE_WMARK",
+            SET_SWAPCACHE_WMARK,
+            wmark.ioctl_arg(),
+        ),
+        ("ioctl RECLAIM_SWAPCACHE_ON", RECLAIM_SWAPCACHE_ON, 0),
+    ] {
+        // SAFETY: `f` is open for the whole call; both requests take their argument by
+        // value (an unsigned long), so no pointer is passed and nothing of ours is read or
+        // written by the kernel.
+        let r = unsafe { libc::ioctl(f.as_raw_fd(), req as libc::Ioctl, libc::c_ulong::from(arg)) };
+        if r < 0 {
+            return Err(PageActionError::Syscall {
+                pid: p.pid(),
+                call,
+                source: std::io::Error::last_os_error(),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// Writes `pages` to `/proc/PID/swap_pages` (already planned).
 pub(crate) fn swap_pages(
@@ -646,6 +734,24 @@ mod tests {
         let (ok, rep) = plan(&[locked, open], &pages, u64::MAX, false);
         assert_eq!(ok, pages.to_vec());
         assert_eq!(rep.failed_pages(), 0);
+    }
+
+    #[test]
+    fn swapcache_wmark_range_and_ioctl_encoding() {
+        let w = SwapcacheWmark::new(10, 30).expect("valid");
+        assert_eq!((w.low(), w.high(), w.ioctl_arg()), (10, 30, 0x1e0a));
+        assert_eq!(
+            SwapcacheWmark::new(1, 100).expect("valid").ioctl_arg(),
+            0x6401
+        );
+        for (low, high) in [(30, 30), (31, 30), (0, 30), (10, 101)] {
+            let e = SwapcacheWmark::new(low, high).expect_err("invalid");
+            assert!(e.contains(&format!("low {low} and high {high}")), "{e}");
+        }
+        // _IOW(type 0x77, nr, u32): direction write (1) in bits 30-31, size 4 in 16-29
+        let iow = |nr: u32| (1u32 << 30) | (4 << 16) | (0x77 << 8) | nr;
+        assert_eq!(SET_SWAPCACHE_WMARK, iow(2));
+        assert_eq!(RECLAIM_SWAPCACHE_ON, iow(1));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! A separate type, never chosen by `cfg(test)`. It must never touch the real `/proc` or
 //! `/sys`: every path is under its own temporary directory.
 
-use crate::actions::{ActionReport, PageActionError, PageNode, PageRef, SwapMethod};
+use crate::actions::{
+    ActionReport, PageActionError, PageNode, PageRef, SwapMethod, SwapcacheWmark,
+};
 use crate::linux::LinuxKernel;
 use crate::parse::idle_pages::PageSizes;
 use crate::parse::maps::{Vma, VmaFilter};
@@ -63,6 +65,13 @@ pub enum RecordedCall {
         pid: Pid,
         /// number of pages asked about
         pages: usize,
+    },
+    /// [`Kernel::reclaim_swapcache`]
+    ReclaimSwapcache {
+        /// the pid whose `swap_pages` carried the ioctls
+        pid: Pid,
+        /// the watermarks set
+        wmark: SwapcacheWmark,
     },
 }
 
@@ -561,5 +570,25 @@ impl Kernel for FakeKernel {
             .iter()
             .map(|a| Ok(m.get(&(p.pid(), *a)).copied().unwrap_or(0)))
             .collect())
+    }
+
+    /// Recorded when the process has a `swap_pages` file in the tree (an openEuler kernel
+    /// with etmem_swap: create it to have one), else unavailable as on upstream kernels.
+    fn reclaim_swapcache(
+        &self,
+        p: &ProcessHandle,
+        wmark: SwapcacheWmark,
+    ) -> Result<(), PageActionError> {
+        p.check()?;
+        if !p.path("swap_pages").exists() {
+            return Err(PageActionError::SwapcacheUnavailable(
+                crate::linux::NO_SWAPCACHE_IOCTLS.into(),
+            ));
+        }
+        self.record(RecordedCall::ReclaimSwapcache {
+            pid: p.pid(),
+            wmark,
+        });
+        Ok(())
     }
 }

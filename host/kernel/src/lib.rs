@@ -19,7 +19,9 @@ pub mod process;
 pub mod track;
 
 pub use access::{AccessMap, PageAccess};
-pub use actions::{ActionReport, FailReason, PageActionError, PageNode, PageRef, SwapMethod};
+pub use actions::{
+    ActionReport, FailReason, PageActionError, PageNode, PageRef, SwapMethod, SwapcacheWmark,
+};
 pub use fake::{FakeKernel, FakeProcess, MigrateCall, RecordedCall, SwapCall};
 pub use linux::LinuxKernel;
 pub use parse::idle_pages::PageSizes;
@@ -144,4 +146,13 @@ pub trait Kernel: Send + Sync + std::fmt::Debug {
         p: &ProcessHandle,
         addrs: &[u64],
     ) -> Result<Vec<PageNode>, PageActionError>;
+
+    /// Sets the swap cache watermarks of the openEuler etmem_swap module and wakes its
+    /// reclaim, through `p`'s `/proc/PID/swap_pages`; [`PageActionError::SwapcacheUnavailable`]
+    /// on kernels without the module (upstream has no such interface).
+    fn reclaim_swapcache(
+        &self,
+        p: &ProcessHandle,
+        wmark: SwapcacheWmark,
+    ) -> Result<(), PageActionError>;
 }

@@ -1,6 +1,8 @@
 //! [`LinuxKernel`]: the [`Kernel`] over a proc root and a sys root.
 
-use crate::actions::{self, ActionReport, PageActionError, PageNode, PageRef, SwapMethod};
+use crate::actions::{
+    self, ActionReport, PageActionError, PageNode, PageRef, SwapMethod, SwapcacheWmark,
+};
 use crate::parse::idle_pages::PageSizes;
 use crate::parse::maps::{Vma, VmaFilter, parse_maps, parse_smaps};
 use crate::parse::meminfo::{
@@ -336,7 +338,26 @@ impl Kernel for LinuxKernel {
         }
         actions::query_nodes(p, addrs)
     }
+
+    fn reclaim_swapcache(
+        &self,
+        p: &ProcessHandle,
+        wmark: SwapcacheWmark,
+    ) -> Result<(), PageActionError> {
+        if !p.path("swap_pages").exists() {
+            p.check()?;
+            return Err(PageActionError::SwapcacheUnavailable(
+                NO_SWAPCACHE_IOCTLS.into(),
+            ));
+        }
+        actions::reclaim_swapcache(p, wmark)
+    }
 }
+
+/// Why swap cache reclaim is missing on a kernel without `/proc/PID/swap_pages`.
+pub(crate) const NO_SWAPCACHE_IOCTLS: &str = "no /proc/PID/swap_pages: the openEuler etmem_swap \
+     module is not loaded (its SET_SWAPCACHE_WMARK and RECLAIM_SWAPCACHE_ON ioctls are the only \
+     swap cache reclaim a kernel offers)";
 
 impl LinuxKernel {
     /// Every VMA of `p`, from smaps (with VmFlags; the kernel walks the page tables for

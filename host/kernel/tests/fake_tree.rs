@@ -11,7 +11,7 @@ use etmem_kernel::parse::idle_pages::encode_stream;
 use etmem_kernel::track;
 use etmem_kernel::{
     FailReason, FakeKernel, FakeProcess, HugePool, Kernel, PageActionError, PageRef, ProcessError,
-    SwapMethod, TrackError, TrackerChoice, TrackerKind, VmaFilter,
+    RecordedCall, SwapMethod, SwapcacheWmark, TrackError, TrackerChoice, TrackerKind, VmaFilter,
 };
 
 const K: u64 = 4096;
@@ -414,6 +414,41 @@ fn swap_skips_mlocked_vmas_but_migration_does_not() {
     assert_eq!(f.swap_calls()[0].pages, pages[1..].to_vec());
     let rep = f.migrate(&h, &pages, 1, u64::MAX).expect("migrate");
     assert_eq!(rep.done_pages, 2, "{rep:?}");
+}
+
+#[test]
+fn swapcache_reclaim_needs_swap_pages_and_sends_both_ioctls() {
+    let w = SwapcacheWmark::new(10, 30).expect("10 < 30");
+    // upstream kernel (no swap_pages): unavailable, naming the module; nothing recorded
+    let f = fake_with(43, 0x10000, 0x20000);
+    let h = f.open_process(43).expect("open");
+    for r in [
+        f.linux().reclaim_swapcache(&h, w),
+        f.reclaim_swapcache(&h, w),
+    ] {
+        match r {
+            Err(e @ PageActionError::SwapcacheUnavailable(_)) => {
+                assert!(e.to_string().contains("etmem_swap"), "{e}");
+            }
+            other => panic!("expected unavailable, got {other:?}"),
+        }
+    }
+    assert!(f.calls().is_empty(), "{:?}", f.calls());
+    // with swap_pages: the fake records the watermarks; the real code opens the file and
+    // issues SET_SWAPCACHE_WMARK first (a regular file answers ENOTTY to any ioctl)
+    f.write_proc("43/swap_pages", "").expect("swap_pages");
+    f.reclaim_swapcache(&h, w).expect("recorded");
+    assert_eq!(
+        f.calls(),
+        vec![RecordedCall::ReclaimSwapcache { pid: 43, wmark: w }]
+    );
+    match f.linux().reclaim_swapcache(&h, w) {
+        Err(PageActionError::Syscall { pid, call, source }) => {
+            assert_eq!((pid, call), (43, "ioctl SET_SWAPCACHE_WMARK"));
+            assert_eq!(source.raw_os_error(), Some(libc::ENOTTY), "{source}");
+        }
+        other => panic!("expected the ioctl to fail on a regular file, got {other:?}"),
+    }
 }
 
 #[test]
