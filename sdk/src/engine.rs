@@ -95,4 +95,10 @@ pub trait Host {
     ) -> Result<u64, EngineError>;
     /// Memory of the machine and of each node.
     fn system_facts(&self) -> SystemFacts;
+    /// WIT `reclaim-swapcache`: sets the swap cache watermarks (percent of RAM,
+    /// `1 <= low < high <= 100`) of the openEuler etmem_swap module and wakes its swap cache
+    /// reclaim, through one of the task's processes. [`EngineError::Host`] names what is
+    /// missing on kernels without the module (upstream kernels have no such interface).
+    fn reclaim_swapcache(&self, task: &str, pid: Pid, low: u8, high: u8)
+    -> Result<(), EngineError>;
 }

@@ -78,6 +78,7 @@ pub mod contract {
         "request-swap-out",
         "request-migrate",
         "system-facts",
+        "reclaim-swapcache",
     ];
     /// The cases of WIT `engine-error`, in order ([`crate::EngineError`] adds `panicked`,
     /// native only).

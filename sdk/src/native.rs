@@ -108,6 +108,19 @@ impl Host for NativeHost<'_> {
             .map_err(Into::into)
     }
 
+    fn reclaim_swapcache(
+        &self,
+        task: &str,
+        pid: Pid,
+        low: u8,
+        high: u8,
+    ) -> Result<(), EngineError> {
+        self.0
+            .reclaim_swapcache(task.into(), pid, low, high)
+            .into_result()
+            .map_err(Into::into)
+    }
+
     fn system_facts(&self) -> SystemFacts {
         self.0.system_facts().into()
     }

@@ -28,11 +28,25 @@ pub struct Request {
     pub action: Action,
 }
 
+/// A call of [`Host::reclaim_swapcache`] the host accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwapcacheReclaim {
+    /// the task named in the call
+    pub task: String,
+    /// the process named
+    pub pid: Pid,
+    /// the watermarks asked for
+    pub low: u8,
+    /// the watermarks asked for
+    pub high: u8,
+}
+
 #[derive(Debug, Default)]
 struct Recorded {
     calls: Vec<&'static str>,
     logs: Vec<(LogLevel, String)>,
     requests: Vec<Request>,
+    swapcache: Vec<SwapcacheReclaim>,
 }
 
 /// A scripted [`Host`]: set what it answers, then inspect what the engine asked.
@@ -47,6 +61,7 @@ pub struct FakeHost {
     page_nodes: BTreeMap<(String, Pid), BTreeMap<u64, i32>>,
     facts: SystemFacts,
     refuse_requests: Option<String>,
+    refuse_swapcache: Option<String>,
     recorded: Mutex<Recorded>,
 }
 
@@ -96,6 +111,12 @@ impl FakeHost {
         self
     }
 
+    /// Refuses every `reclaim-swapcache` with `reason` (a kernel without etmem_swap).
+    pub fn refusing_swapcache(mut self, reason: &str) -> FakeHost {
+        self.refuse_swapcache = Some(reason.to_string());
+        self
+    }
+
     fn record(&self) -> std::sync::MutexGuard<'_, Recorded> {
         // A test thread that panicked while holding the lock leaves valid data behind.
         self.recorded
@@ -116,6 +137,11 @@ impl FakeHost {
     /// The swap/migrate requests accepted so far.
     pub fn requests(&self) -> Vec<Request> {
         self.record().requests.clone()
+    }
+
+    /// The `reclaim-swapcache` calls accepted so far.
+    pub fn swapcache_reclaims(&self) -> Vec<SwapcacheReclaim> {
+        self.record().swapcache.clone()
     }
 
     fn request(&self, task: &str, action: Action, pages: usize) -> Result<u64, EngineError> {
@@ -210,6 +236,28 @@ impl Host for FakeHost {
     fn system_facts(&self) -> SystemFacts {
         self.record().calls.push("system-facts");
         self.facts.clone()
+    }
+
+    /// Refused with [`FakeHost::refusing_swapcache`]'s reason; else recorded (like the
+    /// requests, whatever the task and pid).
+    fn reclaim_swapcache(
+        &self,
+        task: &str,
+        pid: Pid,
+        low: u8,
+        high: u8,
+    ) -> Result<(), EngineError> {
+        self.record().calls.push("reclaim-swapcache");
+        if let Some(reason) = &self.refuse_swapcache {
+            return Err(EngineError::Host(reason.clone()));
+        }
+        self.record().swapcache.push(SwapcacheReclaim {
+            task: task.to_string(),
+            pid,
+            low,
+            high,
+        });
+        Ok(())
     }
 }
 

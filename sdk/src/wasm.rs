@@ -246,6 +246,16 @@ impl Host for WitHost {
         Ok(wit_host::request_migrate(task, pid, addrs, node)?)
     }
 
+    fn reclaim_swapcache(
+        &self,
+        task: &str,
+        pid: Pid,
+        low: u8,
+        high: u8,
+    ) -> Result<(), EngineError> {
+        Ok(wit_host::reclaim_swapcache(task, pid, low, high)?)
+    }
+
     fn system_facts(&self) -> SystemFacts {
         let f = wit_host::system_facts();
         let m = f.meminfo;

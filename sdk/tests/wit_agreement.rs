@@ -67,6 +67,7 @@ fn host_imports_match_sdk_and_fake_host() {
     let _ = host.request_swap_out("t", 1, &[0x1000]);
     let _ = host.request_migrate("t", 1, &[0x1000], 1);
     let _ = host.system_facts();
+    let _ = host.reclaim_swapcache("t", 1, 10, 30);
     assert_eq!(host.calls(), contract::HOST_IMPORTS);
 }
 

@@ -13,7 +13,8 @@
 
 use crate::plugin::{Action, SdkEngineError};
 use etmem_kernel::{
-    ActionReport, FailReason, Kernel, PageRef, PageSizes, ProcessHandle, SwapMethod, VmaFilter,
+    ActionReport, FailReason, Kernel, PageRef, PageSizes, ProcessHandle, SwapMethod,
+    SwapcacheWmark, VmaFilter,
 };
 use etmem_sdk::{
     Host, LogLevel, MemInfo as SdkMemInfo, NodeMemory, PageSize, Pid, ProcessMemory, ScanResult,
@@ -396,6 +397,37 @@ impl Host for EngineHost {
             .collect();
         SystemFacts { meminfo, nodes }
     }
+
+    /// Checks that `pid` is the task's and the watermarks valid, then asks the kernel;
+    /// logged at info when done (as each action is), at warn when refused.
+    fn reclaim_swapcache(
+        &self,
+        task: &str,
+        pid: Pid,
+        low: u8,
+        high: u8,
+    ) -> Result<(), SdkEngineError> {
+        let who = self.who(task);
+        let refused = |e: String| {
+            tracing::warn!("{who}: reclaim-swapcache pid {pid}: refused: {e}");
+            SdkEngineError::Host(e)
+        };
+        let h = self
+            .process(task, pid)
+            .map_err(|e| refused(e.to_string()))?;
+        let wmark = SwapcacheWmark::new(low, high).map_err(&refused)?;
+        match self.kernel.reclaim_swapcache(&h, wmark) {
+            Ok(()) => {
+                tracing::info!(
+                    "{who}: swap cache watermarks low {low} % high {high} % set and reclaim \
+                     woken through pid {pid}"
+                );
+                Ok(())
+            }
+            Err(e) if e.is_gone() => Err(SdkEngineError::Host(format!("pid {pid} is gone"))),
+            Err(e) => Err(refused(format!("pid {pid}: {e}"))),
+        }
+    }
 }
 
 /// The SDK page size of a tracked page size, if it is one of the three.
@@ -481,6 +513,40 @@ mod tests {
                 (1, 1 << 20, 8 * 2048, 8 * 2048),
             ]
         );
+    }
+
+    #[test]
+    fn swapcache_reclaim_checks_the_pid_and_watermarks_then_asks_the_kernel() {
+        use etmem_kernel::{FakeKernel, FakeProcess, RecordedCall};
+        let fake = Arc::new(FakeKernel::new().expect("fake"));
+        fake.add_process(&FakeProcess::new(7, "db").anon(0x10000, 0x11000))
+            .expect("7");
+        let host = EngineHost::new("p", "slide", fake.clone(), None);
+        host.add_task("t");
+        host.begin_round("t", vec![Arc::new(fake.open_process(7).expect("open"))]);
+        // an upstream kernel: refused, naming the module
+        let e = host
+            .reclaim_swapcache("t", 7, 10, 30)
+            .expect_err("no swap_pages");
+        assert!(e.to_string().contains("etmem_swap"), "{e}");
+        // with etmem_swap: done through pid 7, with the watermarks asked
+        fake.write_proc("7/swap_pages", "").expect("swap_pages");
+        host.reclaim_swapcache("t", 7, 10, 30).expect("reclaim");
+        let w = etmem_kernel::SwapcacheWmark::new(10, 30).expect("valid");
+        assert_eq!(
+            fake.calls(),
+            vec![RecordedCall::ReclaimSwapcache { pid: 7, wmark: w }]
+        );
+        // a pid that is not the task's, and watermarks out of order: refused, not asked
+        let e = host
+            .reclaim_swapcache("t", 8, 10, 30)
+            .expect_err("foreign pid");
+        assert!(e.to_string().contains("pid 8"), "{e}");
+        let e = host
+            .reclaim_swapcache("t", 7, 30, 30)
+            .expect_err("low not below high");
+        assert!(e.to_string().contains("low 30 and high 30"), "{e}");
+        assert_eq!(fake.calls().len(), 1);
     }
 
     #[test]

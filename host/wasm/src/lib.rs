@@ -464,6 +464,16 @@ impl bindings::etmem::engine::host::Host for StoreState {
             None => convert::facts(&Default::default()),
         }
     }
+
+    fn reclaim_swapcache(
+        &mut self,
+        task: String,
+        pid: u32,
+        low: u8,
+        high: u8,
+    ) -> Result<(), wit::EngineError> {
+        Ok(self.host()?.reclaim_swapcache(&task, pid, low, high)?)
+    }
 }
 
 /// One component instance serving one `[engine]`.

@@ -197,6 +197,15 @@ pub trait HostApi {
     /// `system-facts`
     #[sabi(last_prefix_field)]
     fn system_facts(&self) -> RSystemFacts;
+    /// `reclaim-swapcache` (appended after the last prefix field, which is how a
+    /// `sabi_trait` grows)
+    fn reclaim_swapcache(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        low: u8,
+        high: u8,
+    ) -> RResult<(), REngineError>;
 }
 
 /// The host object handed to every entry point.

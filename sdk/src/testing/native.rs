@@ -122,6 +122,16 @@ impl HostApi for NativeHost<'_> {
     fn system_facts(&self) -> RSystemFacts {
         RSystemFacts::from(&self.0.system_facts())
     }
+
+    fn reclaim_swapcache(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        low: u8,
+        high: u8,
+    ) -> RResult<(), REngineError> {
+        native(self.0.reclaim_swapcache(task.as_str(), pid, low, high))
+    }
 }
 
 #[cfg(test)]

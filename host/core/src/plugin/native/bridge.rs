@@ -117,4 +117,16 @@ impl HostApi for HostBridge<'_> {
             .unwrap_or_else(|_| SystemFacts::default());
         RSystemFacts::from(&facts)
     }
+
+    fn reclaim_swapcache(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        low: u8,
+        high: u8,
+    ) -> RResult<(), REngineError> {
+        guarded("reclaim-swapcache", || {
+            self.0.reclaim_swapcache(task.as_str(), pid, low, high)
+        })
+    }
 }
