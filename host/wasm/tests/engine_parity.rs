@@ -20,8 +20,9 @@
 //!   The dev-dependencies turn `builtin` on too, so the two engines compiled into this test
 //!   do not both export the root-module symbol.
 //! * "Decisions" are the actions each `plan` returns and, per round, every host call the
-//!   engine made (names in order, log lines, swap/migrate requests): an engine may act
-//!   through `request-swap-out`/`request-migrate` as well as through its return value.
+//!   engine made (names in order, log lines, swap/migrate requests, swap cache reclaims):
+//!   an engine may act through `request-swap-out`/`request-migrate` as well as through its
+//!   return value.
 //!
 //! Run in release (CI does: `cargo test --release -p etmem-host-wasm --all-targets`):
 //! wasmtime compiles components ~25x slower in a debug build. This test must not touch the
@@ -32,7 +33,7 @@ mod common;
 use etmem_host::plugin::native::NativeLoader;
 use etmem_host::plugin::{EngineInstance, EngineLoader, HostRef, load_builtin};
 use etmem_host_wasm::{WasmLoader, WasmOptions};
-use etmem_sdk::testing::{FakeHost, Request};
+use etmem_sdk::testing::{FakeHost, Request, SwapcacheReclaim};
 use etmem_sdk::{Action, Engine, LogLevel, Params, Round, ScanResult, TaskInfo};
 use std::path::Path;
 use std::sync::Arc;
@@ -81,6 +82,7 @@ struct Transcript {
     calls: Vec<&'static str>,
     logs: Vec<(LogLevel, String)>,
     requests: Vec<Request>,
+    swapcache: Vec<SwapcacheReclaim>,
 }
 
 impl Transcript {
@@ -89,6 +91,7 @@ impl Transcript {
             calls: host.calls(),
             logs: host.logs(),
             requests: host.requests(),
+            swapcache: host.swapcache_reclaims(),
         }
     }
 }
@@ -154,8 +157,9 @@ fn run(
 }
 
 /// Runs `rec` through the built-in `E`, then the `.so` and the `.wasm` that
-/// `scripts/build-engine` makes of `crate_dir`, and checks the three agree and act.
-fn three_way<E: Engine>(type_name: &str, crate_dir: &str, lib: &str, rec: &Recorded) {
+/// `scripts/build-engine` makes of `crate_dir`, and checks the three agree and act; returns
+/// the built-in's decisions.
+fn three_way<E: Engine>(type_name: &str, crate_dir: &str, lib: &str, rec: &Recorded) -> Decisions {
     let builtin = run("built-in", rec, |params, host| {
         load_builtin::<E>(type_name, params, host).expect("built-in configure")
     });
@@ -185,12 +189,25 @@ fn three_way<E: Engine>(type_name: &str, crate_dir: &str, lib: &str, rec: &Recor
         load(&wasm_loader, &wasm_file, params, host)
     });
     assert_eq!(wasm, builtin, "{type_name}: .wasm vs built-in");
+    builtin
 }
 
 #[test]
 fn slide_decides_the_same_built_in_as_so_and_as_wasm() {
     let rec = recorded!(etmem_plugin_slide::testdata::rounds());
-    three_way::<etmem_plugin_slide::Slide>("slide", "plugins/slide", "etmem_plugin_slide", &rec);
+    let d = three_way::<etmem_plugin_slide::Slide>(
+        "slide",
+        "plugins/slide",
+        "etmem_plugin_slide",
+        &rec,
+    );
+    // the fixture's swap cache is over the high mark: every round asks for reclaim, once
+    // per task, through each task's first process past the gates
+    let pids: Vec<Vec<u32>> = d.hosts[1..]
+        .iter()
+        .map(|t| t.swapcache.iter().map(|s| s.pid).collect())
+        .collect();
+    assert_eq!(pids, vec![vec![100, 200]; 3], "{d:#?}");
 }
 
 #[test]

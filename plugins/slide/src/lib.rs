@@ -8,9 +8,15 @@
 //!    many cold pages as the budget needs, lowest counts first;
 //! 3. returns one [`Action::SwapOut`] with the cold pages in address order.
 //!
-//! The swapcache watermarks (`swapcache_high_wmark`/`swapcache_low_wmark`) need the
-//! openEuler `etmem_swap` ioctls, which the engine interface does not offer: the engine
-//! logs once that they are not supported and goes on without them.
+//! With the swap cache watermarks (`swapcache_high_wmark`/`swapcache_low_wmark`), once a
+//! round has a process that passed the gates and the swap cache is over the high mark
+//! ([`policy::swapcache_reclaim_due`]), the engine asks the host to set the watermarks and
+//! wake the openEuler `etmem_swap` module's reclaim (`reclaim-swapcache`) through that
+//! process. C does this after each process's swap-out; here it happens when the round is
+//! planned, so it sees the swap cache the earlier rounds' swap-outs left (the module's
+//! reclaim is a kernel thread that runs on its own either way), and once a round: the
+//! watermarks and the reclaim are the module's, for the whole machine. A kernel without the
+//! module refuses: logged at warn once, then at debug while it keeps refusing.
 //!
 //! Written only against `etmem-sdk`: the same source is the built-in engine
 //! ([`Slide`]), a native `.so` and a wasm component. It must not touch the machine.
@@ -32,6 +38,14 @@ const MAX_LOOP: u32 = 120;
 pub struct Slide {
     loops: u32,
     sysmem_threshold: Option<u64>,
+    swapcache: Option<Wmarks>,
+}
+
+/// The swap cache watermarks, percent of RAM, `low < high`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wmarks {
+    low: u8,
+    high: u8,
 }
 
 /// One task: its `[task]` keys.
@@ -43,39 +57,47 @@ pub struct SlideTask {
     dram_percent: u64,
     loops: u32,
     sysmem_threshold: Option<u64>,
+    swapcache: Option<Wmarks>,
+    /// the host refused the last `reclaim-swapcache` (said at warn once)
+    swapcache_refused: bool,
 }
 
 impl Engine for Slide {
     type Task = SlideTask;
 
     /// Reads the project keys the host adds (`loop`, `sysmem_threshold`, the swapcache
-    /// pair); slide has no engine key of its own. Unknown keys are ignored: the host's
+    /// pair: both or neither, low below high); slide has no engine key of its own. Unknown keys are ignored: the host's
     /// config layer already decided about them.
-    fn configure(params: &Params, host: &dyn Host) -> Result<Slide, EngineError> {
+    fn configure(params: &Params, _host: &dyn Host) -> Result<Slide, EngineError> {
         let loops = params
             .get_in::<u32>("loop", 1..=MAX_LOOP)?
             .unwrap_or(DEFAULT_LOOP);
         let sysmem_threshold = params.get_in::<i64>("sysmem_threshold", -1..=100)?;
         let sysmem_threshold = sysmem_threshold.and_then(|v| u64::try_from(v).ok());
+        // -1 (or absent) is off; the host's config layer already insists on both or
+        // neither, with high > low
         let high = params.get_in::<i64>("swapcache_high_wmark", -1..=100)?;
         let low = params.get_in::<i64>("swapcache_low_wmark", -1..=100)?;
-        if let (Some(h), Some(l)) = (high, low)
-            && h > 0
-            && l > 0
-        {
-            host.log(
-                LogLevel::Warn,
-                &format!(
-                    "slide: swapcache_high_wmark={h} and swapcache_low_wmark={l} are not \
-                     supported on this host: swapcache reclaim needs the openEuler \
-                     etmem_swap ioctls (SET_SWAPCACHE_WMARK, RECLAIM_SWAPCACHE_ON), which the \
-                     engine interface does not offer; the watermarks are ignored"
-                ),
-            );
-        }
+        let on = |v: Option<i64>| v.and_then(|v| u8::try_from(v).ok()).filter(|v| *v > 0);
+        let swapcache = match (on(low), on(high)) {
+            (Some(low), Some(high)) if low < high => Some(Wmarks { low, high }),
+            (Some(low), Some(high)) => {
+                return Err(EngineError::invalid_param(
+                    "swapcache_low_wmark",
+                    low.to_string(),
+                    format!("below swapcache_high_wmark ({high})"),
+                ));
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(EngineError::MissingParam("swapcache_high_wmark".into()));
+            }
+            (None, Some(_)) => return Err(EngineError::MissingParam("swapcache_low_wmark".into())),
+        };
         Ok(Slide {
             loops,
             sysmem_threshold,
+            swapcache,
         })
     }
 
@@ -122,6 +144,8 @@ impl Engine for Slide {
             dram_percent,
             loops: self.loops,
             sysmem_threshold: self.sysmem_threshold,
+            swapcache: self.swapcache,
+            swapcache_refused: false,
         })
     }
 }
@@ -193,15 +217,19 @@ impl Task for SlideTask {
         scans: &[ScanResult],
         host: &dyn Host,
     ) -> Result<Vec<Action>, EngineError> {
-        let meminfo_open = match self.sysmem_threshold {
-            Some(threshold) => policy::sysmem_gate_open(&host.system_facts().meminfo, threshold),
-            None => true,
+        let meminfo = (self.sysmem_threshold.is_some() || self.swapcache.is_some())
+            .then(|| host.system_facts().meminfo);
+        let meminfo_open = match (self.sysmem_threshold, &meminfo) {
+            (Some(threshold), Some(m)) => policy::sysmem_gate_open(m, threshold),
+            _ => true,
         };
         let mut actions = Vec::new();
+        let mut first_open = None;
         for scan in scans {
             if !self.gate(scan, meminfo_open, host) {
                 continue;
             }
+            first_open.get_or_insert(scan.pid());
             let Some(addrs) = self.cold(scan, round, host) else {
                 continue;
             };
@@ -223,7 +251,37 @@ impl Task for SlideTask {
                 });
             }
         }
+        if let (Some(w), Some(m), Some(pid)) = (self.swapcache, &meminfo, first_open)
+            && policy::swapcache_reclaim_due(m, w.high)
+        {
+            self.reclaim_swapcache(w, pid, host);
+        }
         Ok(actions)
+    }
+}
+
+impl SlideTask {
+    /// Asks the host to set the watermarks and wake the swap cache reclaim through `pid`.
+    fn reclaim_swapcache(&mut self, w: Wmarks, pid: u32, host: &dyn Host) {
+        match host.reclaim_swapcache(&self.name, pid, w.low, w.high) {
+            Ok(()) => self.swapcache_refused = false,
+            Err(e) => {
+                let level = if self.swapcache_refused {
+                    LogLevel::Debug
+                } else {
+                    LogLevel::Warn
+                };
+                self.swapcache_refused = true;
+                host.log(
+                    level,
+                    &format!(
+                        "slide task `{}`: swap cache over swapcache_high_wmark={}, but reclaim \
+                         was refused: {e}",
+                        self.name, w.high
+                    ),
+                );
+            }
+        }
     }
 }
 

@@ -21,6 +21,16 @@ pub fn sysmem_gate_open(meminfo: &MemInfo, threshold: u64) -> bool {
     meminfo.mem_free_kb.saturating_mul(100) / meminfo.mem_total_kb < threshold
 }
 
+/// Swap cache reclaim is due (§5.2 step 5) when `SwapCached` is not 0 and
+/// `MemTotal/SwapCached < 100/high`, both divisions integer as in C (B29: `high` = 30 wakes
+/// the reclaim above 33 % of RAM, not 30 %).
+pub fn swapcache_reclaim_due(meminfo: &MemInfo, high: u8) -> bool {
+    if meminfo.swap_cached_kb == 0 || high == 0 {
+        return false;
+    }
+    meminfo.mem_total_kb / meminfo.swap_cached_kb < 100 / u64::from(high)
+}
+
 /// The per-process gate that follows the system gate: with `swap_threshold` unset (0),
 /// go on only if `(VmRSS+VmSwap)/100*sysmem_threshold > VmSwap` (integer, dividing first);
 /// otherwise only if `VmRSS > swap_threshold` (both KiB).
@@ -286,5 +296,22 @@ mod tests {
             cold_pages_budget(&s, 1, 1, 3),
             vec![0x20_0000, 0x40_0000, 0x60_0000]
         );
+    }
+
+    #[test]
+    fn swapcache_reclaim_due_divides_as_c() {
+        let m = |total, cached| MemInfo {
+            mem_total_kb: total,
+            swap_cached_kb: cached,
+            ..MemInfo::default()
+        };
+        // high 30: 100/30 = 3, so due when MemTotal/SwapCached <= 2 (over a third of RAM)
+        assert!(swapcache_reclaim_due(&m(1000, 334), 30));
+        assert!(!swapcache_reclaim_due(&m(1000, 333), 30));
+        assert!(!swapcache_reclaim_due(&m(1000, 0), 30));
+        // high 60: 100/60 = 1: due only when SwapCached exceeds MemTotal
+        assert!(!swapcache_reclaim_due(&m(1000, 999), 60));
+        assert!(swapcache_reclaim_due(&m(1000, 1001), 60));
+        assert!(!swapcache_reclaim_due(&m(1000, 500), 0));
     }
 }

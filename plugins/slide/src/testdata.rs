@@ -15,8 +15,9 @@ fn scan(pid: Pid, passes: u32, base: u64, counts: &[u8]) -> ScanResult {
     scan_of(pid, passes, base, PageSize::Size4K, counts)
 }
 
-/// Three rounds of two tasks (`loop=2`, `sysmem_threshold=50` with 40 % MemFree):
-/// `db` (T=1, two pids, the second gated out by its VmSwap share) and `bg` (T=2,
+/// Three rounds of two tasks (`loop=2`, `sysmem_threshold=50` with 40 % MemFree, swap
+/// cache watermarks 10/30 with 40 % of RAM in the swap cache, so every round asks for its
+/// reclaim): `db` (T=1, two pids, the second gated out by its VmSwap share) and `bg` (T=2,
 /// dram_percent=50, so only its budget of cold pages).
 pub fn rounds() -> Fixture {
     let mut rounds = Vec::new();
@@ -53,6 +54,8 @@ pub fn rounds() -> Fixture {
             ("interval", "1"),
             ("sleep", "1"),
             ("sysmem_threshold", "50"),
+            ("swapcache_high_wmark", "30"),
+            ("swapcache_low_wmark", "10"),
         ]),
         tasks: vec![
             (
@@ -69,6 +72,7 @@ pub fn rounds() -> Fixture {
                 mem_total_kb: 1_000_000,
                 mem_free_kb: 400_000,
                 mem_available_kb: 900_000,
+                swap_cached_kb: 400_000,
                 ..MemInfo::default()
             },
             nodes: Vec::new(),

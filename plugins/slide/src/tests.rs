@@ -230,28 +230,129 @@ fn task_keys_are_checked_and_unknown_ones_ignored() {
     .expect("unknown keys ignored");
 }
 
+fn swap_cached(total: u64, cached: u64) -> SystemFacts {
+    SystemFacts {
+        meminfo: MemInfo {
+            mem_total_kb: total,
+            swap_cached_kb: cached,
+            ..MemInfo::default()
+        },
+        nodes: Vec::new(),
+    }
+}
+
+const WMARKS: &[(&str, &str)] = &[
+    ("loop", "1"),
+    ("swapcache_high_wmark", "30"),
+    ("swapcache_low_wmark", "10"),
+];
+
 #[test]
-fn swapcache_watermarks_are_reported_unsupported_once() {
-    let h = Harness::<Slide>::configure(
-        &Params::from_pairs([
-            ("loop", "1"),
-            ("swapcache_high_wmark", "30"),
-            ("swapcache_low_wmark", "10"),
-        ]),
-        FakeHost::new(),
-    )
-    .expect("configure");
-    let logs = h.host.logs();
-    assert_eq!(logs.len(), 1);
-    assert_eq!(logs[0].0, LogLevel::Warn);
-    assert!(
-        logs[0]
-            .1
-            .contains("swapcache_high_wmark=30 and swapcache_low_wmark=10 are not supported")
+fn swapcache_reclaim_is_asked_when_over_the_high_mark_by_integer_division() {
+    let with_cached = |cached| {
+        let host = host_with_7(1000, 0).with_system_facts(swap_cached(1000, cached));
+        harness(WMARKS, &[("T", "1")], host)
+    };
+    // 1000/334 = 2 < 100/30 = 3: due; the swap-out is planned as without watermarks
+    let mut h = with_cached(334);
+    assert_eq!(plan_pages(&mut h), swap7(&[0x1000, 0x4000]));
+    let asked = h.host.swapcache_reclaims();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(
+        (
+            asked[0].task.as_str(),
+            asked[0].pid,
+            asked[0].low,
+            asked[0].high
+        ),
+        ("db", 7, 10, 30)
     );
-    let h = Harness::<Slide>::configure(&Params::from_pairs([("loop", "1")]), FakeHost::new())
-        .expect("configure");
-    assert!(h.host.logs().is_empty());
+    // 1000/333 = 3, not below 3 (33.3 % of RAM is not over 30 % in C's arithmetic)
+    let mut h = with_cached(333);
+    plan_pages(&mut h).expect("plan");
+    assert!(h.host.swapcache_reclaims().is_empty());
+    // nothing in the swap cache
+    let mut h = with_cached(0);
+    plan_pages(&mut h).expect("plan");
+    assert!(h.host.swapcache_reclaims().is_empty());
+    // no watermarks: meminfo not even read
+    let host = host_with_7(1000, 0).with_system_facts(swap_cached(1000, 900));
+    let mut h = harness(&[("loop", "1")], &[("T", "1")], host);
+    plan_pages(&mut h).expect("plan");
+    assert!(h.host.swapcache_reclaims().is_empty());
+    assert!(!h.host.calls().contains(&"system-facts"));
+}
+
+#[test]
+fn swapcache_reclaim_goes_through_a_process_past_the_gates_once_a_round() {
+    // sysmem gate closed: no process is processed, no reclaim
+    let host = host_with_7(1000, 0).with_system_facts(SystemFacts {
+        meminfo: MemInfo {
+            mem_total_kb: 1000,
+            mem_free_kb: 900,
+            swap_cached_kb: 500,
+            ..MemInfo::default()
+        },
+        nodes: Vec::new(),
+    });
+    let mut project = WMARKS.to_vec();
+    project.push(("sysmem_threshold", "50"));
+    let mut h = harness(&project, &[("T", "1")], host);
+    assert_eq!(plan_pages(&mut h), Ok(vec![]));
+    assert!(h.host.swapcache_reclaims().is_empty());
+    // two processes: one call, through the first
+    let host = FakeHost::new().with_system_facts(swap_cached(1000, 500));
+    let mut h = harness(WMARKS, &[("T", "1")], host);
+    h.plan("db", &round(1), &[scan(8, PAGES), scan(7, PAGES)])
+        .expect("plan");
+    let asked = h.host.swapcache_reclaims();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].pid, 8);
+}
+
+#[test]
+fn swapcache_reclaim_refused_warns_once_then_debug() {
+    let host = host_with_7(1000, 0)
+        .with_system_facts(swap_cached(1000, 500))
+        .refusing_swapcache("no /proc/PID/swap_pages: etmem_swap is not loaded");
+    let mut h = harness(WMARKS, &[("T", "1")], host);
+    for _ in 0..3 {
+        assert_eq!(plan_pages(&mut h), swap7(&[0x1000, 0x4000]));
+    }
+    let refusals: Vec<LogLevel> = h
+        .host
+        .logs()
+        .into_iter()
+        .filter(|(_, m)| {
+            m.contains("reclaim was refused") && m.contains("etmem_swap is not loaded")
+        })
+        .map(|(l, _)| l)
+        .collect();
+    assert_eq!(
+        refusals,
+        vec![LogLevel::Warn, LogLevel::Debug, LogLevel::Debug]
+    );
+}
+
+#[test]
+fn swapcache_watermarks_both_or_neither_low_below_high() {
+    let configure = |pairs: &[(&str, &str)]| {
+        Harness::<Slide>::configure(&Params::from_pairs(pairs.iter().copied()), FakeHost::new())
+    };
+    let e = configure(&[
+        ("swapcache_high_wmark", "30"),
+        ("swapcache_low_wmark", "30"),
+    ])
+    .expect_err("low not below high");
+    assert!(e.to_string().contains("swapcache_low_wmark"), "{e}");
+    let e = configure(&[("swapcache_high_wmark", "30")]).expect_err("low missing");
+    assert!(e.to_string().contains("swapcache_low_wmark"), "{e}");
+    // -1 is off, as C's default
+    configure(&[
+        ("swapcache_high_wmark", "-1"),
+        ("swapcache_low_wmark", "-1"),
+    ])
+    .expect("both off");
 }
 
 #[test]
