@@ -12,6 +12,7 @@ use crate::engine::{ScanParams, Scheduling, TaskInfo};
 use crate::plugin::{CallError, EngineInstance, HostRef};
 use crate::scheduler::{RoundEnv, WorkingSet, spawn_engine_worker, spawn_task_rounds};
 use etmem_config::{EngineConf, ProjectConf, ScanConf};
+use etmem_kernel::track::{SCAN_IGN_HOST, SWAP_FLAG_NEEDS_IDLE_PAGES, VMA_SCAN_FLAG};
 use etmem_kernel::{Kernel, TrackerKind};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -269,6 +270,26 @@ impl EngineObj {
                 info.name
             )
         })?;
+        // the etmem_scan flags: what the project's tracker cannot honour is said now
+        let flags = crate::scheduler::scan_flags(&info);
+        if ctx.tracker != TrackerKind::IdlePages {
+            if flags.vma & VMA_SCAN_FLAG != 0 {
+                return Err(format!(
+                    "the access tracker is {}: {SWAP_FLAG_NEEDS_IDLE_PAGES}",
+                    ctx.tracker
+                ));
+            }
+            if flags.scan & SCAN_IGN_HOST != 0 {
+                tracing::info!(
+                    "project `{}` task `{}`: ign_host=yes leaves host-side accesses out only \
+                     with the idle_pages tracker; with {} they count as accesses (pages look \
+                     hotter, none colder)",
+                    ctx.project.name,
+                    info.name,
+                    ctx.tracker
+                );
+            }
+        }
         let env = RoundEnv {
             kernel: ctx.kernel.clone(),
             state: ctx.state.clone(),

@@ -32,9 +32,10 @@ use crate::model::{EngineCell, State, quarantine};
 use crate::plugin::{Action, CallError, Round, ScanResult};
 use crate::round_cost::{RoundCost, ScanPart, Stopwatch, add_cpu};
 use etmem_config::TaskTarget;
+use etmem_kernel::track::{SCAN_AS_HUGE, SCAN_IGN_HOST, VMA_SCAN_FLAG};
 use etmem_kernel::{
-    AccessMap, Kernel, Pid, ProcessHandle, ProcessTarget, Tracker, TrackerChoice, TrackerKind,
-    VmaFilter,
+    AccessMap, Kernel, Pid, ProcessHandle, ProcessTarget, ScanFlags, Tracker, TrackerChoice,
+    TrackerKind, VmaFilter,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -125,6 +126,21 @@ fn vma_filter(task: &TaskInfo, scheduling: Scheduling) -> VmaFilter {
     }
 }
 
+/// The etmem_scan flags of a task's scans (spec §5.2 step 2.2, §5.3): `swap_flag=yes` asks
+/// for `VMA_SCAN_FLAG`; `ign_host` (cslide) always adds `SCAN_AS_HUGE`, and `yes` also
+/// `SCAN_IGN_HOST`.
+pub(crate) fn scan_flags(task: &TaskInfo) -> ScanFlags {
+    let scan = match task.params.get::<bool>("ign_host") {
+        Ok(Some(true)) => SCAN_AS_HUGE | SCAN_IGN_HOST,
+        Ok(Some(false)) => SCAN_AS_HUGE,
+        _ => 0,
+    };
+    ScanFlags {
+        scan,
+        vma: if task.swap_flag { VMA_SCAN_FLAG } else { 0 },
+    }
+}
+
 /// Drops `x` on a blocking thread when it holds anything: dropping a tracker can wait on
 /// the kernel (a DAMON tracker takes the DAMON lock, which a pass may hold for an
 /// aggregation interval, then writes sysfs), which must not stall a runtime worker.
@@ -181,6 +197,7 @@ async fn prepare(
     let mut old = std::mem::take(&mut s.procs);
     let kernel = env.kernel.clone();
     let filter = vma_filter(&task, env.scheduling);
+    let flags = scan_flags(&task);
     let tracker = env.tracker;
     let pass_window = env.scan.sleep;
     let w2 = w.clone();
@@ -203,16 +220,20 @@ async fn prepare(
                             continue;
                         }
                     };
-                    let tracker = match kernel.tracker(TrackerChoice::Only(tracker)) {
-                        Ok(mut t) => {
-                            t.set_pass_window(pass_window);
-                            t
-                        }
-                        Err(e) => {
-                            tracing::warn!("{w2}: pid {pid}: {e}");
-                            return None;
-                        }
-                    };
+                    let tracker =
+                        match kernel
+                            .tracker(TrackerChoice::Only(tracker))
+                            .and_then(|mut t| {
+                                t.set_pass_window(pass_window);
+                                t.set_scan_flags(flags)?;
+                                Ok(t)
+                            }) {
+                            Ok(t) => t,
+                            Err(e) => {
+                                tracing::warn!("{w2}: pid {pid}: {e}");
+                                return None;
+                            }
+                        };
                     Proc {
                         handle,
                         tracker,
@@ -590,4 +611,40 @@ pub(crate) fn spawn_engine_worker(env: RoundEnv, working: WorkingSet) -> JoinHan
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etmem_config::TaskEngineConf;
+
+    fn task(swap_flag: bool, params: &[(&str, &str)]) -> TaskInfo {
+        TaskInfo {
+            project: "p".into(),
+            engine: "e".into(),
+            name: "t".into(),
+            target: TaskTarget::Pid("1".into()),
+            swap_flag,
+            max_threads: 1,
+            keys: TaskEngineConf::Damon,
+            params: crate::plugin::Params::from_pairs(params.iter().copied()),
+            fixed_pid: None,
+        }
+    }
+
+    #[test]
+    fn scan_flags_follow_swap_flag_and_ign_host() {
+        assert_eq!(scan_flags(&task(false, &[])), ScanFlags::default());
+        assert_eq!(
+            scan_flags(&task(true, &[])),
+            ScanFlags {
+                scan: 0,
+                vma: VMA_SCAN_FLAG
+            }
+        );
+        // ign_host present: always SCAN_AS_HUGE; yes adds SCAN_IGN_HOST (spec 5.3)
+        let flags = |v| scan_flags(&task(false, &[("ign_host", v), ("vm_flags", "ht")])).scan;
+        assert_eq!(flags("no"), SCAN_AS_HUGE);
+        assert_eq!(flags("yes"), SCAN_AS_HUGE | SCAN_IGN_HOST);
+    }
 }

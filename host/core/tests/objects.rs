@@ -328,6 +328,26 @@ async fn add_with_refused_task(d: &DaemonHandle, rec: &Recorder, ok: &str, bad: 
 }
 
 #[tokio::test(start_paused = true)]
+async fn swap_flag_without_idle_pages_refuses_the_start_and_says_why() {
+    // the fake machine's tracker is soft-dirty: it cannot limit a scan to the VMAs a
+    // process marked with MADV_SWAPFLAG, and scanning them all would swap what it did not
+    // offer
+    let (_m, rec, d) = daemon_up();
+    let mut t = slide_task("p", "t", pid("100"), 1);
+    t.swap_flag = true;
+    add(&d, slide_file(project("p", 1, 10, 1), vec![t])).await;
+    let e = err(d.start_project("p").await);
+    assert_failure(
+        &e,
+        OptResult::InterErr,
+        &["task `t`", "access tracker is softdirty", "MADV_SWAPFLAG"],
+    );
+    secs(30).await;
+    assert!(rec.rounds().is_empty(), "{:?}", rec.rounds());
+    assert!(d.show(Some("p")).output.contains("false"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn start_stop_results_and_b6_rollback() {
     let (_m, rec, d) = daemon_up();
     let e = err(d.start_project("p").await);

@@ -29,7 +29,7 @@ pub use parse::maps::{Vma, VmaFilter};
 pub use parse::meminfo::{HugePool, MemInfo, ProcStatus};
 pub use probe::{ProbeReport, probe};
 pub use process::{ProcessError, ProcessHandle};
-pub use track::{TrackError, Tracker, TrackerChoice, TrackerKind};
+pub use track::{ScanFlags, TrackError, Tracker, TrackerChoice, TrackerKind};
 
 use thiserror::Error;
 

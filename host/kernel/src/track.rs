@@ -34,7 +34,10 @@ mod pagemap;
 mod soft_dirty;
 
 pub use damon::{DamonAttrs, DamonTracker};
-pub use idle_pages::{IDLE_SCAN_ADD_FLAGS, IdlePagesTracker, VMA_SCAN_ADD_FLAGS};
+pub use idle_pages::{
+    IDLE_SCAN_ADD_FLAGS, IdlePagesTracker, SCAN_AS_HUGE, SCAN_IGN_HOST, VMA_SCAN_ADD_FLAGS,
+    VMA_SCAN_FLAG,
+};
 pub use page_idle::PageIdleTracker;
 pub(crate) use pagemap::scan_availability as pagemap_scan_availability;
 pub use pagemap::{PageBits, PagemapMethod};
@@ -185,6 +188,36 @@ pub trait Tracker: Send + std::fmt::Debug {
     fn set_pass_window(&mut self, window: std::time::Duration) {
         let _ = window;
     }
+    /// The etmem_scan flags of a task (slide's `swap_flag`, cslide's `ign_host`), told
+    /// before `start`. Only idle_pages hands them to the kernel. The others keep to what
+    /// they can: `SCAN_AS_HUGE` is what they do anyway (a huge page is reported at its
+    /// size) and `SCAN_IGN_HOST` cannot be had (host-side accesses count: more pages look
+    /// hot, none wrongly cold), but `VMA_SCAN_FLAG` they refuse, since scanning every VMA
+    /// instead of the marked ones would act on memory the process did not offer.
+    fn set_scan_flags(&mut self, flags: ScanFlags) -> Result<(), TrackError> {
+        if flags.vma & VMA_SCAN_FLAG != 0 {
+            return Err(TrackError::Unavailable {
+                kind: self.kind(),
+                reason: SWAP_FLAG_NEEDS_IDLE_PAGES.into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why `swap_flag=yes` works only on the idle_pages tracker.
+pub const SWAP_FLAG_NEEDS_IDLE_PAGES: &str = "swap_flag=yes limits the scan to the VMAs the \
+     process marked with madvise(MADV_SWAPFLAG), which only openEuler's etmem_scan module \
+     (the idle_pages tracker) knows; scanning every VMA instead would swap memory the \
+     process did not offer";
+
+/// The flags of the etmem_scan ioctls for one task's scans (0: none sent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanFlags {
+    /// `IDLE_SCAN_ADD_FLAGS`: [`SCAN_AS_HUGE`], [`SCAN_IGN_HOST`]
+    pub scan: u32,
+    /// `VMA_SCAN_ADD_FLAGS`: [`VMA_SCAN_FLAG`]
+    pub vma: u32,
 }
 
 /// Why `kind` cannot work on `k`, or `Ok` if it can.

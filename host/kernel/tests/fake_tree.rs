@@ -283,6 +283,49 @@ fn idle_pages_tracker_loops_until_the_vma_end() {
 }
 
 #[test]
+fn scan_flags_go_to_idle_pages_and_swap_flag_is_refused_elsewhere() {
+    use etmem_kernel::ScanFlags;
+    use etmem_kernel::track::{SCAN_AS_HUGE, SCAN_IGN_HOST, VMA_SCAN_FLAG};
+    let f = fake_with(14, 0x200000, 0x300000);
+    f.enable_idle_pages().expect("idle_pages");
+    f.enable_soft_dirty().expect("soft-dirty");
+    let s = encode_stream(&[Addr(0x200000), Rec(0, 1)]);
+    f.write_at(14, "idle_pages", 0x200000, &s).expect("stream");
+    let h = f.open_process(14).expect("open");
+    // idle_pages takes every flag and sends it on the pass's open: the fake's regular
+    // file answers the ioctl with ENOTTY, which shows it was sent
+    let mut t = f.tracker(TrackerChoice::Auto).expect("auto");
+    assert_eq!(t.kind(), TrackerKind::IdlePages);
+    let all = ScanFlags {
+        scan: SCAN_AS_HUGE | SCAN_IGN_HOST,
+        vma: VMA_SCAN_FLAG,
+    };
+    t.set_scan_flags(all).expect("idle_pages takes them");
+    let mut m = map_for(&f, &h);
+    t.start(&h, &m).expect("start");
+    let e = t.pass(&h, &mut m).expect_err("ioctl on a regular file");
+    assert!(e.to_string().starts_with("ioctl "), "{e}");
+    t.set_scan_flags(ScanFlags::default()).expect("none");
+    t.pass(&h, &mut m).expect("no flags: no ioctl");
+    // soft-dirty: swap_flag refused with the reason, the scan flags kept to what it can do
+    let mut t = f
+        .tracker(TrackerChoice::Only(TrackerKind::SoftDirty))
+        .expect("soft-dirty");
+    let e = t
+        .set_scan_flags(ScanFlags {
+            scan: 0,
+            vma: VMA_SCAN_FLAG,
+        })
+        .expect_err("swap_flag needs idle_pages");
+    assert!(e.to_string().contains("MADV_SWAPFLAG"), "{e}");
+    t.set_scan_flags(ScanFlags {
+        scan: SCAN_AS_HUGE | SCAN_IGN_HOST,
+        vma: 0,
+    })
+    .expect("huge and ign_host are not refused");
+}
+
+#[test]
 fn idle_pages_garbage_is_a_decode_error() {
     let f = fake_with(13, 0x200000, 0x300000);
     f.enable_idle_pages().expect("idle_pages");

@@ -2,7 +2,7 @@
 //! `pread` at the VA with C etmem's byte count, the scan-flag ioctls only when the flags
 //! are non-zero, and reads repeated until each VMA's end (B20 fixed). Never writes.
 
-use super::{TrackError, Tracker, TrackerKind, io_err};
+use super::{ScanFlags, TrackError, Tracker, TrackerKind, io_err};
 use crate::access::AccessMap;
 use crate::linux::LinuxKernel;
 use crate::parse::idle_pages::{PageSizes, decode_idle_pages, read_count};
@@ -14,6 +14,14 @@ use std::os::unix::fs::FileExt;
 pub const IDLE_SCAN_ADD_FLAGS: u64 = 0x4004_6600;
 /// `VMA_SCAN_ADD_FLAGS` = `_IOW(0x66, 2, u32)`.
 pub const VMA_SCAN_ADD_FLAGS: u64 = 0x4004_6602;
+/// `SCAN_AS_HUGE` (for `IDLE_SCAN_ADD_FLAGS`): report a huge page as one huge page.
+pub const SCAN_AS_HUGE: u32 = 0x0100_0000;
+/// `SCAN_IGN_HOST` (for `IDLE_SCAN_ADD_FLAGS`): leave the host-side page tables of a KVM
+/// guest's memory out (report them idle), so that only the guest's accesses count.
+pub const SCAN_IGN_HOST: u32 = 0x0200_0000;
+/// `VMA_SCAN_FLAG` (for `VMA_SCAN_ADD_FLAGS`): scan only VMAs marked `VM_SWAPFLAG` by the
+/// process (`madvise(MADV_SWAPFLAG)`, openEuler only).
+pub const VMA_SCAN_FLAG: u32 = 0x1000;
 
 /// Reads `/proc/PID/idle_pages`.
 #[derive(Debug)]
@@ -57,6 +65,13 @@ impl Tracker for IdlePagesTracker {
     fn start(&mut self, p: &ProcessHandle, _map: &AccessMap) -> Result<(), TrackError> {
         p.check()?;
         self.started = true;
+        Ok(())
+    }
+
+    /// Sent with the ioctls on each pass's fresh open (each only when non-zero).
+    fn set_scan_flags(&mut self, flags: ScanFlags) -> Result<(), TrackError> {
+        self.scan_flags = flags.scan;
+        self.vma_flags = flags.vma;
         Ok(())
     }
 
