@@ -315,17 +315,7 @@ pub(crate) fn reclaim_swapcache(
     wmark: SwapcacheWmark,
 ) -> Result<(), PageActionError> {
     use std::os::fd::AsRawFd;
-    let path = p.path("swap_pages");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|source| PageActionError::Io {
-            op: "open",
-            path: path.clone(),
-            source,
-        })?;
-    p.check()?;
+    let (f, _) = open_swap_pages(p)?;
     for (call, req, arg) in [
         (
             "ioctl SET_SWAPCACHE_WMARK",
@@ -349,16 +339,11 @@ pub(crate) fn reclaim_swapcache(
     Ok(())
 }
 
-/// Writes `pages` to `/proc/PID/swap_pages` (already planned).
-pub(crate) fn swap_pages(
-    p: &ProcessHandle,
-    pages: &[PageRef],
-    rep: &mut ActionReport,
-) -> Result<(), PageActionError> {
-    use std::io::Write;
-    rep.method = "swap_pages";
+/// Opens `p`'s `/proc/PID/swap_pages` for writing, then checks that `p` is still the
+/// process it was (the open could have landed on a reused pid).
+fn open_swap_pages(p: &ProcessHandle) -> Result<(std::fs::File, PathBuf), PageActionError> {
     let path = p.path("swap_pages");
-    let mut f = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
         .map_err(|source| PageActionError::Io {
@@ -367,6 +352,18 @@ pub(crate) fn swap_pages(
             source,
         })?;
     p.check()?;
+    Ok((f, path))
+}
+
+/// Writes `pages` to `/proc/PID/swap_pages` (already planned).
+pub(crate) fn swap_pages(
+    p: &ProcessHandle,
+    pages: &[PageRef],
+    rep: &mut ActionReport,
+) -> Result<(), PageActionError> {
+    use std::io::Write;
+    rep.method = "swap_pages";
+    let (mut f, path) = open_swap_pages(p)?;
     let mut sent = 0usize;
     for (batch, n) in swap_pages_batches(pages, SWAP_PAGES_LINES) {
         let w = f
