@@ -61,6 +61,20 @@ lab_smaps_kb() {
         END { if (!found) print -1 }' "/proc/$1/smaps"
 }
 
+# lab_kd_state N: kdamond N's state (on/off). The kernel answers a read of `state` with
+# EBUSY while a DAMON command holds its sysfs lock (each of etmemd's passes does, for a
+# moment), so a failed read is retried for up to 5 s; nothing is printed (status 1) if it
+# never answered.
+lab_kd_state() {
+    _kt=0
+    while [ "$_kt" -lt 50 ]; do
+        _ks=$(cat "/sys/kernel/mm/damon/admin/kdamonds/$1/state" 2>/dev/null)
+        [ -n "$_ks" ] && { echo "$_ks"; return 0; }
+        _kt=$((_kt + 1)); sleep 0.1
+    done
+    return 1
+}
+
 # lab_damon_state: "n=N" plus, per kdamond, "K:state:nr_contexts".
 lab_damon_state() {
     kd=/sys/kernel/mm/damon/admin/kdamonds
@@ -68,7 +82,7 @@ lab_damon_state() {
     s="n=$n"
     i=0
     while [ "$i" -lt "$n" ]; do
-        s="$s $i:$(cat "$kd/$i/state"):$(cat "$kd/$i/contexts/nr_contexts")"
+        s="$s $i:$(lab_kd_state "$i"):$(cat "$kd/$i/contexts/nr_contexts")"
         i=$((i + 1))
     done
     echo "$s"

@@ -97,7 +97,7 @@ sleep 0.5
 lab_damon_busy || fail reason=no-kdamond-after-sigkill "damon=\"$(lab_damon_state)\""
 kd=/sys/kernel/mm/damon/admin/kdamonds
 k=$(($(cat $kd/nr_kdamonds) - 1))
-[ "$(cat $kd/$k/state)" = on ] || fail reason=kdamond-not-on-after-sigkill "damon=\"$(lab_damon_state)\""
+[ "$(lab_kd_state "$k")" = on ] || fail reason=kdamond-not-on-after-sigkill "damon=\"$(lab_damon_state)\""
 kthread=$(cat $kd/$k/pid)
 st=/run/etmemd/damon-$k.state
 grep -qx "owner_pid=$killed" "$st" 2>/dev/null ||
@@ -110,7 +110,7 @@ start_project case=reclaim
 grep -q "reclaimed kdamond $k (kthread pid $kthread) left running by etmemd pid $killed" /tmp/dc-etmemd.log ||
     fail reason=not-reclaimed "damon=\"$(lab_damon_state)\""
 k2=$(($(cat $kd/nr_kdamonds) - 1))
-[ "$(cat $kd/$k2/state)" = on ] || fail reason=reclaimed-not-on "damon=\"$(lab_damon_state)\""
+[ "$(lab_kd_state "$k2")" = on ] || fail reason=reclaimed-not-on "damon=\"$(lab_damon_state)\""
 [ "$(cat $kd/$k2/contexts/0/targets/0/pid_target)" = "$WL_PID" ] ||
     fail reason=not-our-target "damon=\"$(lab_damon_state)\""
 grep -qx "owner_pid=$ED_PID" "/run/etmemd/damon-$k2.state" 2>/dev/null ||

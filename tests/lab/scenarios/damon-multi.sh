@@ -142,7 +142,7 @@ while [ "$(rounds wa)" -lt $((mark + 2)) ]; do
 done
 n=$(cat $K/nr_kdamonds)
 [ "$n" -gt "$max_kdamonds" ] && max_kdamonds=$n
-state_both=$(cat $K/0/state 2>/dev/null)
+state_both=$(lab_kd_state 0)
 targets_both=$(targets)
 schemes_both=$(cat $K/0/contexts/0/schemes/nr_schemes 2>/dev/null)
 a_cold_sw=$(lab_smaps_kb "$WA" "$a_cold" Swap); b_cold_sw=$(lab_smaps_kb "$WB" "$b_cold" Swap)
@@ -170,7 +170,7 @@ while [ "$i" -le 300 ]; do
     i=$((i + 1)); sleep 0.1
 done
 drop_s=$(since "$t1")
-state_after_exit=$(cat $K/0/state 2>/dev/null)
+state_after_exit=$(lab_kd_state 0)
 mark=$(rounds wa)
 i=0
 while [ "$(rounds wa)" -lt $((mark + 2)) ]; do
