@@ -63,13 +63,15 @@ lab_smaps_kb() {
 
 # lab_kd_state N: kdamond N's state (on/off). The kernel answers a read of `state` with
 # EBUSY while a DAMON command holds its sysfs lock (each of etmemd's passes does, for a
-# moment), so a failed read is retried for up to 5 s; nothing is printed (status 1) if it
-# never answered.
+# moment), so a failed read is retried for up to 5 s while the file is there; nothing is
+# printed (status 1) when the kdamond is gone (at once) or never answered.
 lab_kd_state() {
+    _kf=/sys/kernel/mm/damon/admin/kdamonds/$1/state
     _kt=0
     while [ "$_kt" -lt 50 ]; do
-        _ks=$(cat "/sys/kernel/mm/damon/admin/kdamonds/$1/state" 2>/dev/null)
+        _ks=$(cat "$_kf" 2>/dev/null)
         [ -n "$_ks" ] && { echo "$_ks"; return 0; }
+        [ -e "$_kf" ] || return 1
         _kt=$((_kt + 1)); sleep 0.1
     done
     return 1
