@@ -209,3 +209,36 @@ fn damon_counts_pages_written_since_the_last_pass_where_soft_dirty_works() {
     assert_eq!(clear_refs(), "4", "cleared again for the next pass");
     t.stop().expect("stop");
 }
+
+#[test]
+fn cold_pages_of_a_region_damon_saw_accessed_are_told_apart_by_the_written_ones() {
+    // one 16-page mapping, one DAMON region over it that DAMON saw accessed in 3 of 20
+    // samples; pages 0..4 were written (hot, in one mapping with cold ones)
+    let f = fake_with(51, 0x10000, 0x20000);
+    f.enable_soft_dirty().expect("soft-dirty");
+    f.add_damon(&[], 1).expect("damon");
+    let h = f.open_process(51).expect("open");
+    let mut t = DamonTracker::new(f.linux(), DamonAttrs::default());
+    let mut m = map_for(&f, &h);
+    t.start(&h, &m).expect("start");
+    f.set_tried_regions(0, &[(0x10000, 0x20000, 3)])
+        .expect("regions");
+    let p = 1u64 << 63;
+    let pm: Vec<u64> = (0..16)
+        .map(|i| if i < 4 { p | 1 << 55 } else { p })
+        .collect();
+    f.set_pagemap(51, 0x10000, &pm).expect("pagemap");
+    t.pass(&h, &mut m).expect("pass");
+    for i in 0..16u64 {
+        let want = if i < 4 { Some(4) } else { Some(0) };
+        assert_eq!(m.get(0x10000 + i * 0x1000), want, "page {i}");
+    }
+    // next pass: DAMON saw 12 of 20 samples accessed, more than 4 written pages of 16
+    // can explain: pages only read are among the others, so the whole region counts
+    f.set_tried_regions(0, &[(0x10000, 0x20000, 12)])
+        .expect("regions");
+    t.pass(&h, &mut m).expect("pass");
+    assert_eq!(m.get(0x10000), Some(4 + 13));
+    assert_eq!(m.get(0x1f000), Some(12));
+    t.stop().expect("stop");
+}

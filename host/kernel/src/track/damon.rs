@@ -21,6 +21,7 @@
 //! This module must not act on memory, and must not touch a kdamond that is not ours.
 
 mod foreign;
+mod refine;
 mod shared;
 mod state;
 mod sysfs;
@@ -29,7 +30,7 @@ pub use shared::release_owned;
 
 use super::pagemap::PagemapMethod;
 use super::{TrackError, Tracker, TrackerKind};
-use crate::access::{ABSENT, AccessMap, MAX_COUNT};
+use crate::access::AccessMap;
 use crate::linux::LinuxKernel;
 use crate::process::ProcessHandle;
 use std::path::{Path, PathBuf};
@@ -106,6 +107,13 @@ impl DamonAttrs {
     }
 }
 
+impl DamonAttrs {
+    /// Samples per aggregation: the most accesses a region's count can show.
+    pub fn samples(&self) -> u64 {
+        (self.aggr_us / self.sample_us.max(1)).max(1)
+    }
+}
+
 pub(crate) fn admin(sys: &Path) -> PathBuf {
     sys.join("kernel/mm/damon/admin/kdamonds")
 }
@@ -121,36 +129,49 @@ pub(crate) fn availability(sys: &Path) -> Result<(), String> {
     foreign::availability(&kd, &crate::linux::state_dir_for(sys))
 }
 
+/// This pass's pagemap marks of every tracked page ([`refine::PassMarks`]): absent,
+/// present, or present and written since the last pass (with `soft_dirty`).
+///
 /// DAMON counts per region, swapped-out and never-touched pages included: pagemap tells
 /// which pages are present, and the others are marked absent, as every other tracker
 /// reports them, so an engine neither counts them as resident nor plans them again.
 ///
-/// With `soft_dirty`, a page written since the last pass also counts one access. DAMON
+/// With `soft_dirty`, a page written since the last pass counts as accessed. DAMON
 /// samples the accessed bit, which the CPU sets only when it loads a translation into its
 /// TLB; a hot page whose translation stays cached (a busy loop on its own CPU, huge pages,
 /// qemu's large soft TLB) looks idle to DAMON forever. The lab saw slide swap a whole hot
 /// region out that way. Soft-dirty catches writes whatever the TLB holds (clear_refs
 /// write-protects the pages and flushes the TLB); a page only read while its translation
-/// stays cached is still missed.
-fn apply_pagemap(
+/// stays cached is still missed. The written pages also tell, page by page, which pages of
+/// a region DAMON saw accessed were used ([`refine`]).
+fn read_marks(
     p: &ProcessHandle,
-    map: &mut AccessMap,
+    map: &AccessMap,
     soft_dirty: bool,
     method: PagemapMethod,
-) -> Result<PagemapMethod, TrackError> {
+) -> Result<(refine::PassMarks, PagemapMethod), TrackError> {
     let path = p.path("pagemap");
     let f = std::fs::File::open(&path).map_err(super::io_err("open", &path))?;
     let page_size = map.sizes().pte;
-    super::pagemap::for_each_page_run(&f, &path, page_size, map, method, |run, b| {
-        if !b.present {
-            run.fill(ABSENT);
-        } else if soft_dirty && b.soft_dirty {
-            // written this pass: one access more than DAMON's samples saw
-            for slot in run {
-                crate::access::bump(slot, 1);
-            }
+    // the walk visits the slots of a map of the same shape; its slots become the marks
+    let mut scratch = map.clone();
+    let used =
+        super::pagemap::for_each_page_run(&f, &path, page_size, &mut scratch, method, |run, b| {
+            run.fill(if !b.present {
+                refine::MARK_ABSENT
+            } else if soft_dirty && b.soft_dirty {
+                refine::MARK_WRITTEN
+            } else {
+                refine::MARK_PRESENT
+            });
+        })?;
+    let mut marks = refine::PassMarks::shaped_like(map);
+    for i in 0..scratch.nr_ranges() {
+        if let (Some((_, from)), Some((_, to))) = (scratch.slots_mut(i), marks.slots_mut(i)) {
+            to.copy_from_slice(from);
         }
-    })
+    }
+    Ok((marks, used))
 }
 
 /// Clears the soft-dirty bits of every page of `p` (`clear_refs` 4: write-protects them and
@@ -161,15 +182,50 @@ fn clear_soft_dirty(p: &ProcessHandle) -> Result<(), TrackError> {
 }
 
 /// The initial regions DAMON starts from: the tracked ranges (VMAs), at most `limit` of
-/// them. DAMON's own start (`vaddr`) cuts the address space into equal pieces whose edges
+/// them, cut into pieces of equal size so that there are about `limit` in all. DAMON's own
+/// start (`vaddr`) cuts the address space into equal pieces whose edges
 /// fall anywhere, so a region can straddle a hot and a cold mapping and call all of it hot
 /// until its adaptive splitting finds the edge, rounds later. Starting from the mappings'
 /// own edges, the first pass already tells them apart; DAMON still splits and merges inside
 /// them, keeps regions within the three areas `vaddr` monitors and fills the gaps. Above
 /// `limit` ranges, the closest neighbours (smallest gap) are joined first.
+///
+/// A large mapping is cut because DAMON splits a region in two or three per aggregation
+/// (one pass): a 512 MiB heap seeded whole is one region in the first pass and a handful in
+/// the third, each counted accessed if any page of it was, so the cold pages among hot ones
+/// would wait rounds for DAMON to find them. Cut into `limit` pieces, a hot area and a cold
+/// one of the same mapping differ from the first pass, a piece apart at most; DAMON then
+/// merges the pieces that agree (never beyond total / `min_nr_regions`).
 pub(crate) fn seed_regions(map: &AccessMap, limit: u64) -> Vec<(u64, u64)> {
-    let mut r: Vec<(u64, u64)> = map.ranges().filter(|(s, e)| e > s).collect();
     let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    let joined = join_ranges(map.ranges().filter(|(s, e)| e > s).collect(), limit);
+    cut_ranges(joined, limit, map.sizes().pmd)
+}
+
+/// Cuts `ranges` at the multiples of one piece size (a multiple of `unit`, the PMD size:
+/// a piece holds whole transparent huge pages, and a mapping smaller than that is left
+/// whole), so that there are at most about `limit` pieces in all.
+fn cut_ranges(ranges: Vec<(u64, u64)>, limit: usize, unit: u64) -> Vec<(u64, u64)> {
+    let total: u64 = ranges.iter().map(|(s, e)| e - s).sum();
+    let spare = limit.saturating_sub(ranges.len()) as u64;
+    if spare == 0 || total == 0 {
+        return ranges;
+    }
+    let piece = total.div_ceil(spare).next_multiple_of(unit.max(1));
+    let mut out = Vec::with_capacity(limit);
+    for (s, e) in ranges {
+        let mut a = s;
+        while a < e {
+            let b = a.saturating_add(1).next_multiple_of(piece).min(e);
+            out.push((a, b));
+            a = b;
+        }
+    }
+    out
+}
+
+/// Joins `r` (ascending) across its smallest gaps until at most `limit` ranges remain.
+fn join_ranges(mut r: Vec<(u64, u64)>, limit: usize) -> Vec<(u64, u64)> {
     if r.len() <= limit {
         return r;
     }
@@ -281,34 +337,33 @@ impl Tracker for DamonTracker {
         };
         let nr_regions = regions.len();
         let got = std::time::Instant::now();
-        for (start, end, acc) in regions {
-            map.record_region(
-                start,
-                end,
-                u8::try_from(acc.min(u64::from(MAX_COUNT))).unwrap_or(MAX_COUNT),
-            );
-        }
-        let recorded = std::time::Instant::now();
         // PAGEMAP_SCAN answers ESRCH for a process that exited meanwhile
-        let used = super::gone_or(p, apply_pagemap(p, map, self.soft_dirty, self.pagemap))?;
+        let (marks, used) = super::gone_or(p, read_marks(p, map, self.soft_dirty, self.pagemap))?;
         if used != self.pagemap {
             tracing::info!("DAMON tracker: {}", super::pagemap::NO_PAGEMAP_SCAN);
             self.pagemap = used;
         }
         let paged = std::time::Instant::now();
+        let st = refine::record_pass(map, &marks, &regions, self.attrs.samples());
+        let recorded = std::time::Instant::now();
         if self.soft_dirty {
             clear_soft_dirty(p)?;
         }
         map.finish_pass();
         let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
         tracing::debug!(
-            "DAMON pass of pid {}: {nr_regions} region(s) read in {:.1} ms, recorded in {:.1} ms, \
-             {used} {:.1} ms, clear_refs {:.1} ms",
+            "DAMON pass of pid {}: {nr_regions} region(s) read in {:.1} ms ({} accessed: {} \
+             refined by writes, {} read, {} mixed), {used} {:.1} ms, recorded in {:.1} ms, \
+             clear_refs {:.1} ms",
             p.pid(),
             ms(asked, got),
-            ms(got, recorded),
-            ms(recorded, paged),
-            ms(paged, std::time::Instant::now()),
+            st.accessed,
+            st.refined,
+            st.read,
+            st.mixed,
+            ms(got, paged),
+            ms(paged, recorded),
+            ms(recorded, std::time::Instant::now()),
         );
         Ok(())
     }
@@ -363,9 +418,45 @@ mod tests {
     }
 
     #[test]
-    fn seeds_are_the_mappings_when_few() {
+    fn seeds_are_the_mappings_when_they_fill_the_limit() {
         let r = [(0x1000, 0x3000), (0x3000, 0x9000), (0x20000, 0x21000)];
-        assert_eq!(seed_regions(&map(&r), 10), r.to_vec());
+        assert_eq!(seed_regions(&map(&r), 3), r.to_vec());
+    }
+
+    #[test]
+    fn large_mappings_are_cut_at_multiples_of_one_piece_within_the_limit() {
+        const M2: u64 = 2 << 20;
+        // pieces of one 2 MiB unit; a mapping under a piece stays whole
+        let r = [
+            (0x1000, 0x3000),
+            (0x40_0000 + 0x8_0000, 0x40_0000 + 4 * M2),
+            (0x100_0000, 0x100_0000 + M2),
+        ];
+        assert_eq!(
+            seed_regions(&map(&r), 20),
+            vec![
+                (0x1000, 0x3000),
+                (0x48_0000, 0x60_0000),
+                (0x60_0000, 0x80_0000),
+                (0x80_0000, 0xa0_0000),
+                (0xa0_0000, 0xc0_0000),
+                (0x100_0000, 0x120_0000),
+            ]
+        );
+        // one 512 MiB heap, limit 500: 2 MiB pieces (1 MiB would be finer than the unit)
+        let heap = [(0x7f00_0000_0000u64, 0x7f00_2000_0000u64)];
+        assert_eq!(seed_regions(&map(&heap), 500).len(), 256);
+        // a 2 GiB one: 6 MiB pieces, at most 500 of them, edges kept
+        let big = [(0x7f00_0000_0000u64, 0x7f00_8000_0000u64)];
+        let s = seed_regions(&map(&big), 500);
+        assert!(s.len() <= 500 && s.len() >= 300, "{}", s.len());
+        assert_eq!(s.first().map(|x| x.0), Some(big[0].0));
+        assert_eq!(s.last().map(|x| x.1), Some(big[0].1));
+        assert!(s.windows(2).all(|w| w[0].1 == w[1].0), "contiguous");
+        assert!(
+            s.iter()
+                .all(|(a, b)| a % M2 == 0 && (b - a) % M2 == 0 && b - a <= 6 * M2)
+        );
     }
 
     #[test]
@@ -383,7 +474,7 @@ mod tests {
             vec![(0x1000, 0x4000), (0x14000, 0x18000), (0x118000, 0x119000)]
         );
         assert_eq!(
-            seed_regions(&map(&r), 1),
+            super::join_ranges(r.to_vec(), 1),
             vec![(0x1000, 0x119000)],
             "one region spans them all"
         );

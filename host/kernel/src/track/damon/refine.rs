@@ -1,0 +1,362 @@
+//! Page-precise verdicts inside DAMON's regions, from soft-dirty.
+//!
+//! DAMON answers "was this *region* accessed" by sampling one page of it per sample
+//! interval: one count for hundreds of pages, hot and cold mixed wherever a region spans
+//! both (one mapping holding a malloc arena, a JVM heap or a guest's RAM). Soft-dirty
+//! answers "was this *page* written" exactly, for every page, but knows nothing of reads.
+//! A pass therefore combines them page by page:
+//!
+//! - a page written this pass is accessed (whatever DAMON's region says: DAMON misses
+//!   writes whose translation stays in the TLB);
+//! - in a region DAMON saw accessed that holds written pages, the accesses DAMON counted
+//!   are put down to those pages when they can explain them ([`writes_explain`]): then the
+//!   region's other pages count as not accessed, page by page. When the writes cannot
+//!   explain the count (DAMON saw more than samples landing on the written pages could
+//!   give), some unwritten page was read, and the whole region counts, as before;
+//! - a region DAMON saw accessed without any written page was read: every page of it
+//!   counts (DAMON's precision, the only source for pages only read).
+//!
+//! Pure: the kernel's answers come in as arguments.
+
+use crate::access::{ABSENT, AccessMap, MAX_COUNT, bump};
+
+/// What pagemap said of one base page this pass.
+pub(crate) const MARK_ABSENT: u8 = 0;
+/// Present, not written since the last pass.
+pub(crate) const MARK_PRESENT: u8 = 1;
+/// Present and soft-dirty: written since the last pass.
+pub(crate) const MARK_WRITTEN: u8 = 2;
+
+/// One pass's pagemap marks, one byte per base page of each range of an [`AccessMap`].
+#[derive(Debug)]
+pub(crate) struct PassMarks {
+    /// (start, end, hugetlb, marks) per range, ascending
+    ranges: Vec<(u64, u64, bool, Vec<u8>)>,
+    page: u64,
+}
+
+impl PassMarks {
+    /// Marks shaped like `map`, each page's from `mark(range index, slots)`: the caller
+    /// fills the slots (all [`MARK_ABSENT`] at first) of every range.
+    pub(crate) fn shaped_like(map: &AccessMap) -> PassMarks {
+        let ranges: Vec<(u64, u64, bool, Vec<u8>)> = map
+            .ranges()
+            .enumerate()
+            .map(|(i, (s, e))| {
+                let pages = usize::try_from((e - s).div_ceil(map.sizes().pte)).unwrap_or(0);
+                (s, e, map.is_hugetlb(i), vec![MARK_ABSENT; pages])
+            })
+            .collect();
+        PassMarks {
+            ranges,
+            page: map.sizes().pte,
+        }
+    }
+
+    /// The marks of range `i`, with its start address.
+    pub(crate) fn slots_mut(&mut self, i: usize) -> Option<(u64, &mut [u8])> {
+        self.ranges
+            .get_mut(i)
+            .map(|(s, _, _, m)| (*s, m.as_mut_slice()))
+    }
+
+    /// Written and total base pages of `[start, end)` (total counts gaps between ranges:
+    /// DAMON samples an address anywhere in a region).
+    fn written_in(&self, start: u64, end: u64) -> u64 {
+        let first = self.ranges.partition_point(|r| r.1 <= start);
+        let mut written = 0;
+        for (s, e, hugetlb, marks) in &self.ranges[first..] {
+            if *s >= end {
+                break;
+            }
+            if *hugetlb {
+                continue;
+            }
+            let (lo, hi) = self.slot_span(*s, *e, start, end);
+            written += marks
+                .get(lo..hi)
+                .unwrap_or(&[])
+                .iter()
+                .filter(|&&m| m == MARK_WRITTEN)
+                .count() as u64;
+        }
+        written
+    }
+
+    /// Slot indexes of `[start, end)` within the range `[s, e)`.
+    fn slot_span(&self, s: u64, e: u64, start: u64, end: u64) -> (usize, usize) {
+        let lo = (start.max(s) - s) / self.page;
+        let hi = (end.min(e).max(s) - s).div_ceil(self.page);
+        (
+            usize::try_from(lo).unwrap_or(usize::MAX),
+            usize::try_from(hi).unwrap_or(usize::MAX),
+        )
+    }
+}
+
+/// Whether `acc` of `samples` DAMON samples that saw an access can all have landed on the
+/// `written` pages of a region of `pages` base pages. DAMON samples a uniformly random
+/// page of the region each time, so samples on written pages are binomial with `p =
+/// written / pages` at most (a written page need not be seen each time); the writes
+/// explain the count when it is within three standard deviations (plus one) of the mean
+/// of that binomial. Above it, pages that were not written were read.
+pub(crate) fn writes_explain(acc: u64, written: u64, pages: u64, samples: u64) -> bool {
+    if written == 0 || pages == 0 {
+        return false;
+    }
+    let p = (written as f64 / pages as f64).min(1.0);
+    let n = samples.max(1) as f64;
+    let bound = n * p + 3.0 * (n * p * (1.0 - p)).sqrt() + 1.0;
+    (acc as f64) <= bound
+}
+
+/// What [`record_pass`] decided, for the pass's debug line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PassStats {
+    /// regions DAMON saw accessed
+    pub accessed: usize,
+    /// ... of which the writes explained: counted page by page
+    pub refined: usize,
+    /// ... of which held no written page: counted whole (pages only read)
+    pub read: usize,
+    /// ... of which held written pages that could not explain DAMON's count: counted whole
+    pub mixed: usize,
+}
+
+/// Records one pass into `map`: DAMON's `regions` (start, end, accesses in the pass's
+/// aggregation of `samples` samples) refined page by page with `marks` (module docs),
+/// then every page pagemap says is absent marked so, and every written page one access
+/// more. Pages of hugetlb ranges are never soft-dirty (see `pagemap`): DAMON's count
+/// stands there.
+pub(crate) fn record_pass(
+    map: &mut AccessMap,
+    marks: &PassMarks,
+    regions: &[(u64, u64, u64)],
+    samples: u64,
+) -> PassStats {
+    let pte = map.sizes().pte;
+    let mut st = PassStats::default();
+    for &(start, end, acc) in regions {
+        let count = u8::try_from(acc.min(u64::from(MAX_COUNT))).unwrap_or(MAX_COUNT);
+        if acc == 0 {
+            map.record_region(start, end, 0);
+            continue;
+        }
+        st.accessed += 1;
+        let written = marks.written_in(start, end);
+        let pages = (end.saturating_sub(start)).div_ceil(pte);
+        if written == 0 {
+            st.read += 1;
+            map.record_region(start, end, count);
+        } else if writes_explain(acc, written, pages, samples) {
+            st.refined += 1;
+            refine_region(map, marks, start, end, count);
+        } else {
+            st.mixed += 1;
+            map.record_region(start, end, count);
+        }
+    }
+    // absent pages, written pages
+    for (i, (s, _, _, m)) in marks.ranges.iter().enumerate() {
+        let Some((start, slots)) = map.slots_mut(i) else {
+            continue;
+        };
+        debug_assert_eq!(start, *s);
+        for (slot, &mark) in slots.iter_mut().zip(m) {
+            match mark {
+                MARK_ABSENT => *slot = ABSENT,
+                MARK_WRITTEN => bump(slot, 1),
+                _ => {
+                    if *slot == ABSENT {
+                        // present, and in no region DAMON reported: not accessed
+                        *slot = 0;
+                    }
+                }
+            }
+        }
+    }
+    st
+}
+
+/// A region the writes explain: its written pages get DAMON's count, the others none
+/// (seen present); hugetlb ranges in it keep the whole count.
+fn refine_region(map: &mut AccessMap, marks: &PassMarks, start: u64, end: u64, count: u8) {
+    let first = marks.ranges.partition_point(|r| r.1 <= start);
+    for (i, (s, e, hugetlb, m)) in marks.ranges.iter().enumerate().skip(first) {
+        if *s >= end {
+            break;
+        }
+        if *hugetlb {
+            map.record_region(start.max(*s), end.min(*e), count);
+            continue;
+        }
+        let (lo, hi) = marks.slot_span(*s, *e, start, end);
+        let Some((_, slots)) = map.slots_mut(i) else {
+            continue;
+        };
+        let hi = hi.min(slots.len()).min(m.len());
+        for (slot, &mark) in slots
+            .get_mut(lo..hi)
+            .unwrap_or(&mut [])
+            .iter_mut()
+            .zip(&m[lo..hi])
+        {
+            bump(slot, if mark == MARK_WRITTEN { count } else { 0 });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::map_over;
+
+    const K: u64 = 4096;
+
+    /// Marks over `map` from a function of the page address.
+    fn marks(map: &AccessMap, f: impl Fn(u64) -> u8) -> PassMarks {
+        let mut m = PassMarks::shaped_like(map);
+        for i in 0..map.nr_ranges() {
+            let (start, slots) = m.slots_mut(i).expect("range");
+            for (k, slot) in slots.iter_mut().enumerate() {
+                *slot = f(start + k as u64 * K);
+            }
+        }
+        m
+    }
+
+    fn counts(map: &AccessMap, start: u64, end: u64) -> Vec<Option<u8>> {
+        (start..end)
+            .step_by(K as usize)
+            .map(|a| map.get(a))
+            .collect()
+    }
+
+    #[test]
+    fn the_binomial_bound() {
+        // a quarter of the region written, 20 samples: mean 5, sd ~1.94
+        assert!(writes_explain(11, 25, 100, 20));
+        assert!(!writes_explain(12, 25, 100, 20));
+        // every page written: any count is explained
+        assert!(writes_explain(20, 100, 100, 20));
+        // no written page explains nothing
+        assert!(!writes_explain(1, 0, 100, 20));
+        // one written page of a thousand explains one sample, not two
+        assert!(writes_explain(1, 1, 1000, 20));
+        assert!(!writes_explain(2, 1, 1000, 20));
+    }
+
+    #[test]
+    fn written_pages_in_an_accessed_region_take_its_count_and_the_rest_is_cold() {
+        // one 64-page mapping, one DAMON region over it; pages 0..16 written
+        let (s, e) = (0x10_0000, 0x10_0000 + 64 * K);
+        let mut map = map_over(&[(s, e)]);
+        let m = marks(&map, |a| {
+            if a < s + 16 * K {
+                MARK_WRITTEN
+            } else {
+                MARK_PRESENT
+            }
+        });
+        let st = record_pass(&mut map, &m, &[(s, e, 4)], 20);
+        assert_eq!(
+            st,
+            PassStats {
+                accessed: 1,
+                refined: 1,
+                read: 0,
+                mixed: 0
+            }
+        );
+        let c = counts(&map, s, e);
+        assert!(
+            c[..16].iter().all(|&v| v == Some(5)),
+            "written: DAMON's 4 + 1: {c:?}"
+        );
+        assert!(
+            c[16..].iter().all(|&v| v == Some(0)),
+            "unwritten: cold: {c:?}"
+        );
+    }
+
+    #[test]
+    fn a_region_with_more_accesses_than_its_writes_explain_counts_whole() {
+        // 1 page of 64 written, DAMON saw 10 of 20 samples accessed: others were read
+        let (s, e) = (0x10_0000, 0x10_0000 + 64 * K);
+        let mut map = map_over(&[(s, e)]);
+        let m = marks(&map, |a| if a == s { MARK_WRITTEN } else { MARK_PRESENT });
+        let st = record_pass(&mut map, &m, &[(s, e, 10)], 20);
+        assert_eq!(st.mixed, 1);
+        let c = counts(&map, s, e);
+        assert_eq!(c[0], Some(11));
+        assert!(c[1..].iter().all(|&v| v == Some(10)), "{c:?}");
+    }
+
+    #[test]
+    fn a_region_read_without_writes_counts_whole_and_absent_pages_stay_absent() {
+        let (s, e) = (0x10_0000, 0x10_0000 + 8 * K);
+        let mut map = map_over(&[(s, e)]);
+        let m = marks(&map, |a| {
+            if a == s + 7 * K {
+                MARK_ABSENT
+            } else {
+                MARK_PRESENT
+            }
+        });
+        let st = record_pass(&mut map, &m, &[(s, s + 4 * K, 3), (s + 4 * K, e, 0)], 20);
+        assert_eq!(st.read, 1);
+        assert_eq!(
+            counts(&map, s, e),
+            vec![
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(3),
+                Some(0),
+                Some(0),
+                Some(0),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn pages_outside_every_region_are_present_and_cold_or_written() {
+        let (s, e) = (0x10_0000, 0x10_0000 + 4 * K);
+        let mut map = map_over(&[(s, e)]);
+        let m = marks(&map, |a| if a == s { MARK_WRITTEN } else { MARK_PRESENT });
+        record_pass(&mut map, &m, &[], 20);
+        assert_eq!(counts(&map, s, e), vec![Some(1), Some(0), Some(0), Some(0)]);
+    }
+
+    #[test]
+    fn a_region_across_two_mappings_and_a_gap_is_refined_in_both() {
+        // ranges [0,8) and [16,24) pages; region [0,24) pages: the gap counts in its size
+        let b = 0x40_0000;
+        let mut map = map_over(&[(b, b + 8 * K), (b + 16 * K, b + 24 * K)]);
+        let m = marks(&map, |a| {
+            if a == b + 16 * K {
+                MARK_WRITTEN
+            } else {
+                MARK_PRESENT
+            }
+        });
+        let st = record_pass(&mut map, &m, &[(b, b + 24 * K, 1)], 20);
+        assert_eq!(st.refined, 1);
+        assert!(counts(&map, b, b + 8 * K).iter().all(|&v| v == Some(0)));
+        assert_eq!(map.get(b + 16 * K), Some(2));
+        assert_eq!(map.get(b + 17 * K), Some(0));
+    }
+
+    #[test]
+    fn passes_add_up() {
+        let (s, e) = (0x10_0000, 0x10_0000 + 4 * K);
+        let mut map = map_over(&[(s, e)]);
+        let w = marks(&map, |a| if a == s { MARK_WRITTEN } else { MARK_PRESENT });
+        record_pass(&mut map, &w, &[(s, e, 1)], 20);
+        map.finish_pass();
+        let r = marks(&map, |_| MARK_PRESENT);
+        record_pass(&mut map, &r, &[(s, e, 0)], 20);
+        assert_eq!(counts(&map, s, e), vec![Some(2), Some(0), Some(0), Some(0)]);
+    }
+}
