@@ -242,3 +242,72 @@ fn cold_pages_of_a_region_damon_saw_accessed_are_told_apart_by_the_written_ones(
     assert_eq!(m.get(0x1f000), Some(12));
     t.stop().expect("stop");
 }
+
+#[test]
+fn regions_come_through_the_tracepoint_where_tracefs_serves_and_its_instance_goes_with_the_kdamond()
+{
+    let f = fake_with(52, 0x10000, 0x14000);
+    f.add_damon(&[], 1).expect("damon");
+    // tracefs with the damon_aggregated event; the kernel would make our instance's files
+    // on mkdir: here they are made beforehand
+    let tr = f.sys_root().join("kernel/tracing");
+    std::fs::create_dir_all(tr.join("events/damon/damon_aggregated")).expect("event");
+    let inst = tr.join(format!("instances/etmemd-{}", std::process::id()));
+    std::fs::create_dir_all(inst.join("events/damon/damon_aggregated")).expect("instance");
+    std::fs::write(inst.join("trace_pipe"), "").expect("pipe");
+    std::fs::write(f.damon_dir().join("0/pid"), "93\n").expect("kthread pid");
+    let h = f.open_process(52).expect("open");
+    let mut t = DamonTracker::new(f.linux(), DamonAttrs::default());
+    let mut m = map_for(&f, &h);
+    t.start(&h, &m).expect("start");
+    let filter = inst.join("events/damon/damon_aggregated/filter");
+    assert_eq!(
+        std::fs::read_to_string(&filter).expect("filter"),
+        "common_pid == 93",
+        "only our kdamond's events"
+    );
+    // sysfs would say every region was idle; the tracepoint says the second page was used
+    f.set_tried_regions(0, &[(0x10000, 0x14000, 0)])
+        .expect("regions");
+    let ts = {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec to the valid `t`.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+        t.tv_sec + 5
+    };
+    let line = |s: u64, e: u64, n: u64| {
+        format!(
+            "kdamond.0-93 [001] ..... {ts}.000100: damon_aggregated: target_id=0 \
+             nr_regions=3 {s}-{e}: {n} 4\n"
+        )
+    };
+    let text = line(0x10000, 0x11000, 0) + &line(0x11000, 0x12000, 7) + &line(0x12000, 0x14000, 0);
+    std::fs::write(inst.join("trace_pipe"), text).expect("events");
+    f.set_pagemap(52, 0x10000, &[1 << 63; 4]).expect("pagemap");
+    t.pass(&h, &mut m).expect("pass");
+    assert_eq!(m.get(0x10000), Some(0));
+    assert_eq!(m.get(0x11000), Some(7), "the tracepoint's count");
+    assert_eq!(m.get(0x13000), Some(0));
+    assert_eq!(
+        read(&f, "0/state"),
+        "on",
+        "no update_schemes_tried_regions written"
+    );
+    // stop: the kdamond goes, and our instance with it (the kernel empties it on rmdir;
+    // the test does)
+    for p in [
+        "trace_pipe",
+        "trace",
+        "trace_clock",
+        "buffer_size_kb",
+        "tracing_on",
+    ] {
+        let _ = std::fs::remove_file(inst.join(p));
+    }
+    std::fs::remove_dir_all(inst.join("events")).expect("events");
+    t.stop().expect("stop");
+    assert!(!inst.exists(), "instance removed");
+}

@@ -25,6 +25,7 @@ mod refine;
 mod shared;
 mod state;
 mod sysfs;
+mod trace;
 
 pub use shared::release_owned;
 

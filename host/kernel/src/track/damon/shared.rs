@@ -18,6 +18,7 @@
 use super::foreign::{foreign_use, record};
 use super::state;
 use super::sysfs::{read_scheme, stopped_by_commit, write_config};
+use super::trace::{self, Feed};
 use super::{DamonAttrs, read_trim, read_u64, write_str};
 use crate::process::ProcessHandle;
 use crate::track::{TrackError, TrackerKind};
@@ -50,6 +51,8 @@ pub(super) struct Member {
     pub(super) committed: Option<usize>,
     /// the last update whose regions it read
     seen: u64,
+    /// the last trace block ([`trace::Block::seq`]) it read
+    trace_seen: u64,
 }
 
 impl Member {
@@ -72,6 +75,7 @@ impl Member {
             attrs,
             committed: None,
             seen: 0,
+            trace_seen: 0,
         })
     }
 
@@ -106,6 +110,9 @@ pub(super) struct Kdamond {
     config: u64,
     last_update: Option<Update>,
     updates: u64,
+    /// its aggregations through the `damon_aggregated` tracepoint, where tracefs serves
+    /// ([`trace`]); shared by the registry's copies, the instance goes with the last one
+    trace: Option<Arc<Mutex<Feed>>>,
 }
 
 impl Kdamond {
@@ -291,6 +298,7 @@ fn create(kd: &Path, run: &Path, m: Member) -> Result<u64, TrackError> {
         config: 0,
         last_update: None,
         updates: 0,
+        trace: None,
     };
     {
         let mut o = owned();
@@ -365,6 +373,10 @@ fn apply(k: &mut Kdamond) -> Result<u64, TrackError> {
             Ok(()) => {
                 if !on {
                     record(k);
+                    open_trace(k);
+                } else if let Some(t) = &k.trace {
+                    // targets may have moved: what was recorded before names old indices
+                    lock(t).asm.reset(trace::mono_now_ns());
                 }
                 for (i, m) in k.members.iter_mut().enumerate() {
                     m.committed = Some(i);
@@ -420,6 +432,31 @@ pub(super) fn tried_regions(
             ),
         });
     };
+    if let Some(t) = k.trace.clone() {
+        match from_trace(&t, &k, pos) {
+            Ok(Some(b)) => {
+                k.members[pos].trace_seen = b.seq;
+                store(k);
+                return Ok(b.regions);
+            }
+            Ok(None) => {
+                tracing::warn!(
+                    "kdamond {}: no aggregation came through the damon_aggregated \
+                     tracepoint in time; reading its regions through sysfs from now on",
+                    k.index
+                );
+                k.trace = None;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "kdamond {}: reading the damon_aggregated tracepoint: {e}; reading its \
+                     regions through sysfs from now on",
+                    k.index
+                );
+                k.trace = None;
+            }
+        }
+    }
     // a quarter of an aggregation: the regions are then at most that older than asked
     let slack = std::time::Duration::from_micros(k.attrs().aggr_us / 4);
     let fresh = k
@@ -451,6 +488,71 @@ pub(super) fn tried_regions(
     let dir = k.ctx().join("schemes").join(pos.to_string());
     store(k);
     read_scheme(&dir.join("tried_regions"))
+}
+
+fn lock(t: &Mutex<Feed>) -> std::sync::MutexGuard<'_, Feed> {
+    t.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Gives `k` (just turned on) a trace feed filtered on its kthread, or none (sysfs then),
+/// saying why once per kdamond.
+fn open_trace(k: &mut Kdamond) {
+    k.trace = None;
+    let Some(sys) = k.kd.ancestors().nth(5) else {
+        return;
+    };
+    let pid = read_trim(&k.dir.join("pid"))
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .filter(|p| *p > 0);
+    let r = match pid {
+        Some(pid) => Feed::open(sys, pid),
+        None => Err(TrackError::Unavailable {
+            kind: TrackerKind::Damon,
+            reason: format!("kdamond {}: its kthread pid is unreadable", k.index),
+        }),
+    };
+    match r {
+        Ok(f) => {
+            tracing::info!(
+                "kdamond {}: regions read through the damon_aggregated tracepoint",
+                k.index
+            );
+            k.trace = Some(Arc::new(Mutex::new(f)));
+        }
+        Err(e) => tracing::info!(
+            "kdamond {}: regions read through sysfs (three files per region): the \
+             damon_aggregated tracepoint cannot serve: {e}",
+            k.index
+        ),
+    }
+}
+
+/// The newest complete aggregation of member `pos`'s target that it has not read,
+/// waiting for one for at most two aggregations and a second; `None` when none came.
+fn from_trace(
+    t: &Mutex<Feed>,
+    k: &Kdamond,
+    pos: usize,
+) -> Result<Option<trace::Block>, TrackError> {
+    let target = u64::try_from(pos).unwrap_or(u64::MAX);
+    let seen = k.members[pos].trace_seen;
+    let wait = std::time::Duration::from_micros(k.attrs().aggr_us.saturating_mul(2))
+        + std::time::Duration::from_secs(1);
+    let deadline = Instant::now() + wait;
+    loop {
+        {
+            let mut f = lock(t);
+            f.drain()?;
+            if let Some(b) = f.asm.newer(target, seen) {
+                return Ok(Some(b.clone()));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// The index of our kdamond under `kd` while member `id` is registered with it.
