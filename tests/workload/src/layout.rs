@@ -1,14 +1,19 @@
-//! The layout file: which address ranges of the workload are hot, warm and cold.
+//! The layout file: which address ranges of the workload are hot, warm, cooled and cold.
 //!
 //! Written once, after every page has been touched, so a reader that sees the file knows
 //! all pages are present. Pure: builds and renders JSON; writing the file is the caller's.
 //!
-//! Example:
+//! Example (normal mode: one region per class, each its own mapping):
 //! ```json
 //! {"pid":42,"page_size":4096,"hugetlb":false,"node":1,"access":"rw","period_ms":100,
-//!  "warm_every":10,"regions":[{"class":"hot","start":140000000000,"end":140000065536,
-//!  "len":65536,"pages":16}]}
+//!  "warm_every":10,"mixed":false,"move_after":null,"regions":[{"class":"hot",
+//!  "start":140000000000,"end":140000065536,"len":65536,"pages":16}]}
 //! ```
+//!
+//! In mixed mode (`"mixed":true`) the regions are the maximal runs of one class inside the
+//! one mapping, in address order, so a class may have many regions; `cooled` regions
+//! (present only with `"move_after"` a number of seconds) are hot until then, cold after.
+//! The field order of a region object is fixed: the lab's shell scripts match it with sed.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +25,8 @@ pub enum Class {
     Hot,
     /// Every `warm_every` periods.
     Warm,
+    /// Every period until `--move-after`, never after (mixed mode only).
+    Cooled,
     /// Only once, at start.
     Cold,
 }
@@ -30,6 +37,7 @@ impl Class {
         match self {
             Class::Hot => "hot",
             Class::Warm => "warm",
+            Class::Cooled => "cooled",
             Class::Cold => "cold",
         }
     }
@@ -50,7 +58,7 @@ pub enum Access {
 /// One region of the workload: `[start, end)` in the workload's address space.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegionLayout {
-    /// Hot, warm or cold.
+    /// Hot, warm, cooled or cold.
     pub class: Class,
     /// First byte address.
     pub start: u64,
@@ -63,7 +71,7 @@ pub struct RegionLayout {
 }
 
 /// The whole layout file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Layout {
     /// The workload's process id.
     pub pid: u32,
@@ -79,14 +87,33 @@ pub struct Layout {
     pub period_ms: u64,
     /// The warm region is touched every this many periods.
     pub warm_every: u64,
-    /// Regions of non-zero size, in address order (hot, warm, cold).
+    /// Whether this is the mixed mode (one mapping, regions are runs inside it). Absent in
+    /// files written before the mixed mode: false.
+    #[serde(default)]
+    pub mixed: bool,
+    /// Seconds after ready at which the cooled pages stop being touched (mixed mode with
+    /// `--move-after`), else null.
+    #[serde(default)]
+    pub move_after: Option<f64>,
+    /// Regions of non-zero size, in address order: hot, warm, cold in normal mode; the
+    /// maximal runs of hot, cooled and cold pages in mixed mode.
     pub regions: Vec<RegionLayout>,
 }
 
 impl Layout {
-    /// The region of a class, if it was mapped.
+    /// The first region of a class, if any (in normal mode, the only one).
     pub fn region(&self, class: Class) -> Option<&RegionLayout> {
         self.regions.iter().find(|r| r.class == class)
+    }
+
+    /// Every region of a class, in address order.
+    pub fn regions_of(&self, class: Class) -> impl Iterator<Item = &RegionLayout> {
+        self.regions.iter().filter(move |r| r.class == class)
+    }
+
+    /// Pages of a class, over all its regions.
+    pub fn class_pages(&self, class: Class) -> u64 {
+        self.regions_of(class).map(|r| r.pages).sum()
     }
 
     /// The layout as one line of JSON.
@@ -114,6 +141,8 @@ mod tests {
             access: Access::Rw,
             period_ms: 100,
             warm_every: 10,
+            mixed: false,
+            move_after: None,
             regions: vec![
                 RegionLayout {
                     class: Class::Hot,
@@ -148,6 +177,74 @@ mod tests {
         assert_eq!(v["regions"][0]["pages"], 16);
         assert_eq!(v["regions"][1]["class"], "cold");
         assert_eq!(v["regions"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["mixed"], false);
+        assert!(v["move_after"].is_null());
+    }
+
+    #[test]
+    fn region_objects_keep_the_field_order_the_lab_scripts_match() {
+        // tests/lab/lib.sh lab_region: {"class":..,"start":..,"end":..,"len":..,"pages":..}
+        let text = sample().to_json();
+        assert!(
+            text.contains(
+                r#"{"class":"hot","start":123145302310912,"end":123145302376448,"len":65536,"pages":16}"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#""warm_every":10,"mixed":false,"move_after":null,"regions":["#));
+    }
+
+    fn mixed_sample() -> Layout {
+        let run = |class, start: u64, pages: u64| RegionLayout {
+            class,
+            start,
+            end: start + pages * 4096,
+            len: pages * 4096,
+            pages,
+        };
+        let base = 0x7000_0000_0000;
+        Layout {
+            mixed: true,
+            move_after: Some(8.5),
+            regions: vec![
+                run(Class::Hot, base, 2),
+                run(Class::Cold, base + 0x2000, 6),
+                run(Class::Hot, base + 0x8000, 1),
+                run(Class::Cooled, base + 0x9000, 1),
+                run(Class::Cold, base + 0xa000, 6),
+                run(Class::Cooled, base + 0x10000, 2),
+            ],
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn mixed_round_trips_with_many_regions_per_class() {
+        let l = mixed_sample();
+        let text = l.to_json();
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["mixed"], true);
+        assert_eq!(v["move_after"], 8.5);
+        assert_eq!(v["regions"][3]["class"], "cooled");
+        let back = Layout::from_json(&text).expect("parse");
+        assert_eq!(back, l);
+        assert_eq!(back.region(Class::Hot).map(|r| r.pages), Some(2));
+        assert_eq!(back.regions_of(Class::Cold).count(), 2);
+        assert_eq!(back.class_pages(Class::Hot), 3);
+        assert_eq!(back.class_pages(Class::Cooled), 3);
+        assert_eq!(back.class_pages(Class::Cold), 12);
+        assert_eq!(back.class_pages(Class::Warm), 0);
+    }
+
+    #[test]
+    fn files_without_the_mixed_fields_still_parse() {
+        let text = sample()
+            .to_json()
+            .replace(r#""mixed":false,"move_after":null,"#, "");
+        assert!(!text.contains("mixed"));
+        let l = Layout::from_json(&text).expect("parse");
+        assert!(!l.mixed);
+        assert_eq!(l.move_after, None);
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! order, each its own mapping with a PROT_NONE guard page between them (so each region is
 //! its own VMA in /proc/PID/maps), optionally hugetlb pages and optionally bound to a node.
 //!
+//! In mixed mode ([`Memory::map_mixed`]) the reservation holds ONE mapping of base pages
+//! between two PROT_NONE guard pages (so it is one VMA that never merges with a
+//! neighbour), and the regions are the runs of hot, cooled and cold pages inside it.
+//!
 //! This module maps, binds and touches memory of this process only; it never looks at
 //! other processes.
 
@@ -31,6 +35,16 @@ pub enum MemError {
         class: &'static str,
         /// Requested bytes.
         bytes: u64,
+    },
+    /// A mixed-mode run is not a whole number of pages.
+    #[error("{class} run of {bytes} bytes: expected a multiple of the page size {page}")]
+    Unaligned {
+        /// Run class name.
+        class: &'static str,
+        /// Its length.
+        bytes: u64,
+        /// The page size.
+        page: u64,
     },
     /// The address-space reservation failed.
     #[error("reserving {len} bytes of address space: {cause}")]
@@ -70,7 +84,7 @@ pub enum MemError {
 /// One mapped region.
 #[derive(Debug, Clone, Copy)]
 pub struct Region {
-    /// Hot, warm or cold.
+    /// Hot, warm, cooled or cold.
     pub class: Class,
     /// First byte.
     pub start: usize,
@@ -95,6 +109,13 @@ fn node_mask(node: u32) -> Result<[libc::c_ulong; MASK_WORDS], MemError> {
     let mut mask = [0 as libc::c_ulong; MASK_WORDS];
     mask[idx] = 1 << (node % 64);
     Ok(mask)
+}
+
+/// The base page size (`sysconf(_SC_PAGESIZE)`), 4096 if it cannot be read.
+pub fn base_page_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as u64 } else { 4096 }
 }
 
 /// Binds the calling thread's future allocations to `node` (`Some`) or back to the
@@ -129,13 +150,7 @@ impl Memory {
         hugetlb: bool,
         node: Option<u32>,
     ) -> Result<Memory, MemError> {
-        let page: u64 = if hugetlb {
-            HUGE_PAGE
-        } else {
-            // SAFETY: sysconf has no memory-safety preconditions.
-            let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-            if p > 0 { p as u64 } else { 4096 }
-        };
+        let page: u64 = if hugetlb { HUGE_PAGE } else { base_page_size() };
         let mut lens = Vec::new();
         for &(class, bytes) in sizes {
             let len = round_up(bytes, page).ok_or(MemError::TooLarge {
@@ -193,6 +208,79 @@ impl Memory {
         Ok(mem)
     }
 
+    /// Maps ONE mapping of base pages holding `runs` (classes and lengths in bytes, each a
+    /// multiple of the page size, laid out back to back in that order) between two
+    /// PROT_NONE guard pages, binds it to `node` if given, and records each run as a region.
+    /// Pages are not touched yet.
+    pub fn map_mixed(runs: &[(Class, u64)], node: Option<u32>) -> Result<Memory, MemError> {
+        let page = base_page_size();
+        let mut len: u64 = 0;
+        for &(class, bytes) in runs {
+            if bytes % page != 0 {
+                return Err(MemError::Unaligned {
+                    class: class.name(),
+                    bytes,
+                    page,
+                });
+            }
+            len = len.checked_add(bytes).ok_or(MemError::TooLarge {
+                class: "mixed",
+                bytes: len,
+            })?;
+        }
+        // Layout: guard, the mapping, guard.
+        let reserve = len.checked_add(2 * page).ok_or(MemError::TooLarge {
+            class: "mixed",
+            bytes: len,
+        })?;
+        // SAFETY: as in `map`: a fresh PROT_NONE mapping at an address of the kernel's
+        // choice aliases nothing; checked against MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                reserve as usize,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(MemError::Reserve {
+                len: reserve,
+                cause: io::Error::last_os_error(),
+            });
+        }
+        let mut mem = Memory {
+            base: base as usize,
+            total: reserve as usize,
+            page: page as usize,
+            regions: Vec::new(),
+        };
+        let at = base as usize + page as usize;
+        if let Some(n) = node {
+            set_thread_policy(Some(n))?;
+        }
+        // SAFETY: `[at, at+len)` is the reservation minus its first and last page.
+        let result = unsafe { mem.map_at(at, len, false, node, "mixed") };
+        if node.is_some() {
+            set_thread_policy(None)?;
+        }
+        result?;
+        let mut start = at;
+        for &(class, bytes) in runs {
+            if bytes > 0 {
+                mem.regions.push(Region {
+                    class,
+                    start,
+                    len: bytes as usize,
+                });
+                start += bytes as usize;
+            }
+        }
+        Ok(mem)
+    }
+
     fn map_regions(
         &mut self,
         lens: &[(Class, u64)],
@@ -201,70 +289,90 @@ impl Memory {
         node: Option<u32>,
     ) -> Result<(), MemError> {
         for &(class, len) in lens {
-            let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED;
-            if hugetlb {
-                flags |= libc::MAP_HUGETLB | libc::MAP_HUGE_2MB;
-            }
-            // SAFETY: `[at, at+len)` lies inside our own PROT_NONE reservation (the
-            // reservation has one spare page for alignment and one guard page per
-            // region), so MAP_FIXED replaces only memory this struct owns.
-            let p = unsafe {
-                libc::mmap(
-                    *at as *mut libc::c_void,
-                    len as usize,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    flags,
-                    -1,
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return Err(MemError::Map {
-                    class: class.name(),
-                    len,
-                    huge: if hugetlb {
-                        ", hugetlb 2 MiB pages; are enough reserved (nr_hugepages)?"
-                    } else {
-                        ""
-                    },
-                    cause: io::Error::last_os_error(),
-                });
-            }
-            if !hugetlb {
-                // Keep base pages so the layout's page size is the truth. EINVAL only
-                // means the kernel has no THP; nothing to undo then.
-                // SAFETY: madvise on our own fresh mapping changes no memory contents.
-                unsafe { libc::madvise(p, len as usize, libc::MADV_NOHUGEPAGE) };
-            }
-            if let Some(n) = node {
-                let mask = node_mask(n)?;
-                // SAFETY: the mask points at MASK_WORDS words alive for the call; the
-                // range is our own mapping made just above.
-                let rc = unsafe {
-                    libc::syscall(
-                        libc::SYS_mbind,
-                        p,
-                        len as libc::c_ulong,
-                        MPOL_BIND,
-                        mask.as_ptr(),
-                        (MASK_WORDS * 64 + 1) as libc::c_ulong,
-                        0 as libc::c_uint,
-                    )
-                };
-                if rc != 0 {
-                    return Err(MemError::Bind {
-                        what: format!("the {} region", class.name()),
-                        node: n,
-                        cause: io::Error::last_os_error(),
-                    });
-                }
-            }
+            // SAFETY: `map` reserved one spare page for alignment plus `len` and one guard
+            // page per region, and `at` advances by exactly that: `[at, at+len)` is ours.
+            unsafe { self.map_at(*at, len, hugetlb, node, class.name())? };
             self.regions.push(Region {
                 class,
                 start: *at,
                 len: len as usize,
             });
             *at += len as usize + self.page;
+        }
+        Ok(())
+    }
+
+    /// Maps `len` bytes read-write at `at`, without transparent huge pages unless
+    /// `hugetlb`, bound to `node` if given. `what` names it in errors.
+    ///
+    /// # Safety
+    ///
+    /// `[at, at+len)` must lie inside this struct's own reservation and hold nothing
+    /// referenced: MAP_FIXED replaces whatever is there.
+    unsafe fn map_at(
+        &self,
+        at: usize,
+        len: u64,
+        hugetlb: bool,
+        node: Option<u32>,
+        what: &'static str,
+    ) -> Result<(), MemError> {
+        let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED;
+        if hugetlb {
+            flags |= libc::MAP_HUGETLB | libc::MAP_HUGE_2MB;
+        }
+        // SAFETY: the caller guarantees `[at, at+len)` is inside our own reservation and
+        // unreferenced, so MAP_FIXED replaces only memory this struct owns.
+        let p = unsafe {
+            libc::mmap(
+                at as *mut libc::c_void,
+                len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(MemError::Map {
+                class: what,
+                len,
+                huge: if hugetlb {
+                    ", hugetlb 2 MiB pages; are enough reserved (nr_hugepages)?"
+                } else {
+                    ""
+                },
+                cause: io::Error::last_os_error(),
+            });
+        }
+        if !hugetlb {
+            // Keep base pages so the layout's page size is the truth. EINVAL only
+            // means the kernel has no THP; nothing to undo then.
+            // SAFETY: madvise on our own fresh mapping changes no memory contents.
+            unsafe { libc::madvise(p, len as usize, libc::MADV_NOHUGEPAGE) };
+        }
+        if let Some(n) = node {
+            let mask = node_mask(n)?;
+            // SAFETY: the mask points at MASK_WORDS words alive for the call; the
+            // range is our own mapping made just above.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_mbind,
+                    p,
+                    len as libc::c_ulong,
+                    MPOL_BIND,
+                    mask.as_ptr(),
+                    (MASK_WORDS * 64 + 1) as libc::c_ulong,
+                    0 as libc::c_uint,
+                )
+            };
+            if rc != 0 {
+                return Err(MemError::Bind {
+                    what: format!("the {what} region"),
+                    node: n,
+                    cause: io::Error::last_os_error(),
+                });
+            }
         }
         Ok(())
     }
@@ -386,6 +494,62 @@ mod tests {
         // SAFETY: reading a word of our own populated mapping.
         let v = unsafe { ptr::read_volatile((l[0].start as usize + page) as *const u64) };
         assert_eq!(v, (1 | 0x5a5a_0000_0000_0000) + 1);
+    }
+
+    /// The `/proc/self/maps` line of the mapping holding `addr`: (start, end, perms).
+    fn vma_of(addr: usize) -> (usize, usize, String) {
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        for line in maps.lines() {
+            let mut f = line.split_whitespace();
+            let range = f.next().expect("range");
+            let perms = f.next().expect("perms").to_string();
+            let (a, b) = range.split_once('-').expect("a-b");
+            let a = usize::from_str_radix(a, 16).expect("hex");
+            let b = usize::from_str_radix(b, 16).expect("hex");
+            if (a..b).contains(&addr) {
+                return (a, b, perms);
+            }
+        }
+        panic!("no vma holds {addr:x}");
+    }
+
+    #[test]
+    fn mixed_is_one_mapping_between_guards() {
+        let page = base_page_size();
+        let runs = [
+            (Class::Hot, 2 * page),
+            (Class::Cold, 3 * page),
+            (Class::Hot, page),
+            (Class::Cooled, page),
+            (Class::Cold, 5 * page),
+        ];
+        let mem = Memory::map_mixed(&runs, None).expect("map");
+        let l = mem.layout();
+        assert_eq!(l.len(), 5);
+        for (r, (class, len)) in l.iter().zip(runs) {
+            assert_eq!((r.class, r.len, r.pages), (class, len, len / page));
+        }
+        for w in l.windows(2) {
+            assert_eq!(w[0].end, w[1].start, "runs are back to back");
+        }
+        let (start, end) = (l[0].start as usize, l[4].end as usize);
+        assert_eq!(vma_of(start), (start, end, "rw-p".to_string()), "one VMA");
+        assert_eq!(vma_of(start - 1).2, "---p", "guard before");
+        assert_eq!(vma_of(end).2, "---p", "guard after");
+        assert_eq!(mem.populate(), 12);
+        let (n, _) = mem.touch(&mem.regions()[3], Access::Read);
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn mixed_run_not_a_page_multiple_is_refused() {
+        let page = base_page_size();
+        let e = Memory::map_mixed(&[(Class::Hot, page), (Class::Cold, 100)], None)
+            .expect_err("unaligned");
+        assert_eq!(
+            e.to_string(),
+            format!("cold run of 100 bytes: expected a multiple of the page size {page}")
+        );
     }
 
     #[test]
