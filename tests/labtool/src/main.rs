@@ -3,7 +3,8 @@
 //! reports back: access counts, pagemap swapped bits, page nodes).
 //!
 //! Each subcommand prints details to stderr and ONE summary line of `key=value` pairs to
-//! stdout, and exits 0 when the check passed, 1 when it failed. It is a test tool: it must
+//! stdout, and exits 0 when the check passed, 1 when it failed (`score` is a measurement:
+//! 0 whenever it could read). It is a test tool: it must
 //! only ever be run in the lab guest (it writes `clear_refs`, DAMON sysfs and
 //! `ns_last_pid`), except `windows`, which only reads the host's lab logs.
 
@@ -13,6 +14,7 @@ mod migrate;
 mod pageout;
 mod probe;
 mod recycled_pid;
+mod score;
 mod track;
 mod windows;
 
@@ -23,6 +25,7 @@ use migrate::migrate;
 use pageout::pageout;
 use probe::probe;
 use recycled_pid::recycled_pid;
+use score::score;
 use std::path::PathBuf;
 use std::time::Duration;
 use track::{TrackArgs, track};
@@ -117,6 +120,16 @@ enum Cmd {
         /// byte quota
         #[arg(long)]
         quota: u64,
+    },
+    /// How many pages of each class of the workload are in swap now (pagemap) and its major
+    /// faults: `<class>_pages=N <class>_present=N <class>_swapped=N <class>_swapped_pct=P`
+    /// for each class of the layout (hot, cooled, warm, cold, in that order; pages are base
+    /// pages, P the percentage swapped with 3 decimals), then `majflt=N`. Always exits 0
+    /// when it could read (a measurement, not a verdict).
+    Score {
+        /// the workload's layout JSON
+        #[arg(long)]
+        layout: PathBuf,
     },
     /// Take a handle, let the process exit, reuse its pid, and check every action is
     /// refused on the old handle.
@@ -215,6 +228,7 @@ fn main() {
             to,
             quota,
         } => migrate(&layout, &class, to, quota),
+        Cmd::Score { layout } => score(&layout),
         Cmd::RecycledPid => recycled_pid(),
         Cmd::BenchRaw {
             layout,
