@@ -186,7 +186,9 @@ pub(crate) fn availability(sys: &Path) -> Result<PathBuf, String> {
 #[derive(Debug)]
 pub(crate) struct Feed {
     dir: PathBuf,
-    pipe: std::fs::File,
+    /// `None` only while dropped: the kernel refuses to remove an instance whose
+    /// trace_pipe is open (EBUSY)
+    pipe: Option<std::fs::File>,
     /// a line cut at the end of the last read
     partial: Vec<u8>,
     pub(crate) asm: Assembler,
@@ -235,7 +237,7 @@ impl Feed {
             .map_err(io_err("open", &p))?;
         Ok(Feed {
             dir: dir.to_path_buf(),
-            pipe,
+            pipe: Some(pipe),
             partial: Vec::new(),
             asm: Assembler::default(),
         })
@@ -246,8 +248,11 @@ impl Feed {
     pub(crate) fn drain(&mut self) -> Result<usize, TrackError> {
         let mut buf = vec![0u8; 64 << 10];
         let mut n = 0;
+        let Some(pipe) = self.pipe.as_mut() else {
+            return Ok(0);
+        };
         loop {
-            let got = match self.pipe.read(&mut buf) {
+            let got = match pipe.read(&mut buf) {
                 Ok(0) => break,
                 Ok(k) => k,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -274,6 +279,8 @@ impl Feed {
 
 impl Drop for Feed {
     fn drop(&mut self) {
+        // closed first: an instance whose trace_pipe is open cannot be removed (EBUSY)
+        drop(self.pipe.take());
         // rmdir of an instance turns its events off and frees its buffers with it
         if std::fs::remove_dir(&self.dir).is_err() {
             tracing::warn!(
