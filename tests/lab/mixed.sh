@@ -1,0 +1,151 @@
+# Mixed mappings (issue 10), for the mixed-* scenarios (busybox sh): `. /lab/mixed.sh` after
+# `. /lab/lib.sh`. One case = one `etmem-workload --mixed` process (hot and cold pages in ONE
+# anonymous mapping, laid out by its arguments) tracked by etmemd's slide (loop=3,
+# interval=1, sleep=1, T=1, tracker auto) from `project start` to round 3 (or, with
+# --move-after, until the cooled half is out), scored from pagemap after every round by
+# `etmem-lab score`.
+#
+# Thresholds (every case): after round 1 and within 10 s of `project start`, >= 99 % of the
+# cold pages and <= 0.1 % of the hot pages swapped; no hot page swapped after any later
+# round either; no major fault of the workload meanwhile (its own memory is locked, cold
+# pages are never touched again: a major fault is a hot page read back from swap). With
+# --move-after: the cooled half >= 99 % swapped by the end of the first round that starts
+# after the move (`cooled_rounds` <= 2 round ends after the move).
+
+MIXED_REASON=""
+MIXED_RES=""
+
+mx_now() { cut -d' ' -f1 /proc/uptime; }
+
+# mx_kv "k=v ..." KEY: the value of KEY.
+mx_kv() { echo " $1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
+
+# mx_majflt PID: major faults so far.
+mx_majflt() { set -- $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null); echo "${10:-0}"; }
+
+# mx_cpu_ticks PID: utime+stime in clock ticks.
+mx_cpu_ticks() { set -- $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null); echo $(( ${12:-0} + ${13:-0} )); }
+
+# mx_kdamond_ticks: CPU ticks of every kdamond (ours: nothing else uses DAMON in the lab).
+mx_kdamond_ticks() {
+    t=0
+    for c in /proc/[0-9]*/comm; do
+        case "$(cat "$c" 2>/dev/null)" in
+            kdamond.*) p=${c%/comm}; t=$((t + $(mx_cpu_ticks "${p#/proc/}"))) ;;
+        esac
+    done
+    echo "$t"
+}
+
+# mx_rounds LOG: rounds etmemd finished (scan, plan and act: the INFO line after the act).
+mx_rounds() { grep -c ': round [0-9]*: tracked' "$1"; }
+
+# mx_gt A B: A > B (decimals).
+mx_ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+
+# mixed_case LABEL SIZE_MIB WORKLOAD_ARGS...: runs one case. Sets MIXED_RES (LABEL_k=v
+# figures) and returns 0, or sets MIXED_REASON too and returns 1.
+mixed_case() {
+    label=$1; size_mib=$2; shift 2
+    L=/tmp/mx-$label.json; log=/tmp/mx-$label.log; sock=mx_$label; conf=/tmp/mx-$label.conf
+    MIXED_RES=""; MIXED_REASON=""
+    lab_start_workload "$L" --mixed "${size_mib}M" --warm 0 --period-ms 100 --lock-rest "$@" ||
+        { MIXED_REASON=$label-workload-no-layout; return 1; }
+    lab_slide_conf "$conf" "$WL_PID" 3
+    sleep 1
+    flt0=$(mx_majflt "$WL_PID")
+    : >"$log"
+    lab_start_etmemd "$sock" "$log" || { MIXED_REASON=$label-etmemd-not-listening; mx_end; return 1; }
+    out=$(etmem obj add -f "$conf" -s "$sock" 2>&1) ||
+        { MIXED_REASON="$label-obj-add out=\"$(echo $out)\""; mx_end; return 1; }
+    ed_t0=$(mx_cpu_ticks "$ED_PID"); kd_t0=$(mx_kdamond_ticks)
+    t0=$(mx_now)
+    out=$(etmem project start -n lab -s "$sock" 2>&1) ||
+        { MIXED_REASON="$label-project-start out=\"$(echo $out)\""; mx_end; return 1; }
+    seen=0; ramp=""; r99=""; moved_at=""; cooled_rounds=""; after_move=0
+    worst_hot=0; per_round=""
+    moving=0; case " $* " in *" --move-after "*) moving=1 ;; esac
+    while :; do
+        n=$(mx_rounds "$log")
+        s=$(etmem-lab score --layout "$L") || { MIXED_REASON=$label-score-failed; mx_end; return 1; }
+        el=$(awk -v a="$t0" -v b="$(mx_now)" 'BEGIN { printf "%.1f", b - a }')
+        cold=$(mx_kv "$s" cold_swapped_pct); hot=$(mx_kv "$s" hot_swapped_pct)
+        mx_ge "$hot" "$worst_hot" && worst_hot=$hot
+        if [ -z "$ramp" ] && mx_ge "$cold" 99; then ramp=$el; fi
+        if [ "$moving" = 1 ] && [ -z "$moved_at" ]; then
+            moved_at=$(sed -n 's/^WORKLOAD moved .* t=\([0-9.]*\).*/\1/p' "$L.out")
+            [ -n "$moved_at" ] && moved_round=$n
+        fi
+        while [ "$seen" -lt "$n" ]; do
+            seen=$((seen + 1))
+            # a round just ended: its figures
+            per_round="$per_round r${seen}_cold=$cold r${seen}_hot=$hot"
+            if [ "$seen" -le 2 ]; then
+                eval "r${seen}_cold=$cold r${seen}_hot=$hot r${seen}_t=$el"
+            fi
+            [ -z "$r99" ] && mx_ge "$cold" 99 && r99=$seen
+            if [ -n "$moved_at" ] && [ "$seen" -gt "$moved_round" ] && [ -z "$cooled_rounds" ]; then
+                after_move=$((seen - moved_round))
+                mx_ge "$(mx_kv "$s" cooled_swapped_pct)" 99 && cooled_rounds=$after_move
+            fi
+        done
+        if [ "$moving" = 1 ]; then
+            [ -n "$cooled_rounds" ] && break
+            [ "$after_move" -ge 4 ] && break
+        else
+            [ "$n" -ge 3 ] && break
+        fi
+        mx_ge "$el" 90 && break
+        sleep 0.2
+    done
+    ed_cpu=$(( $(mx_cpu_ticks "$ED_PID") - ed_t0 )); kd_cpu=$(( $(mx_kdamond_ticks) - kd_t0 ))
+    flt=$(( $(mx_majflt "$WL_PID") - flt0 ))
+    # etmemd's own account of each round's CPU (scan + plan + act, the sleeps left out)
+    cpu_round_ms=$(sed -n 's/.*: round [0-9]*: tracked .* (cpu \([0-9.]*\) ms), plan \([0-9.]*\) ms, act [0-9.]* ms (cpu \([0-9.]*\) ms.*/\1 \2 \3/p' "$log" |
+        awk '{ s += $1 + $2 + $3; n++ } END { if (n) printf "%.1f", s / n; else print "none" }')
+    scan_cpu_ms=$(sed -n 's/.*: round [0-9]*: tracked .* scan [0-9.]* ms (cpu \([0-9.]*\) ms).*/\1/p' "$log" |
+        awk '{ s += $1; n++ } END { if (n) printf "%.1f", s / n; else print "none" }')
+    per_gib=$(awk -v c="$cpu_round_ms" -v m="$size_mib" 'BEGIN { if (c == "none") print "none"; else printf "%.1f", c * 1024 / m }')
+    passes=$(grep 'DAMON pass of pid' "$log" | tail -n 3 | sed 's/.*region(s) read in [0-9.]* ms (\([^)]*\)).*/\1/' | tr ' ,:' '__-' | tr '\n' ';')
+    MIXED_RES="${label}_cold_swapped_pct=${r1_cold:-none} ${label}_hot_swapped_pct=${r1_hot:-none} ${label}_r2_cold_swapped_pct=${r2_cold:-none} ${label}_r2_hot_swapped_pct=${r2_hot:-none} ${label}_worst_hot_pct=$worst_hot ${label}_rounds_to_99=${r99:-none} ${label}_ramp_s=${ramp:-none} ${label}_r1_s=${r1_t:-none} ${label}_hot_majflt=$flt ${label}_cpu_ms_per_round=$cpu_round_ms ${label}_scan_cpu_ms_per_round=$scan_cpu_ms ${label}_cpu_ms_per_round_per_gib=$per_gib ${label}_etmemd_cpu_s=$(awk -v t="$ed_cpu" 'BEGIN { printf "%.2f", t / 100 }') ${label}_kdamond_cpu_s=$(awk -v t="$kd_cpu" 'BEGIN { printf "%.2f", t / 100 }') ${label}_last_passes=$passes"
+    [ "$moving" = 1 ] && MIXED_RES="$MIXED_RES ${label}_moved_at_s=${moved_at:-none} ${label}_cooled_rounds=${cooled_rounds:-none}"
+    etmem project stop -n lab -s "$sock" >/dev/null 2>&1
+    mx_end
+    if [ -z "$r1_cold" ]; then MIXED_REASON=$label-no-round-1; return 1; fi
+    mx_ge "$r1_cold" 99 || { MIXED_REASON=$label-cold-after-round-1; return 1; }
+    mx_ge 0.1 "$r1_hot" || { MIXED_REASON=$label-hot-after-round-1; return 1; }
+    mx_ge 0.1 "$worst_hot" || { MIXED_REASON=$label-hot-swapped; return 1; }
+    mx_ge 10 "${r1_t}" || { MIXED_REASON=$label-round-1-after-10s; return 1; }
+    [ "$flt" = 0 ] || { MIXED_REASON=$label-hot-read-back; return 1; }
+    if [ "$moving" = 1 ]; then
+        [ -n "$cooled_rounds" ] && [ "$cooled_rounds" -le 2 ] || { MIXED_REASON=$label-cooled-not-swapped; return 1; }
+    fi
+    return 0
+}
+
+# mx_end: etmemd (SIGTERM: it removes its kdamond) and the workload go.
+mx_end() {
+    [ -n "$ED_PID" ] && kill "$ED_PID" 2>/dev/null && wait "$ED_PID" 2>/dev/null
+    ED_PID=""
+    lab_cleanup
+    # let the kernel settle: no kdamond of ours may be left for the next case
+    i=0
+    while lab_damon_busy && [ "$i" -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+}
+
+# mixed_run CASE_SPEC...: runs each "LABEL SIZE_MIB ARGS" (one string each) and ends the
+# scenario: lab_pass with every case's figures, or lab_fail naming the first case that
+# failed (the others' figures still printed).
+mixed_run() {
+    all=""; failed=""
+    for spec in "$@"; do
+        # shellcheck disable=SC2086
+        set -- $spec
+        if ! mixed_case "$@"; then
+            failed="${failed:+$failed,}$MIXED_REASON"
+        fi
+        all="$all $MIXED_RES"
+    done
+    [ -z "$failed" ] && lab_pass $all
+    lab_fail reason=$failed $all
+}
