@@ -100,17 +100,28 @@ mixed_case() {
     done
     ed_cpu=$(( $(mx_cpu_ticks "$ED_PID") - ed_t0 )); kd_cpu=$(( $(mx_kdamond_ticks) - kd_t0 ))
     flt=$(( $(mx_majflt "$WL_PID") - flt0 ))
-    # etmemd's own account of each round's CPU (scan + plan + act, the sleeps left out)
-    cpu_round_ms=$(sed -n 's/.*: round [0-9]*: tracked .* (cpu \([0-9.]*\) ms), plan \([0-9.]*\) ms, act [0-9.]* ms (cpu \([0-9.]*\) ms.*/\1 \2 \3/p' "$log" |
-        awk '{ s += $1 + $2 + $3; n++ } END { if (n) printf "%.1f", s / n; else print "none" }')
-    scan_cpu_ms=$(sed -n 's/.*: round [0-9]*: tracked .* scan [0-9.]* ms (cpu \([0-9.]*\) ms).*/\1/p' "$log" |
-        awk '{ s += $1; n++ } END { if (n) printf "%.1f", s / n; else print "none" }')
-    per_gib=$(awk -v c="$cpu_round_ms" -v m="$size_mib" 'BEGIN { if (c == "none") print "none"; else printf "%.1f", c * 1024 / m }')
+    # etmemd's own account of each round's CPU (scan + plan + act, the sleeps left out):
+    # round 1 (the one that swaps the cold pages out: mostly the kernel's page-out) and the
+    # steady rounds after it; per GiB tracked too
+    sed -n 's/.*: round \([0-9]*\): tracked .* (cpu \([0-9.]*\) ms), plan \([0-9.]*\) ms, act [0-9.]* ms (cpu \([0-9.]*\) ms.*/\1 \2 \3 \4/p' \
+        "$log" >/tmp/mx-rounds
+    cpu_figs=$(awk -v m="$size_mib" '
+        $1 == 1 { r1 = $2 + $3 + $4; s1 = $2 }
+        $1 > 1 { st += $2 + $3 + $4; ss += $2; n++ }
+        END {
+            if (r1 == "") r1 = "none"; else r1 = sprintf("%.1f", r1)
+            printf "r1_cpu_ms=%s r1_scan_cpu_ms=%s", r1, (s1 == "" ? "none" : sprintf("%.1f", s1))
+            if (n) printf " steady_cpu_ms=%.1f steady_scan_cpu_ms=%.1f steady_cpu_ms_per_gib=%.1f steady_scan_cpu_ms_per_gib=%.1f", st / n, ss / n, st / n * 1024 / m, ss / n * 1024 / m
+            else printf " steady_cpu_ms=none"
+        }' /tmp/mx-rounds | sed "s/\([a-z0-9_]*\)=/${label}_\1=/g")
     passes=$(grep 'DAMON pass of pid' "$log" | tail -n 3 | sed 's/.*region(s) read in [0-9.]* ms (\([^)]*\)).*/\1/' | tr ' ,:' '__-' | tr '\n' ';')
-    MIXED_RES="${label}_cold_swapped_pct=${r1_cold:-none} ${label}_hot_swapped_pct=${r1_hot:-none} ${label}_r2_cold_swapped_pct=${r2_cold:-none} ${label}_r2_hot_swapped_pct=${r2_hot:-none} ${label}_worst_hot_pct=$worst_hot ${label}_rounds_to_99=${r99:-none} ${label}_ramp_s=${ramp:-none} ${label}_r1_s=${r1_t:-none} ${label}_hot_majflt=$flt ${label}_cpu_ms_per_round=$cpu_round_ms ${label}_scan_cpu_ms_per_round=$scan_cpu_ms ${label}_cpu_ms_per_round_per_gib=$per_gib ${label}_etmemd_cpu_s=$(awk -v t="$ed_cpu" 'BEGIN { printf "%.2f", t / 100 }') ${label}_kdamond_cpu_s=$(awk -v t="$kd_cpu" 'BEGIN { printf "%.2f", t / 100 }') ${label}_last_passes=$passes"
+    MIXED_RES="${label}_cold_swapped_pct=${r1_cold:-none} ${label}_hot_swapped_pct=${r1_hot:-none} ${label}_r2_cold_swapped_pct=${r2_cold:-none} ${label}_r2_hot_swapped_pct=${r2_hot:-none} ${label}_worst_hot_pct=$worst_hot ${label}_rounds_to_99=${r99:-none} ${label}_ramp_s=${ramp:-none} ${label}_r1_s=${r1_t:-none} ${label}_hot_majflt=$flt $cpu_figs ${label}_etmemd_cpu_s=$(awk -v t="$ed_cpu" 'BEGIN { printf "%.2f", t / 100 }') ${label}_kdamond_cpu_s=$(awk -v t="$kd_cpu" 'BEGIN { printf "%.2f", t / 100 }') ${label}_last_passes=$passes"
     [ "$moving" = 1 ] && MIXED_RES="$MIXED_RES ${label}_moved_at_s=${moved_at:-none} ${label}_cooled_rounds=${cooled_rounds:-none}"
     etmem project stop -n lab -s "$sock" >/dev/null 2>&1
     mx_end
+    # for the console log (not the LAB line): what etmemd did, round by round
+    grep -E 'project start|round [0-9]+: tracked|DAMON pass|tracepoint|WARN|ERROR' "$log" |
+        sed "s/^/$label etmemd: /" >&2
     if [ -z "$r1_cold" ]; then MIXED_REASON=$label-no-round-1; return 1; fi
     mx_ge "$r1_cold" 99 || { MIXED_REASON=$label-cold-after-round-1; return 1; }
     mx_ge 0.1 "$r1_hot" || { MIXED_REASON=$label-hot-after-round-1; return 1; }
