@@ -79,6 +79,11 @@ struct Cli {
     /// Touch the warm region every this many periods.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     warm_every: u64,
+    /// Every this many pages of each touched run (the first, the N+1th, ...), a touch only
+    /// reads, whatever --access says: hot pages read and hot pages written side by side, as
+    /// in a database's buffer pool. 0: off.
+    #[arg(long, default_value_t = 0)]
+    read_every: u64,
     /// What a touch does to a page.
     #[arg(long, value_enum, default_value_t = Access::Rw)]
     access: Access,
@@ -230,7 +235,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 Class::Cold => false,
             };
             if due {
-                let (n, s) = mem.touch(r, cli.access);
+                let (n, s) = mem.touch(r, cli.access, cli.read_every);
                 now.touches += n;
                 sink = sink.wrapping_add(s);
             }

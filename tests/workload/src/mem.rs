@@ -434,12 +434,19 @@ impl Memory {
     }
 
     /// Touches every page of `region` once with `access`; returns the pages touched and a
-    /// checksum of what was read (so reads are not optimised away).
-    pub fn touch(&self, region: &Region, access: Access) -> (u64, u64) {
+    /// checksum of what was read (so reads are not optimised away). With `read_every` N > 0,
+    /// every Nth page of the region (the first, the N+1th, ...) is only read, whatever
+    /// `access` says.
+    pub fn touch(&self, region: &Region, access: Access, read_every: u64) -> (u64, u64) {
         let mut sum = 0u64;
         let pages = region.len / self.page;
         for i in 0..pages {
             let p = (region.start + i * self.page) as *mut u64;
+            let access = if read_every > 0 && (i as u64).is_multiple_of(read_every) {
+                Access::Read
+            } else {
+                access
+            };
             // SAFETY: as in `populate`: an aligned word at the start of one of our pages.
             unsafe {
                 match access {
@@ -488,12 +495,25 @@ mod tests {
         assert_eq!(l[0].start % page as u64, 0);
         assert!(l[1].start >= l[0].end + page as u64, "guard page between");
         assert_eq!(mem.populate(), l[0].pages + l[1].pages);
-        let (n, _) = mem.touch(&mem.regions()[0], Access::Rw);
+        let (n, _) = mem.touch(&mem.regions()[0], Access::Rw, 0);
         assert_eq!(n, l[0].pages);
         // After one rw touch, the first word of page 1 is the populate value plus one.
         // SAFETY: reading a word of our own populated mapping.
         let v = unsafe { ptr::read_volatile((l[0].start as usize + page) as *const u64) };
         assert_eq!(v, (1 | 0x5a5a_0000_0000_0000) + 1);
+        // read_every 2: pages 0, 2, ... only read (unchanged), the others written again
+        let (n, _) = mem.touch(&mem.regions()[0], Access::Rw, 2);
+        assert_eq!(n, l[0].pages);
+        let word = |i: usize| {
+            // SAFETY: reading a word of our own populated mapping.
+            unsafe { ptr::read_volatile((l[0].start as usize + i * page) as *const u64) }
+        };
+        assert_eq!(
+            word(0),
+            (0x5a5a_0000_0000_0000) + 1,
+            "read only: as the first touch left it"
+        );
+        assert_eq!(word(1), (1 | 0x5a5a_0000_0000_0000) + 2, "written again");
     }
 
     /// The `/proc/self/maps` line of the mapping holding `addr`: (start, end, perms).
@@ -537,7 +557,7 @@ mod tests {
         assert_eq!(vma_of(start - 1).2, "---p", "guard before");
         assert_eq!(vma_of(end).2, "---p", "guard after");
         assert_eq!(mem.populate(), 12);
-        let (n, _) = mem.touch(&mem.regions()[3], Access::Read);
+        let (n, _) = mem.touch(&mem.regions()[3], Access::Read, 0);
         assert_eq!(n, 1);
     }
 
