@@ -178,8 +178,38 @@ pub(crate) fn record_pass(
     st
 }
 
-/// A region the writes explain: its written pages get DAMON's count, the others none
-/// (seen present); hugetlb ranges in it keep the whole count.
+/// Unwritten pages between two written ones, fewer than this, count as used when their
+/// region was (see [`refine_region`]).
+pub(crate) const SHORT_GAP_PAGES: usize = 16;
+
+/// Whether slot `i` of `m` lies in a run of unwritten slots shorter than
+/// [`SHORT_GAP_PAGES`] with a written slot on each side (not a mapping's edge).
+fn in_short_gap(m: &[u8], i: usize) -> bool {
+    let written = |j: usize| m.get(j) == Some(&MARK_WRITTEN);
+    let mut a = i;
+    while a > 0 && !written(a - 1) {
+        a -= 1;
+        if i - a >= SHORT_GAP_PAGES {
+            return false;
+        }
+    }
+    let mut b = i + 1;
+    while b < m.len() && !written(b) {
+        b += 1;
+        if b - a >= SHORT_GAP_PAGES {
+            return false;
+        }
+    }
+    a > 0 && b < m.len() && b - a < SHORT_GAP_PAGES
+}
+
+/// A region the writes explain: its written pages get DAMON's count, the unwritten ones
+/// none (seen present), except those in a short gap between written pages
+/// ([`in_short_gap`]): soft-dirty cannot tell a page read among written ones (a database
+/// page only read between dirty ones, a read-mostly field of a written object) from a
+/// cold one, and such a page is far more likely hot than a cold page alone in the middle
+/// of hot ones. Cold runs of [`SHORT_GAP_PAGES`] or more pages are told apart page by
+/// page. Hugetlb ranges in the region keep the whole count.
 fn refine_region(map: &mut AccessMap, marks: &PassMarks, start: u64, end: u64, count: u8) {
     let first = marks.ranges.partition_point(|r| r.1 <= start);
     for (i, (s, e, hugetlb, m)) in marks.ranges.iter().enumerate().skip(first) {
@@ -195,13 +225,31 @@ fn refine_region(map: &mut AccessMap, marks: &PassMarks, start: u64, end: u64, c
             continue;
         };
         let hi = hi.min(slots.len()).min(m.len());
-        for (slot, &mark) in slots
+        let mut gap = None::<(usize, bool)>;
+        for (k, slot) in slots
             .get_mut(lo..hi)
             .unwrap_or(&mut [])
             .iter_mut()
-            .zip(&m[lo..hi])
+            .enumerate()
         {
-            bump(slot, if mark == MARK_WRITTEN { count } else { 0 });
+            let j = lo + k;
+            let used = if m[j] == MARK_WRITTEN {
+                gap = None;
+                true
+            } else {
+                // one look per run of unwritten slots
+                match gap {
+                    Some((end, short)) if j < end => short,
+                    _ => {
+                        let short = in_short_gap(m, j);
+                        // (within this region: a run goes on in the next region's call)
+                        let end = (j..hi).find(|&x| m[x] == MARK_WRITTEN).unwrap_or(hi);
+                        gap = Some((end, short));
+                        short
+                    }
+                }
+            };
+            bump(slot, if used { count } else { 0 });
         }
     }
 }
@@ -277,6 +325,59 @@ mod tests {
             c[16..].iter().all(|&v| v == Some(0)),
             "unwritten: cold: {c:?}"
         );
+    }
+
+    #[test]
+    fn short_unwritten_gaps_between_written_pages_keep_the_regions_count() {
+        // 64 pages: written 0..4, gap 4..6 (2 pages: short), written 6..10, gap 10..40
+        // (30 pages: long, cold), written 40..41, then unwritten to the mapping's edge
+        let (s, e) = (0x10_0000, 0x10_0000 + 64 * K);
+        let mut map = map_over(&[(s, e)]);
+        let w = |a: u64| {
+            let i = (a - s) / K;
+            if i < 4 || (6..10).contains(&i) || i == 40 {
+                MARK_WRITTEN
+            } else {
+                MARK_PRESENT
+            }
+        };
+        let m = marks(&map, w);
+        let st = record_pass(&mut map, &m, &[(s, e, 3)], 20);
+        assert_eq!(st.refined, 1);
+        let c = counts(&map, s, e);
+        assert_eq!(c[4], Some(3), "a page in a short gap: the region's count");
+        assert_eq!(c[5], Some(3));
+        assert_eq!(c[0], Some(4), "written: the count and one");
+        assert!(
+            c[10..40].iter().all(|&v| v == Some(0)),
+            "a long gap is cold: {c:?}"
+        );
+        assert!(
+            c[41..].iter().all(|&v| v == Some(0)),
+            "a run to the edge is cold"
+        );
+        // a gap of exactly SHORT_GAP_PAGES is long
+        let ms: Vec<u8> = (0..40)
+            .map(|i| {
+                if i == 0 || i == 1 + SHORT_GAP_PAGES {
+                    MARK_WRITTEN
+                } else {
+                    MARK_PRESENT
+                }
+            })
+            .collect();
+        assert!(!in_short_gap(&ms, 1));
+        assert!(!in_short_gap(&ms, SHORT_GAP_PAGES));
+        let ms: Vec<u8> = (0..40)
+            .map(|i| {
+                if i == 0 || i == SHORT_GAP_PAGES {
+                    MARK_WRITTEN
+                } else {
+                    MARK_PRESENT
+                }
+            })
+            .collect();
+        assert!(in_short_gap(&ms, 1) && in_short_gap(&ms, SHORT_GAP_PAGES - 1));
     }
 
     #[test]
