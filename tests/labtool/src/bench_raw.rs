@@ -1,13 +1,24 @@
 //! `etmem-lab bench-raw`: the raw kernel cost of one slide round over the workload (a
 //! kdamond of ours, raw DAMON passes, `process_madvise(MADV_PAGEOUT)` of the ranges every
 //! pass saw unaccessed) and of the next round's passes, wall and thread CPU milliseconds,
-//! for the round bench. It must
-//! only page out the workload's anonymous mappings.
+//! for the round bench.
+//!
+//! A raw pass reads DAMON's regions as etmemd's DAMON tracker does: through the
+//! `damon:damon_aggregated` tracepoint (a tracefs instance of ours, [`INSTANCE`]: the
+//! newest complete aggregation of target 0 not used yet) or, `--via sysfs`, through
+//! `update_schemes_tried_regions` and three files per region; then, with soft-dirty, a
+//! `PAGEMAP_SCAN` walk of the workload's anonymous mappings and `4` to `clear_refs`.
+//! Only that kernel work is timed, never the sleeps between passes or while waiting for an
+//! aggregation. It must only page out the workload's anonymous mappings, and must leave no
+//! trace instance behind.
 
 use crate::Outcome;
 use crate::layout::{Layout, anon_vmas};
 use anyhow::{Context, bail};
-use etmem_kernel::{AccessMap, Kernel, LinuxKernel};
+use etmem_kernel::track::{PagemapMethod, scan_pagemap};
+use etmem_kernel::{AccessMap, Kernel, LinuxKernel, ProcessHandle};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -46,6 +57,14 @@ impl Spent {
         self.wall += w.elapsed();
         r
     }
+    /// Thread CPU milliseconds spent since `earlier` (a copy of this one).
+    fn cpu_ms_since(&self, earlier: &Spent) -> f64 {
+        self.cpu.saturating_sub(earlier.cpu).as_secs_f64() * 1000.0
+    }
+    /// Wall milliseconds spent since `earlier` (a copy of this one).
+    fn wall_ms_since(&self, earlier: &Spent) -> f64 {
+        self.wall.saturating_sub(earlier.wall).as_secs_f64() * 1000.0
+    }
     fn ms(&self) -> (f64, f64) {
         (
             self.wall.as_secs_f64() * 1000.0,
@@ -72,9 +91,12 @@ fn intersect(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
     out
 }
 
-/// One raw DAMON pass on kdamond directory `dir`: the regions with no access seen,
-/// sorted, adjacent ones merged.
-fn raw_damon_pass(dir: &Path) -> anyhow::Result<(Vec<(u64, u64)>, usize)> {
+/// `(start, end, nr_accesses)` of DAMON regions.
+type Regions = Vec<(u64, u64, u64)>;
+
+/// Kdamond directory `dir`'s regions through sysfs: `update_schemes_tried_regions`, then
+/// `start`, `end` and `nr_accesses` of each region.
+fn sysfs_regions(dir: &Path) -> anyhow::Result<Regions> {
     let state = dir.join("state");
     std::fs::write(&state, "update_schemes_tried_regions")
         .with_context(|| format!("writing `{}`", state.display()))?;
@@ -102,6 +124,12 @@ fn raw_damon_pass(dir: &Path) -> anyhow::Result<(Vec<(u64, u64)>, usize)> {
             read(r.join("nr_accesses"))?,
         ));
     }
+    Ok(regions)
+}
+
+/// The regions with no access seen, sorted, adjacent ones merged, and how many regions
+/// there were.
+fn cold_of(mut regions: Regions) -> (Vec<(u64, u64)>, usize) {
     regions.sort_unstable();
     let n = regions.len();
     let mut cold: Vec<(u64, u64)> = Vec::new();
@@ -111,7 +139,336 @@ fn raw_damon_pass(dir: &Path) -> anyhow::Result<(Vec<(u64, u64)>, usize)> {
             _ => cold.push((s, e)),
         }
     }
-    Ok((cold, n))
+    (cold, n)
+}
+
+/// Where a pass reads DAMON's regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// `update_schemes_tried_regions`, then three files per region
+    Sysfs,
+    /// the `damon:damon_aggregated` tracepoint, in a tracefs instance of ours
+    Trace,
+}
+
+impl Via {
+    fn name(self) -> &'static str {
+        match self {
+            Via::Sysfs => "sysfs",
+            Via::Trace => "trace",
+        }
+    }
+}
+
+/// Our tracefs instance (etmemd's are `etmemd-<pid>`).
+const INSTANCE: &str = "etmemlab-raw";
+
+/// Per-CPU ring buffer of our instance, KiB (etmemd's size).
+const BUFFER_KB: u64 = 256;
+
+/// Where tracefs with the `damon_aggregated` event is mounted.
+fn tracefs() -> anyhow::Result<PathBuf> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("events/damon/damon_aggregated").is_dir() && p.join("instances").is_dir())
+        .context(
+            "no tracefs with the damon:damon_aggregated event and an instances directory under \
+             /sys/kernel/tracing or /sys/kernel/debug/tracing (mount tracefs, or use --via sysfs)",
+        )
+}
+
+/// One `damon_aggregated` event: `(target, nr_regions, start, end, nr_accesses)`, from a
+/// `trace_pipe` line `... damon_aggregated: target_id=T nr_regions=N START-END: ACC AGE`.
+/// Other lines (other events, lost-events notes, cut lines) give `None`.
+fn parse_event(line: &str) -> Option<(u64, u64, u64, u64, u64)> {
+    let (_, rest) = line.split_once(" damon_aggregated: ")?;
+    let mut it = rest.split_ascii_whitespace();
+    let target = it.next()?.strip_prefix("target_id=")?.parse().ok()?;
+    let nr = it.next()?.strip_prefix("nr_regions=")?.parse().ok()?;
+    let (start, end) = it.next()?.strip_suffix(':')?.split_once('-')?;
+    let acc = it.next()?.parse().ok()?;
+    it.next()?;
+    Some((target, nr, start.parse().ok()?, end.parse().ok()?, acc))
+}
+
+/// Target 0's aggregations put back together: a block is `nr_regions` consecutive events
+/// of the target, in address order (an event that does not follow on starts a new block,
+/// so a block whose head was lost is dropped).
+#[derive(Debug, Default)]
+struct Blocks {
+    /// the block being filled and the count it expects
+    open: (u64, Regions),
+    /// the newest complete block not taken yet
+    done: Option<Regions>,
+    /// complete blocks seen
+    complete: u64,
+}
+
+impl Blocks {
+    fn push(&mut self, (target, nr, start, end, acc): (u64, u64, u64, u64, u64)) {
+        if target != 0 || nr == 0 || end <= start {
+            return;
+        }
+        let (want, regions) = &mut self.open;
+        let continues = *want == nr && regions.last().is_some_and(|r| r.1 <= start);
+        if !continues {
+            *want = nr;
+            regions.clear();
+        }
+        regions.push((start, end, acc));
+        if regions.len() as u64 == *want {
+            self.done = Some(std::mem::take(regions));
+            self.complete += 1;
+        }
+    }
+
+    /// The newest complete block not taken yet.
+    fn take(&mut self) -> Option<Regions> {
+        self.done.take()
+    }
+}
+
+/// Our trace instance, recording our kdamond's `damon_aggregated` events; removed when
+/// closed or dropped (its pipe closed first: the kernel refuses to remove an instance whose
+/// `trace_pipe` is open, EBUSY).
+#[derive(Debug)]
+struct TraceFeed {
+    dir: PathBuf,
+    pipe: Option<std::fs::File>,
+    /// a line cut at the end of the last read
+    partial: Vec<u8>,
+    blocks: Blocks,
+    /// how long a pass waits for an aggregation
+    wait: Duration,
+    /// slept waiting for aggregations (not timed), since the last pass said it
+    waited: Duration,
+    removed: bool,
+}
+
+impl TraceFeed {
+    /// Makes instance [`INSTANCE`] under tracefs `root` (or takes over one a killed run
+    /// left), recording the events of kdamond thread `kthread_pid` from now on.
+    fn open(root: &Path, kthread_pid: u32, wait: Duration) -> anyhow::Result<TraceFeed> {
+        let dir = root.join("instances").join(INSTANCE);
+        if dir.is_dir() {
+            eprintln!("bench-raw: reusing the trace instance `{}`", dir.display());
+        } else {
+            std::fs::create_dir(&dir).with_context(|| format!("mkdir `{}`", dir.display()))?;
+        }
+        // from here, an error drops it: the instance goes
+        let mut f = TraceFeed {
+            dir,
+            pipe: None,
+            partial: Vec::new(),
+            blocks: Blocks::default(),
+            wait,
+            waited: Duration::ZERO,
+            removed: false,
+        };
+        let ev = "events/damon/damon_aggregated";
+        let filter = format!("common_pid == {kthread_pid}");
+        for (file, value) in [
+            ("tracing_on", "0"),
+            ("trace_clock", "mono"),
+            ("buffer_size_kb", &BUFFER_KB.to_string()),
+            (&format!("{ev}/filter"), &filter),
+            (&format!("{ev}/enable"), "1"),
+            // empty what a killed run may have left, then record
+            ("trace", ""),
+            ("tracing_on", "1"),
+        ] {
+            let p = f.dir.join(file);
+            std::fs::write(&p, value)
+                .with_context(|| format!("writing `{value}` to `{}`", p.display()))?;
+        }
+        let p = f.dir.join("trace_pipe");
+        f.pipe = Some(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&p)
+                .with_context(|| format!("opening `{}`", p.display()))?,
+        );
+        Ok(f)
+    }
+
+    /// Reads `trace_pipe` until it has nothing more (EAGAIN) into the blocks.
+    fn drain(&mut self) -> anyhow::Result<()> {
+        let Some(pipe) = self.pipe.as_mut() else {
+            bail!("trace instance `{}`: pipe closed", self.dir.display());
+        };
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let got = match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => k,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("reading `{}`", self.dir.join("trace_pipe").display())
+                    });
+                }
+            };
+            self.partial.extend_from_slice(&buf[..got]);
+            let cut = self
+                .partial
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            for line in self.partial[..cut].split(|&b| b == b'\n') {
+                if let Some(e) = std::str::from_utf8(line).ok().and_then(parse_event) {
+                    self.blocks.push(e);
+                }
+            }
+            self.partial.drain(..cut);
+        }
+        Ok(())
+    }
+
+    /// The regions of target 0's newest complete aggregation not used yet, waiting for one
+    /// in 20 ms sleeps (at most `wait`). Only the reads are measured into `spent`.
+    fn next_regions(&mut self, spent: &mut Spent) -> anyhow::Result<Regions> {
+        let deadline = Instant::now() + self.wait;
+        loop {
+            if let Some(r) = spent.measure(|| {
+                self.drain()?;
+                Ok(self.blocks.take())
+            })? {
+                return Ok(r);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "trace instance `{}`: no new complete aggregation of target 0 within {} ms \
+                     ({} complete so far)",
+                    self.dir.display(),
+                    self.wait.as_millis(),
+                    self.blocks.complete
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            self.waited += Duration::from_millis(20);
+        }
+    }
+
+    /// Closes the pipe and removes the instance.
+    fn close(mut self) -> anyhow::Result<()> {
+        drop(self.pipe.take());
+        self.removed = true;
+        std::fs::remove_dir(&self.dir)
+            .with_context(|| format!("removing the trace instance `{}`", self.dir.display()))
+    }
+}
+
+impl Drop for TraceFeed {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        drop(self.pipe.take());
+        if let Err(e) = std::fs::remove_dir(&self.dir) {
+            eprintln!(
+                "bench-raw: could not remove the trace instance `{}`: {e}; remove it with rmdir",
+                self.dir.display()
+            );
+        }
+    }
+}
+
+/// Where the passes read regions from.
+#[derive(Debug)]
+enum Source {
+    /// the kdamond's sysfs directory
+    Sysfs(PathBuf),
+    Trace(TraceFeed),
+}
+
+/// The pagemap step of etmemd's DAMON pass: a `PAGEMAP_SCAN` walk (present and soft-dirty
+/// runs) of the tracked mappings, then `4` to `clear_refs`.
+#[derive(Debug)]
+struct SoftDirty {
+    pagemap: PathBuf,
+    clear_refs: PathBuf,
+    /// `Scan` until the kernel says it has no PAGEMAP_SCAN
+    method: PagemapMethod,
+}
+
+impl SoftDirty {
+    fn new(p: &ProcessHandle) -> Self {
+        SoftDirty {
+            pagemap: p.path("pagemap"),
+            clear_refs: p.path("clear_refs"),
+            method: PagemapMethod::Scan,
+        }
+    }
+
+    /// One step over `scratch` (a copy of the tracked map, made outside the timing).
+    fn step(&mut self, scratch: &mut AccessMap) -> anyhow::Result<()> {
+        let f = std::fs::File::open(&self.pagemap)
+            .with_context(|| format!("opening `{}`", self.pagemap.display()))?;
+        let page = scratch.sizes().pte;
+        let used = scan_pagemap(&f, &self.pagemap, page, scratch, self.method, |b| {
+            b.present.then(|| u8::from(b.soft_dirty))
+        })?;
+        if used != self.method {
+            eprintln!("bench-raw: no PAGEMAP_SCAN on this kernel: pagemap read, 8 bytes a page");
+            self.method = used;
+        }
+        std::fs::write(&self.clear_refs, "4")
+            .with_context(|| format!("writing 4 to `{}`", self.clear_refs.display()))
+    }
+}
+
+/// The raw passes over one workload.
+#[derive(Debug)]
+struct Passes<'a> {
+    src: Source,
+    soft_dirty: Option<SoftDirty>,
+    map: &'a AccessMap,
+    done: u32,
+}
+
+impl Passes<'_> {
+    /// One pass, measured into `spent`: the regions with no access seen (sorted, merged)
+    /// and how many regions there were.
+    fn pass(&mut self, spent: &mut Spent) -> anyhow::Result<(Vec<(u64, u64)>, usize)> {
+        let t0 = *spent;
+        let mut waited = Duration::ZERO;
+        let (cold, n) = match &mut self.src {
+            Source::Sysfs(dir) => spent.measure(|| Ok(cold_of(sysfs_regions(dir)?)))?,
+            Source::Trace(feed) => {
+                let regions = feed.next_regions(spent)?;
+                waited = std::mem::take(&mut feed.waited);
+                spent.measure(|| Ok(cold_of(regions)))?
+            }
+        };
+        let t1 = *spent;
+        if let Some(sd) = &mut self.soft_dirty {
+            let mut scratch = self.map.clone();
+            spent.measure(|| sd.step(&mut scratch))?;
+        }
+        self.done += 1;
+        eprintln!(
+            "bench-raw: pass {}: {n} region(s) read, cpu {:.1} ms (wall {:.1} ms; {} ms waited for \
+             an aggregation, not timed), pagemap + clear_refs cpu {:.1} ms (wall {:.1} ms)",
+            self.done,
+            t1.cpu_ms_since(&t0),
+            t1.wall_ms_since(&t0),
+            waited.as_millis(),
+            spent.cpu_ms_since(&t1),
+            spent.wall_ms_since(&t1),
+        );
+        Ok((cold, n))
+    }
+
+    /// Removes what the passes set up (the trace instance).
+    fn close(self) -> anyhow::Result<()> {
+        match self.src {
+            Source::Sysfs(_) => Ok(()),
+            Source::Trace(feed) => feed.close(),
+        }
+    }
 }
 
 /// `process_madvise(pidfd, ranges, MADV_PAGEOUT)`, up to 1024 ranges per call; returns
@@ -190,8 +547,25 @@ fn raw_pageout(pid: u32, ranges: &[(u64, u64)]) -> anyhow::Result<(u64, u64, u64
     r.map(|()| (done, calls, failed))
 }
 
-pub fn bench_raw(path: &Path, passes: u32, window: Duration, steady_passes: u32) -> Outcome {
-    let layout = Layout::read(path)?;
+/// What `etmem-lab bench-raw` measures.
+#[derive(Debug)]
+pub struct BenchRawArgs {
+    /// the workload's layout JSON
+    pub layout: PathBuf,
+    /// passes of the round
+    pub passes: u32,
+    /// time between passes (the project's `sleep`)
+    pub window: Duration,
+    /// passes after the page-out
+    pub steady_passes: u32,
+    pub via: Via,
+    /// the pagemap step after the regions, each pass
+    pub soft_dirty: bool,
+}
+
+pub fn bench_raw(a: &BenchRawArgs) -> Outcome {
+    let (passes, window, steady_passes) = (a.passes, a.window, a.steady_passes);
+    let layout = Layout::read(&a.layout)?;
     let k = LinuxKernel::default();
     let p = k.open_process(layout.pid)?;
     let vmas = anon_vmas(&k, &p)?;
@@ -201,10 +575,8 @@ pub fn bench_raw(path: &Path, passes: u32, window: Duration, steady_passes: u32)
     let mut scan = Spent::default();
     let mut act = Spent::default();
     let mut steady = Spent::default();
-    let mut tracker = etmem_kernel::track::DamonTracker::new(
-        &k,
-        etmem_kernel::track::DamonAttrs::for_window(window),
-    );
+    let attrs = etmem_kernel::track::DamonAttrs::for_window(window);
+    let mut tracker = etmem_kernel::track::DamonTracker::new(&k, attrs);
     start.measure(|| Ok(etmem_kernel::Tracker::start(&mut tracker, &p, &map)?))?;
     let dir = PathBuf::from(format!(
         "/sys/kernel/mm/damon/admin/kdamonds/{}",
@@ -216,19 +588,42 @@ pub fn bench_raw(path: &Path, passes: u32, window: Duration, steady_passes: u32)
     // regions of the last steady pass)
     type Raw = (Vec<(u64, u64)>, usize, (u64, u64, u64), usize);
     let r = (|| -> anyhow::Result<Raw> {
+        let src = match a.via {
+            Via::Sysfs => Source::Sysfs(dir.clone()),
+            Via::Trace => {
+                let pid_file = dir.join("pid");
+                let t = std::fs::read_to_string(&pid_file)
+                    .with_context(|| format!("reading `{}`", pid_file.display()))?;
+                let kthread: u32 = t.trim().parse().ok().filter(|&p| p > 0).with_context(|| {
+                    format!(
+                        "`{}`: not a kdamond pid: `{}`",
+                        pid_file.display(),
+                        t.trim()
+                    )
+                })?;
+                // etmemd's wait: two aggregations and a second
+                let wait =
+                    Duration::from_micros(attrs.aggr_us.saturating_mul(2)) + Duration::from_secs(1);
+                Source::Trace(TraceFeed::open(&tracefs()?, kthread, wait)?)
+            }
+        };
+        // dropped on an error: the trace instance goes before the kdamond
+        let mut raw = Passes {
+            src,
+            soft_dirty: a.soft_dirty.then(|| SoftDirty::new(&p)),
+            map: &map,
+            done: 0,
+        };
         let mut cold: Option<Vec<(u64, u64)>> = None;
         let mut nr_regions = 0;
         for _ in 0..passes.max(1) {
             std::thread::sleep(window);
-            let (c, n) = scan.measure(|| {
-                let (c, n) = raw_damon_pass(&dir)?;
-                Ok((
-                    match cold.take() {
-                        None => c,
-                        Some(prev) => intersect(&prev, &c),
-                    },
-                    n,
-                ))
+            let (c, n) = raw.pass(&mut scan)?;
+            let c = scan.measure(|| {
+                Ok(match cold.take() {
+                    None => c,
+                    Some(prev) => intersect(&prev, &c),
+                })
             })?;
             cold = Some(c);
             nr_regions = n;
@@ -242,8 +637,9 @@ pub fn bench_raw(path: &Path, passes: u32, window: Duration, steady_passes: u32)
         let mut steady_regions = 0;
         for _ in 0..steady_passes {
             std::thread::sleep(window);
-            steady_regions = steady.measure(|| Ok(raw_damon_pass(&dir)?.1))?;
+            steady_regions = raw.pass(&mut steady)?.1;
         }
+        raw.close()?;
         Ok((cold, nr_regions, advised, steady_regions))
     })();
     let stopped = etmem_kernel::Tracker::stop(&mut tracker);
@@ -266,18 +662,154 @@ pub fn bench_raw(path: &Path, passes: u32, window: Duration, steady_passes: u32)
     Ok((
         ok,
         format!(
-            "tracked_kib={} passes={passes} regions={nr_regions} start_ms={start_ms:.1} start_cpu_ms={start_cpu:.1} scan_ms={scan_ms:.1} scan_cpu_ms={scan_cpu:.1} act_ms={act_ms:.1} act_cpu_ms={act_cpu:.1} act_pages={} act_ranges={} act_calls={calls} act_refused_ranges={refused} cold_covered_pct={:.1} steady_passes={steady_passes} steady_regions={steady_regions} steady_scan_ms={steady_ms:.1} steady_scan_cpu_ms={steady_cpu:.1}",
+            "tracked_kib={} passes={passes} regions={nr_regions} start_ms={start_ms:.1} start_cpu_ms={start_cpu:.1} scan_ms={scan_ms:.1} scan_cpu_ms={scan_cpu:.1} act_ms={act_ms:.1} act_cpu_ms={act_cpu:.1} act_pages={} act_ranges={} act_calls={calls} act_refused_ranges={refused} cold_covered_pct={:.1} steady_passes={steady_passes} steady_regions={steady_regions} steady_scan_ms={steady_ms:.1} steady_scan_cpu_ms={steady_cpu:.1} via={} soft_dirty={}",
             tracked / 1024,
             bytes / 4096,
             cold.len(),
-            100.0 * covered as f64 / cold_layout.max(1) as f64
+            100.0 * covered as f64 / cold_layout.max(1) as f64,
+            a.via.name(),
+            u8::from(a.soft_dirty),
         ),
     ))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::intersect;
+    use super::{Blocks, INSTANCE, SoftDirty, Spent, TraceFeed, cold_of, intersect, parse_event};
+    use std::time::Duration;
+
+    #[test]
+    fn trace_pipe_lines_parse_and_others_do_not() {
+        let l = "       kdamond.0-93      [001] .....    52.071542: damon_aggregated: \
+                 target_id=1 nr_regions=2 94649011245056-94649011253248: 3 7";
+        assert_eq!(
+            parse_event(l),
+            Some((1, 2, 94_649_011_245_056, 94_649_011_253_248, 3))
+        );
+        assert_eq!(
+            parse_event("  x-1 [000] ..... 1.0: sched_switch: a=b"),
+            None
+        );
+        assert_eq!(parse_event("CPU:1 [LOST 12 EVENTS]"), None);
+        assert_eq!(
+            parse_event("k-9 [0] ..... 5.5: damon_aggregated: target_id=0 nr_regions=2 10-"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_block_is_nr_regions_events_of_target_0_in_address_order() {
+        let mut b = Blocks::default();
+        b.push((0, 2, 0x1000, 0x2000, 1));
+        b.push((1, 1, 0x9000, 0xa000, 4));
+        assert_eq!(b.take(), None, "half an aggregation, and target 1's");
+        b.push((0, 2, 0x2000, 0x5000, 0));
+        assert_eq!(
+            b.take(),
+            Some(vec![(0x1000, 0x2000, 1), (0x2000, 0x5000, 0)])
+        );
+        assert_eq!(b.take(), None, "taken");
+        // the tail of one aggregation, then the head of the next: not one block
+        b.push((0, 3, 0x2000, 0x5000, 9));
+        b.push((0, 3, 0x1000, 0x1800, 0));
+        b.push((0, 3, 0x1800, 0x2000, 2));
+        assert_eq!(b.take(), None);
+        b.push((0, 3, 0x2000, 0x5000, 0));
+        // two complete ones: the newer is taken
+        b.push((0, 1, 0x1000, 0x5000, 5));
+        assert_eq!(b.take(), Some(vec![(0x1000, 0x5000, 5)]));
+        assert_eq!(b.complete, 3);
+    }
+
+    /// Needs the live kernel and permission to write a child's clear_refs (we run as root);
+    /// only our child (`sleep`) is touched.
+    #[test]
+    fn the_soft_dirty_step_walks_a_child_and_clears_its_bits() {
+        use etmem_kernel::{AccessMap, Kernel, LinuxKernel};
+        let k = LinuxKernel::default();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let r = (|| -> anyhow::Result<()> {
+            let p = k.open_process(child.id())?;
+            let vmas = crate::layout::anon_vmas(&k, &p)?;
+            let map = AccessMap::new(&vmas, k.page_sizes());
+            let mut sd = SoftDirty::new(&p);
+            sd.step(&mut map.clone())?;
+            sd.step(&mut map.clone())
+        })();
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        r.expect("two steps");
+    }
+
+    #[test]
+    fn cold_regions_are_sorted_and_merged() {
+        let r = vec![
+            (0x3000, 0x4000, 0),
+            (0x1000, 0x2000, 0),
+            (0x2000, 0x3000, 0),
+            (0x5000, 0x6000, 1),
+        ];
+        assert_eq!(cold_of(r), (vec![(0x1000, 0x4000)], 4));
+    }
+
+    #[test]
+    fn a_feed_reads_its_pipe_waits_a_bounded_time_and_removes_its_instance() {
+        // a plain directory stands in for tracefs
+        let root = std::env::temp_dir().join(format!("etmemlab-raw-test-{}", std::process::id()));
+        let dir = root.join("instances").join(INSTANCE);
+        std::fs::create_dir_all(dir.join("events/damon/damon_aggregated")).expect("events");
+        std::fs::write(dir.join("trace_pipe"), "").expect("pipe");
+        let mut f = TraceFeed::open(&root, 77, Duration::from_millis(50)).expect("feed");
+        let read = |p: &str| std::fs::read_to_string(dir.join(p)).expect(p);
+        assert_eq!(
+            read("events/damon/damon_aggregated/filter"),
+            "common_pid == 77"
+        );
+        assert_eq!(read("events/damon/damon_aggregated/enable"), "1");
+        assert_eq!(read("trace_clock"), "mono");
+        assert_eq!(read("buffer_size_kb"), "256");
+        assert_eq!(read("tracing_on"), "1");
+        let mut spent = Spent::default();
+        let e = f.next_regions(&mut spent).expect_err("nothing recorded");
+        assert!(
+            format!("{e}").contains("no new complete aggregation"),
+            "{e}"
+        );
+        let line = |s: u64, e: u64| {
+            format!(
+                "kdamond.0-77 [000] ..... 5.000001: damon_aggregated: target_id=0 \
+                 nr_regions=2 {s}-{e}: 0 3\n"
+            )
+        };
+        let mut text = line(4096, 8192);
+        text.push_str(&line(8192, 12288)[..30]);
+        std::fs::write(dir.join("trace_pipe"), &text).expect("write");
+        f.drain().expect("drain");
+        assert_eq!(f.blocks.take(), None, "the second line is cut");
+        text.push_str(&line(8192, 12288)[30..]);
+        std::fs::write(dir.join("trace_pipe"), &text).expect("append");
+        assert_eq!(
+            f.next_regions(&mut spent).expect("a block"),
+            vec![(4096, 8192, 0), (8192, 12288, 0)]
+        );
+        // tracefs empties an instance by itself; a plain directory: its files first
+        for p in [
+            "trace_pipe",
+            "trace",
+            "trace_clock",
+            "buffer_size_kb",
+            "tracing_on",
+        ] {
+            std::fs::remove_file(dir.join(p)).expect(p);
+        }
+        std::fs::remove_dir_all(dir.join("events")).expect("events");
+        f.close().expect("removed");
+        assert!(!dir.exists());
+        std::fs::remove_dir_all(&root).expect("root");
+    }
 
     #[test]
     fn intersect_keeps_only_common_parts() {

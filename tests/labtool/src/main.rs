@@ -4,9 +4,9 @@
 //!
 //! Each subcommand prints details to stderr and ONE summary line of `key=value` pairs to
 //! stdout, and exits 0 when the check passed, 1 when it failed (`score` is a measurement:
-//! 0 whenever it could read). It is a test tool: it must
-//! only ever be run in the lab guest (it writes `clear_refs`, DAMON sysfs and
-//! `ns_last_pid`), except `windows`, which only reads the host's lab logs.
+//! 0 whenever it could read). It is a test tool: it must only ever be run in the lab guest
+//! (it writes `clear_refs`, DAMON sysfs, a tracefs instance and `ns_last_pid`), except
+//! `windows`, which only reads the host's lab logs.
 
 mod bench_raw;
 mod layout;
@@ -18,7 +18,7 @@ mod score;
 mod track;
 mod windows;
 
-use bench_raw::bench_raw;
+use bench_raw::{BenchRawArgs, Via, bench_raw};
 use clap::{Parser, Subcommand};
 use etmem_kernel::ActionReport;
 use migrate::migrate;
@@ -135,12 +135,14 @@ enum Cmd {
     /// refused on the old handle.
     RecycledPid,
     /// The raw kernel cost of one slide round over the workload, for the round bench: a
-    /// kdamond of ours (as etmemd's DAMON tracker sets it up), `passes` of
-    /// `update_schemes_tried_regions` + reading the regions, `window-ms` apart (the sleeps
-    /// are not timed), then `process_madvise(MADV_PAGEOUT)` of the ranges every pass saw
-    /// unaccessed, up to 1024 ranges per call, then `steady-passes` more passes (as the
-    /// next round's scan would make, once DAMON has split its regions). Prints wall and
-    /// thread CPU milliseconds.
+    /// kdamond of ours (as etmemd's DAMON tracker sets it up), `passes` raw passes
+    /// `window-ms` apart (the sleeps are not timed), then `process_madvise(MADV_PAGEOUT)`
+    /// of the ranges every pass saw unaccessed, up to 1024 ranges per call, then
+    /// `steady-passes` more passes (as the next round's scan would make, once DAMON has
+    /// split its regions). A pass is what etmemd's DAMON tracker does: the regions (through
+    /// the damon_aggregated tracepoint, or sysfs), then, with soft-dirty, a PAGEMAP_SCAN
+    /// walk of the anonymous mappings and `4` to clear_refs. Prints wall and thread CPU
+    /// milliseconds, then `via=trace|sysfs soft_dirty=0|1`.
     BenchRaw {
         /// the workload's layout JSON
         #[arg(long)]
@@ -154,6 +156,20 @@ enum Cmd {
         /// passes after the page-out, timed apart (`steady_*` keys)
         #[arg(long, default_value_t = 0)]
         steady_passes: u32,
+        /// where a pass reads DAMON's regions: `trace` (the damon:damon_aggregated
+        /// tracepoint in a tracefs instance `etmemlab-raw`: the newest complete aggregation
+        /// not used yet, as etmemd does) or `sysfs` (update_schemes_tried_regions, then
+        /// three files per region)
+        #[arg(long, value_enum, default_value_t = Via::Trace)]
+        via: Via,
+        /// after the regions, each pass walks the workload's anonymous mappings with
+        /// PAGEMAP_SCAN (present and soft-dirty) and writes 4 to clear_refs, as etmemd's
+        /// DAMON tracker does (the default)
+        #[arg(long, overrides_with = "no_soft_dirty")]
+        soft_dirty: bool,
+        /// no pagemap step: the regions only
+        #[arg(long, overrides_with = "soft_dirty")]
+        no_soft_dirty: bool,
     },
     /// On the HOST, after a lab boot: a scenario's throughput windows (`LABWIN` console
     /// lines) judged by work per CPU second of the vCPU the workload was pinned to, from
@@ -235,12 +251,17 @@ fn main() {
             passes,
             window_ms,
             steady_passes,
-        } => bench_raw(
-            &layout,
+            via,
+            soft_dirty: _,
+            no_soft_dirty,
+        } => bench_raw(&BenchRawArgs {
+            layout,
             passes,
-            Duration::from_millis(window_ms),
+            window: Duration::from_millis(window_ms),
             steady_passes,
-        ),
+            via,
+            soft_dirty: !no_soft_dirty,
+        }),
         Cmd::Windows {
             console,
             vcpu,
@@ -274,4 +295,41 @@ fn reasons(rep: &ActionReport) -> String {
         .iter()
         .map(|(why, n)| format!(" failed_{why}={n}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, Cmd, Via};
+    use clap::Parser;
+
+    /// `(via, soft-dirty on)` of a bench-raw command line.
+    fn bench_raw(args: &[&str]) -> (Via, bool) {
+        let mut argv = vec!["etmem-lab", "bench-raw", "--layout", "l.json"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).expect("parses").cmd {
+            Cmd::BenchRaw {
+                via, no_soft_dirty, ..
+            } => (via, !no_soft_dirty),
+            other => panic!("not bench-raw: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bench_raw_defaults_to_the_trace_and_soft_dirty_and_the_last_flag_wins() {
+        assert_eq!(bench_raw(&[]), (Via::Trace, true));
+        assert_eq!(
+            bench_raw(&["--via", "sysfs", "--no-soft-dirty"]),
+            (Via::Sysfs, false)
+        );
+        assert_eq!(
+            bench_raw(&["--no-soft-dirty", "--soft-dirty"]),
+            (Via::Trace, true)
+        );
+        assert_eq!(
+            bench_raw(&["--soft-dirty", "--no-soft-dirty"]),
+            (Via::Trace, false)
+        );
+        let err = Cli::try_parse_from(["etmem-lab", "bench-raw", "--layout", "l", "--via", "x"]);
+        assert!(err.is_err(), "an unknown --via is refused");
+    }
 }
