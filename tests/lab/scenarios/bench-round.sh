@@ -5,29 +5,49 @@
 #  (a) the cost of a round (scan + plan + act) per GiB of target memory, against the raw
 #      kernel cost of the same work: etmemd (slide, loop=2, sleep=1, T=1, DAMON tracker)
 #      logs each round's cost (`round N: tracked X KiB ..., scan A ms (cpu B ms), plan C ms,
-#      act D ms (cpu E ms, F page(s))`); `etmem-lab bench-raw` does the same work on a
-#      fresh copy of the workload directly: a kdamond, 2 x (update_schemes_tried_regions +
-#      read the regions), one process_madvise(MADV_PAGEOUT) per 1024 cold ranges.
+#      act D ms (cpu E ms, F page(s))`); `etmem-lab bench-raw` does the same kernel work on
+#      a fresh copy of the workload directly: a kdamond, 2 passes as etmemd's DAMON
+#      tracker makes them (the newest aggregation's regions through the
+#      damon:damon_aggregated tracepoint, a trace instance of its own; then a PAGEMAP_SCAN
+#      walk of the anonymous mappings, present + soft-dirty, and 4 to clear_refs), one
+#      process_madvise(MADV_PAGEOUT) per 1024 cold ranges, then 2 steady passes.
 #      Round 1 is the round that swaps the cold 75 % out (its scan includes starting the
 #      tracker: the raw figure includes starting the kdamond too); round 2 is a steady
 #      round (scan of an already swapped workload).
 #  (b) etmemd's resident memory per GiB tracked: VmRSS/VmHWM of an idle etmemd, then
 #      after 2 rounds of a project tracking each workload size; the marginal KiB per GiB
 #      is (RSS at the big size - RSS at the small one) / (GiB tracked difference).
-# Sizes: BENCH_SIZES (MiB, default "128 256"): 25 % hot (written every 100 ms), 75 % cold;
-# the zram swap holds 256 MiB, so 75 % of a size must stay under it.
-# Keys per size M: mM_tracked_kib, mM_ours_ms_gib / mM_raw_ms_gib / mM_ratio (round 1
-# wall), mM_ours_cpu_ms_gib / mM_raw_cpu_ms_gib / mM_cpu_ratio (thread CPU; the plan
-# counts as CPU; the raw figure is the mean of a run before and one after etmemd's, both
-# in mM_raw_runs_ms), mM_scan2_cpu_ms_gib / mM_raw_scan_cpu_ms_gib / mM_scan2_cpu_ratio (round
-# 2's scan CPU against as many raw passes made after the raw page-out, when DAMON has split
-# its regions as it has for etmemd's round 2; their region counts in
-# mM_raw_steady_regions), pages acted on by each, mM_rss_kib, mM_hwm_kib;
+# Sizes: BENCH_SIZES (MiB, default "128 512"): 25 % hot (written every 100 ms), 75 % cold;
+# the zram swap holds 768 MiB (tests/lab/init), so 75 % of a size must stay under it
+# (checked first: reason=size-over-swap).
+# Per size M, four fresh workloads in turn: raw (trace + soft-dirty), etmemd, raw again
+# (trace + soft-dirty), raw with `--via sysfs --no-soft-dirty` (yesterday's baseline: the
+# regions through update_schemes_tried_regions + 3 sysfs files per region, no pagemap
+# step). The ratios are etmemd's figure over the raw one, both per GiB tracked:
+#  mM_ratio            round 1's wall (scan + plan + act) over the raw round's (start +
+#                      passes + page-out; the mean of the two trace runs, both in
+#                      mM_raw_runs_ms);
+#  mM_cpu_ratio        the same in thread CPU (the plan counts as CPU);
+#  mM_scan2_cpu_ratio  round 2's scan CPU over the raw steady passes' CPU (trace +
+#                      soft-dirty: the same kernel work as etmemd's passes, made after the
+#                      raw page-out, when DAMON has split its regions as it has for
+#                      etmemd's round 2; mean of the two trace runs): etmemd's own overhead
+#                      on top of the kernel's;
+#  mM_scan2_vs_sysfs_raw_cpu_ratio  round 2's scan CPU over the sysfs run's steady passes'
+#                      CPU (regions only, read through sysfs): etmemd's whole pass against
+#                      yesterday's raw baseline; a figure, no verdict.
+# Keys per size M: mM_tracked_kib, mM_ours_ms_gib / mM_raw_ms_gib / mM_ratio,
+# mM_raw_runs_ms, mM_ours_cpu_ms_gib / mM_raw_cpu_ms_gib / mM_cpu_ratio,
+# mM_scan2_cpu_ms_gib / mM_raw_scan_cpu_ms_gib / mM_scan2_cpu_ratio,
+# mM_raw_steady_regions (the two trace runs'), mM_raw_sysfs_scan_cpu_ms_gib /
+# mM_scan2_vs_sysfs_raw_cpu_ratio, mM_raw_sysfs_steady_regions, pages acted on by each
+# (mM_pages_ours, mM_pages_raw), mM_rss_kib, mM_hwm_kib;
 # then idle_rss_kib, rss_kib_per_gib and hwm_kib_per_gib (marginal, between the first and
 # last size), kdamonds_left (kdamonds etmemd left behind; the scenario removes them).
-# Wall times include DAMON's wait for its next aggregation (up to `sleep` per pass): the
-# CPU figures are the steadier ones.
-# Pass: every figure was measured.
+# Wall times: etmemd's scan includes its waits for DAMON's next aggregation; the raw trace
+# passes leave those waits out (bench-raw times the reads only), the sysfs ones include
+# update_schemes_tried_regions' wait: the CPU figures are the ones to compare.
+# Pass: every figure was measured (and bench-raw left no trace instance behind).
 LAB_NAME=bench-round
 . /lab/lib.sh
 
@@ -36,7 +56,8 @@ CONF=/tmp/bench-round.conf
 L=/tmp/br-layout.json
 LOG=/tmp/br-etmemd.log
 KD=/sys/kernel/mm/damon/admin/kdamonds
-SIZES=${BENCH_SIZES:-128 256}
+TR=/sys/kernel/tracing
+SIZES=${BENCH_SIZES:-128 512}
 ED_PID=""
 
 stop_etmemd() {
@@ -92,18 +113,33 @@ start_workload() {
         --period-ms 100 --access write || fail reason=workload-no-layout "size_mib=$1"
 }
 
-# raw_run SIZE OUT: etmem-lab bench-raw on a fresh workload of SIZE MiB, its line in OUT.
+# raw_run SIZE OUT [ARGS...]: etmem-lab bench-raw (with ARGS) on a fresh workload of SIZE
+# MiB, its line in OUT; fails when it left its trace instance behind.
 raw_run() {
-    start_workload "$1"
+    rr_size=$1; rr_out=$2; shift 2
+    start_workload "$rr_size"
     sleep 1
-    etmem-lab bench-raw --layout "$L" --passes 2 --window-ms 1000 --steady-passes 2 >"$2" 2>"$2.err" ||
-        fail reason=bench-raw "size_mib=$1" "$(cat "$2")"
+    etmem-lab bench-raw --layout "$L" --passes 2 --window-ms 1000 --steady-passes 2 "$@" \
+        >"$rr_out" 2>"$rr_out.err" || {
+        tail -n 10 "$rr_out.err" | sed 's/^/bench-round: /'
+        fail reason=bench-raw "size_mib=$rr_size" "$(cat "$rr_out")"
+    }
     lab_cleanup
     damon_reset >/dev/null
+    [ ! -d "$TR/instances/etmemlab-raw" ] ||
+        fail reason=raw-trace-instance-left "size_mib=$rr_size" "args=\"$*\""
 }
 
 grep -q zram /proc/swaps || lab_fail reason=no-zram-swap
 [ -f "$KD/nr_kdamonds" ] || lab_fail reason=no-damon-sysfs
+[ -d "$TR/events/damon/damon_aggregated" ] || lab_fail reason=no-damon-tracepoint "tracefs=$TR"
+swap_kib=$(awk 'NR > 1 { s += $3 } END { print s + 0 }' /proc/swaps)
+for M in $SIZES; do
+    [ $((M * 3 / 4 * 1024)) -lt "$swap_kib" ] ||
+        lab_fail reason=size-over-swap "size_mib=$M" "swap_kib=$swap_kib"
+done
+# one a killed run may have left (bench-raw would take it over)
+rmdir "$TR/instances/etmemlab-raw" 2>/dev/null
 for b in etmemd etmem etmem-lab; do command -v "$b" >/dev/null || lab_fail "reason=no-$b"; done
 left=$(damon_reset)
 
@@ -131,8 +167,14 @@ for M in $SIZES; do
     lab_cleanup
     left=$((left + $(damon_reset)))
     raw_run "$M" /tmp/br-raw2.out
-    echo "bench-round: size $M MiB: raw before: $(cat /tmp/br-raw1.out)"
-    echo "bench-round: size $M MiB: raw after: $(cat /tmp/br-raw2.out)"
+    # 3. yesterday's baseline: the regions through sysfs, no pagemap step
+    raw_run "$M" /tmp/br-raw3.out --via sysfs --no-soft-dirty
+    for r in "1 before" "2 after" "3 sysfs"; do
+        set -- $r
+        echo "bench-round: size $M MiB: raw $2: $(cat "/tmp/br-raw$1.out")"
+        # its passes, part by part (regions; pagemap + clear_refs)
+        sed "s/^/bench-round: size $M MiB: raw $2: /" "/tmp/br-raw$1.out.err"
+    done
     echo "bench-round: size $M MiB: round 1: $(round_line 1)"
     echo "bench-round: size $M MiB: round 2: $(round_line 2)"
     grep 'swap out pid' "$LOG" | head -n 2 | sed "s/^/bench-round: size $M MiB: etmemd: /"
@@ -143,6 +185,7 @@ for M in $SIZES; do
     o2_scan_cpu=$4
     R=/tmp/br-raw1.out
     R2=/tmp/br-raw2.out
+    R3=/tmp/br-raw3.out
     r_ms=$(calc "print ($(kv $R start_ms) + $(kv $R scan_ms) + $(kv $R act_ms) + $(kv $R2 start_ms) + $(kv $R2 scan_ms) + $(kv $R2 act_ms)) / 2")
     r_cpu=$(calc "print ($(kv $R start_cpu_ms) + $(kv $R scan_cpu_ms) + $(kv $R act_cpu_ms) + $(kv $R2 start_cpu_ms) + $(kv $R2 scan_cpu_ms) + $(kv $R2 act_cpu_ms)) / 2")
     # round 2's scan against the raw passes that follow the raw page-out (DAMON has split
@@ -151,6 +194,8 @@ for M in $SIZES; do
     r_kib=$(kv $R tracked_kib)
     gib=$(calc "print $kib / 1048576")
     r_gib=$(calc "print $r_kib / 1048576")
+    r3_gib=$(calc "print $(kv $R3 tracked_kib) / 1048576")
+    r3_scan_cpu=$(kv $R3 steady_scan_cpu_ms)
     res="$res m${M}_tracked_kib=$kib"
     res="$res m${M}_ours_ms_gib=$(calc "printf \"%.0f\", $o_ms / $gib") m${M}_raw_ms_gib=$(calc "printf \"%.0f\", $r_ms / $r_gib")"
     res="$res m${M}_ratio=$(calc "printf \"%.2f\", ($o_ms / $gib) / ($r_ms / $r_gib)")"
@@ -160,6 +205,9 @@ for M in $SIZES; do
     res="$res m${M}_scan2_cpu_ms_gib=$(calc "printf \"%.0f\", $o2_scan_cpu / $gib") m${M}_raw_scan_cpu_ms_gib=$(calc "printf \"%.0f\", $r_scan_cpu / $r_gib")"
     res="$res m${M}_scan2_cpu_ratio=$(calc "printf \"%.2f\", ($o2_scan_cpu / $gib) / ($r_scan_cpu / $r_gib)")"
     res="$res m${M}_raw_steady_regions=$(kv $R steady_regions),$(kv $R2 steady_regions)"
+    res="$res m${M}_raw_sysfs_scan_cpu_ms_gib=$(calc "printf \"%.0f\", $r3_scan_cpu / $r3_gib")"
+    res="$res m${M}_scan2_vs_sysfs_raw_cpu_ratio=$(calc "printf \"%.2f\", ($o2_scan_cpu / $gib) / ($r3_scan_cpu / $r3_gib)")"
+    res="$res m${M}_raw_sysfs_steady_regions=$(kv $R3 steady_regions)"
     res="$res m${M}_pages_ours=$o_pages m${M}_pages_raw=$(kv $R act_pages)"
     res="$res m${M}_rss_kib=$rss m${M}_hwm_kib=$hwm"
     if [ -n "$rss_prev" ]; then
