@@ -45,11 +45,14 @@ start_project() {
 # settled WHAT: DAMON must be free within 20 s (a pass or two, then the kdamond's stop, on
 # a TCG guest whose host may be busy); the seconds it took are reported as settle_s.
 settle_s=""
+# trace_instances: etmemd's trace instances (instances/etmemd-PID under tracefs, one with
+# each kdamond of ours), comma-separated; they must go with the kdamond.
+trace_instances() { ls /sys/kernel/tracing/instances 2>/dev/null | grep '^etmemd-' | tr '\n' ,; }
 settled() {
     t=$(cut -d' ' -f1 /proc/uptime)
     i=0
-    while lab_damon_busy; do
-        i=$((i + 1)); [ "$i" -le 200 ] || fail reason="kdamond-left-after-$1" "damon=\"$(lab_damon_state)\"" "settle_s=$settle_s"
+    while lab_damon_busy || [ -n "$(trace_instances)" ]; do
+        i=$((i + 1)); [ "$i" -le 200 ] || fail reason="kdamond-left-after-$1" "damon=\"$(lab_damon_state)\"" "trace_instances=$(trace_instances)" "settle_s=$settle_s"
         sleep 0.1
     done
     settle_s="$settle_s${settle_s:+,}$1:$(awk -v a="$t" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }')"
@@ -105,10 +108,15 @@ grep -qx "owner_pid=$killed" "$st" 2>/dev/null ||
 grep -qx "kthread_pid=$kthread" "$st" || fail reason=state-file-kthread "kthread=$kthread" \
     "content=\"$(tr '\n' ' ' <"$st")\""
 after_kill=$(lab_damon_state)
+killed_instances=$(trace_instances)
 start_etmemd
 start_project case=reclaim
 grep -q "reclaimed kdamond $k (kthread pid $kthread) left running by etmemd pid $killed" /tmp/dc-etmemd.log ||
     fail reason=not-reclaimed "damon=\"$(lab_damon_state)\""
+# the killed etmemd's trace instance was removed by the new one
+case ",$(trace_instances)" in *",etmemd-$killed,"*)
+    fail reason=dead-etmemd-trace-instance-left "instances=$(trace_instances)" ;;
+esac
 k2=$(($(cat $kd/nr_kdamonds) - 1))
 [ "$(lab_kd_state "$k2")" = on ] || fail reason=reclaimed-not-on "damon=\"$(lab_damon_state)\""
 [ "$(cat $kd/$k2/contexts/0/targets/0/pid_target)" = "$WL_PID" ] ||
@@ -123,4 +131,5 @@ settled reclaim-sigterm
 after_reclaim=$(lab_damon_state)
 
 lab_pass "before=\"$before\"" "after_stop=\"$after_stop\"" "after_sigterm=\"$after_term\"" "after_exit=\"$after_exit\"" \
-    "after_kill=\"$after_kill\"" "after_reclaim=\"$after_reclaim\"" "settle_s=$settle_s"
+    "after_kill=\"$after_kill\"" "after_reclaim=\"$after_reclaim\"" "settle_s=$settle_s" \
+    "trace_instances_after_kill=${killed_instances:-none}"
