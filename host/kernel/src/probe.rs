@@ -30,7 +30,7 @@ pub struct ProbeReport {
     pub trackers: Vec<(TrackerKind, Result<(), String>)>,
     /// `swap_pages`, `process_madvise`, `move_pages`, `swap space`
     pub actions: Vec<Capability>,
-    /// what makes a tracker cheaper when present: `pagemap_scan`
+    /// what makes a tracker cheaper when present: `pagemap_scan`, `damon_trace`
     pub aids: Vec<Capability>,
 }
 
@@ -203,14 +203,23 @@ pub fn probe(k: &LinuxKernel) -> ProbeReport {
             Err("no active swap device in /proc/swaps: swap-out has nowhere to go".into())
         },
     });
-    let aids = vec![Capability {
-        name: "pagemap_scan".into(),
-        status: if live {
-            track::pagemap_scan_availability(k.proc_root())
-        } else {
-            Err("not checked: not the live kernel".into())
+    let not_live = || Err("not checked: not the live kernel".into());
+    let aids = vec![
+        Capability {
+            name: "pagemap_scan".into(),
+            status: if live {
+                track::pagemap_scan_availability(k.proc_root())
+            } else {
+                not_live()
+            },
         },
-    }];
+        Capability {
+            // DAMON's regions read in bulk (one trace_pipe read) instead of three sysfs
+            // files per region
+            name: "damon_trace".into(),
+            status: track::damon_trace_availability(k.sys_root()),
+        },
+    ];
     ProbeReport {
         kernel,
         root,

@@ -44,6 +44,7 @@ pub use pagemap::{PageBits, PagemapMethod};
 pub use soft_dirty::{SoftDirtyTracker, scan_pagemap};
 
 pub(crate) use damon::admin as damon_admin;
+pub(crate) use damon::trace_availability as damon_trace_availability;
 
 use crate::access::AccessMap;
 use crate::linux::LinuxKernel;

@@ -576,6 +576,25 @@ fn probe_reports_reasons() {
         .clone()
         .expect_err("must fail");
     assert!(damon.contains("running and is not ours"), "{damon}");
+    // the bulk read of DAMON's regions: missing without tracefs' damon event, then there
+    let trace = rep
+        .aid("damon_trace")
+        .expect("aid")
+        .clone()
+        .expect_err("no tracefs");
+    assert!(
+        trace.contains("no tracefs with the damon:damon_aggregated event"),
+        "{trace}"
+    );
+    let tr = f.sys_root().join("kernel/tracing");
+    std::fs::create_dir_all(tr.join("events/damon/damon_aggregated")).expect("event");
+    std::fs::create_dir_all(tr.join("instances")).expect("instances");
+    let rep = etmem_kernel::probe(f.linux());
+    assert_eq!(rep.aid("damon_trace"), Some(&Ok(())));
+    assert!(
+        rep.to_string().contains("aid damon_trace: available"),
+        "{rep}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 #!/bin/sh
 # probe: the lab kernel (Debian 6.12) offers DAMON and soft-dirty trackers, process_madvise,
-# move_pages, swap and PAGEMAP_SCAN (the trackers' cheaper pagemap pass); it lacks openEuler's idle_pages/swap_pages and page_idle, each
+# move_pages, swap, PAGEMAP_SCAN (the trackers' cheaper pagemap pass) and the damon_aggregated
+# tracepoint (DAMON's regions in one read); it lacks openEuler's idle_pages/swap_pages and page_idle, each
 # reported with a reason.
 # `etmemd --probe` prints etmem_kernel::probe(); `etmem-lab probe` checks the expectations
 # and etmemd's own output must agree with it tracker by tracker.
@@ -8,7 +9,7 @@ LAB_NAME=probe
 . /lab/lib.sh
 
 res=$(etmem-lab probe \
-    --expect-available damon,softdirty,process_madvise,move_pages,swap_space,pagemap_scan \
+    --expect-available damon,softdirty,process_madvise,move_pages,swap_space,pagemap_scan,damon_trace \
     --expect-missing idle_pages,page_idle,swap_pages 2>/tmp/probe.txt)
 rc=$?
 cat /tmp/probe.txt

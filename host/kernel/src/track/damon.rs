@@ -27,6 +27,12 @@ mod state;
 mod sysfs;
 mod trace;
 
+/// Whether DAMON's regions can be read through the `damon:damon_aggregated` tracepoint
+/// under the sysfs root `sys` (nothing is written).
+pub(crate) fn trace_availability(sys: &Path) -> Result<(), String> {
+    trace::availability(sys).map(|_| ())
+}
+
 pub use shared::release_owned;
 
 use super::pagemap::PagemapMethod;

@@ -167,7 +167,7 @@ fn tracefs(sys: &Path) -> Option<PathBuf> {
         .find(|p| p.join("events/damon/damon_aggregated").is_dir())
 }
 
-/// Why the tracepoint cannot serve, without writing anything (`None`: it can).
+/// Where the tracepoint can serve (the tracefs root), or why not, without writing anything.
 pub(crate) fn availability(sys: &Path) -> Result<PathBuf, String> {
     let Some(root) = tracefs(sys) else {
         return Err(format!(
