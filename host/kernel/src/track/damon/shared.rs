@@ -497,7 +497,6 @@ fn lock(t: &Mutex<Feed>) -> std::sync::MutexGuard<'_, Feed> {
 /// Gives `k` (just turned on) a trace feed filtered on its kthread, or none (sysfs then),
 /// saying why once per kdamond.
 fn open_trace(k: &mut Kdamond) {
-    k.trace = None;
     let Some(sys) = k.kd.ancestors().nth(5) else {
         return;
     };
@@ -505,6 +504,15 @@ fn open_trace(k: &mut Kdamond) {
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
         .filter(|p| *p > 0);
+    // turned on again (it had stopped by itself): the same instance follows the new thread
+    if let (Some(t), Some(pid)) = (&k.trace, pid) {
+        match lock(t).follow(pid) {
+            Ok(()) => return,
+            Err(e) => tracing::info!("kdamond {}: trace instance: {e}; making it again", k.index),
+        }
+    }
+    // the old feed's instance goes before a new one is made under the same name
+    k.trace = None;
     let r = match pid {
         Some(pid) => Feed::open(sys, pid),
         None => Err(TrackError::Unavailable {

@@ -243,6 +243,15 @@ impl Feed {
         })
     }
 
+    /// Records kdamond thread `kthread_pid`'s aggregations from now on (a kdamond turned on
+    /// again runs in a new thread); what was recorded before is dropped.
+    pub(crate) fn follow(&mut self, kthread_pid: u32) -> Result<(), TrackError> {
+        let filter = self.dir.join("events/damon/damon_aggregated/filter");
+        write(&filter, &format!("common_pid == {kthread_pid}"))?;
+        self.asm.reset(mono_now_ns());
+        Ok(())
+    }
+
     /// Reads every event recorded so far (without waiting) into the assembler; returns
     /// the number of events.
     pub(crate) fn drain(&mut self) -> Result<usize, TrackError> {
@@ -448,6 +457,15 @@ mod tests {
             f.asm.newer(0, 0).expect("block").regions,
             vec![(4096, 8192, 1), (8192, 12288, 1)]
         );
+        // a kdamond turned on again runs in a new thread: the filter follows it, and what
+        // was recorded before is dropped
+        f.follow(78).expect("follow");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("events/damon/damon_aggregated/filter"))
+                .expect("filter"),
+            "common_pid == 78"
+        );
+        assert!(f.asm.newer(0, 0).is_none());
         // the instance goes with the feed (a plain directory here: its files first)
         for p in [
             "trace_pipe",
