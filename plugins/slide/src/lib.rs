@@ -6,7 +6,9 @@
 //!    then the per-process gate (`swap_threshold`, or the VmSwap share);
 //! 2. classifies pages: `count >= T` is hot, the rest cold; with `dram_percent`, only as
 //!    many cold pages as the budget needs, lowest counts first;
-//! 3. returns one [`Action::SwapOut`] with the cold pages in address order.
+//! 3. leaves out the pages it swapped out last round that are present again (read back:
+//!    [`refault`], kept in memory for [`refault::KEEP_ROUNDS`] rounds);
+//! 4. returns one [`Action::SwapOut`] with the cold pages in address order.
 //!
 //! With the swap cache watermarks (`swapcache_high_wmark`/`swapcache_low_wmark`), once a
 //! round has a process that passed the gates and the swap cache is over the high mark
@@ -22,6 +24,7 @@
 //! ([`Slide`]), a native `.so` and a wasm component. It must not touch the machine.
 
 pub mod policy;
+pub mod refault;
 pub mod testdata;
 
 use etmem_sdk::{
@@ -60,6 +63,8 @@ pub struct SlideTask {
     swapcache: Option<Wmarks>,
     /// the host refused the last `reclaim-swapcache` (said at warn once)
     swapcache_refused: bool,
+    /// what the last plans swapped out, and the pages read back since
+    refaults: refault::Refaults,
 }
 
 impl Engine for Slide {
@@ -146,6 +151,7 @@ impl Engine for Slide {
             sysmem_threshold: self.sysmem_threshold,
             swapcache: self.swapcache,
             swapcache_refused: false,
+            refaults: refault::Refaults::default(),
         })
     }
 }
@@ -225,7 +231,24 @@ impl Task for SlideTask {
         };
         let mut actions = Vec::new();
         let mut first_open = None;
+        self.refaults
+            .retain(|pid| scans.iter().any(|s| s.pid() == pid));
         for scan in scans {
+            let back = self.refaults.observe(scan, round.number);
+            if back > 0 {
+                host.log(
+                    LogLevel::Info,
+                    &format!(
+                        "slide task `{}` round {} pid {}: {back} page(s) swapped out last round \
+                         are in memory again (read back, or not swapped): kept out of the cold \
+                         pages for {} rounds",
+                        self.name,
+                        round.number,
+                        scan.pid(),
+                        refault::KEEP_ROUNDS
+                    ),
+                );
+            }
             if !self.gate(scan, meminfo_open, host) {
                 continue;
             }
@@ -233,10 +256,12 @@ impl Task for SlideTask {
             let Some(addrs) = self.cold(scan, round, host) else {
                 continue;
             };
+            let (addrs, kept) = self.refaults.filter(scan.pid(), addrs, round.number);
+            self.refaults.swapped_out(scan, &addrs);
             host.log(
                 LogLevel::Debug,
                 &format!(
-                    "slide task `{}` round {} pid {}: {} pages, {} cold",
+                    "slide task `{}` round {} pid {}: {} pages, {} cold, {kept} kept (read back)",
                     self.name,
                     round.number,
                     scan.pid(),

@@ -316,8 +316,10 @@ fn swapcache_reclaim_refused_warns_once_then_debug() {
         .with_system_facts(swap_cached(1000, 500))
         .refusing_swapcache("no /proc/PID/swap_pages: etmem_swap is not loaded");
     let mut h = harness(WMARKS, &[("T", "1")], host);
-    for _ in 0..3 {
-        assert_eq!(plan_pages(&mut h), swap7(&[0x1000, 0x4000]));
+    assert_eq!(plan_pages(&mut h), swap7(&[0x1000, 0x4000]));
+    for _ in 0..2 {
+        // the same scan again: the pages swapped out are present (read back), kept
+        assert_eq!(plan_pages(&mut h), Ok(vec![]));
     }
     let refusals: Vec<LogLevel> = h
         .host
@@ -386,4 +388,33 @@ fn fixture_rounds_give_the_expected_actions() {
         [Action::SwapOut { pid: 200, addrs }] => assert_eq!(addrs.len(), 16),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+#[test]
+fn pages_read_back_after_a_swap_out_are_kept_for_keep_rounds_and_said_at_info() {
+    let mut h = harness(&[("loop", "1")], &[("T", "1")], FakeHost::new());
+    let all = [(0x1000, 0), (0x2000, 1), (0x3000, 0), (0x4000, 0)];
+    assert_eq!(
+        h.plan("db", &round(1), &[scan(7, &all)]),
+        swap7(&[0x1000, 0x3000, 0x4000])
+    );
+    // round 2: 0x3000 is still out (absent from the scan), 0x1000 and 0x4000 came back
+    let back = [(0x1000, 0), (0x2000, 1), (0x4000, 0)];
+    assert_eq!(h.plan("db", &round(2), &[scan(7, &back)]), Ok(vec![]));
+    let said: Vec<(LogLevel, String)> = h
+        .host
+        .logs()
+        .into_iter()
+        .filter(|(_, m)| m.contains("in memory again"))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0].0, LogLevel::Info);
+    assert!(said[0].1.contains("pid 7: 2 page(s)"), "{}", said[0].1);
+    // still kept through round 2 + KEEP_ROUNDS; cold again after it
+    let last = 2 + refault::KEEP_ROUNDS;
+    assert_eq!(h.plan("db", &round(last), &[scan(7, &back)]), Ok(vec![]));
+    assert_eq!(
+        h.plan("db", &round(last + 1), &[scan(7, &back)]),
+        swap7(&[0x1000, 0x4000])
+    );
 }
