@@ -26,6 +26,34 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// Makes tracefs with the `damon:damon_aggregated` event under the sysfs root `sys`
+/// (`kernel/tracing`) and the directory of trace instance `name` with an empty
+/// `trace_pipe` (the kernel makes an instance's files on mkdir; a plain directory cannot);
+/// returns the instance's directory. Appending lines to its `trace_pipe` is what the
+/// kernel's recording looks like to a reader that keeps its offset.
+pub fn fake_trace_instance(sys: &Path, name: &str) -> io::Result<PathBuf> {
+    let tr = sys.join("kernel/tracing");
+    std::fs::create_dir_all(tr.join("events/damon/damon_aggregated"))?;
+    let dir = tr.join("instances").join(name);
+    std::fs::create_dir_all(dir.join("events/damon/damon_aggregated"))?;
+    std::fs::write(dir.join("trace_pipe"), "")?;
+    Ok(dir)
+}
+
+/// Empties a [`fake_trace_instance`] the way removing a real one does by itself, so that
+/// its `rmdir` works.
+pub fn empty_fake_trace_instance(dir: &Path) -> io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p)?;
+        } else {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    Ok(())
+}
+
 /// A swap-out that would have been done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwapCall {

@@ -33,6 +33,7 @@ mod page_idle;
 mod pagemap;
 mod soft_dirty;
 
+pub use damon::trace as damon_trace;
 pub use damon::{DamonAttrs, DamonTracker};
 pub use idle_pages::{
     IDLE_SCAN_ADD_FLAGS, IdlePagesTracker, SCAN_AS_HUGE, SCAN_IGN_HOST, VMA_SCAN_ADD_FLAGS,

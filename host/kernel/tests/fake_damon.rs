@@ -248,13 +248,12 @@ fn regions_come_through_the_tracepoint_where_tracefs_serves_and_its_instance_goe
 {
     let f = fake_with(52, 0x10000, 0x14000);
     f.add_damon(&[], 1).expect("damon");
-    // tracefs with the damon_aggregated event; the kernel would make our instance's files
-    // on mkdir: here they are made beforehand
-    let tr = f.sys_root().join("kernel/tracing");
-    std::fs::create_dir_all(tr.join("events/damon/damon_aggregated")).expect("event");
-    let inst = tr.join(format!("instances/etmemd-{}", std::process::id()));
-    std::fs::create_dir_all(inst.join("events/damon/damon_aggregated")).expect("instance");
-    std::fs::write(inst.join("trace_pipe"), "").expect("pipe");
+    // tracefs with the damon_aggregated event and our instance
+    let inst = etmem_kernel::fake::fake_trace_instance(
+        f.sys_root(),
+        &format!("etmemd-{}", std::process::id()),
+    )
+    .expect("instance");
     std::fs::write(f.damon_dir().join("0/pid"), "93\n").expect("kthread pid");
     let h = f.open_process(52).expect("open");
     let mut t = DamonTracker::new(f.linux(), DamonAttrs::default());

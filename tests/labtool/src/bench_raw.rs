@@ -15,10 +15,9 @@
 use crate::Outcome;
 use crate::layout::{Layout, anon_vmas};
 use anyhow::{Context, bail};
+use etmem_kernel::track::damon_trace::Feed;
 use etmem_kernel::track::{PagemapMethod, scan_pagemap};
 use etmem_kernel::{AccessMap, Kernel, LinuxKernel, ProcessHandle};
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -163,168 +162,33 @@ impl Via {
 /// Our tracefs instance (etmemd's are `etmemd-<pid>`).
 const INSTANCE: &str = "etmemlab-raw";
 
-/// Per-CPU ring buffer of our instance, KiB (etmemd's size).
-const BUFFER_KB: u64 = 256;
-
-/// Where tracefs with the `damon_aggregated` event is mounted.
-fn tracefs() -> anyhow::Result<PathBuf> {
-    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.join("events/damon/damon_aggregated").is_dir() && p.join("instances").is_dir())
-        .context(
-            "no tracefs with the damon:damon_aggregated event and an instances directory under \
-             /sys/kernel/tracing or /sys/kernel/debug/tracing (mount tracefs, or use --via sysfs)",
-        )
-}
-
-/// One `damon_aggregated` event: `(target, nr_regions, start, end, nr_accesses)`, from a
-/// `trace_pipe` line `... damon_aggregated: target_id=T nr_regions=N START-END: ACC AGE`.
-/// Other lines (other events, lost-events notes, cut lines) give `None`.
-fn parse_event(line: &str) -> Option<(u64, u64, u64, u64, u64)> {
-    let (_, rest) = line.split_once(" damon_aggregated: ")?;
-    let mut it = rest.split_ascii_whitespace();
-    let target = it.next()?.strip_prefix("target_id=")?.parse().ok()?;
-    let nr = it.next()?.strip_prefix("nr_regions=")?.parse().ok()?;
-    let (start, end) = it.next()?.strip_suffix(':')?.split_once('-')?;
-    let acc = it.next()?.parse().ok()?;
-    it.next()?;
-    Some((target, nr, start.parse().ok()?, end.parse().ok()?, acc))
-}
-
-/// Target 0's aggregations put back together: a block is `nr_regions` consecutive events
-/// of the target, in address order (an event that does not follow on starts a new block,
-/// so a block whose head was lost is dropped).
-#[derive(Debug, Default)]
-struct Blocks {
-    /// the block being filled and the count it expects
-    open: (u64, Regions),
-    /// the newest complete block not taken yet
-    done: Option<Regions>,
-    /// complete blocks seen
-    complete: u64,
-}
-
-impl Blocks {
-    fn push(&mut self, (target, nr, start, end, acc): (u64, u64, u64, u64, u64)) {
-        if target != 0 || nr == 0 || end <= start {
-            return;
-        }
-        let (want, regions) = &mut self.open;
-        let continues = *want == nr && regions.last().is_some_and(|r| r.1 <= start);
-        if !continues {
-            *want = nr;
-            regions.clear();
-        }
-        regions.push((start, end, acc));
-        if regions.len() as u64 == *want {
-            self.done = Some(std::mem::take(regions));
-            self.complete += 1;
-        }
-    }
-
-    /// The newest complete block not taken yet.
-    fn take(&mut self) -> Option<Regions> {
-        self.done.take()
-    }
-}
-
-/// Our trace instance, recording our kdamond's `damon_aggregated` events; removed when
-/// closed or dropped (its pipe closed first: the kernel refuses to remove an instance whose
-/// `trace_pipe` is open, EBUSY).
+/// Our trace instance, recording our kdamond's `damon_aggregated` events the way etmemd's
+/// tracker does (etmem-kernel's [`Feed`]: the same settings, the same parsing), removed
+/// when closed or dropped.
 #[derive(Debug)]
 struct TraceFeed {
-    dir: PathBuf,
-    pipe: Option<std::fs::File>,
-    /// a line cut at the end of the last read
-    partial: Vec<u8>,
-    blocks: Blocks,
+    feed: Feed,
+    /// the last block used
+    seen: u64,
     /// how long a pass waits for an aggregation
     wait: Duration,
     /// slept waiting for aggregations (not timed), since the last pass said it
     waited: Duration,
-    removed: bool,
 }
 
 impl TraceFeed {
-    /// Makes instance [`INSTANCE`] under tracefs `root` (or takes over one a killed run
-    /// left), recording the events of kdamond thread `kthread_pid` from now on.
-    fn open(root: &Path, kthread_pid: u32, wait: Duration) -> anyhow::Result<TraceFeed> {
-        let dir = root.join("instances").join(INSTANCE);
-        if dir.is_dir() {
-            eprintln!("bench-raw: reusing the trace instance `{}`", dir.display());
-        } else {
-            std::fs::create_dir(&dir).with_context(|| format!("mkdir `{}`", dir.display()))?;
-        }
-        // from here, an error drops it: the instance goes
-        let mut f = TraceFeed {
-            dir,
-            pipe: None,
-            partial: Vec::new(),
-            blocks: Blocks::default(),
+    /// Makes instance [`INSTANCE`] under the tracefs of sysfs root `sys` (or takes over one
+    /// a killed run left),
+    /// recording the events of kdamond thread `kthread_pid` from now on.
+    fn open(sys: &Path, kthread_pid: u32, wait: Duration) -> anyhow::Result<TraceFeed> {
+        let feed = Feed::open_named(sys, INSTANCE, kthread_pid)
+            .context("the damon_aggregated tracepoint (mount tracefs, or use --via sysfs)")?;
+        Ok(TraceFeed {
+            feed,
+            seen: 0,
             wait,
             waited: Duration::ZERO,
-            removed: false,
-        };
-        let ev = "events/damon/damon_aggregated";
-        let filter = format!("common_pid == {kthread_pid}");
-        for (file, value) in [
-            ("tracing_on", "0"),
-            ("trace_clock", "mono"),
-            ("buffer_size_kb", &BUFFER_KB.to_string()),
-            (&format!("{ev}/filter"), &filter),
-            (&format!("{ev}/enable"), "1"),
-            // empty what a killed run may have left, then record
-            ("trace", ""),
-            ("tracing_on", "1"),
-        ] {
-            let p = f.dir.join(file);
-            std::fs::write(&p, value)
-                .with_context(|| format!("writing `{value}` to `{}`", p.display()))?;
-        }
-        let p = f.dir.join("trace_pipe");
-        f.pipe = Some(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&p)
-                .with_context(|| format!("opening `{}`", p.display()))?,
-        );
-        Ok(f)
-    }
-
-    /// Reads `trace_pipe` until it has nothing more (EAGAIN) into the blocks.
-    fn drain(&mut self) -> anyhow::Result<()> {
-        let Some(pipe) = self.pipe.as_mut() else {
-            bail!("trace instance `{}`: pipe closed", self.dir.display());
-        };
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            let got = match pipe.read(&mut buf) {
-                Ok(0) => break,
-                Ok(k) => k,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("reading `{}`", self.dir.join("trace_pipe").display())
-                    });
-                }
-            };
-            self.partial.extend_from_slice(&buf[..got]);
-            let cut = self
-                .partial
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
-            for line in self.partial[..cut].split(|&b| b == b'\n') {
-                if let Some(e) = std::str::from_utf8(line).ok().and_then(parse_event) {
-                    self.blocks.push(e);
-                }
-            }
-            self.partial.drain(..cut);
-        }
-        Ok(())
+        })
     }
 
     /// The regions of target 0's newest complete aggregation not used yet, waiting for one
@@ -332,19 +196,19 @@ impl TraceFeed {
     fn next_regions(&mut self, spent: &mut Spent) -> anyhow::Result<Regions> {
         let deadline = Instant::now() + self.wait;
         loop {
-            if let Some(r) = spent.measure(|| {
-                self.drain()?;
-                Ok(self.blocks.take())
-            })? {
-                return Ok(r);
+            let block = spent.measure(|| {
+                self.feed.drain()?;
+                Ok(self.feed.newer(0, self.seen).cloned())
+            })?;
+            if let Some(b) = block {
+                self.seen = b.seq;
+                return Ok(b.regions);
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "trace instance `{}`: no new complete aggregation of target 0 within {} ms \
-                     ({} complete so far)",
-                    self.dir.display(),
+                    "trace instance `{}`: no new complete aggregation of target 0 within {} ms",
+                    self.feed.dir().display(),
                     self.wait.as_millis(),
-                    self.blocks.complete
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -353,26 +217,8 @@ impl TraceFeed {
     }
 
     /// Closes the pipe and removes the instance.
-    fn close(mut self) -> anyhow::Result<()> {
-        drop(self.pipe.take());
-        self.removed = true;
-        std::fs::remove_dir(&self.dir)
-            .with_context(|| format!("removing the trace instance `{}`", self.dir.display()))
-    }
-}
-
-impl Drop for TraceFeed {
-    fn drop(&mut self) {
-        if self.removed {
-            return;
-        }
-        drop(self.pipe.take());
-        if let Err(e) = std::fs::remove_dir(&self.dir) {
-            eprintln!(
-                "bench-raw: could not remove the trace instance `{}`: {e}; remove it with rmdir",
-                self.dir.display()
-            );
-        }
+    fn close(self) -> anyhow::Result<()> {
+        Ok(self.feed.close()?)
     }
 }
 
@@ -604,7 +450,7 @@ pub fn bench_raw(a: &BenchRawArgs) -> Outcome {
                 // etmemd's wait: two aggregations and a second
                 let wait =
                     Duration::from_micros(attrs.aggr_us.saturating_mul(2)) + Duration::from_secs(1);
-                Source::Trace(TraceFeed::open(&tracefs()?, kthread, wait)?)
+                Source::Trace(TraceFeed::open(Path::new("/sys"), kthread, wait)?)
             }
         };
         // dropped on an error: the trace instance goes before the kdamond
@@ -675,54 +521,9 @@ pub fn bench_raw(a: &BenchRawArgs) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use super::{Blocks, INSTANCE, SoftDirty, Spent, TraceFeed, cold_of, intersect, parse_event};
+    use super::{INSTANCE, SoftDirty, Spent, TraceFeed, cold_of, intersect};
     use std::time::Duration;
 
-    #[test]
-    fn trace_pipe_lines_parse_and_others_do_not() {
-        let l = "       kdamond.0-93      [001] .....    52.071542: damon_aggregated: \
-                 target_id=1 nr_regions=2 94649011245056-94649011253248: 3 7";
-        assert_eq!(
-            parse_event(l),
-            Some((1, 2, 94_649_011_245_056, 94_649_011_253_248, 3))
-        );
-        assert_eq!(
-            parse_event("  x-1 [000] ..... 1.0: sched_switch: a=b"),
-            None
-        );
-        assert_eq!(parse_event("CPU:1 [LOST 12 EVENTS]"), None);
-        assert_eq!(
-            parse_event("k-9 [0] ..... 5.5: damon_aggregated: target_id=0 nr_regions=2 10-"),
-            None
-        );
-    }
-
-    #[test]
-    fn a_block_is_nr_regions_events_of_target_0_in_address_order() {
-        let mut b = Blocks::default();
-        b.push((0, 2, 0x1000, 0x2000, 1));
-        b.push((1, 1, 0x9000, 0xa000, 4));
-        assert_eq!(b.take(), None, "half an aggregation, and target 1's");
-        b.push((0, 2, 0x2000, 0x5000, 0));
-        assert_eq!(
-            b.take(),
-            Some(vec![(0x1000, 0x2000, 1), (0x2000, 0x5000, 0)])
-        );
-        assert_eq!(b.take(), None, "taken");
-        // the tail of one aggregation, then the head of the next: not one block
-        b.push((0, 3, 0x2000, 0x5000, 9));
-        b.push((0, 3, 0x1000, 0x1800, 0));
-        b.push((0, 3, 0x1800, 0x2000, 2));
-        assert_eq!(b.take(), None);
-        b.push((0, 3, 0x2000, 0x5000, 0));
-        // two complete ones: the newer is taken
-        b.push((0, 1, 0x1000, 0x5000, 5));
-        assert_eq!(b.take(), Some(vec![(0x1000, 0x5000, 5)]));
-        assert_eq!(b.complete, 3);
-    }
-
-    /// Needs the live kernel and permission to write a child's clear_refs (we run as root);
-    /// only our child (`sleep`) is touched.
     #[test]
     fn the_soft_dirty_step_walks_a_child_and_clears_its_bits() {
         use etmem_kernel::{AccessMap, Kernel, LinuxKernel};
@@ -757,11 +558,10 @@ mod tests {
 
     #[test]
     fn a_feed_reads_its_pipe_waits_a_bounded_time_and_removes_its_instance() {
-        // a plain directory stands in for tracefs
+        // a plain directory stands in for sysfs with tracefs (etmem-kernel's parsing and
+        // assembling are tested there: here the bench's wait and the instance's removal)
         let root = std::env::temp_dir().join(format!("etmemlab-raw-test-{}", std::process::id()));
-        let dir = root.join("instances").join(INSTANCE);
-        std::fs::create_dir_all(dir.join("events/damon/damon_aggregated")).expect("events");
-        std::fs::write(dir.join("trace_pipe"), "").expect("pipe");
+        let dir = etmem_kernel::fake::fake_trace_instance(&root, INSTANCE).expect("instance");
         let mut f = TraceFeed::open(&root, 77, Duration::from_millis(50)).expect("feed");
         let read = |p: &str| std::fs::read_to_string(dir.join(p)).expect(p);
         assert_eq!(
@@ -787,25 +587,15 @@ mod tests {
         let mut text = line(4096, 8192);
         text.push_str(&line(8192, 12288)[..30]);
         std::fs::write(dir.join("trace_pipe"), &text).expect("write");
-        f.drain().expect("drain");
-        assert_eq!(f.blocks.take(), None, "the second line is cut");
+        f.next_regions(&mut spent)
+            .expect_err("the second line is cut: no whole aggregation yet");
         text.push_str(&line(8192, 12288)[30..]);
         std::fs::write(dir.join("trace_pipe"), &text).expect("append");
         assert_eq!(
             f.next_regions(&mut spent).expect("a block"),
             vec![(4096, 8192, 0), (8192, 12288, 0)]
         );
-        // tracefs empties an instance by itself; a plain directory: its files first
-        for p in [
-            "trace_pipe",
-            "trace",
-            "trace_clock",
-            "buffer_size_kb",
-            "tracing_on",
-        ] {
-            std::fs::remove_file(dir.join(p)).expect(p);
-        }
-        std::fs::remove_dir_all(dir.join("events")).expect("events");
+        etmem_kernel::fake::empty_fake_trace_instance(&dir).expect("empty");
         f.close().expect("removed");
         assert!(!dir.exists());
         std::fs::remove_dir_all(&root).expect("root");

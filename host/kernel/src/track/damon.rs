@@ -25,7 +25,7 @@ mod refine;
 mod shared;
 mod state;
 mod sysfs;
-mod trace;
+pub mod trace;
 
 /// Whether DAMON's regions can be read through the `damon:damon_aggregated` tracepoint
 /// under the sysfs root `sys` (nothing is written).

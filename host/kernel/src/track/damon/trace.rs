@@ -84,7 +84,7 @@ type Regions = Vec<(u64, u64, u64)>;
 
 /// One target's regions in one aggregation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Block {
+pub struct Block {
     /// the order blocks were completed in (from 1, over every target)
     pub seq: u64,
     /// when its last event was recorded
@@ -182,9 +182,10 @@ pub(crate) fn availability(sys: &Path) -> Result<PathBuf, String> {
     Ok(root)
 }
 
-/// Our trace instance and its pipe.
+/// A trace instance of ours recording one kdamond's aggregations, and its pipe; the
+/// instance is removed when the feed is closed or dropped.
 #[derive(Debug)]
-pub(crate) struct Feed {
+pub struct Feed {
     dir: PathBuf,
     /// `None` only while dropped: the kernel refuses to remove an instance whose
     /// trace_pipe is open (EBUSY)
@@ -192,6 +193,8 @@ pub(crate) struct Feed {
     /// a line cut at the end of the last read
     partial: Vec<u8>,
     pub(crate) asm: Assembler,
+    /// removed already ([`Feed::close`])
+    removed: bool,
 }
 
 fn write(path: &Path, value: &str) -> Result<(), TrackError> {
@@ -199,16 +202,27 @@ fn write(path: &Path, value: &str) -> Result<(), TrackError> {
 }
 
 impl Feed {
-    /// Makes (or takes over) our instance under the tracefs of `sys` and records the
-    /// kdamond thread `kthread_pid`'s aggregations from now on.
+    /// Makes (or takes over) etmemd's instance (`etmemd-<our pid>`) under the tracefs of
+    /// `sys`, after removing those of etmemds that no longer run, and records the kdamond
+    /// thread `kthread_pid`'s aggregations from now on.
     pub(crate) fn open(sys: &Path, kthread_pid: u32) -> Result<Feed, TrackError> {
         let root = availability(sys).map_err(|reason| TrackError::Unavailable {
             kind: crate::track::TrackerKind::Damon,
             reason,
         })?;
-        let instances = root.join("instances");
-        remove_stale(&instances);
-        let dir = instances.join(format!("{PREFIX}{}", std::process::id()));
+        remove_stale(&root.join("instances"));
+        Self::open_named(sys, &format!("{PREFIX}{}", std::process::id()), kthread_pid)
+    }
+
+    /// Makes (or takes over) instance `name` under the tracefs of `sys` and records the
+    /// kdamond thread `kthread_pid`'s aggregations from now on (the lab's raw bench reads
+    /// them as etmemd does).
+    pub fn open_named(sys: &Path, name: &str, kthread_pid: u32) -> Result<Feed, TrackError> {
+        let root = availability(sys).map_err(|reason| TrackError::Unavailable {
+            kind: crate::track::TrackerKind::Damon,
+            reason,
+        })?;
+        let dir = root.join("instances").join(name);
         if !dir.is_dir() {
             std::fs::create_dir(&dir).map_err(io_err("mkdir", &dir))?;
         }
@@ -240,6 +254,7 @@ impl Feed {
             pipe: Some(pipe),
             partial: Vec::new(),
             asm: Assembler::default(),
+            removed: false,
         })
     }
 
@@ -252,9 +267,26 @@ impl Feed {
         Ok(())
     }
 
-    /// Reads every event recorded so far (without waiting) into the assembler; returns
-    /// the number of events.
-    pub(crate) fn drain(&mut self) -> Result<usize, TrackError> {
+    /// The instance's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The newest complete aggregation of target `target` (its index in the context)
+    /// completed after block `seen` (0: any), from what [`Feed::drain`] read.
+    pub fn newer(&self, target: u64, seen: u64) -> Option<&Block> {
+        self.asm.newer(target, seen)
+    }
+
+    /// Closes the pipe and removes the instance, saying why it could not.
+    pub fn close(mut self) -> Result<(), TrackError> {
+        drop(self.pipe.take());
+        self.removed = true;
+        std::fs::remove_dir(&self.dir).map_err(io_err("rmdir", &self.dir))
+    }
+
+    /// Reads every event recorded so far (without waiting); returns the number of events.
+    pub fn drain(&mut self) -> Result<usize, TrackError> {
         let mut buf = vec![0u8; 64 << 10];
         let mut n = 0;
         let Some(pipe) = self.pipe.as_mut() else {
@@ -288,6 +320,9 @@ impl Feed {
 
 impl Drop for Feed {
     fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
         // closed first: an instance whose trace_pipe is open cannot be removed (EBUSY)
         drop(self.pipe.take());
         // rmdir of an instance turns its events off and frees its buffers with it
@@ -422,14 +457,8 @@ mod tests {
     fn a_feed_reads_appended_lines_and_keeps_a_cut_one_for_later() {
         let td = tempfile::tempdir().expect("tmp");
         let sys = td.path();
-        std::fs::create_dir_all(sys.join("kernel/tracing/events/damon/damon_aggregated"))
-            .expect("events");
-        std::fs::create_dir_all(sys.join("kernel/tracing/instances")).expect("instances");
-        let dir = sys
-            .join("kernel/tracing/instances")
-            .join(format!("{PREFIX}{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("events/damon/damon_aggregated")).expect("inst");
-        std::fs::write(dir.join("trace_pipe"), "").expect("pipe");
+        let dir = crate::fake::fake_trace_instance(sys, &format!("{PREFIX}{}", std::process::id()))
+            .expect("instance");
         let mut f = Feed::open(sys, 77).expect("feed");
         let filter = std::fs::read_to_string(dir.join("events/damon/damon_aggregated/filter"))
             .expect("filter");
@@ -466,17 +495,8 @@ mod tests {
             "common_pid == 78"
         );
         assert!(f.asm.newer(0, 0).is_none());
-        // the instance goes with the feed (a plain directory here: its files first)
-        for p in [
-            "trace_pipe",
-            "trace",
-            "trace_clock",
-            "buffer_size_kb",
-            "tracing_on",
-        ] {
-            let _ = std::fs::remove_file(dir.join(p));
-        }
-        std::fs::remove_dir_all(dir.join("events")).expect("events");
+        // the instance goes with the feed
+        crate::fake::empty_fake_trace_instance(&dir).expect("empty");
         drop(f);
         assert!(!dir.exists());
     }
