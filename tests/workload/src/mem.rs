@@ -143,6 +143,35 @@ pub fn set_thread_policy(node: Option<u32>) -> Result<(), MemError> {
 }
 
 impl Memory {
+    /// Reserves `len` bytes of address space (PROT_NONE, nothing committed), unmapped when
+    /// the returned memory (no region yet) is dropped.
+    fn reserve(len: u64, page: u64) -> Result<Memory, MemError> {
+        // SAFETY: an anonymous PROT_NONE mapping at an address of the kernel's choice
+        // aliases nothing; we check the result against MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len as usize,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(MemError::Reserve {
+                len,
+                cause: io::Error::last_os_error(),
+            });
+        }
+        Ok(Memory {
+            base: base as usize,
+            total: len as usize,
+            page: page as usize,
+            regions: Vec::new(),
+        })
+    }
+
     /// Maps the regions (sizes in bytes, rounded up to the page size; zero sizes are
     /// skipped) and binds them to `node` if given. Pages are not touched yet.
     pub fn map(
@@ -169,32 +198,8 @@ impl Memory {
                 bytes: total,
             })?;
         }
-        let reserve = total + page;
-        // SAFETY: an anonymous PROT_NONE mapping at an address of the kernel's choice
-        // aliases nothing; we check the result against MAP_FAILED.
-        let base = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                reserve as usize,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(MemError::Reserve {
-                len: reserve,
-                cause: io::Error::last_os_error(),
-            });
-        }
-        let mut mem = Memory {
-            base: base as usize,
-            total: reserve as usize,
-            page: page as usize,
-            regions: Vec::new(),
-        };
-        let mut at = round_up(base as u64, page).unwrap_or(base as u64) as usize;
+        let mut mem = Memory::reserve(total + page, page)?;
+        let mut at = round_up(mem.base as u64, page).unwrap_or(mem.base as u64) as usize;
         if let Some(n) = node {
             // With the thread bound, a hugetlb mapping's reservation is checked against
             // the node's free pages at mmap time instead of failing later with SIGBUS.
@@ -233,31 +238,8 @@ impl Memory {
             class: "mixed",
             bytes: len,
         })?;
-        // SAFETY: as in `map`: a fresh PROT_NONE mapping at an address of the kernel's
-        // choice aliases nothing; checked against MAP_FAILED.
-        let base = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                reserve as usize,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(MemError::Reserve {
-                len: reserve,
-                cause: io::Error::last_os_error(),
-            });
-        }
-        let mut mem = Memory {
-            base: base as usize,
-            total: reserve as usize,
-            page: page as usize,
-            regions: Vec::new(),
-        };
-        let at = base as usize + page as usize;
+        let mut mem = Memory::reserve(reserve, page)?;
+        let at = mem.base + page as usize;
         if let Some(n) = node {
             set_thread_policy(Some(n))?;
         }

@@ -214,30 +214,27 @@ mod tests {
     const M: u64 = 1024 * 1024;
     const PAGE: u64 = 4096;
 
+    fn make(
+        size: u64,
+        block: Option<u64>,
+        stride: Option<u64>,
+        offset: u64,
+    ) -> Result<Pattern, MixedError> {
+        let args = MixedArgs {
+            size,
+            hot_block: block,
+            stride,
+            hot_offset: offset,
+        };
+        Pattern::new(&args, PAGE)
+    }
+
     fn pattern(size: u64, block: Option<u64>, stride: Option<u64>, offset: u64) -> Pattern {
-        Pattern::new(
-            &MixedArgs {
-                size,
-                hot_block: block,
-                stride,
-                hot_offset: offset,
-            },
-            PAGE,
-        )
-        .expect("valid pattern")
+        make(size, block, stride, offset).expect("valid pattern")
     }
 
     fn err(size: u64, block: Option<u64>, stride: Option<u64>, offset: u64) -> MixedError {
-        Pattern::new(
-            &MixedArgs {
-                size,
-                hot_block: block,
-                stride,
-                hot_offset: offset,
-            },
-            PAGE,
-        )
-        .expect_err("invalid pattern")
+        make(size, block, stride, offset).expect_err("invalid pattern")
     }
 
     /// The classes page by page, expanded from runs, checking runs are maximal and tile.
