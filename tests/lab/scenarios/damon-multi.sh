@@ -5,7 +5,10 @@
 # Pass: >= 99 % of each workload's cold region is in swap within 120 s and <= 0.1 % of each
 # hot region (smaps `Swap:` of each region's own VMA); while both run there is exactly one
 # kdamond, on, with 2 targets whose pids are the two workloads and 2 schemes whose first
-# regions differ and lie in their own target's address span (the `target` filter works); when workload B exits its
+# regions differ and lie in their own target's address span (the `target` filter works:
+# the scenario has the kernel fill them, since etmemd reads its regions through the
+# damon_aggregated tracepoint and keeps the schemes as its fallback), and both processes'
+# passes got regions through that tracepoint; when workload B exits its
 # target is removed (1 target left: A's) with the kdamond still on, and A's task goes on
 # with rounds; after `project stop` no kdamond of ours is left (DAMON as before).
 LAB_NAME=damon-multi
@@ -147,9 +150,17 @@ targets_both=$(targets)
 schemes_both=$(cat $K/0/contexts/0/schemes/nr_schemes 2>/dev/null)
 a_cold_sw=$(lab_smaps_kb "$WA" "$a_cold" Swap); b_cold_sw=$(lab_smaps_kb "$WB" "$b_cold" Swap)
 a_hot_sw=$(lab_smaps_kb "$WA" "$a_hot" Swap); b_hot_sw=$(lab_smaps_kb "$WB" "$b_hot" Swap)
+# etmemd reads its regions through the damon_aggregated tracepoint (both targets' from one
+# trace_pipe); its fallback, the schemes' tried_regions, must still hold each target's own
+# regions (the target filters): the scenario asks the kernel to fill them itself
+trace=no
+grep -q "regions read through the damon_aggregated tracepoint" "$LOG" && trace=yes
+passes_a=$(grep -c "DAMON pass of pid $WA: [1-9]" "$LOG")
+passes_b=$(grep -c "DAMON pass of pid $WB: [1-9]" "$LOG")
 own=""
 i=0
 while [ "$i" -lt 20 ]; do
+    echo update_schemes_tried_regions >"$K/0/state" 2>/dev/null
     f0=$(first_region 0); f1=$(first_region 1)
     case "$f0$f1" in *[a-z]*) own="$f0,$f1" ;; *) [ "$f0" != "$f1" ] && { own=ok; break; }; own=same ;; esac
     i=$((i + 1)); sleep 0.3
@@ -158,6 +169,7 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", 100 * a / b }'; }
 res="ramp_s=${ramp:-none} a_cold_swapped_pct=$(pct "$a_cold_sw" "$a_cold_kb") b_cold_swapped_pct=$(pct "$b_cold_sw" "$b_cold_kb")"
 res="$res a_hot_swapped_pct=$(pct "$a_hot_sw" "$a_hot_kb") b_hot_swapped_pct=$(pct "$b_hot_sw" "$b_hot_kb")"
 res="$res max_kdamonds=$max_kdamonds state=$state_both targets=$targets_both seen_both=${both_targets:-no} schemes=$schemes_both own_regions=$own"
+res="$res tracepoint=$trace passes_with_regions_a=$passes_a passes_with_regions_b=$passes_b"
 
 # workload B exits: its target goes, A's stays and is still tracked
 kill "$WB"; wait "$WB" 2>/dev/null; WB=""
@@ -200,6 +212,8 @@ case "$targets_both" in "2:"*) ;; *) lab_fail reason=not-two-targets $res ;; esa
 [ -n "$both_targets" ] || lab_fail reason=targets-not-the-workloads $res
 [ "$schemes_both" = 2 ] || lab_fail reason=not-two-schemes $res
 [ "$own" = ok ] || lab_fail reason=scheme-regions-not-its-target $res
+[ "$trace" = yes ] || lab_fail reason=regions-not-through-the-tracepoint $res
+[ "$passes_a" -gt 0 ] && [ "$passes_b" -gt 0 ] || lab_fail reason=a-target-without-regions $res
 [ $((a_cold_sw * 100)) -ge $((a_cold_kb * 99)) ] || lab_fail reason=a-cold-swapped-back $res
 [ $((b_cold_sw * 100)) -ge $((b_cold_kb * 99)) ] || lab_fail reason=b-cold-swapped-back $res
 [ $((a_hot_sw * 1000)) -le "$a_hot_kb" ] || lab_fail reason=a-hot-swapped $res
