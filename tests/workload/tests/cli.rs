@@ -7,6 +7,16 @@ use std::time::{Duration, Instant};
 
 use etmem_workload::{Class, Layout};
 
+/// SIGTERM to the workload `child`: it prints its exit report on `out` and exits 0.
+fn terminate(mut child: std::process::Child, out: &mut impl BufRead) {
+    // SAFETY: signalling our own child, which is still running.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let mut line = String::new();
+    out.read_line(&mut line).expect("exit line");
+    assert!(line.starts_with("WORKLOAD report=exit "), "{line}");
+    assert!(child.wait().expect("wait").success());
+}
+
 fn rss_kb_of_vma(pid: u32, start: u64) -> u64 {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
     let head = format!("{start:x}-");
@@ -94,12 +104,7 @@ fn layout_matches_the_process_and_reports_come_out() {
         .expect("touches=");
     assert!(touches >= hot.pages, "at least one hot round: {line}");
 
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    line.clear();
-    out.read_line(&mut line).expect("exit line");
-    assert!(line.starts_with("WORKLOAD report=exit "), "{line}");
-    assert!(child.wait().expect("wait").success());
+    terminate(child, &mut out);
 }
 
 #[test]
@@ -177,12 +182,7 @@ fn mixed_is_one_vma_and_moves() {
     );
     assert!(line.trim_end().ends_with(" cooled_pages=32"), "{line}");
 
-    // SAFETY: signalling our own child, which is still running.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    line.clear();
-    out.read_line(&mut line).expect("exit line");
-    assert!(line.starts_with("WORKLOAD report=exit "), "{line}");
-    assert!(child.wait().expect("wait").success());
+    terminate(child, &mut out);
 }
 
 #[test]
