@@ -7,6 +7,28 @@ use std::time::{Duration, Instant};
 
 use etmem_workload::{Class, Layout};
 
+/// Starts the workload `cmd` writing its layout to `layout`, and reads its ready line
+/// (returned in the buffer, with the child and its stdout).
+fn spawn_ready(
+    mut cmd: Command,
+    layout: &std::path::Path,
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStdout>,
+    String,
+) {
+    let mut child = cmd
+        .arg("--layout")
+        .arg(layout)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn workload");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready line");
+    (child, out, line)
+}
+
 /// SIGTERM to the workload `child`: it prints its exit report on `out` and exits 0.
 fn terminate(mut child: std::process::Child, out: &mut impl BufRead) {
     // SAFETY: signalling our own child, which is still running.
@@ -40,25 +62,19 @@ fn rss_kb_of_vma(pid: u32, start: u64) -> u64 {
 fn layout_matches_the_process_and_reports_come_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let layout_path = dir.path().join("layout.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_etmem-workload"))
-        .args([
-            "--hot",
-            "256K",
-            "--warm",
-            "128K",
-            "--cold",
-            "1M",
-            "--period-ms",
-            "5",
-        ])
-        .args(["--warm-every", "2", "--access", "write", "--layout"])
-        .arg(&layout_path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn workload");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("ready line");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_etmem-workload"));
+    cmd.args([
+        "--hot",
+        "256K",
+        "--warm",
+        "128K",
+        "--cold",
+        "1M",
+        "--period-ms",
+        "5",
+    ])
+    .args(["--warm-every", "2", "--access", "write"]);
+    let (child, mut out, mut line) = spawn_ready(cmd, &layout_path);
     assert!(
         line.starts_with(&format!("WORKLOAD ready pid={} ", child.id())),
         "{line}"
@@ -137,17 +153,11 @@ fn vma_of(pid: u32, addr: u64) -> (u64, u64) {
 fn mixed_is_one_vma_and_moves() {
     let dir = tempfile::tempdir().expect("tempdir");
     let layout_path = dir.path().join("layout.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_etmem-workload"))
-        .args(["--mixed", "1M", "--hot-block", "64K", "--stride", "256K"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_etmem-workload"));
+    cmd.args(["--mixed", "1M", "--hot-block", "64K", "--stride", "256K"])
         .args(["--hot-offset", "8K", "--move-after", "0.2", "--warm", "0"])
-        .args(["--period-ms", "5", "--access", "read", "--layout"])
-        .arg(&layout_path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn workload");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("ready line");
+        .args(["--period-ms", "5", "--access", "read"]);
+    let (child, mut out, mut line) = spawn_ready(cmd, &layout_path);
     assert!(line.starts_with("WORKLOAD ready "), "{line}");
     let layout =
         Layout::from_json(&std::fs::read_to_string(&layout_path).expect("read")).expect("parse");
