@@ -134,9 +134,11 @@ fn two_processes_share_one_kdamond_with_a_filtered_scheme_each() {
         "0",
         "a target that keeps its index keeps DAMON's adapted regions"
     );
-    assert_eq!(ctx(&f, "targets/1/regions/nr_regions"), "1");
+    // its mapping, cut at the multiple of a 128 KiB piece
+    assert_eq!(ctx(&f, "targets/1/regions/nr_regions"), "2");
     assert_eq!(ctx(&f, "targets/1/regions/0/start"), 0x10000.to_string());
-    assert_eq!(ctx(&f, "targets/1/regions/0/end"), 0x30000.to_string());
+    assert_eq!(ctx(&f, "targets/1/regions/0/end"), 0x20000.to_string());
+    assert_eq!(ctx(&f, "targets/1/regions/1/end"), 0x30000.to_string());
     assert_eq!(ctx(&f, "schemes/nr_schemes"), "2");
     for i in 0..2 {
         assert_eq!(ctx(&f, &format!("schemes/{i}/action")), "stat");
@@ -162,13 +164,15 @@ fn two_processes_share_one_kdamond_with_a_filtered_scheme_each() {
     // each pass reads its own scheme
     all_present(&f, 40);
     all_present(&f, 41);
-    set_tried(&f, 0, &[(0x10000, 0x20000, 7), (0x20000, 0x30000, 0)]);
+    set_tried(&f, 0, &[(0x10000, 0x20000, 20), (0x20000, 0x30000, 0)]);
     set_tried(&f, 1, &[(0x10000, 0x30000, 3)]);
     let (mut ma, mut mb) = (map_for(&f, &ha), map_for(&f, &hb));
     ta.pass(&ha, &mut ma).expect("pass a");
     tb.pass(&hb, &mut mb).expect("pass b");
-    assert_eq!(ma.get(0x10000), Some(7));
-    assert_eq!(ma.get(0x28000), Some(0));
+    assert_eq!(ma.get(0x10000), Some(20));
+    // beside the read region, 6/20 of the largest (16-page) initial region count once
+    assert_eq!(ma.get(0x24000), Some(1));
+    assert_eq!(ma.get(0x25000), Some(0));
     assert_eq!(mb.get(0x10000), Some(3));
     assert_eq!(mb.get(0x28000), Some(3));
     tb.stop().expect("stop b");
@@ -257,8 +261,8 @@ fn an_exited_process_leaves_and_the_others_keep_being_tracked() {
     assert_eq!(ctx(&f, "targets/1/pid_target"), "72");
     assert_eq!(
         ctx(&f, "targets/0/regions/nr_regions"),
-        "1",
-        "b moved from target 1 to 0: its mappings are its regions again"
+        "2",
+        "b moved from target 1 to 0: its mapping (two pieces) is its regions again"
     );
     assert_eq!(ctx(&f, "schemes/1/filters/0/damon_target_idx"), "1");
     // a's pass says its process is gone; its stop changes nothing
@@ -307,7 +311,7 @@ fn a_kdamond_stopped_by_itself_is_turned_on_again_for_a_new_process() {
     assert_eq!(read(&f, "state"), "on");
     assert_eq!(ctx(&f, "targets/nr_targets"), "1");
     assert_eq!(ctx(&f, "targets/0/pid_target"), "81");
-    assert_eq!(ctx(&f, "targets/0/regions/nr_regions"), "1");
+    assert_eq!(ctx(&f, "targets/0/regions/nr_regions"), "2");
     drop(ta);
     assert_eq!(read(&f, "state"), "on", "a's stop leaves b alone");
     drop(tb);

@@ -57,14 +57,18 @@ fn damon_adds_configures_reads_and_removes_its_own_kdamond() {
         read(&f, "1/contexts/0/schemes/0/access_pattern/sz/max"),
         u64::MAX.to_string()
     );
-    // DAMON starts from the tracked mapping's own edges
-    assert_eq!(read(&f, "1/contexts/0/targets/0/regions/nr_regions"), "1");
+    // DAMON starts from the tracked mapping's own edges, cut at a 128 KiB multiple
+    assert_eq!(read(&f, "1/contexts/0/targets/0/regions/nr_regions"), "2");
     assert_eq!(
         read(&f, "1/contexts/0/targets/0/regions/0/start"),
         0x10000.to_string()
     );
     assert_eq!(
         read(&f, "1/contexts/0/targets/0/regions/0/end"),
+        0x20000.to_string()
+    );
+    assert_eq!(
+        read(&f, "1/contexts/0/targets/0/regions/1/end"),
         0x30000.to_string()
     );
     assert_eq!(read(&f, "0/state"), "off", "kdamond 0 untouched");
@@ -85,7 +89,9 @@ fn damon_adds_configures_reads_and_removes_its_own_kdamond() {
     t.pass(&h, &mut m).expect("pass");
     assert_eq!(read(&f, "1/state"), "update_schemes_tried_regions");
     t.pass(&h, &mut m).expect("pass");
-    assert_eq!(m.get(0x10000), Some(0));
+    // DAMON started from 16-page regions: beside a region read 5 times of 20, all of an
+    // unaccessed 16-page region counts once a pass (the read edge is that uncertain)
+    assert_eq!(m.get(0x10000), Some(2));
     assert_eq!(m.get(0x27000), Some(10));
     assert_eq!(m.get(0x2f000), Some(2));
     // DAMON's region covers them, pagemap says they are not in memory
@@ -287,9 +293,11 @@ fn regions_come_through_the_tracepoint_where_tracefs_serves_and_its_instance_goe
     std::fs::write(inst.join("trace_pipe"), text).expect("events");
     f.set_pagemap(52, 0x10000, &[1 << 63; 4]).expect("pagemap");
     t.pass(&h, &mut m).expect("pass");
-    assert_eq!(m.get(0x10000), Some(0));
     assert_eq!(m.get(0x11000), Some(7), "the tracepoint's count");
-    assert_eq!(m.get(0x13000), Some(0));
+    // the unaccessed neighbours count once: DAMON started from this whole 4-page
+    // mapping, its edge beside a read region is no finer (refine's tests split them)
+    assert_eq!(m.get(0x10000), Some(1));
+    assert_eq!(m.get(0x13000), Some(1));
     assert_eq!(
         read(&f, "0/state"),
         "on",

@@ -200,12 +200,14 @@ fn clear_soft_dirty(p: &ProcessHandle) -> Result<(), TrackError> {
 /// A large mapping is cut because DAMON splits a region in two or three per aggregation
 /// (one pass): a 512 MiB heap seeded whole is one region in the first pass and a handful in
 /// the third, each counted accessed if any page of it was, so the cold pages among hot ones
-/// would wait rounds for DAMON to find them. Cut into `limit` pieces (256 KiB at 128 MiB
-/// tracked, 1 MiB at 512 MiB), a hot area and a cold one of the same mapping differ from
-/// the first pass, a piece apart at most: with `T=1` a page counts hot when any pass saw
-/// its region accessed, so the first pass's pieces bound how many cold pages beside a
-/// hot area round 1 keeps (the lab's read-only case kept 1.3 % with 2 MiB pieces). DAMON
-/// then merges the pieces that agree.
+/// would wait rounds for DAMON to find them. Cut into `limit` pieces (`max_nr_regions`:
+/// 128 KiB at 128 MiB tracked, 512 KiB at 512 MiB), a hot area and a cold one of the same
+/// mapping differ from the first pass, a piece apart at most: with `T=1` a page counts hot
+/// when any pass saw its region accessed, so the first pass's pieces bound how many cold
+/// pages beside a hot area round 1 keeps (the lab's read-only case kept 1.3 % with 2 MiB
+/// pieces), and how far pages only read can hide in a cold region (see
+/// [`refine::EDGE_CONFIDENCE`]). DAMON then merges the pieces that agree (it splits no
+/// region while it has more than `max_nr_regions / 2`).
 pub(crate) fn seed_regions(map: &AccessMap, limit: u64) -> Vec<(u64, u64)> {
     let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
     let joined = join_ranges(map.ranges().filter(|(s, e)| e > s).collect(), limit);
@@ -213,7 +215,7 @@ pub(crate) fn seed_regions(map: &AccessMap, limit: u64) -> Vec<(u64, u64)> {
 }
 
 /// The smallest seed piece: finer than this is left to DAMON's own splitting.
-const MIN_SEED_PIECE: u64 = 256 << 10;
+const MIN_SEED_PIECE: u64 = 128 << 10;
 
 /// Cuts `ranges` at the multiples of one piece size (a multiple of `page`, at least
 /// [`MIN_SEED_PIECE`]; a mapping smaller than a piece is left whole), so that there are at
@@ -283,6 +285,9 @@ pub struct DamonTracker {
     /// `Scan` until the kernel says it has no PAGEMAP_SCAN
     pagemap: PagemapMethod,
     proc_root: PathBuf,
+    /// the largest initial region (DAMON's coarsest resolution: see
+    /// [`refine::EDGE_CONFIDENCE`])
+    seed_piece: u64,
 }
 
 impl DamonTracker {
@@ -296,6 +301,7 @@ impl DamonTracker {
             soft_dirty: false,
             pagemap: PagemapMethod::Scan,
             proc_root: k.proc_root().to_path_buf(),
+            seed_piece: 0,
         }
     }
 
@@ -324,7 +330,8 @@ impl Tracker for DamonTracker {
             });
         }
         p.check()?;
-        let seeds = seed_regions(map, self.attrs.max_nr_regions / 2);
+        let seeds = seed_regions(map, self.attrs.max_nr_regions);
+        self.seed_piece = seeds.iter().map(|(s, e)| e - s).max().unwrap_or(0);
         let m = shared::Member::new(p, seeds, self.attrs)?;
         let id = m.id();
         super::gone_or(p, shared::register(&self.kdamonds, &self.run, m))?;
@@ -360,7 +367,7 @@ impl Tracker for DamonTracker {
             self.pagemap = used;
         }
         let paged = std::time::Instant::now();
-        let st = refine::record_pass(map, &marks, &regions, self.attrs.samples());
+        let st = refine::record_pass(map, &marks, &regions, self.attrs.samples(), self.seed_piece);
         let recorded = std::time::Instant::now();
         if self.soft_dirty {
             clear_soft_dirty(p)?;
@@ -369,14 +376,15 @@ impl Tracker for DamonTracker {
         let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
         tracing::debug!(
             "DAMON pass of pid {}: {nr_regions} region(s) read in {:.1} ms ({} accessed: {} \
-             refined by writes, {} read, {} mixed), {used} {:.1} ms, recorded in {:.1} ms, \
-             clear_refs {:.1} ms",
+             refined by writes, {} read, {} mixed; {} edge page(s) beside them), {used} \
+             {:.1} ms, recorded in {:.1} ms, clear_refs {:.1} ms",
             p.pid(),
             ms(asked, got),
             st.accessed,
             st.refined,
             st.read,
             st.mixed,
+            st.edge_pages,
             ms(got, paged),
             ms(paged, recorded),
             ms(recorded, std::time::Instant::now()),
@@ -443,7 +451,7 @@ mod tests {
     fn large_mappings_are_cut_at_multiples_of_one_piece_within_the_limit() {
         const M: u64 = 1 << 20;
         // 8 MiB and 1 MiB, limit 6: 4 spare -> 2.25 MiB pieces, cut at their multiples;
-        // a 128 KiB mapping (under the 256 KiB floor) stays whole
+        // a 128 KiB mapping (under a piece) stays whole
         let r = [
             (0x4000_0000, 0x4000_0000 + 8 * M),
             (0x5000_0000, 0x5000_0000 + M),
@@ -460,9 +468,9 @@ mod tests {
             "cut at multiples of the piece: {s:x?}"
         );
         assert!(s.contains(&(0x6000_0000, 0x6002_0000)));
-        // the floor: 1 MiB alone, limit 500: 256 KiB pieces, not 4 KiB ones
+        // the floor: 1 MiB alone, limit 1000: 128 KiB pieces, not 4 KiB ones
         let one = [(0x4000_0000, 0x4000_0000 + M)];
-        assert_eq!(seed_regions(&map(&one), 500).len(), 4);
+        assert_eq!(seed_regions(&map(&one), 1000).len(), 8);
         // 512 MiB, limit 500: about 1 MiB pieces, at most 500 of them, edges kept
         let heap = [(0x7f00_0000_0000u64, 0x7f00_2000_0000u64)];
         let s = seed_regions(&map(&heap), 500);
