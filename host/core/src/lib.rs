@@ -21,3 +21,4 @@ pub use engine::{
     BuiltinFactory, EngineError, EngineRegistry, ScanParams, Scheduling, TaskInfo, engine_params,
     task_params,
 };
+pub use scheduler::scan_result_of;

@@ -360,18 +360,29 @@ async fn pass(
 
 /// The scan result of one process.
 fn scan_result(sc: &Scanning, loops: u32) -> Option<ScanResult> {
-    let sizes = sc.map.sizes();
+    scan_result_of(sc.pid, &sc.map, loops)
+}
+
+/// What an engine's `plan` receives for process `pid` whose round (`loops` passes) left
+/// `map`: every present page (huge pages once), ascending. `None` only for a map that is
+/// not in address order, which [`AccessMap`](etmem_kernel::access::AccessMap) never is.
+pub fn scan_result_of(
+    pid: etmem_kernel::Pid,
+    map: &etmem_kernel::access::AccessMap,
+    loops: u32,
+) -> Option<ScanResult> {
+    let sizes = map.sizes();
     let mut addrs = Vec::new();
     let mut counts = Vec::new();
     let mut psizes = Vec::new();
-    for a in sc.map.iter() {
+    for a in map.iter() {
         if let Some(s) = crate::caps::sdk_page_size(a.page_size, sizes) {
             addrs.push(a.addr);
             counts.push(a.count);
             psizes.push(s);
         }
     }
-    ScanResult::new(sc.pid, loops, addrs, counts, psizes).ok()
+    ScanResult::new(pid, loops, addrs, counts, psizes).ok()
 }
 
 /// One task's scanned round: its processes, their scan results, what the scan cost.

@@ -1,5 +1,7 @@
 //! Figures for the kernel layer, printed by `cargo bench -p etmem-kernel --bench scan`:
-//! * idle_pages stream decoding into an AccessMap, pages/s;
+//! * idle_pages stream decoding into an AccessMap, ns per page, for a stream of long runs
+//!   and one with every 4 KiB page its own record (a quarter accessed), against the
+//!   decoder alone;
 //! * a pagemap scan pass into the AccessMap per GiB, by read + decode and by PAGEMAP_SCAN
 //!   (where the kernel has it), each against a raw read of the same `/proc/self/pagemap`
 //!   range in the same run (ratio);
@@ -37,6 +39,43 @@ fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, out.expect("n > 0"))
 }
 
+/// Decodes `items` (over `[base, end)`) into an AccessMap, best of 5, and prints ns per
+/// page against the decoder alone (a sink that only counts) in the same run.
+fn decode_bench(
+    shape: &str,
+    items: &[etmem_kernel::parse::idle_pages::StreamItem],
+    base: u64,
+    end: u64,
+) {
+    let stream = encode_stream(items);
+    let (bare, pages) = best_of(5, || {
+        let mut pages = 0u64;
+        decode_idle_pages(&stream, PageSizes::X86_64, |r| pages += r.nr_pages).expect("decode");
+        pages
+    });
+    let mut map = AccessMap::new(&[vma(base, end)], PageSizes::X86_64);
+    let (secs, counted) = best_of(5, || {
+        let mut pages = 0u64;
+        decode_idle_pages(&stream, PageSizes::X86_64, |r| {
+            pages += r.nr_pages;
+            map.record_run(r.addr, r.page_size, r.nr_pages, r.kind.weight());
+        })
+        .expect("decode");
+        pages
+    });
+    assert_eq!(pages, counted);
+    let ns = |s: f64| s * 1e9 / pages as f64;
+    println!(
+        "idle_pages decode ({shape}): {} bytes -> {pages} pages: {:.2} ns/page decoded and counted \
+         into an AccessMap ({:.1} M pages/s); decoder alone {:.2} ns/page, ratio {:.2}",
+        stream.len(),
+        ns(secs),
+        pages as f64 / secs / 1e6,
+        ns(bare),
+        secs / bare
+    );
+}
+
 fn main() {
     // ---- idle_pages decode: 1 GiB of 4 KiB pages, alternating runs of 15 accessed, 15
     // idle, 3 dirty, 5 holes, plus one 2 MiB PMD_IDLE_PTES every 64 MiB
@@ -65,23 +104,25 @@ fn main() {
             addr = next64;
         }
     }
-    let stream = encode_stream(&items);
-    let mut map = AccessMap::new(&[vma(base, end)], PageSizes::X86_64);
-    let (secs, pages) = best_of(5, || {
-        let mut pages = 0u64;
-        decode_idle_pages(&stream, PageSizes::X86_64, |r| {
-            pages += r.nr_pages;
-            map.record_run(r.addr, r.page_size, r.nr_pages, r.kind.weight());
-        })
-        .expect("decode");
-        pages
-    });
-    println!(
-        "idle_pages decode: {} bytes -> {pages} pages in {:.1} ms = {:.1} M pages/s (into AccessMap)",
-        stream.len(),
-        secs * 1e3,
-        pages as f64 / secs / 1e6
-    );
+    decode_bench("runs", &items, base, end);
+
+    // ---- the same GiB as the kernel writes a fragmented one: every 4 KiB page its own
+    // record, a quarter of them accessed (one in four at random, fixed seed), an address
+    // record every 64 MiB: a decoder pays per record here, not per run
+    let mut items = Vec::new();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut addr = base;
+    while addr < end {
+        if (addr - base).is_multiple_of(64 << 20) {
+            items.push(Addr(addr));
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        items.push(Rec(if x.is_multiple_of(4) { 0 } else { 5 }, 1));
+        addr += 4096;
+    }
+    decode_bench("one record per page, 1/4 accessed", &items, base, end);
 
     // ---- pagemap pass vs raw read, on our own 256 MiB
     let len: usize = 256 << 20;

@@ -73,6 +73,9 @@ pub struct AccessMap {
     sizes: PageSizes,
     runs: Vec<Run>,
     passes: u32,
+    /// the range the last [`record_run`](AccessMap::record_run) started in (records come
+    /// in address order: the next one is most often in the same range)
+    hint: usize,
 }
 
 impl AccessMap {
@@ -123,6 +126,7 @@ impl AccessMap {
             sizes,
             runs,
             passes: 0,
+            hint: 0,
         }
     }
 
@@ -173,55 +177,132 @@ impl AccessMap {
 
     /// Records `nr` pages of `page_size` at `addr`, each accessed with weight `w`
     /// (0 = seen present, not accessed). Pages outside the tracked VMAs are ignored.
-    /// A PMD- or PUD-sized page is one slot (its first base page).
+    /// A PMD- or PUD-sized page is one slot (its first base page). Costs one lookup per
+    /// record and range it touches, then a pass over its slots: a run of base pages is one
+    /// slice (see the reference per page in the tests).
     pub fn record_run(&mut self, addr: u64, page_size: u64, nr: u64, w: u8) {
+        if nr == 0 || page_size == 0 {
+            return;
+        }
         let sizes = self.sizes;
-        let mut a = addr;
-        for _ in 0..nr {
-            let Some(i) = self.run_index(a) else {
-                // skip to the next run if the page starts in a gap
-                let next = self.runs.partition_point(|r| r.start <= a);
-                match self.runs.get(next) {
-                    Some(r) if r.start < addr.saturating_add(nr.saturating_mul(page_size)) => {
-                        a = a.saturating_add(page_size);
-                        continue;
-                    }
-                    _ => return,
+        // the address after the last page (saturated: such pages lie in no range)
+        let end = addr.saturating_add(nr.saturating_mul(page_size));
+        // the first range that ends after `addr`
+        let first = match self.runs.get(self.hint) {
+            Some(r) if r.start <= addr && addr < r.end => self.hint,
+            _ => self.runs.partition_point(|r| r.end <= addr),
+        };
+        self.hint = first;
+        // the common record: base pages inside one range of base pages
+        if let Some(r) = self.runs.get_mut(first)
+            && page_size == sizes.pte
+            && r.fixed.is_none()
+            && r.start <= addr
+            && end <= r.end
+            && addr.is_multiple_of(sizes.pte)
+        {
+            let sh = sizes.pte.trailing_zeros();
+            let lo = usize::try_from((addr - r.start) >> sh).unwrap_or(usize::MAX);
+            let n = usize::try_from(nr).unwrap_or(usize::MAX);
+            let hi = lo.saturating_add(n).min(r.counts.len());
+            for slot in r.counts.get_mut(lo..hi).unwrap_or(&mut []) {
+                bump(slot, w);
+            }
+            // a chunk marked huge that holds one of them was split
+            for (bits, sz) in [(&mut r.pmd, sizes.pmd), (&mut r.pud, sizes.pud)] {
+                let sh = sz.trailing_zeros();
+                let base = r.start >> sh;
+                for c in (addr >> sh)..=((end - 1) >> sh) {
+                    set_bit(bits, c - base, false);
                 }
-            };
-            let r = &mut self.runs[i];
+            }
+            return;
+        }
+        // page sizes are powers of two (PageSizes): shifts, not divisions, per record
+        let div = |x: u64, by: u64| {
+            if by.is_power_of_two() {
+                x >> by.trailing_zeros()
+            } else {
+                x / by
+            }
+        };
+        let div_ceil = |x: u64, by: u64| {
+            if by.is_power_of_two() {
+                (x >> by.trailing_zeros()) + u64::from(x & (by - 1) != 0)
+            } else {
+                x.div_ceil(by)
+            }
+        };
+        for r in &mut self.runs[first..] {
+            if r.start >= end {
+                break;
+            }
+            // pages k0..k1 of the record start inside this range
+            let k0 = div_ceil(r.start.saturating_sub(addr), page_size);
+            let k1 = div_ceil(r.end - addr, page_size).min(nr);
+            if k0 >= k1 {
+                continue;
+            }
+            let a0 = addr + k0 * page_size;
+            let a_last = addr + (k1 - 1) * page_size;
             if let Some(f) = r.fixed {
                 // hugetlb: one count per huge page, whatever size the tracker reports
                 // (pagemap gives every base page of it); never split
-                let huge = a & !(f - 1);
-                if a == huge
-                    && let Some(slot) = usize::try_from((huge - r.start) / sizes.pte)
-                        .ok()
-                        .and_then(|s| r.counts.get_mut(s))
+                let slot_of = |h: u64| usize::try_from(div(h - r.start, sizes.pte)).ok();
+                if addr.is_multiple_of(page_size) && f.is_multiple_of(page_size) {
+                    // the pages that start a huge page: the multiples of `f`
+                    let mut h = a0.next_multiple_of(f);
+                    while h <= a_last {
+                        if let Some(slot) = slot_of(h).and_then(|i| r.counts.get_mut(i)) {
+                            bump(slot, w);
+                        }
+                        h += f;
+                    }
+                } else {
+                    for k in k0..k1 {
+                        let a = addr + k * page_size;
+                        if a.is_multiple_of(f)
+                            && let Some(slot) = slot_of(a).and_then(|i| r.counts.get_mut(i))
+                        {
+                            bump(slot, w);
+                        }
+                    }
+                }
+                continue;
+            }
+            let (pmd_base, pud_base) = (div(r.start, sizes.pmd), div(r.start, sizes.pud));
+            if page_size == sizes.pte {
+                // base pages: one slot each, in a row; a chunk marked huge that holds one
+                // was split
+                for c in div(a0, sizes.pmd)..=div(a_last, sizes.pmd) {
+                    set_bit(&mut r.pmd, c - pmd_base, false);
+                }
+                for c in div(a0, sizes.pud)..=div(a_last, sizes.pud) {
+                    set_bit(&mut r.pud, c - pud_base, false);
+                }
+                let lo = usize::try_from(div(a0 - r.start, sizes.pte)).unwrap_or(usize::MAX);
+                let n = usize::try_from(k1 - k0).unwrap_or(usize::MAX);
+                let hi = lo.saturating_add(n).min(r.counts.len());
+                for slot in r.counts.get_mut(lo..hi).unwrap_or(&mut []) {
+                    bump(slot, w);
+                }
+                continue;
+            }
+            // huge pages (or another size): one slot each, its first base page
+            for k in k0..k1 {
+                let a = addr + k * page_size;
+                if page_size == sizes.pmd {
+                    set_bit(&mut r.pmd, div(a, sizes.pmd) - pmd_base, true);
+                } else if page_size == sizes.pud {
+                    set_bit(&mut r.pud, div(a, sizes.pud) - pud_base, true);
+                }
+                if let Some(slot) = usize::try_from(div(a - r.start, sizes.pte))
+                    .ok()
+                    .and_then(|i| r.counts.get_mut(i))
                 {
                     bump(slot, w);
                 }
-                a = a.saturating_add(page_size);
-                continue;
             }
-            let (pmd_base, pud_base) = (r.start / sizes.pmd, r.start / sizes.pud);
-            if page_size == sizes.pte {
-                // a base page inside a chunk marked huge: the huge page was split
-                set_bit(&mut r.pmd, a / sizes.pmd - pmd_base, false);
-                set_bit(&mut r.pud, a / sizes.pud - pud_base, false);
-            } else if page_size == sizes.pmd {
-                set_bit(&mut r.pmd, a / sizes.pmd - pmd_base, true);
-            } else if page_size == sizes.pud {
-                set_bit(&mut r.pud, a / sizes.pud - pud_base, true);
-            }
-            let first = a.max(r.start);
-            if let Some(slot) = usize::try_from((first - r.start) / sizes.pte)
-                .ok()
-                .and_then(|s| r.counts.get_mut(s))
-            {
-                bump(slot, w);
-            }
-            a = a.saturating_add(page_size);
         }
     }
 
@@ -351,6 +432,61 @@ pub(crate) fn map_over(ranges: &[(u64, u64)]) -> AccessMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The page-by-page form of [`AccessMap::record_run`] (its first implementation: one
+    /// range lookup per page): the reference the run form must match.
+    impl AccessMap {
+        fn record_run_per_page(&mut self, addr: u64, page_size: u64, nr: u64, w: u8) {
+            let sizes = self.sizes;
+            let mut a = addr;
+            for _ in 0..nr {
+                let Some(i) = self.run_index(a) else {
+                    // skip to the next run if the page starts in a gap
+                    let next = self.runs.partition_point(|r| r.start <= a);
+                    match self.runs.get(next) {
+                        Some(r) if r.start < addr.saturating_add(nr.saturating_mul(page_size)) => {
+                            a = a.saturating_add(page_size);
+                            continue;
+                        }
+                        _ => return,
+                    }
+                };
+                let r = &mut self.runs[i];
+                if let Some(f) = r.fixed {
+                    // hugetlb: one count per huge page, whatever size the tracker reports
+                    // (pagemap gives every base page of it); never split
+                    let huge = a & !(f - 1);
+                    if a == huge
+                        && let Some(slot) = usize::try_from((huge - r.start) / sizes.pte)
+                            .ok()
+                            .and_then(|s| r.counts.get_mut(s))
+                    {
+                        bump(slot, w);
+                    }
+                    a = a.saturating_add(page_size);
+                    continue;
+                }
+                let (pmd_base, pud_base) = (r.start / sizes.pmd, r.start / sizes.pud);
+                if page_size == sizes.pte {
+                    // a base page inside a chunk marked huge: the huge page was split
+                    set_bit(&mut r.pmd, a / sizes.pmd - pmd_base, false);
+                    set_bit(&mut r.pud, a / sizes.pud - pud_base, false);
+                } else if page_size == sizes.pmd {
+                    set_bit(&mut r.pmd, a / sizes.pmd - pmd_base, true);
+                } else if page_size == sizes.pud {
+                    set_bit(&mut r.pud, a / sizes.pud - pud_base, true);
+                }
+                let first = a.max(r.start);
+                if let Some(slot) = usize::try_from((first - r.start) / sizes.pte)
+                    .ok()
+                    .and_then(|s| r.counts.get_mut(s))
+                {
+                    bump(slot, w);
+                }
+                a = a.saturating_add(page_size);
+            }
+        }
+    }
 
     const K: u64 = 4096;
     const M2: u64 = 2 << 20;
@@ -518,5 +654,180 @@ mod tests {
         let per_page = m.bookkeeping_bytes() as f64 / m.tracked_base_pages() as f64;
         assert!(per_page <= 2.0, "{per_page}");
         assert!(per_page >= 1.0, "{per_page}");
+    }
+
+    /// xorshift64*: a seeded generator for the randomized tests (no dependency).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// Random VMAs from `base`: plain ones of any page length, 2 MiB-aligned ones, and now
+    /// and then a hugetlb one (2 MiB pages), with gaps of a page or more between them.
+    fn random_vmas(rng: &mut Rng, base: u64) -> Vec<Vma> {
+        let mut vmas = Vec::new();
+        let mut a = base;
+        for _ in 0..1 + rng.below(5) {
+            a += rng.below(3) * K + rng.below(2) * M2;
+            let (len, hugetlb) = match rng.below(6) {
+                0 => (M2 * (1 + rng.below(3)), true),
+                1 => (M2 * (1 + rng.below(4)), false),
+                _ => (K * (1 + rng.below(1500)), false),
+            };
+            if hugetlb || rng.below(3) == 0 {
+                a = a.next_multiple_of(M2);
+            }
+            let mut v = vma(a, a + len);
+            if hugetlb {
+                v.kernel_page_kb = Some(2048);
+            }
+            vmas.push(v);
+            a += len;
+        }
+        vmas
+    }
+
+    /// Every slot and huge-page bit of two maps over the same VMAs agree.
+    fn assert_same(fast: &AccessMap, slow: &AccessMap, what: &str) {
+        assert_eq!(
+            fast.iter().collect::<Vec<_>>(),
+            slow.iter().collect::<Vec<_>>(),
+            "{what}"
+        );
+        for (f, s) in fast.runs.iter().zip(&slow.runs) {
+            assert_eq!(f.counts, s.counts, "{what}: slots of {:#x}", f.start);
+            assert_eq!(f.pmd, s.pmd, "{what}: PMD bits of {:#x}", f.start);
+            assert_eq!(f.pud, s.pud, "{what}: PUD bits of {:#x}", f.start);
+        }
+    }
+
+    #[test]
+    fn runs_match_the_page_by_page_reference_on_random_records() {
+        let sizes = PageSizes::X86_64;
+        for seed in 1..=400u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let base = 0x7f00_0000_0000 + rng.below(64) * K;
+            let vmas = random_vmas(&mut rng, base);
+            let top = vmas.last().map_or(base, |v| v.end);
+            let mut fast = AccessMap::new(&vmas, sizes);
+            let mut slow = fast.clone();
+            for _ in 0..300 {
+                let page_size = match rng.below(20) {
+                    0..=13 => sizes.pte,
+                    14..=18 => sizes.pmd,
+                    _ => sizes.pud,
+                };
+                // anywhere from before the first VMA to past the last, crossing edges
+                let span = top - base + 4 * M2;
+                let mut addr = (base - 2 * M2 + rng.below(span)) / K * K;
+                if rng.below(4) != 0 {
+                    addr = addr / page_size * page_size;
+                }
+                let nr = 1 + rng.below(if page_size == sizes.pte { 700 } else { 6 });
+                let w = u8::try_from(rng.below(4)).unwrap_or(0);
+                fast.record_run(addr, page_size, nr, w);
+                slow.record_run_per_page(addr, page_size, nr, w);
+            }
+            assert_same(&fast, &slow, &format!("seed {seed}"));
+        }
+    }
+
+    /// The pages of an idle_pages stream one by one, decoded without the module's
+    /// decoder: the reference for [`decoded_streams_match_the_page_by_page_reference`].
+    fn reference_decode(bytes: &[u8], sizes: PageSizes, map: &mut AccessMap) {
+        use crate::parse::idle_pages::IdlePageType;
+        let mut cur: Option<u64> = None;
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            i += 1;
+            if b == 0xA0 {
+                let Some(a) = bytes.get(i..i + 8) else { return };
+                cur = Some(u64::from_be_bytes(a.try_into().expect("8 bytes")));
+                i += 8;
+                continue;
+            }
+            let kind = IdlePageType::from_code(b >> 4).expect("known type");
+            let Some(mut a) = cur else { return };
+            let size = sizes.size_of(kind);
+            for _ in 0..b & 0xF {
+                let aligned = a.is_multiple_of(size);
+                if !kind.is_hole() && aligned {
+                    if kind == IdlePageType::PmdIdlePtes {
+                        for p in 0..sizes.pmd / sizes.pte {
+                            map.record_run_per_page(a + p * sizes.pte, sizes.pte, 1, 0);
+                        }
+                    } else {
+                        map.record_run_per_page(a, size, 1, kind.weight());
+                    }
+                }
+                // a misaligned record is skipped whole, as the decoder does
+                if !aligned {
+                    a += u64::from(b & 0xF) * size;
+                    break;
+                }
+                a += size;
+            }
+            cur = Some(a);
+        }
+    }
+
+    #[test]
+    fn decoded_streams_match_the_page_by_page_reference() {
+        use crate::parse::idle_pages::{StreamItem, decode_idle_pages, encode_stream};
+        let sizes = PageSizes::X86_64;
+        for seed in 1..=300u64 {
+            let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let base = 0x7f00_0000_0000 + rng.below(64) * K;
+            let vmas = random_vmas(&mut rng, base);
+            let top = vmas.last().map_or(base, |v| v.end);
+            // a stream as the kernel writes it: an address, then records, now and then a
+            // new address (anywhere: before, inside, after the VMAs, maybe misaligned)
+            let mut items = vec![StreamItem::Addr(base.saturating_sub(rng.below(8) * K))];
+            for _ in 0..400 {
+                if rng.below(30) == 0 {
+                    let a = (base - M2 + rng.below(top - base + 2 * M2)) / K * K;
+                    items.push(StreamItem::Addr(a));
+                    continue;
+                }
+                // mostly single 4 KiB pages, a quarter accessed (the shape), then
+                // runs, huge pages, whole PMDs of idle PTEs and holes
+                let (t, nr) = match rng.below(10) {
+                    0..=4 => (if rng.below(4) == 0 { 0 } else { 5 }, 1),
+                    5 => (3, 1 + rng.below(15)),
+                    6 => (
+                        [1, 4, 6][usize::try_from(rng.below(3)).unwrap_or(0)],
+                        1 + rng.below(3),
+                    ),
+                    7 => (7, 1),
+                    8 => (8, 1 + rng.below(15)),
+                    _ => (if rng.below(2) == 0 { 9 } else { 2 }, 1),
+                };
+                items.push(StreamItem::Rec(t, u8::try_from(nr).unwrap_or(1)));
+            }
+            let mut stream = encode_stream(&items);
+            // a read can end anywhere, inside an address record too
+            if rng.below(3) == 0 {
+                stream.truncate(usize::try_from(rng.below(stream.len() as u64)).unwrap_or(0));
+            }
+            let mut fast = AccessMap::new(&vmas, sizes);
+            let mut slow = fast.clone();
+            decode_idle_pages(&stream, sizes, |r| {
+                fast.record_run(r.addr, r.page_size, r.nr_pages, r.kind.weight());
+            })
+            .expect("decode");
+            reference_decode(&stream, sizes, &mut slow);
+            assert_same(&fast, &slow, &format!("seed {seed}"));
+        }
     }
 }
