@@ -372,16 +372,17 @@ pub fn scan_result_of(
     loops: u32,
 ) -> Option<ScanResult> {
     let sizes = map.sizes();
-    let mut addrs = Vec::new();
-    let mut counts = Vec::new();
-    let mut psizes = Vec::new();
-    for a in map.iter() {
-        if let Some(s) = crate::caps::sdk_page_size(a.page_size, sizes) {
-            addrs.push(a.addr);
-            counts.push(a.count);
+    let n = map.present_slots();
+    let mut addrs = Vec::with_capacity(n);
+    let mut counts = Vec::with_capacity(n);
+    let mut psizes = Vec::with_capacity(n);
+    map.for_each_page(|addr, page_size, count| {
+        if let Some(s) = crate::caps::sdk_page_size(page_size, sizes) {
+            addrs.push(addr);
+            counts.push(count);
             psizes.push(s);
         }
-    }
+    });
     ScanResult::new(pid, loops, addrs, counts, psizes).ok()
 }
 

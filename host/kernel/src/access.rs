@@ -362,41 +362,38 @@ impl AccessMap {
     /// Every present page (huge pages once), ascending.
     pub fn iter(&self) -> impl Iterator<Item = PageAccess> + '_ {
         let s = self.sizes;
-        self.runs.iter().flat_map(move |r| {
-            let mut idx = 0usize;
-            std::iter::from_fn(move || {
-                while idx < r.counts.len() {
-                    let addr = r.start + idx as u64 * s.pte;
-                    let page_size = if bit(&r.pud, addr / s.pud - r.start / s.pud) {
-                        s.pud
-                    } else if bit(&r.pmd, addr / s.pmd - r.start / s.pmd) {
-                        s.pmd
-                    } else {
-                        s.pte
-                    };
-                    let v = r.counts[idx];
-                    let base = if page_size == s.pte {
-                        idx += 1;
-                        addr
-                    } else {
-                        // skip to the end of the huge page
-                        let huge_start = addr & !(page_size - 1);
-                        let next = huge_start + page_size;
-                        idx = usize::try_from((next.min(r.end) - r.start).div_ceil(s.pte))
-                            .unwrap_or(usize::MAX);
-                        huge_start
-                    };
-                    if v != ABSENT {
-                        return Some(PageAccess {
-                            addr: base,
-                            page_size,
-                            count: v,
-                        });
+        self.runs.iter().flat_map(move |r| pages_of(s, r))
+    }
+
+    /// Calls `f(addr, page_size, count)` for every present page (huge pages once), in
+    /// address order: the pages of [`iter`](AccessMap::iter), a range without huge pages
+    /// as one pass over its slots.
+    pub fn for_each_page(&self, mut f: impl FnMut(u64, u64, u8)) {
+        let s = self.sizes;
+        for r in &self.runs {
+            if r.pmd.iter().all(|&w| w == 0) && r.pud.iter().all(|&w| w == 0) {
+                let mut addr = r.start;
+                for &c in &r.counts {
+                    if c != ABSENT {
+                        f(addr, s.pte, c);
                     }
+                    addr += s.pte;
                 }
-                None
-            })
-        })
+                continue;
+            }
+            for p in pages_of(s, r) {
+                f(p.addr, p.page_size, p.count);
+            }
+        }
+    }
+
+    /// At least as many as the pages [`for_each_page`](AccessMap::for_each_page) gives
+    /// (the slots seen present): a capacity to reserve.
+    pub fn present_slots(&self) -> usize {
+        self.runs
+            .iter()
+            .map(|r| r.counts.iter().filter(|&&c| c != ABSENT).count())
+            .sum()
     }
 
     /// Base pages covered by the map (tracked, present or not).
@@ -413,6 +410,43 @@ impl AccessMap {
                 .map(|r| r.counts.capacity() + 8 * (r.pmd.capacity() + r.pud.capacity()))
                 .sum::<usize>()
     }
+}
+
+/// The present pages of range `r`, ascending (huge pages once).
+fn pages_of(s: PageSizes, r: &Run) -> impl Iterator<Item = PageAccess> + '_ {
+    let mut idx = 0usize;
+    std::iter::from_fn(move || {
+        while idx < r.counts.len() {
+            let addr = r.start + idx as u64 * s.pte;
+            let page_size = if bit(&r.pud, addr / s.pud - r.start / s.pud) {
+                s.pud
+            } else if bit(&r.pmd, addr / s.pmd - r.start / s.pmd) {
+                s.pmd
+            } else {
+                s.pte
+            };
+            let v = r.counts[idx];
+            let base = if page_size == s.pte {
+                idx += 1;
+                addr
+            } else {
+                // skip to the end of the huge page
+                let huge_start = addr & !(page_size - 1);
+                let next = huge_start + page_size;
+                idx = usize::try_from((next.min(r.end) - r.start).div_ceil(s.pte))
+                    .unwrap_or(usize::MAX);
+                huge_start
+            };
+            if v != ABSENT {
+                return Some(PageAccess {
+                    addr: base,
+                    page_size,
+                    count: v,
+                });
+            }
+        }
+        None
+    })
 }
 
 /// A map over plain anonymous ranges `[start, end)` with x86-64 page sizes (tests).
@@ -697,8 +731,21 @@ mod tests {
         vmas
     }
 
-    /// Every slot and huge-page bit of two maps over the same VMAs agree.
+    /// Every slot and huge-page bit of two maps over the same VMAs agree, and each one's
+    /// `for_each_page` gives the pages of its `iter`.
     fn assert_same(fast: &AccessMap, slow: &AccessMap, what: &str) {
+        for m in [fast, slow] {
+            let mut each = Vec::new();
+            m.for_each_page(|addr, page_size, count| {
+                each.push(PageAccess {
+                    addr,
+                    page_size,
+                    count,
+                });
+            });
+            assert_eq!(each, m.iter().collect::<Vec<_>>(), "{what}: for_each_page");
+            assert!(m.present_slots() >= each.len(), "{what}: present_slots");
+        }
         assert_eq!(
             fast.iter().collect::<Vec<_>>(),
             slow.iter().collect::<Vec<_>>(),
