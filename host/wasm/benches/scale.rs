@@ -28,6 +28,8 @@ use etmem_kernel::{FakeKernel, FakeProcess, Kernel, Vma};
 use etmem_sdk::runtime::Runner;
 use etmem_sdk::testing::FakeHost;
 use etmem_sdk::{Action, Params, ProcessMemory, Round, TaskInfo};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -107,21 +109,9 @@ fn main() {
     }
 }
 
-/// xorshift64*
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 /// The records of one pass, in order: (type code, pages), pages of `page` bytes.
 struct Pattern {
-    rng: Rng,
+    rng: StdRng,
     huge: bool,
     per_page: bool,
     /// the current run: accessed?, pages left
@@ -131,9 +121,7 @@ struct Pattern {
 impl Pattern {
     fn new(pass: u32, huge: bool, per_page: bool) -> Pattern {
         Pattern {
-            rng: Rng(
-                0x9E37_79B9_7F4A_7C15 ^ (u64::from(pass) + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
-            ),
+            rng: StdRng::seed_from_u64(0x9E37_79B9_7F4A_7C15 ^ u64::from(pass)),
             huge,
             per_page,
             run: (false, 0),
@@ -143,7 +131,7 @@ impl Pattern {
     /// The next record, at most `left` pages.
     fn next(&mut self, left: u64) -> (u8, u64) {
         if self.run.1 == 0 {
-            let r = self.rng.next();
+            let r = self.rng.next_u64();
             self.run = (r.is_multiple_of(4), 1 + (r >> 8) % 31);
         }
         let max = if self.per_page { 1 } else { 15 };
