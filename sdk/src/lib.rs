@@ -48,15 +48,15 @@ pub use engine::{Engine, Host, Task};
 pub use error::EngineError;
 pub use params::{FromParam, PROJECT_KEYS, Params};
 pub use types::{
-    Action, LogLevel, MemInfo, NodeMemory, Page, PageSize, Pid, ProcessMemory, Round, ScanResult,
-    SystemFacts, TaskInfo, Vma,
+    Action, LogLevel, MemInfo, NodeMemory, Page, PageRun, PageSize, Pid, ProcessMemory, Round,
+    ScanResult, ScanRun, SystemFacts, TaskInfo, Vma,
 };
 
 /// The names of the plug-in contract as written in `wit/engine.wit`; a test checks the WIT
 /// and this crate agree.
 pub mod contract {
     /// The WIT package.
-    pub const PACKAGE: &str = "etmem:engine@0.1.0";
+    pub const PACKAGE: &str = "etmem:engine@0.2.0";
     /// The WIT world an engine component targets.
     pub const WORLD: &str = "etmem-engine";
     /// The functions of the exported `engine` interface, in WIT order.

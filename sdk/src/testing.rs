@@ -8,8 +8,8 @@
 
 use crate::runtime::Runner;
 use crate::{
-    Action, Engine, EngineError, Host, LogLevel, Params, Pid, ProcessMemory, Round, ScanResult,
-    SystemFacts, TaskInfo, Vma,
+    Action, Engine, EngineError, Host, LogLevel, PageRun, Params, Pid, ProcessMemory, Round,
+    ScanResult, SystemFacts, TaskInfo, Vma,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -212,7 +212,8 @@ impl Host for FakeHost {
         self.record().calls.push("request-swap-out");
         let action = Action::SwapOut {
             pid,
-            addrs: addrs.to_vec(),
+            // the harness has no page table to tell huge pages: base pages
+            runs: PageRun::of_base_pages(addrs),
         };
         self.request(task, action, addrs.len())
     }
@@ -227,7 +228,8 @@ impl Host for FakeHost {
         self.record().calls.push("request-migrate");
         let action = Action::Migrate {
             pid,
-            addrs: addrs.to_vec(),
+            // the harness has no page table to tell huge pages: base pages
+            runs: PageRun::of_base_pages(addrs),
             node,
         };
         self.request(task, action, addrs.len())

@@ -99,22 +99,116 @@ pub struct Page {
     pub size: PageSize,
 }
 
-/// The merged scan passes of one pid in one round, dense: index `i` of
-/// [`addrs`](ScanResult::addrs), [`counts`](ScanResult::counts) and
-/// [`sizes`](ScanResult::sizes) describe the same page. Addresses ascend strictly; pages
-/// never present are absent.
+/// Pages of one size, back to back: `pages` pages from `addr`. The unit of an
+/// [`Action`]: a swap-out or migration names runs, so a mapping's cold gigabytes cost one
+/// value, not one per page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PageRun {
+    /// start address of the first page
+    pub addr: u64,
+    /// number of pages
+    pub pages: u32,
+    /// size of each page
+    pub size: PageSize,
+}
+
+impl PageRun {
+    /// One page.
+    pub const fn single(addr: u64, size: PageSize) -> PageRun {
+        PageRun {
+            addr,
+            pages: 1,
+            size,
+        }
+    }
+
+    /// Bytes covered.
+    pub const fn bytes(&self) -> u64 {
+        self.pages as u64 * self.size.bytes()
+    }
+
+    /// One past the last byte (saturating).
+    pub const fn end(&self) -> u64 {
+        self.addr.saturating_add(self.bytes())
+    }
+
+    /// The start address of each page.
+    pub fn addrs(&self) -> impl ExactSizeIterator<Item = u64> + use<> {
+        let (addr, step) = (self.addr, self.size.bytes());
+        (0..self.pages).map(move |i| addr.wrapping_add(u64::from(i) * step))
+    }
+
+    /// Base (4 KiB) pages at `addrs`, in address order, as runs.
+    pub fn of_base_pages(addrs: &[u64]) -> Vec<PageRun> {
+        PageRun::coalesce(addrs.iter().map(|&a| (a, PageSize::Size4K)))
+    }
+
+    /// Pages in address order as runs: a page that starts where the previous run ends,
+    /// with its size, extends it.
+    pub fn coalesce(pages: impl IntoIterator<Item = (u64, PageSize)>) -> Vec<PageRun> {
+        let mut out: Vec<PageRun> = Vec::new();
+        for (addr, size) in pages {
+            match out.last_mut() {
+                Some(r) if r.size == size && r.end() == addr && r.pages < u32::MAX => {
+                    r.pages += 1;
+                }
+                _ => out.push(PageRun::single(addr, size)),
+            }
+        }
+        out
+    }
+}
+
+/// A run of a [`ScanResult`]: `pages` pages of `size` from `addr`, each with access count
+/// `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanRun {
+    /// start address of the first page
+    pub addr: u64,
+    /// number of pages (at least 1)
+    pub pages: u32,
+    /// weighted access count of every page of the run
+    pub count: u8,
+    /// size of each page
+    pub size: PageSize,
+}
+
+impl ScanRun {
+    /// The run's pages without their count.
+    pub const fn page_run(&self) -> PageRun {
+        PageRun {
+            addr: self.addr,
+            pages: self.pages,
+            size: self.size,
+        }
+    }
+
+    /// One past the last byte (saturating).
+    pub const fn end(&self) -> u64 {
+        self.page_run().end()
+    }
+
+    /// Base (4 KiB) pages covered.
+    pub const fn base_pages(&self) -> u64 {
+        self.page_run().bytes() / PageSize::Size4K.bytes()
+    }
+}
+
+/// The merged scan passes of one pid in one round, run-length: pages that follow each
+/// other with the same size and count form one [`ScanRun`], so a mapping costs per run of
+/// equal pages, not per page. Runs ascend and do not overlap; adjacent runs that could be
+/// one are merged (the form is canonical); pages never present are absent.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScanResult {
     pid: Pid,
     passes: u32,
-    addrs: Vec<u64>,
-    counts: Vec<u8>,
-    sizes: Vec<PageSize>,
+    runs: Vec<ScanRun>,
+    pages: usize,
 }
 
 impl ScanResult {
-    /// A scan result from its parallel vectors. Rejects vectors of different lengths and
-    /// addresses that do not strictly ascend.
+    /// A scan result from one entry per page (parallel vectors). Rejects vectors of
+    /// different lengths and addresses that do not strictly ascend.
     pub fn new(
         pid: Pid,
         passes: u32,
@@ -130,39 +224,120 @@ impl ScanResult {
                 sizes.len()
             )));
         }
-        if let Some(w) = addrs.windows(2).find(|w| w[0] >= w[1]) {
-            return Err(EngineError::failed(format!(
-                "scan of pid {pid}: address {:#x} follows {:#x}: not ascending",
-                w[1], w[0]
-            )));
+        let runs = addrs
+            .iter()
+            .zip(&counts)
+            .zip(&sizes)
+            .map(|((&addr, &count), &size)| ScanRun {
+                addr,
+                pages: 1,
+                count,
+                size,
+            });
+        ScanResult::from_runs(pid, passes, runs)
+    }
+
+    /// A scan result from its runs, in address order. Rejects a run of 0 pages, a run
+    /// that ends past the address space, and runs that overlap or do not ascend; merges
+    /// adjacent runs of the same size and count.
+    pub fn from_runs(
+        pid: Pid,
+        passes: u32,
+        runs: impl IntoIterator<Item = ScanRun>,
+    ) -> Result<ScanResult, EngineError> {
+        let runs = runs.into_iter();
+        let mut out: Vec<ScanRun> = Vec::with_capacity(runs.size_hint().0);
+        let mut pages = 0usize;
+        for r in runs {
+            if r.pages == 0 {
+                return Err(EngineError::failed(format!(
+                    "scan of pid {pid}: a run of 0 pages at {:#x}",
+                    r.addr
+                )));
+            }
+            if r.addr.checked_add(r.page_run().bytes()).is_none() {
+                return Err(EngineError::failed(format!(
+                    "scan of pid {pid}: {} page(s) from {:#x} end past the address space",
+                    r.pages, r.addr
+                )));
+            }
+            pages = pages.saturating_add(r.pages as usize);
+            match out.last_mut() {
+                Some(last) if r.addr < last.end() => {
+                    return Err(EngineError::failed(format!(
+                        "scan of pid {pid}: address {:#x} follows {:#x}: not ascending",
+                        r.addr,
+                        last.end() - last.size.bytes()
+                    )));
+                }
+                Some(last)
+                    if last.end() == r.addr
+                        && last.size == r.size
+                        && last.count == r.count
+                        && last.pages.checked_add(r.pages).is_some() =>
+                {
+                    last.pages += r.pages;
+                }
+                _ => out.push(r),
+            }
         }
         Ok(ScanResult {
             pid,
             passes,
-            addrs,
-            counts,
-            sizes,
+            runs: out,
+            pages,
         })
     }
 
-    /// Like [`ScanResult::new`], with sizes as wire codes (0, 1, 2); an unknown code is an
-    /// error naming it.
-    pub fn from_codes(
+    /// Like [`ScanResult::from_runs`], from the wire's parallel lists (sizes as codes
+    /// 0, 1, 2); lists of different lengths or an unknown size code are an error naming
+    /// them.
+    pub fn from_columns(
         pid: Pid,
         passes: u32,
-        addrs: Vec<u64>,
-        counts: Vec<u8>,
+        addrs: &[u64],
+        lens: &[u32],
+        counts: &[u8],
         size_codes: &[u8],
     ) -> Result<ScanResult, EngineError> {
-        let sizes = size_codes
-            .iter()
-            .map(|&c| {
-                PageSize::from_code(c).ok_or_else(|| {
-                    EngineError::failed(format!("scan of pid {pid}: unknown page size code {c}"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        ScanResult::new(pid, passes, addrs, counts, sizes)
+        if addrs.len() != lens.len()
+            || addrs.len() != counts.len()
+            || addrs.len() != size_codes.len()
+        {
+            return Err(EngineError::failed(format!(
+                "scan of pid {pid}: {} addresses, {} lengths, {} counts and {} sizes differ in length",
+                addrs.len(),
+                lens.len(),
+                counts.len(),
+                size_codes.len()
+            )));
+        }
+        let mut runs = Vec::with_capacity(addrs.len());
+        for i in 0..addrs.len() {
+            let size = PageSize::from_code(size_codes[i]).ok_or_else(|| {
+                EngineError::failed(format!(
+                    "scan of pid {pid}: unknown page size code {}",
+                    size_codes[i]
+                ))
+            })?;
+            runs.push(ScanRun {
+                addr: addrs[i],
+                pages: lens[i],
+                count: counts[i],
+                size,
+            });
+        }
+        ScanResult::from_runs(pid, passes, runs)
+    }
+
+    /// The wire's parallel lists: start addresses, lengths in pages, counts, size codes.
+    pub fn columns(&self) -> (Vec<u64>, Vec<u32>, Vec<u8>, Vec<u8>) {
+        (
+            self.runs.iter().map(|r| r.addr).collect(),
+            self.runs.iter().map(|r| r.pages).collect(),
+            self.runs.iter().map(|r| r.count).collect(),
+            self.runs.iter().map(|r| r.size.code()).collect(),
+        )
     }
 
     /// A scan result from pages in any order (sorted here); a repeated address is an error.
@@ -173,12 +348,15 @@ impl ScanResult {
     ) -> Result<ScanResult, EngineError> {
         let mut pages: Vec<Page> = pages.into_iter().collect();
         pages.sort_by_key(|p| p.addr);
-        ScanResult::new(
+        ScanResult::from_runs(
             pid,
             passes,
-            pages.iter().map(|p| p.addr).collect(),
-            pages.iter().map(|p| p.count).collect(),
-            pages.iter().map(|p| p.size).collect(),
+            pages.iter().map(|p| ScanRun {
+                addr: p.addr,
+                pages: 1,
+                count: p.count,
+                size: p.size,
+            }),
         )
     }
 
@@ -192,43 +370,38 @@ impl ScanResult {
         self.passes
     }
 
-    /// Page start addresses, ascending.
-    pub fn addrs(&self) -> &[u64] {
-        &self.addrs
-    }
-
-    /// Weighted access count per page.
-    pub fn counts(&self) -> &[u8] {
-        &self.counts
-    }
-
-    /// Page size per page.
-    pub fn sizes(&self) -> &[PageSize] {
-        &self.sizes
-    }
-
-    /// Page sizes as wire codes.
-    pub fn size_codes(&self) -> Vec<u8> {
-        self.sizes.iter().map(|s| s.code()).collect()
+    /// The runs, ascending.
+    pub fn runs(&self) -> &[ScanRun] {
+        &self.runs
     }
 
     /// Number of pages.
     pub fn len(&self) -> usize {
-        self.addrs.len()
+        self.pages
     }
 
     /// True when no page was present.
     pub fn is_empty(&self) -> bool {
-        self.addrs.is_empty()
+        self.runs.is_empty()
     }
 
-    /// The pages, ascending.
-    pub fn pages(&self) -> impl ExactSizeIterator<Item = Page> + '_ {
-        (0..self.addrs.len()).map(|i| Page {
-            addr: self.addrs[i],
-            count: self.counts[i],
-            size: self.sizes[i],
+    /// The pages, ascending (one value per page: prefer [`runs`](ScanResult::runs) where
+    /// a run will do).
+    pub fn pages(&self) -> impl Iterator<Item = Page> + '_ {
+        self.runs.iter().flat_map(|r| {
+            r.page_run().addrs().map(move |addr| Page {
+                addr,
+                count: r.count,
+                size: r.size,
+            })
         })
+    }
+
+    /// The size of the page that starts at `addr`, if the scan saw one there.
+    pub fn page_size_at(&self, addr: u64) -> Option<PageSize> {
+        let i = self.runs.partition_point(|r| r.addr <= addr);
+        let r = self.runs.get(i.checked_sub(1)?)?;
+        (addr < r.end() && (addr - r.addr) % r.size.bytes() == 0).then_some(r.size)
     }
 }
 
@@ -240,18 +413,39 @@ pub enum Action {
     SwapOut {
         /// the process
         pid: Pid,
-        /// page start addresses
-        addrs: Vec<u64>,
+        /// the pages, as runs
+        runs: Vec<PageRun>,
     },
     /// Migrate pages to another NUMA node.
     Migrate {
         /// the process
         pid: Pid,
-        /// page start addresses
-        addrs: Vec<u64>,
+        /// the pages, as runs
+        runs: Vec<PageRun>,
         /// destination node
         node: u32,
     },
+}
+
+impl Action {
+    /// The process acted on.
+    pub fn pid(&self) -> Pid {
+        match self {
+            Action::SwapOut { pid, .. } | Action::Migrate { pid, .. } => *pid,
+        }
+    }
+
+    /// The pages, as runs.
+    pub fn runs(&self) -> &[PageRun] {
+        match self {
+            Action::SwapOut { runs, .. } | Action::Migrate { runs, .. } => runs,
+        }
+    }
+
+    /// Number of pages named (of any size).
+    pub fn page_count(&self) -> u64 {
+        self.runs().iter().map(|r| u64::from(r.pages)).sum()
+    }
 }
 
 /// The task being added, as the host sees it.
@@ -397,10 +591,115 @@ mod tests {
         );
         assert!(ScanResult::new(1, 2, vec![1], vec![], vec![]).is_err());
         assert_eq!(
-            ScanResult::from_codes(7, 1, vec![0], vec![0], &[9])
+            ScanResult::from_columns(7, 1, &[0], &[1], &[0], &[9])
                 .expect_err("must fail")
                 .to_string(),
             "scan of pid 7: unknown page size code 9"
         );
+    }
+
+    fn run(addr: u64, pages: u32, count: u8, size: PageSize) -> ScanRun {
+        ScanRun {
+            addr,
+            pages,
+            count,
+            size,
+        }
+    }
+
+    #[test]
+    fn runs_merge_into_the_canonical_form_and_expand_to_pages() {
+        const K4: PageSize = PageSize::Size4K;
+        let s = ScanResult::from_runs(
+            1,
+            3,
+            [
+                run(0x1000, 2, 0, K4),
+                run(0x3000, 1, 0, K4), // follows with the same count: merged
+                run(0x4000, 1, 1, K4), // another count: a new run
+                run(0x20_0000, 1, 1, PageSize::Size2M), // another size: a new run
+                run(0x40_0000, 1, 1, K4), // a gap: a new run
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.runs().len(), 4);
+        assert_eq!(s.runs()[0], run(0x1000, 3, 0, K4));
+        assert_eq!(s.len(), 6);
+        let dense = ScanResult::new(
+            1,
+            3,
+            s.pages().map(|p| p.addr).collect(),
+            s.pages().map(|p| p.count).collect(),
+            s.pages().map(|p| p.size).collect(),
+        )
+        .expect("valid");
+        assert_eq!(dense, s, "per-page input gives the same runs");
+        let (a, l, c, z) = s.columns();
+        assert_eq!(
+            ScanResult::from_columns(1, 3, &a, &l, &c, &z).expect("valid"),
+            s
+        );
+        assert_eq!(s.page_size_at(0x2000), Some(K4));
+        assert_eq!(s.page_size_at(0x20_0000), Some(PageSize::Size2M));
+        assert_eq!(s.page_size_at(0x20_1000), None, "inside a huge page");
+        assert_eq!(s.page_size_at(0x5000), None, "not scanned");
+        assert_eq!(s.page_size_at(0), None);
+    }
+
+    #[test]
+    fn bad_runs_are_refused_with_the_reason() {
+        const K4: PageSize = PageSize::Size4K;
+        let e = |runs: Vec<ScanRun>| {
+            ScanResult::from_runs(5, 1, runs)
+                .expect_err("must fail")
+                .to_string()
+        };
+        assert_eq!(
+            e(vec![run(0x1000, 0, 0, K4)]),
+            "scan of pid 5: a run of 0 pages at 0x1000"
+        );
+        assert_eq!(
+            e(vec![run(0x1000, 2, 0, K4), run(0x2000, 1, 1, K4)]),
+            "scan of pid 5: address 0x2000 follows 0x2000: not ascending"
+        );
+        assert_eq!(
+            e(vec![run(u64::MAX - 0xfff, 2, 0, K4)]),
+            format!(
+                "scan of pid 5: 2 page(s) from {:#x} end past the address space",
+                u64::MAX - 0xfff
+            )
+        );
+        assert!(ScanResult::from_columns(5, 1, &[0], &[], &[0], &[0]).is_err());
+    }
+
+    #[test]
+    fn page_runs_coalesce_adjacent_pages_of_one_size() {
+        let runs = PageRun::coalesce([
+            (0x1000, PageSize::Size4K),
+            (0x2000, PageSize::Size4K),
+            (0x4000, PageSize::Size4K),
+            (0x20_0000, PageSize::Size2M),
+            (0x40_0000, PageSize::Size2M),
+        ]);
+        assert_eq!(
+            runs,
+            [
+                PageRun {
+                    addr: 0x1000,
+                    pages: 2,
+                    size: PageSize::Size4K
+                },
+                PageRun::single(0x4000, PageSize::Size4K),
+                PageRun {
+                    addr: 0x20_0000,
+                    pages: 2,
+                    size: PageSize::Size2M
+                },
+            ]
+        );
+        assert_eq!(runs[2].bytes(), 4 << 20);
+        assert_eq!(runs[0].addrs().collect::<Vec<_>>(), [0x1000, 0x2000]);
+        let a = Action::SwapOut { pid: 3, runs };
+        assert_eq!((a.pid(), a.page_count()), (3, 5));
     }
 }

@@ -7,8 +7,8 @@
 
 use crate::runtime::Runner;
 use crate::{
-    Action, Engine, EngineError, Host, LogLevel, MemInfo, NodeMemory, Params, Pid, ProcessMemory,
-    Round, ScanResult, SystemFacts, TaskInfo, Vma,
+    Action, Engine, EngineError, Host, LogLevel, MemInfo, NodeMemory, PageRun, PageSize, Params,
+    Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
 };
 use std::any::Any;
 use std::cell::RefCell;
@@ -121,15 +121,34 @@ impl<E: Engine> Guest for Adapter<E> {
 }
 
 fn scan_from(s: wit::ScanResult) -> Result<ScanResult, EngineError> {
-    ScanResult::from_codes(s.pid, s.passes, s.addrs, s.counts, &s.sizes)
+    ScanResult::from_columns(s.pid, s.passes, &s.addrs, &s.lens, &s.counts, &s.sizes)
+}
+
+fn runs_to(runs: Vec<PageRun>) -> Vec<wit::PageRun> {
+    runs.into_iter()
+        .map(|r| wit::PageRun {
+            addr: r.addr,
+            pages: r.pages,
+            size: match r.size {
+                PageSize::Size4K => wit::PageSize::Size4k,
+                PageSize::Size2M => wit::PageSize::Size2m,
+                PageSize::Size1G => wit::PageSize::Size1g,
+            },
+        })
+        .collect()
 }
 
 fn action_to(a: Action) -> wit::Action {
     match a {
-        Action::SwapOut { pid, addrs } => wit::Action::SwapOut(wit::SwapOut { pid, addrs }),
-        Action::Migrate { pid, addrs, node } => {
-            wit::Action::Migrate(wit::Migrate { pid, addrs, node })
-        }
+        Action::SwapOut { pid, runs } => wit::Action::SwapOut(wit::SwapOut {
+            pid,
+            runs: runs_to(runs),
+        }),
+        Action::Migrate { pid, runs, node } => wit::Action::Migrate(wit::Migrate {
+            pid,
+            runs: runs_to(runs),
+            node,
+        }),
     }
 }
 

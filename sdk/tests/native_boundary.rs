@@ -9,7 +9,8 @@ use etmem_sdk::native::{
 use etmem_sdk::testing::FakeHost;
 use etmem_sdk::testing::native::NativeHost;
 use etmem_sdk::{
-    Action, Engine, EngineError, Host, LogLevel, Params, Round, ScanResult, Task, TaskInfo,
+    Action, Engine, EngineError, Host, LogLevel, PageRun, PageSize, Params, Round, ScanResult,
+    Task, TaskInfo,
 };
 
 /// Swaps every idle page; panics on command `boom`; asks the host for memory on `mem`.
@@ -59,7 +60,12 @@ impl Task for ProbeTask {
             .iter()
             .map(|s| Action::SwapOut {
                 pid: s.pid(),
-                addrs: s.pages().filter(|p| p.count == 0).map(|p| p.addr).collect(),
+                runs: s
+                    .runs()
+                    .iter()
+                    .filter(|r| r.count == 0)
+                    .map(|r| r.page_run())
+                    .collect(),
             })
             .collect())
     }
@@ -90,8 +96,8 @@ fn plan_one(
         host,
     )
     .into_result()
-    .map(|v| v.into_iter().map(Action::from).collect())
     .map_err(EngineError::from)
+    .and_then(|v| v.iter().map(Action::try_from).collect())
 }
 
 #[test]
@@ -122,6 +128,7 @@ fn values_cross_and_panics_are_caught() {
         pid: 9,
         passes: 1,
         addrs: vec![0x1000, 0x2000].into(),
+        lens: vec![1, 1].into(),
         counts: vec![0, 1].into(),
         sizes: vec![0, 0].into(),
     };
@@ -130,7 +137,7 @@ fn values_cross_and_panics_are_caught() {
         actions,
         vec![Action::SwapOut {
             pid: 9,
-            addrs: vec![0x1000]
+            runs: vec![PageRun::single(0x1000, PageSize::Size4K)]
         }]
     );
 

@@ -17,8 +17,8 @@ use etmem_kernel::{
     SwapcacheWmark, VmaFilter,
 };
 use etmem_sdk::{
-    Host, LogLevel, MemInfo as SdkMemInfo, NodeMemory, PageSize, Pid, ProcessMemory, ScanResult,
-    SystemFacts, Vma as SdkVma,
+    Host, LogLevel, MemInfo as SdkMemInfo, NodeMemory, PageRun, PageSize, Pid, ProcessMemory,
+    ScanResult, SystemFacts, Vma as SdkVma,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -128,6 +128,21 @@ impl EngineHost {
             })
     }
 
+    /// The addresses of a `request-*` call as runs in the order given, each page of the
+    /// size the latest scan of `pid` saw at its address, else a base page.
+    fn runs_of_addrs(&self, task: &str, pid: Pid, addrs: &[u64]) -> Vec<PageRun> {
+        let t = self.lock();
+        let scan = t
+            .get(task)
+            .and_then(|v| v.scans.iter().find(|s| s.pid() == pid));
+        PageRun::coalesce(addrs.iter().map(|&a| {
+            let size = scan
+                .and_then(|s| s.page_size_at(a))
+                .unwrap_or(PageSize::Size4K);
+            (a, size)
+        }))
+    }
+
     /// Checks `action` for `task` and carries out what passes (module docs). `Ok(None)`
     /// when nothing passed; `Err` when the action as a whole is refused (foreign pid) or
     /// the kernel failed.
@@ -137,17 +152,17 @@ impl EngineHost {
         action: &Action,
         origin: &str,
     ) -> Result<Option<ActionReport>, SdkEngineError> {
-        let (pid, addrs, kind) = match action {
-            Action::SwapOut { pid, addrs } => (*pid, addrs.as_slice(), Kind::Swap),
-            Action::Migrate { pid, addrs, node } => (*pid, addrs.as_slice(), Kind::Migrate(*node)),
+        let (pid, runs, kind) = match action {
+            Action::SwapOut { pid, runs } => (*pid, runs.as_slice(), Kind::Swap),
+            Action::Migrate { pid, runs, node } => (*pid, runs.as_slice(), Kind::Migrate(*node)),
         };
         let who = self.who(task);
         let handle = match self.process(task, pid) {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(
-                    "{who}: {origin}: refused {} address(es) of pid {pid}: {e}",
-                    addrs.len()
+                    "{who}: {origin}: refused {} page(s) of pid {pid}: {e}",
+                    action.page_count()
                 );
                 return Err(e);
             }
@@ -156,39 +171,56 @@ impl EngineHost {
             .kernel
             .vmas(&handle, &VmaFilter::default())
             .map_err(|e| SdkEngineError::Host(format!("pid {pid}: {e}")))?;
-        let sizes = self.kernel.page_sizes();
-        let (pages, refused) = {
-            let mut t = self.lock();
-            let Some(v) = t.get_mut(task) else {
-                return Err(SdkEngineError::Host(format!("no task `{task}`")));
-            };
-            let scan = v.scans.iter().find(|s| s.pid() == pid);
-            check_pages(addrs, &vmas, scan, sizes, &mut v.budget)
-        };
-        for (addr, why) in refused.iter().take(REFUSALS_LOGGED) {
-            tracing::warn!("{who}: {origin}: refused pid {pid} address {addr:#x}: {why}");
-        }
-        if refused.len() > REFUSALS_LOGGED {
-            tracing::warn!(
-                "{who}: {origin}: refused {} more address(es) of pid {pid}",
-                refused.len() - REFUSALS_LOGGED
-            );
-        }
-        if pages.is_empty() {
-            return Ok(None);
-        }
-        let r = match kind {
-            Kind::Swap => self
-                .kernel
-                .swap_out(&handle, &pages, u64::MAX, SwapMethod::Auto),
-            Kind::Migrate(node) => self.kernel.migrate(&handle, &pages, node, u64::MAX),
-        };
+        let mut checker = PageChecker::new(runs, &vmas);
         let what = match kind {
             Kind::Swap => "swap out".to_string(),
             Kind::Migrate(n) => format!("migrate to node {n}"),
         };
+        let mut total: Option<ActionReport> = None;
+        let r = loop {
+            let pages = {
+                let mut t = self.lock();
+                let Some(v) = t.get_mut(task) else {
+                    return Err(SdkEngineError::Host(format!("no task `{task}`")));
+                };
+                checker.next_chunk(&mut v.budget)
+            };
+            if pages.is_empty() {
+                break Ok(total.take());
+            }
+            let r = match kind {
+                Kind::Swap => self
+                    .kernel
+                    .swap_out(&handle, &pages, u64::MAX, SwapMethod::Auto),
+                Kind::Migrate(node) => self.kernel.migrate(&handle, &pages, node, u64::MAX),
+            };
+            match r {
+                Ok(rep) => match &mut total {
+                    Some(t) => t.absorb(rep),
+                    None => total = Some(rep),
+                },
+                Err(e) => break Err(e),
+            }
+        };
+        let refusals = &checker.refusals;
+        for (addr, why) in &refusals.first {
+            tracing::warn!("{who}: {origin}: refused pid {pid} address {addr:#x}: {why}");
+        }
+        let more = refusals.total() - refusals.first.len() as u64;
+        if more > 0 {
+            let reasons: Vec<String> = refusals
+                .by_reason
+                .iter()
+                .map(|(why, n)| format!("{why}: {n}"))
+                .collect();
+            tracing::warn!(
+                "{who}: {origin}: refused {more} more page(s) of pid {pid} ({})",
+                reasons.join(", ")
+            );
+        }
         match r {
-            Ok(rep) => {
+            Ok(None) => Ok(None),
+            Ok(Some(rep)) => {
                 tracing::info!("{who}: {what} pid {pid}: {rep}");
                 Ok(Some(rep))
             }
@@ -204,50 +236,128 @@ impl EngineHost {
     }
 }
 
-/// The page size of `addr` as the latest scan saw it, or the base page size.
-fn page_size_of(addr: u64, scan: Option<&ScanResult>, sizes: PageSizes) -> u64 {
-    scan.and_then(|s| {
-        s.addrs()
-            .binary_search(&addr)
-            .ok()
-            .map(|i| s.sizes()[i].bytes())
-    })
-    .unwrap_or(sizes.pte)
+/// Pages handed to the kernel in one call: a chunk of [`PageRef`]s (16 bytes each) bounds
+/// what an action of any size costs the host (1 MiB), however many pages its runs name.
+const CHUNK_PAGES: usize = 1 << 16;
+
+/// Refused pages of one action: counts by reason, and the first few with their address.
+#[derive(Debug, Default)]
+struct Refusals {
+    by_reason: BTreeMap<&'static str, u64>,
+    first: Vec<(u64, String)>,
 }
 
-/// Sorts `addrs` into pages to act on and refusals with their reason, spending `budget`.
-fn check_pages(
-    addrs: &[u64],
-    vmas: &[etmem_kernel::Vma],
-    scan: Option<&ScanResult>,
-    sizes: PageSizes,
-    budget: &mut Option<u64>,
-) -> (Vec<PageRef>, Vec<(u64, String)>) {
-    let mut sorted: Vec<&etmem_kernel::Vma> = vmas.iter().collect();
-    sorted.sort_by_key(|v| v.start);
-    let mut ok = Vec::new();
-    let mut refused = Vec::new();
-    for &addr in addrs {
-        let size = page_size_of(addr, scan, sizes);
-        if addr % size != 0 {
-            refused.push((addr, format!("not aligned to its page size ({size} bytes)")));
-            continue;
+impl Refusals {
+    fn add(&mut self, addr: u64, why: &'static str, size: u64, pages: u64) {
+        if pages == 0 {
+            return;
         }
-        let i = sorted.partition_point(|v| v.start <= addr);
-        if i == 0 || !sorted[i - 1].contains_range(addr, size) {
-            refused.push((addr, "outside the process's VMAs".to_string()));
-            continue;
+        *self.by_reason.entry(why).or_default() += pages;
+        if self.first.len() < REFUSALS_LOGGED {
+            let text = if why == NOT_ALIGNED {
+                format!("{why} ({size} bytes)")
+            } else {
+                why.to_string()
+            };
+            self.first.push((addr, text));
         }
-        if let Some(left) = budget {
-            if *left < size {
-                refused.push((addr, "over the round's byte quota".to_string()));
+    }
+
+    fn total(&self) -> u64 {
+        self.by_reason.values().sum()
+    }
+}
+
+const NOT_ALIGNED: &str = "not aligned to its page size";
+const OUTSIDE: &str = "outside the process's VMAs";
+const OVER_QUOTA: &str = "over the round's byte quota";
+
+/// Walks the runs of an action and hands out its pages that pass the checks (aligned, inside
+/// one VMA, within `budget`), at most [`CHUNK_PAGES`] at a time; a run inside one VMA costs
+/// one lookup, not one per page.
+struct PageChecker<'a> {
+    runs: &'a [PageRun],
+    vmas: Vec<&'a etmem_kernel::Vma>,
+    /// the run and the pages of it already walked
+    run: usize,
+    done: u32,
+    refusals: Refusals,
+}
+
+impl<'a> PageChecker<'a> {
+    fn new(runs: &'a [PageRun], vmas: &'a [etmem_kernel::Vma]) -> PageChecker<'a> {
+        let mut vmas: Vec<&etmem_kernel::Vma> = vmas.iter().collect();
+        vmas.sort_by_key(|v| v.start);
+        PageChecker {
+            runs,
+            vmas,
+            run: 0,
+            done: 0,
+            refusals: Refusals::default(),
+        }
+    }
+
+    /// The next pages to act on (empty when the runs are exhausted), spending `budget`.
+    fn next_chunk(&mut self, budget: &mut Option<u64>) -> Vec<PageRef> {
+        let mut out = Vec::new();
+        while out.len() < CHUNK_PAGES {
+            let Some(&r) = self.runs.get(self.run) else {
+                break;
+            };
+            let size = r.size.bytes();
+            let left = u64::from(r.pages - self.done);
+            let whole_run = |me: &mut Self| {
+                me.run += 1;
+                me.done = 0;
+            };
+            let Some(start) = r.addr.checked_add(u64::from(self.done) * size) else {
+                // the rest of the run lies past the address space
+                self.refusals.add(r.addr, OUTSIDE, size, left);
+                whole_run(self);
+                continue;
+            };
+            if r.addr % size != 0 {
+                self.refusals.add(start, NOT_ALIGNED, size, left);
+                whole_run(self);
                 continue;
             }
-            *left -= size;
+            let i = self.vmas.partition_point(|v| v.start <= start);
+            let fit = match i.checked_sub(1).map(|i| self.vmas[i]) {
+                Some(v) if v.contains_range(start, size) => (v.end - start) / size,
+                _ => 0,
+            };
+            if fit == 0 {
+                // every page that starts before the next VMA is outside
+                let n = self
+                    .vmas
+                    .get(i)
+                    .map_or(left, |v| (v.start - start).div_ceil(size))
+                    .clamp(1, left);
+                self.refusals.add(start, OUTSIDE, size, n);
+                self.done += u32::try_from(n).unwrap_or(u32::MAX);
+            } else {
+                let n = fit.min(left).min((CHUNK_PAGES - out.len()) as u64);
+                let can = budget.map_or(n, |b| (b / size).min(n));
+                if can == 0 {
+                    self.refusals.add(start, OVER_QUOTA, size, n);
+                } else {
+                    if let Some(b) = budget {
+                        *b -= can * size;
+                    }
+                    out.extend((0..can).map(|k| PageRef {
+                        addr: start + k * size,
+                        size,
+                    }));
+                }
+                // both are at most `left`, a u32
+                self.done += u32::try_from(if can == 0 { n } else { can }).unwrap_or(u32::MAX);
+            }
+            if self.done >= r.pages {
+                whole_run(self);
+            }
         }
-        ok.push(PageRef { addr, size });
+        out
     }
-    (ok, refused)
 }
 
 fn sdk_mem(m: &etmem_kernel::MemInfo) -> SdkMemInfo {
@@ -344,7 +454,7 @@ impl Host for EngineHost {
     fn request_swap_out(&self, task: &str, pid: Pid, addrs: &[u64]) -> Result<u64, SdkEngineError> {
         let a = Action::SwapOut {
             pid,
-            addrs: addrs.to_vec(),
+            runs: self.runs_of_addrs(task, pid, addrs),
         };
         Ok(self
             .act(task, &a, "request-swap-out")?
@@ -360,7 +470,7 @@ impl Host for EngineHost {
     ) -> Result<u64, SdkEngineError> {
         let a = Action::Migrate {
             pid,
-            addrs: addrs.to_vec(),
+            runs: self.runs_of_addrs(task, pid, addrs),
             node,
         };
         Ok(self
@@ -455,18 +565,66 @@ mod tests {
         }
     }
 
+    /// Every chunk of `runs`, the pages passed, and the refusals (first few, per reason).
+    fn check_pages(
+        runs: &[PageRun],
+        vmas: &[etmem_kernel::Vma],
+        budget: &mut Option<u64>,
+    ) -> (Vec<PageRef>, Vec<(u64, String)>, BTreeMap<&'static str, u64>) {
+        let mut c = PageChecker::new(runs, vmas);
+        let mut ok = Vec::new();
+        loop {
+            let chunk = c.next_chunk(budget);
+            if chunk.is_empty() {
+                break;
+            }
+            assert!(chunk.len() <= CHUNK_PAGES);
+            ok.extend(chunk);
+        }
+        (ok, c.refusals.first, c.refusals.by_reason)
+    }
+
+    /// The page-by-page reference: each page of each run checked on its own.
+    fn reference(
+        runs: &[PageRun],
+        vmas: &[etmem_kernel::Vma],
+        budget: &mut Option<u64>,
+    ) -> (Vec<PageRef>, BTreeMap<&'static str, u64>) {
+        let mut ok = Vec::new();
+        let mut by = BTreeMap::new();
+        for r in runs {
+            let size = r.size.bytes();
+            for k in 0..u64::from(r.pages) {
+                let why = match r.addr.checked_add(k * size) {
+                    None => Some(OUTSIDE),
+                    Some(a) if a % size != 0 => Some(NOT_ALIGNED),
+                    Some(a) if !vmas.iter().any(|v| v.contains_range(a, size)) => Some(OUTSIDE),
+                    Some(_) if budget.is_some_and(|b| b < size) => Some(OVER_QUOTA),
+                    Some(a) => {
+                        if let Some(b) = budget {
+                            *b -= size;
+                        }
+                        ok.push(PageRef { addr: a, size });
+                        None
+                    }
+                };
+                if let Some(w) = why {
+                    *by.entry(w).or_default() += 1;
+                }
+            }
+        }
+        (ok, by)
+    }
+
     #[test]
     fn pages_are_checked_for_alignment_vmas_and_quota() {
-        let sizes = PageSizes::from_shift(12).expect("4k");
         let vmas = [vma(0x10000, 0x14000)];
         let mut budget = Some(2 * 4096);
-        let (ok, refused) = check_pages(
-            &[0x10000, 0x10001, 0x20000, 0x11000, 0x12000],
-            &vmas,
-            None,
-            sizes,
-            &mut budget,
-        );
+        let runs: Vec<PageRun> = [0x10000, 0x10001, 0x20000, 0x11000, 0x12000]
+            .into_iter()
+            .map(|a| PageRun::single(a, PageSize::Size4K))
+            .collect();
+        let (ok, refused, by) = check_pages(&runs, &vmas, &mut budget);
         assert_eq!(
             ok,
             vec![
@@ -489,7 +647,85 @@ mod tests {
                 (0x12000, "over the round's byte quota"),
             ]
         );
+        assert_eq!(by.values().sum::<u64>(), 3);
         assert_eq!(budget, Some(0));
+    }
+
+    #[test]
+    fn a_long_run_goes_to_the_kernel_in_bounded_chunks() {
+        let pages = 3 * CHUNK_PAGES as u32 + 100;
+        let vmas = [vma(0x1000_0000, 0x1000_0000 + u64::from(pages) * 4096)];
+        let runs = [PageRun {
+            addr: 0x1000_0000,
+            pages,
+            size: PageSize::Size4K,
+        }];
+        let mut c = PageChecker::new(&runs, &vmas);
+        let mut none = None;
+        let sizes: Vec<usize> = std::iter::from_fn(|| {
+            let chunk = c.next_chunk(&mut none);
+            (!chunk.is_empty()).then_some(chunk.len())
+        })
+        .collect();
+        assert_eq!(sizes, [CHUNK_PAGES, CHUNK_PAGES, CHUNK_PAGES, 100]);
+        // an engine naming 4G pages outside every VMA costs a few steps, not one per page
+        let far = [PageRun {
+            addr: 0x7000_0000_0000,
+            pages: u32::MAX,
+            size: PageSize::Size4K,
+        }];
+        let (ok, first, by) = check_pages(&far, &vmas, &mut none);
+        assert!(ok.is_empty());
+        assert_eq!(first.len(), 1);
+        assert_eq!(by.get(OUTSIDE), Some(&u64::from(u32::MAX)));
+    }
+
+    #[test]
+    fn run_checks_agree_with_page_by_page_checks_on_random_runs() {
+        use rand::rngs::StdRng;
+        use rand::{RngExt, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(11);
+        for case in 0..400 {
+            let base = 0x4000_0000u64;
+            // VMAs of 1..200 pages with gaps, some 2 MiB aligned
+            let mut vmas = Vec::new();
+            let mut at = base;
+            for _ in 0..rng.random_range(1..6) {
+                at += rng.random_range(0..3u64) * (2 << 20) + rng.random_range(0..4u64) * 4096;
+                let len = rng.random_range(1..200u64) * 4096 + rng.random_range(0..2u64) * (2 << 20);
+                vmas.push(vma(at, at + len));
+                at += len;
+            }
+            let mut runs = Vec::new();
+            for _ in 0..rng.random_range(0..12) {
+                let huge = rng.random_bool(0.2);
+                let size = if huge { PageSize::Size2M } else { PageSize::Size4K };
+                let mut addr = base + rng.random_range(0..(at - base + (4 << 20)) / 4096) * 4096;
+                if huge && rng.random_bool(0.7) {
+                    addr &= !((2 << 20) - 1);
+                }
+                if rng.random_bool(0.05) {
+                    addr += 1;
+                }
+                if rng.random_bool(0.02) {
+                    addr = u64::MAX - 3 * 4096 + 1;
+                }
+                runs.push(PageRun {
+                    addr,
+                    pages: rng.random_range(1..300),
+                    size,
+                });
+            }
+            let budget = rng
+                .random_bool(0.5)
+                .then(|| rng.random_range(0..400u64) * 4096);
+            let (mut b1, mut b2) = (budget, budget);
+            let (ok, _, by) = check_pages(&runs, &vmas, &mut b1);
+            let (want, want_by) = reference(&runs, &vmas, &mut b2);
+            assert_eq!(ok, want, "case {case}: {runs:x?} in {vmas:x?}, budget {budget:?}");
+            assert_eq!(by, want_by, "case {case}: {runs:x?} in {vmas:x?}, budget {budget:?}");
+            assert_eq!(b1, b2, "case {case}");
+        }
     }
 
     #[test]
@@ -550,16 +786,14 @@ mod tests {
     }
 
     #[test]
-    fn huge_pages_from_the_scan_must_fit() {
-        let sizes = PageSizes::from_shift(12).expect("4k");
+    fn huge_pages_must_fit() {
         let m2 = 2 << 20;
-        let scan = ScanResult::new(7, 1, vec![m2], vec![0], vec![PageSize::Size2M]).expect("scan");
+        let run = [PageRun::single(m2, PageSize::Size2M)];
         let mut none = None;
-        let (ok, refused) =
-            check_pages(&[m2], &[vma(m2, m2 + 4096)], Some(&scan), sizes, &mut none);
+        let (ok, refused, _) = check_pages(&run, &[vma(m2, m2 + 4096)], &mut none);
         assert!(ok.is_empty());
         assert_eq!(refused[0].1, "outside the process's VMAs");
-        let (ok, _) = check_pages(&[m2], &[vma(m2, 2 * m2)], Some(&scan), sizes, &mut none);
+        let (ok, _, _) = check_pages(&run, &[vma(m2, 2 * m2)], &mut none);
         assert_eq!(ok, vec![PageRef { addr: m2, size: m2 }]);
     }
 }

@@ -37,6 +37,7 @@ use etmem_kernel::{
     AccessMap, Kernel, Pid, ProcessHandle, ProcessTarget, ScanFlags, Tracker, TrackerChoice,
     TrackerKind, VmaFilter,
 };
+use etmem_sdk::ScanRun;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -364,26 +365,36 @@ fn scan_result(sc: &Scanning, loops: u32) -> Option<ScanResult> {
 }
 
 /// What an engine's `plan` receives for process `pid` whose round (`loops` passes) left
-/// `map`: every present page (huge pages once), ascending. `None` only for a map that is
-/// not in address order, which [`AccessMap`](etmem_kernel::access::AccessMap) never is.
+/// `map`: every present page (huge pages once), ascending, as runs of equal pages. `None`
+/// only for a map that is not in address order, which
+/// [`AccessMap`](etmem_kernel::access::AccessMap) never is.
 pub fn scan_result_of(
     pid: etmem_kernel::Pid,
     map: &etmem_kernel::access::AccessMap,
     loops: u32,
 ) -> Option<ScanResult> {
     let sizes = map.sizes();
-    let n = map.present_slots();
-    let mut addrs = Vec::with_capacity(n);
-    let mut counts = Vec::with_capacity(n);
-    let mut psizes = Vec::with_capacity(n);
-    map.for_each_page(|addr, page_size, count| {
-        if let Some(s) = crate::caps::sdk_page_size(page_size, sizes) {
-            addrs.push(addr);
-            counts.push(count);
-            psizes.push(s);
+    let mut runs = Vec::new();
+    map.for_each_run(|addr, page_size, pages, count| {
+        let Some(size) = crate::caps::sdk_page_size(page_size, sizes) else {
+            return;
+        };
+        // a run longer than u32::MAX pages (16 TiB of base pages) goes in pieces
+        let mut left = pages;
+        let mut at = addr;
+        while left > 0 {
+            let n = u32::try_from(left).unwrap_or(u32::MAX);
+            runs.push(ScanRun {
+                addr: at,
+                pages: n,
+                count,
+                size,
+            });
+            left -= u64::from(n);
+            at += u64::from(n) * page_size;
         }
     });
-    ScanResult::new(pid, loops, addrs, counts, psizes).ok()
+    ScanResult::from_runs(pid, loops, runs).ok()
 }
 
 /// One task's scanned round: its processes, their scan results, what the scan cost.

@@ -78,17 +78,17 @@ async fn bad_actions_are_refused_and_never_executed() {
         // pid 200 is not a process of the task
         Action::SwapOut {
             pid: 200,
-            addrs: vec![0x30000],
+            runs: etmem_sdk::PageRun::of_base_pages(&[0x30000]),
         },
         // outside the VMAs
         Action::SwapOut {
             pid: 100,
-            addrs: vec![0x50000],
+            runs: etmem_sdk::PageRun::of_base_pages(&[0x50000]),
         },
         // misaligned
         Action::Migrate {
             pid: 100,
-            addrs: vec![0x11001],
+            runs: etmem_sdk::PageRun::of_base_pages(&[0x11001]),
             node: 1,
         },
     ] {
@@ -109,7 +109,7 @@ async fn the_round_quota_caps_actions() {
         "slide",
         Behave::Actions(vec![Action::SwapOut {
             pid: 100,
-            addrs: vec![0x11000, 0x12000, 0x13000],
+            runs: etmem_sdk::PageRun::of_base_pages(&[0x11000, 0x12000, 0x13000]),
         }]),
     );
     let _d = started(

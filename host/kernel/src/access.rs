@@ -387,6 +387,48 @@ impl AccessMap {
         }
     }
 
+    /// The present pages, ascending, as runs: `f(addr, page_size, pages, count)` for each
+    /// stretch of `pages` pages of one size that follow each other with the same count
+    /// (huge pages once each). In a range without huge pages it costs a byte compare per
+    /// slot and a call per run; the same pages as [`for_each_page`](AccessMap::for_each_page).
+    pub fn for_each_run(&self, mut f: impl FnMut(u64, u64, u64, u8)) {
+        let s = self.sizes;
+        for r in &self.runs {
+            if r.pmd.iter().all(|&w| w == 0) && r.pud.iter().all(|&w| w == 0) {
+                let c = &r.counts;
+                let mut i = 0;
+                while i < c.len() {
+                    let v = c[i];
+                    let n = c[i..].iter().position(|&x| x != v).unwrap_or(c.len() - i);
+                    if v != ABSENT {
+                        f(r.start + i as u64 * s.pte, s.pte, n as u64, v);
+                    }
+                    i += n;
+                }
+                continue;
+            }
+            let mut open: Option<(u64, u64, u64, u8)> = None; // addr, size, pages, count
+            for p in pages_of(s, r) {
+                match &mut open {
+                    Some((a, z, n, c))
+                        if *z == p.page_size && *c == p.count && *a + *n * *z == p.addr =>
+                    {
+                        *n += 1;
+                    }
+                    _ => {
+                        if let Some((a, z, n, c)) = open {
+                            f(a, z, n, c);
+                        }
+                        open = Some((p.addr, p.page_size, 1, p.count));
+                    }
+                }
+            }
+            if let Some((a, z, n, c)) = open {
+                f(a, z, n, c);
+            }
+        }
+    }
+
     /// At least as many as the pages [`for_each_page`](AccessMap::for_each_page) gives
     /// (the slots seen present): a capacity to reserve.
     pub fn present_slots(&self) -> usize {
@@ -745,6 +787,22 @@ mod tests {
             });
             assert_eq!(each, m.iter().collect::<Vec<_>>(), "{what}: for_each_page");
             assert!(m.present_slots() >= each.len(), "{what}: present_slots");
+            let mut runs: Vec<(u64, u64, u64, u8)> = Vec::new();
+            m.for_each_run(|addr, page_size, pages, count| {
+                assert!(pages > 0, "{what}: empty run at {addr:#x}");
+                runs.push((addr, page_size, pages, count));
+            });
+            let expanded: Vec<PageAccess> = runs
+                .iter()
+                .flat_map(|&(addr, page_size, pages, count)| {
+                    (0..pages).map(move |i| PageAccess {
+                        addr: addr + i * page_size,
+                        page_size,
+                        count,
+                    })
+                })
+                .collect();
+            assert_eq!(expanded, each, "{what}: for_each_run");
         }
         assert_eq!(
             fast.iter().collect::<Vec<_>>(),

@@ -127,6 +127,17 @@ impl ActionReport {
     pub fn failed_pages(&self) -> u64 {
         self.failed.values().sum()
     }
+
+    /// Adds the figures of `other` (a later call of the same action) to these.
+    pub fn absorb(&mut self, other: ActionReport) {
+        self.requested_pages += other.requested_pages;
+        self.requested_bytes += other.requested_bytes;
+        self.done_pages += other.done_pages;
+        self.done_bytes += other.done_bytes;
+        for (why, n) in other.failed {
+            self.fail(why, n);
+        }
+    }
 }
 
 impl std::fmt::Display for ActionReport {

@@ -27,7 +27,7 @@ use etmem_kernel::track::{IdlePagesTracker, Tracker};
 use etmem_kernel::{FakeKernel, FakeProcess, Kernel, Vma};
 use etmem_sdk::runtime::Runner;
 use etmem_sdk::testing::FakeHost;
-use etmem_sdk::{Action, Params, ProcessMemory, Round, TaskInfo};
+use etmem_sdk::{Params, ProcessMemory, Round, TaskInfo};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::process::Command;
@@ -228,7 +228,9 @@ fn one(gib: u64, huge: bool) {
     let convert = t0.elapsed();
     let convert_cpu = cpu_now() - c0;
     let pages = scan.len() as u64;
-    let bookkeeping = map.bookkeeping_bytes() as u64 + pages * (8 + 1 + 1);
+    let runs = scan.runs().len() as u64;
+    let bookkeeping =
+        map.bookkeeping_bytes() as u64 + runs * std::mem::size_of::<etmem_sdk::ScanRun>() as u64;
 
     let fake = FakeHost::new().with_task_memory(
         "t",
@@ -259,12 +261,7 @@ fn one(gib: u64, huge: bool) {
         .expect("plan");
     let plan = t0.elapsed();
     let plan_cpu = cpu_now() - c0;
-    let chosen: usize = actions
-        .iter()
-        .map(|a| match a {
-            Action::SwapOut { addrs, .. } | Action::Migrate { addrs, .. } => addrs.len(),
-        })
-        .sum();
+    let chosen: usize = actions.iter().map(|a| a.page_count() as usize).sum();
     assert!(
         chosen > 0 && (chosen as u64) < pages,
         "slide chose {chosen} of {pages}"
@@ -272,7 +269,7 @@ fn one(gib: u64, huge: bool) {
     let per = |d: Duration, n: u64| d.as_secs_f64() * 1e9 / n.max(1) as f64;
     println!(
         "{:>6} GiB {:>5} {:>12} {:>14.2} {:>12.1} {:>12.1} {:>12.2} {:>12.2} {:>10.1} {:>12.2}   \
-         (plan {:.1} ns/page, convert {:.1} ns/page; pass cpu {:.2} s; {} chosen)",
+         (plan {:.1} ns/page, convert {:.1} ns/page; pass cpu {:.2} s; {} runs, {} pages chosen)",
         gib,
         if huge { "2M" } else { "4K" },
         pages,
@@ -286,6 +283,7 @@ fn one(gib: u64, huge: bool) {
         per(plan, pages),
         per(convert, pages),
         pass_cpu.as_secs_f64(),
+        runs,
         chosen
     );
 }

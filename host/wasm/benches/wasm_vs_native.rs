@@ -42,12 +42,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn pages(actions: &[Action]) -> usize {
-    actions
-        .iter()
-        .map(|a| match a {
-            Action::SwapOut { addrs, .. } | Action::Migrate { addrs, .. } => addrs.len(),
-        })
-        .sum()
+    actions.iter().map(|a| a.page_count() as usize).sum()
 }
 
 fn main() {
@@ -115,8 +110,8 @@ fn main() {
         )
         .into_result()
         .expect("native plan")
-        .into_iter()
-        .map(Action::from)
+        .iter()
+        .map(|a| Action::try_from(a).expect("valid action"))
         .collect();
         native_t.push(t0.elapsed());
         native_pages += pages(&a);

@@ -2,7 +2,7 @@
 //! hold policy or call anything.
 
 use crate::bindings::etmem::engine::types as wit;
-use etmem_sdk::{Action, EngineError, LogLevel, ScanResult, SystemFacts, Vma};
+use etmem_sdk::{Action, EngineError, LogLevel, PageRun, PageSize, ScanResult, SystemFacts, Vma};
 
 pub(crate) fn log_level(l: wit::LogLevel) -> LogLevel {
     match l {
@@ -28,24 +28,44 @@ pub(crate) fn vma(v: Vma) -> wit::Vma {
 }
 
 pub(crate) fn scan_to(s: &ScanResult) -> wit::ScanResult {
+    let (addrs, lens, counts, sizes) = s.columns();
     wit::ScanResult {
         pid: s.pid(),
         passes: s.passes(),
-        addrs: s.addrs().to_vec(),
-        counts: s.counts().to_vec(),
-        sizes: s.size_codes(),
+        addrs,
+        lens,
+        counts,
+        sizes,
     }
+}
+
+fn page_size(s: wit::PageSize) -> PageSize {
+    match s {
+        wit::PageSize::Size4k => PageSize::Size4K,
+        wit::PageSize::Size2m => PageSize::Size2M,
+        wit::PageSize::Size1g => PageSize::Size1G,
+    }
+}
+
+fn runs_from(runs: Vec<wit::PageRun>) -> Vec<PageRun> {
+    runs.into_iter()
+        .map(|r| PageRun {
+            addr: r.addr,
+            pages: r.pages,
+            size: page_size(r.size),
+        })
+        .collect()
 }
 
 pub(crate) fn action_from(a: wit::Action) -> Action {
     match a {
         wit::Action::SwapOut(s) => Action::SwapOut {
             pid: s.pid,
-            addrs: s.addrs,
+            runs: runs_from(s.runs),
         },
         wit::Action::Migrate(m) => Action::Migrate {
             pid: m.pid,
-            addrs: m.addrs,
+            runs: runs_from(m.runs),
             node: m.node,
         },
     }

@@ -60,7 +60,7 @@ use bindings::EtmemEnginePre;
 use bindings::etmem::engine::types as wit;
 
 /// Our own interfaces, which a component may import.
-pub const GRANTED_IMPORTS: &[&str] = &["etmem:engine/host@0.1.0", "etmem:engine/types@0.1.0"];
+pub const GRANTED_IMPORTS: &[&str] = &["etmem:engine/host@0.2.0", "etmem:engine/types@0.2.0"];
 
 /// Whether a component may import `name`: one of [`GRANTED_IMPORTS`], or an interface of a
 /// WASI 0.2 package in [`wasi::PACKAGES`] (whose version the linker then checks).
@@ -250,7 +250,7 @@ impl WasmLoader {
             if !import_granted(name) {
                 return Err(incompatible(format!(
                     "imports `{name}`, which etmem does not grant (an engine may import \
-                     `etmem:engine/host@0.1.0` and the WASI 0.2 interfaces of wasi:cli, \
+                     `etmem:engine/host@0.2.0` and the WASI 0.2 interfaces of wasi:cli, \
                      wasi:clocks, wasi:filesystem, wasi:io, wasi:random, wasi:sockets)"
                 )));
             }
@@ -261,7 +261,7 @@ impl WasmLoader {
             .map_err(|e| incompatible(format!("does not match wit/engine.wit: {e:#}")))?;
         EtmemEnginePre::new(pre).map_err(|e| {
             incompatible(format!(
-                "does not export `etmem:engine/engine@0.1.0` as wit/engine.wit says: {e:#}"
+                "does not export `etmem:engine/engine@0.2.0` as wit/engine.wit says: {e:#}"
             ))
         })
     }

@@ -110,17 +110,13 @@ impl Decisions {
         self.plans
             .iter()
             .flatten()
-            .map(|a| match a {
-                Action::SwapOut { addrs, .. } | Action::Migrate { addrs, .. } => addrs.len(),
-            })
+            .map(|a| a.page_count() as usize)
             .sum::<usize>()
             + self
                 .hosts
                 .iter()
                 .flat_map(|t| &t.requests)
-                .map(|r| match &r.action {
-                    Action::SwapOut { addrs, .. } | Action::Migrate { addrs, .. } => addrs.len(),
-                })
+                .map(|r| r.action.page_count() as usize)
                 .sum::<usize>()
     }
 }

@@ -13,7 +13,9 @@ use etmem_host::plugin::{CallError, EngineInstance, EngineLoader, HostRef, LoadE
 use etmem_host_wasm::{WasmLoader, WasmOptions, WasmSetupError};
 use etmem_sdk::native::{EngineModRef, HostApi_TO, RRoundInfo, RScanResult, RTaskInfo};
 use etmem_sdk::testing::FakeHost;
-use etmem_sdk::{Action, EngineError, LogLevel, Params, Round, TaskInfo};
+use etmem_sdk::{
+    Action, EngineError, LogLevel, PageSize, Params, Round, ScanResult, ScanRun, TaskInfo,
+};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -103,15 +105,13 @@ fn idle_swap_wasm_matches_its_native_build_on_a_recorded_scan() {
         )
         .into_result()
         .expect("native plan")
-        .into_iter()
-        .map(Action::from)
+        .iter()
+        .map(|a| Action::try_from(a).expect("valid action"))
         .collect();
         assert_eq!(from_wasm, from_native, "round {n}");
         swapped += from_wasm
             .iter()
-            .map(|a| match a {
-                Action::SwapOut { addrs, .. } | Action::Migrate { addrs, .. } => addrs.len(),
-            })
+            .map(|a| a.page_count() as usize)
             .sum::<usize>();
     }
     assert!(
@@ -348,7 +348,7 @@ fn imports_beyond_the_host_interface_and_non_engines_are_refused() {
         .expect_err("no engine export");
     assert!(
         e.to_string()
-            .contains("does not export `etmem:engine/engine@0.1.0`"),
+            .contains("does not export `etmem:engine/engine@0.2.0`"),
         "{e}"
     );
 

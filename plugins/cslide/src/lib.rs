@@ -28,12 +28,28 @@ pub mod show;
 pub mod testdata;
 
 use etmem_sdk::{
-    Action, Engine, EngineError, Host, LogLevel, NodeMemory, Params, Pid, Round, ScanResult, Task,
-    TaskInfo,
+    Action, Engine, EngineError, Host, LogLevel, NodeMemory, PageRun, PageSize, Params, Pid, Round,
+    ScanResult, Task, TaskInfo,
 };
 use policy::{NodePair, NodeStat, PairState, PidPages};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// `addrs`, pages of `pages`, as runs in address order (each page with its size).
+fn runs_of(pages: &[policy::NodePage], addrs: &[u64]) -> Vec<PageRun> {
+    let mut addrs = addrs.to_vec();
+    addrs.sort_unstable();
+    PageRun::coalesce(addrs.into_iter().map(|a| {
+        let bytes = pages
+            .binary_search_by_key(&a, |p| p.addr)
+            .map_or(PageSize::Size4K.bytes(), |i| pages[i].size);
+        let size = [PageSize::Size2M, PageSize::Size1G]
+            .into_iter()
+            .find(|s| s.bytes() == bytes)
+            .unwrap_or(PageSize::Size4K);
+        (a, size)
+    }))
+}
 
 /// The engine's configuration (`[engine]` keys and the project's `loop`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,7 +324,8 @@ impl Shared {
     ) -> Option<Input> {
         let mut pids = Vec::with_capacity(scans.len());
         for scan in scans {
-            match host.task_page_nodes(task, scan.pid(), scan.addrs()) {
+            let addrs: Vec<u64> = scan.pages().map(|p| p.addr).collect();
+            match host.task_page_nodes(task, scan.pid(), &addrs) {
                 Ok(nodes) if nodes.len() == scan.len() => {
                     pids.push(PidPages::from_scan(task, scan, &nodes, max_count));
                 }
@@ -364,11 +381,9 @@ impl Shared {
             for (pair, m) in self.config.pairs.iter().zip(per_pair) {
                 for (addrs, node) in [(&m.cold_list, pair.cold), (&m.hot_list, pair.hot)] {
                     if !addrs.is_empty() {
-                        let mut addrs = addrs.clone();
-                        addrs.sort_unstable();
                         list.push(Action::Migrate {
                             pid: pid.pid,
-                            addrs,
+                            runs: runs_of(&pid.pages, addrs),
                             node,
                         });
                     }

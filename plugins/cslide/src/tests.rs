@@ -29,7 +29,7 @@ fn calls(h: &Harness<Cslide>, call: &str) -> usize {
 fn migrate(pid: u32, addrs: &[u64], node: u32) -> Action {
     Action::Migrate {
         pid,
-        addrs: addrs.to_vec(),
+        runs: PageRun::coalesce(addrs.iter().map(|&a| (a, PageSize::Size2M))),
         node,
     }
 }
@@ -43,9 +43,7 @@ fn vm1_moves(cold: &[u64]) -> Vec<Action> {
 fn migrated_bytes(actions: &[Action]) -> u64 {
     actions
         .iter()
-        .map(|a| match a {
-            Action::Migrate { addrs, .. } | Action::SwapOut { addrs, .. } => addrs.len() as u64 * H,
-        })
+        .map(|a| a.runs().iter().map(PageRun::bytes).sum::<u64>())
         .sum()
 }
 

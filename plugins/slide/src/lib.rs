@@ -28,7 +28,7 @@ pub mod refault;
 pub mod testdata;
 
 use etmem_sdk::{
-    Action, Engine, EngineError, Host, LogLevel, Params, Round, ScanResult, Task, TaskInfo,
+    Action, Engine, EngineError, Host, LogLevel, PageRun, Params, Round, ScanResult, Task, TaskInfo,
 };
 
 /// `loop` when the host does not say (it always does for page projects).
@@ -182,7 +182,7 @@ impl SlideTask {
     }
 
     /// The cold pages of one pid (§5.2 step 3), or `None` to skip it.
-    fn cold(&self, scan: &ScanResult, round: &Round, host: &dyn Host) -> Option<Vec<u64>> {
+    fn cold(&self, scan: &ScanResult, round: &Round, host: &dyn Host) -> Option<Vec<PageRun>> {
         if self.dram_percent == 0 {
             return Some(policy::cold_pages(scan, self.t));
         }
@@ -253,26 +253,28 @@ impl Task for SlideTask {
                 continue;
             }
             first_open.get_or_insert(scan.pid());
-            let Some(addrs) = self.cold(scan, round, host) else {
+            let Some(runs) = self.cold(scan, round, host) else {
                 continue;
             };
-            let (addrs, kept) = self.refaults.filter(scan.pid(), addrs, round.number);
-            self.refaults.swapped_out(scan, &addrs);
+            let (runs, kept) = self.refaults.filter(scan.pid(), runs, round.number);
+            self.refaults.swapped_out(scan.pid(), &runs);
+            let cold: u64 = runs.iter().map(|r| u64::from(r.pages)).sum();
             host.log(
                 LogLevel::Debug,
                 &format!(
-                    "slide task `{}` round {} pid {}: {} pages, {} cold, {kept} kept (read back)",
+                    "slide task `{}` round {} pid {}: {} pages, {cold} cold in {} run(s), \
+                     {kept} kept (read back)",
                     self.name,
                     round.number,
                     scan.pid(),
                     scan.len(),
-                    addrs.len()
+                    runs.len()
                 ),
             );
-            if !addrs.is_empty() {
+            if !runs.is_empty() {
                 actions.push(Action::SwapOut {
                     pid: scan.pid(),
-                    addrs,
+                    runs,
                 });
             }
         }

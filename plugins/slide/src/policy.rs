@@ -5,7 +5,7 @@
 //! keep state. Integer arithmetic follows C etmem exactly where the result is observable
 //! (B29: integer percentages, dividing before multiplying), in u64 so nothing overflows.
 
-use etmem_sdk::{MemInfo, PageSize, ProcessMemory, ScanResult};
+use etmem_sdk::{MemInfo, PageRun, PageSize, ProcessMemory, ScanResult};
 
 /// The base page size `need` is counted in (C divides by `sysconf(_SC_PAGESIZE)`).
 pub const BASE_PAGE: u64 = PageSize::Size4K.bytes();
@@ -78,45 +78,79 @@ pub fn dram_need_pages(mem: &ProcessMemory, dram_percent: u64) -> u64 {
     }
 }
 
-/// Without `dram_percent`: every page with `count < t` is cold, in address order. `t = 0`
-/// gives nothing; `t = 1` gives the pages not accessed in any pass.
-pub fn cold_pages(scan: &ScanResult, t: u32) -> Vec<u64> {
-    scan.addrs()
-        .iter()
-        .zip(scan.counts())
-        .filter(|&(_, &c)| u32::from(c) < t)
-        .map(|(&a, _)| a)
-        .collect()
+/// Without `dram_percent`: every page with `count < t` is cold, as runs in address order.
+/// `t = 0` gives nothing; `t = 1` gives the pages not accessed in any pass. Costs per run
+/// of the scan, not per page.
+pub fn cold_pages(scan: &ScanResult, t: u32) -> Vec<PageRun> {
+    let mut out: Vec<PageRun> = Vec::new();
+    for r in scan.runs().iter().filter(|r| u32::from(r.count) < t) {
+        push_run(&mut out, r.page_run());
+    }
+    out
+}
+
+/// Appends `run` to ascending `out`, extending the last run when it follows it with the
+/// same page size.
+fn push_run(out: &mut Vec<PageRun>, run: PageRun) {
+    match out.last_mut() {
+        Some(last)
+            if last.size == run.size
+                && last.end() == run.addr
+                && last.pages.checked_add(run.pages).is_some() =>
+        {
+            last.pages += run.pages;
+        }
+        _ => out.push(run),
+    }
 }
 
 /// With `dram_percent`: the pages are bucketed by count (buckets `0..=max_count`, a count
 /// above `max_count` goes to the last bucket: B3 fixed), each bucket last-in first-out as
-/// in C; walking the buckets upward, the first page with `count >= t` ends the selection,
-/// otherwise cold pages are taken until `need_pages` base pages are reached (a huge page
-/// counts as its size in base pages). The result is in address order.
-pub fn cold_pages_budget(scan: &ScanResult, t: u32, max_count: u32, need_pages: u64) -> Vec<u64> {
+/// in C (highest address first); walking the buckets upward, the first page with
+/// `count >= t` ends the selection, otherwise cold pages are taken until `need_pages` base
+/// pages are reached (a huge page counts as its size in base pages). The result is in
+/// address order. Costs per run: a run is taken whole or its last pages are.
+pub fn cold_pages_budget(
+    scan: &ScanResult,
+    t: u32,
+    max_count: u32,
+    need_pages: u64,
+) -> Vec<PageRun> {
     if need_pages == 0 {
         return Vec::new();
     }
     let nb = max_count as usize + 1;
     let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); nb];
-    for (i, &c) in scan.counts().iter().enumerate() {
-        buckets[(c as usize).min(nb - 1)].push(i);
+    let runs = scan.runs();
+    for (i, r) in runs.iter().enumerate() {
+        buckets[(r.count as usize).min(nb - 1)].push(i);
     }
-    let (addrs, counts, sizes) = (scan.addrs(), scan.counts(), scan.sizes());
     let mut taken = 0u64;
     let mut out = Vec::new();
     'walk: for bucket in &buckets {
         for &i in bucket.iter().rev() {
-            if u32::from(counts[i]) >= t || taken >= need_pages {
+            let r = &runs[i];
+            if u32::from(r.count) >= t || taken >= need_pages {
                 break 'walk;
             }
-            out.push(addrs[i]);
-            taken = taken.saturating_add(sizes[i].bytes() / BASE_PAGE);
+            let per = (r.size.bytes() / BASE_PAGE).max(1);
+            // C takes page after page while `taken < need`: that is ceil(left / per) pages
+            let want = (need_pages - taken).div_ceil(per);
+            let k = u32::try_from(want).unwrap_or(u32::MAX).min(r.pages);
+            out.push(PageRun {
+                addr: r.addr + u64::from(r.pages - k) * r.size.bytes(),
+                pages: k,
+                size: r.size,
+            });
+            taken = taken.saturating_add(u64::from(k).saturating_mul(per));
         }
     }
-    out.sort_unstable();
-    out
+    out.sort_unstable_by_key(|r| r.addr);
+    let mut merged = Vec::with_capacity(out.len());
+    for r in out {
+        push_run(&mut merged, r);
+    }
+    merged
 }
 
 #[cfg(test)]
@@ -135,6 +169,11 @@ mod tests {
             }),
         )
         .expect("valid scan")
+    }
+
+    /// The start address of every page of `runs`.
+    fn addrs(runs: Vec<PageRun>) -> Vec<u64> {
+        runs.iter().flat_map(|r| r.addrs()).collect()
     }
 
     fn mem(total: u64, free: u64) -> MemInfo {
@@ -232,11 +271,11 @@ mod tests {
             (0x4000, 3),
             (0x5000, 2),
         ]);
-        assert_eq!(cold_pages(&s, 0), Vec::<u64>::new());
-        assert_eq!(cold_pages(&s, 1), vec![0x1000, 0x3000]);
-        assert_eq!(cold_pages(&s, 2), vec![0x1000, 0x2000, 0x3000]);
+        assert_eq!(addrs(cold_pages(&s, 0)), Vec::<u64>::new());
+        assert_eq!(addrs(cold_pages(&s, 1)), vec![0x1000, 0x3000]);
+        assert_eq!(addrs(cold_pages(&s, 2)), vec![0x1000, 0x2000, 0x3000]);
         assert_eq!(
-            cold_pages(&s, 9),
+            addrs(cold_pages(&s, 9)),
             vec![0x1000, 0x2000, 0x3000, 0x4000, 0x5000]
         );
     }
@@ -251,21 +290,21 @@ mod tests {
             (0x5000, 0),
         ]);
         // need 2: bucket 0 LIFO gives 0x5000, 0x3000.
-        assert_eq!(cold_pages_budget(&s, 2, 3, 2), vec![0x3000, 0x5000]);
+        assert_eq!(addrs(cold_pages_budget(&s, 2, 3, 2)), vec![0x3000, 0x5000]);
         // need 4: bucket 0 (3 pages) then bucket 1 (0x1000); bucket 2 is hot (>= T=2).
         assert_eq!(
-            cold_pages_budget(&s, 2, 3, 4),
+            addrs(cold_pages_budget(&s, 2, 3, 4)),
             vec![0x1000, 0x2000, 0x3000, 0x5000]
         );
         // need far more: stops at the first hot page.
         assert_eq!(
-            cold_pages_budget(&s, 2, 3, 100),
+            addrs(cold_pages_budget(&s, 2, 3, 100)),
             vec![0x1000, 0x2000, 0x3000, 0x5000]
         );
         // T = 0: the first page is hot: nothing.
-        assert_eq!(cold_pages_budget(&s, 0, 3, 100), Vec::<u64>::new());
+        assert_eq!(addrs(cold_pages_budget(&s, 0, 3, 100)), Vec::<u64>::new());
         // need 0: nothing.
-        assert_eq!(cold_pages_budget(&s, 3, 3, 0), Vec::<u64>::new());
+        assert_eq!(addrs(cold_pages_budget(&s, 3, 3, 0)), Vec::<u64>::new());
     }
 
     #[test]
@@ -273,9 +312,9 @@ mod tests {
         // loop=1 gives buckets 0..=1 in C; a dirty count 3 would overflow (B3). Here it
         // goes to the last bucket and is hot for T=1.
         let s = scan(&[(0x1000, 3), (0x2000, 0), (0x3000, 200)]);
-        assert_eq!(cold_pages_budget(&s, 1, 1, 10), vec![0x2000]);
+        assert_eq!(addrs(cold_pages_budget(&s, 1, 1, 10)), vec![0x2000]);
         assert_eq!(
-            cold_pages_budget(&s, 255, 1, 10),
+            addrs(cold_pages_budget(&s, 255, 1, 10)),
             vec![0x1000, 0x2000, 0x3000]
         );
     }
@@ -291,9 +330,12 @@ mod tests {
         )
         .expect("valid");
         // LIFO: 0x600000 (1), 0x400000 (2), then 0x200000 (514) reaches 512.
-        assert_eq!(cold_pages_budget(&s, 1, 1, 2), vec![0x40_0000, 0x60_0000]);
         assert_eq!(
-            cold_pages_budget(&s, 1, 1, 3),
+            addrs(cold_pages_budget(&s, 1, 1, 2)),
+            vec![0x40_0000, 0x60_0000]
+        );
+        assert_eq!(
+            addrs(cold_pages_budget(&s, 1, 1, 3)),
             vec![0x20_0000, 0x40_0000, 0x60_0000]
         );
     }
@@ -313,5 +355,76 @@ mod tests {
         assert!(!swapcache_reclaim_due(&m(1000, 999), 60));
         assert!(swapcache_reclaim_due(&m(1000, 1001), 60));
         assert!(!swapcache_reclaim_due(&m(1000, 500), 0));
+    }
+
+    /// The page-by-page selection the run form replaced (C's walk, one page at a time).
+    fn budget_per_page(scan: &ScanResult, t: u32, max_count: u32, need: u64) -> Vec<u64> {
+        if need == 0 {
+            return Vec::new();
+        }
+        let pages: Vec<etmem_sdk::Page> = scan.pages().collect();
+        let nb = max_count as usize + 1;
+        let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); nb];
+        for (i, p) in pages.iter().enumerate() {
+            buckets[(p.count as usize).min(nb - 1)].push(i);
+        }
+        let (mut taken, mut out) = (0u64, Vec::new());
+        'walk: for bucket in &buckets {
+            for &i in bucket.iter().rev() {
+                if u32::from(pages[i].count) >= t || taken >= need {
+                    break 'walk;
+                }
+                out.push(pages[i].addr);
+                taken += pages[i].size.bytes() / BASE_PAGE;
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn runs_select_the_pages_the_page_by_page_walk_selects() {
+        use rand::rngs::StdRng;
+        use rand::{RngExt, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(0x511de);
+        for case in 0..300 {
+            // runs of random length, count and size, with gaps
+            let mut runs = Vec::new();
+            let mut addr = 0x10_0000_0000u64;
+            for _ in 0..rng.random_range(1..40) {
+                let size = if rng.random_bool(0.2) {
+                    PageSize::Size2M
+                } else {
+                    PageSize::Size4K
+                };
+                addr = addr.next_multiple_of(size.bytes());
+                if rng.random_bool(0.3) {
+                    addr += size.bytes() * rng.random_range(1..4u64);
+                }
+                let pages = rng.random_range(1..20u32);
+                runs.push(etmem_sdk::ScanRun {
+                    addr,
+                    pages,
+                    count: rng.random_range(0..10u8),
+                    size,
+                });
+                addr += u64::from(pages) * size.bytes();
+            }
+            let s = ScanResult::from_runs(1, 3, runs).expect("valid runs");
+            let t = rng.random_range(0..8u32);
+            let need = rng.random_range(0..3000u64);
+            let max = rng.random_range(0..10u32);
+            assert_eq!(
+                addrs(cold_pages_budget(&s, t, max, need)),
+                budget_per_page(&s, t, max, need),
+                "case {case}: t {t} need {need} max {max}"
+            );
+            let per_page: Vec<u64> = s
+                .pages()
+                .filter(|p| u32::from(p.count) < t)
+                .map(|p| p.addr)
+                .collect();
+            assert_eq!(addrs(cold_pages(&s, t)), per_page, "case {case}: t {t}");
+        }
     }
 }

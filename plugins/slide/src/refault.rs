@@ -11,7 +11,7 @@
 //!
 //! Pure: scans and plans in, pages out. Memory: ranges, not pages.
 
-use etmem_sdk::ScanResult;
+use etmem_sdk::{PageRun, ScanResult};
 use std::collections::BTreeMap;
 
 /// Rounds a page read back after a swap-out stays out of the cold pages.
@@ -32,15 +32,25 @@ pub struct Refaults {
 /// Adds `[start, end)` to ascending `r`, merging with the last range when they touch.
 fn push_range(r: &mut Ranges, start: u64, end: u64) {
     match r.last_mut() {
-        Some(last) if last.1 == start => last.1 = end,
+        Some(last) if last.1 >= start => last.1 = last.1.max(end),
         _ => r.push((start, end)),
     }
+}
+
+/// The pages of `run` whose start lies in `[start, end)`: the index of the first one and
+/// one past the last one (equal when none does).
+fn pages_starting_in(run: &PageRun, start: u64, end: u64) -> (u64, u64) {
+    let size = run.size.bytes();
+    let n = u64::from(run.pages);
+    let first = start.saturating_sub(run.addr).div_ceil(size).min(n);
+    let last = end.saturating_sub(run.addr).div_ceil(size).min(n);
+    (first, last.max(first))
 }
 
 impl Refaults {
     /// Notes the pages of `scan` that the last plan swapped out and that are present again
     /// in round `round`; they are kept in memory through round `round + KEEP_ROUNDS`.
-    /// Returns how many pages came back.
+    /// Returns how many pages came back. Costs per run and range, not per page.
     pub fn observe(&mut self, scan: &ScanResult, round: u64) -> u64 {
         let Some(swapped) = self.swapped.remove(&scan.pid()) else {
             return 0;
@@ -49,13 +59,19 @@ impl Refaults {
         let mut back: Ranges = Vec::new();
         let mut n = 0;
         let mut j = 0;
-        for (&addr, size) in scan.addrs().iter().zip(scan.sizes()) {
-            while j < swapped.len() && swapped[j].1 <= addr {
+        for run in scan.runs() {
+            let run = run.page_run();
+            while j < swapped.len() && swapped[j].1 <= run.addr {
                 j += 1;
             }
-            if j < swapped.len() && swapped[j].0 <= addr {
-                push_range(&mut back, addr, addr.saturating_add(size.bytes()));
-                n += 1;
+            let size = run.size.bytes();
+            // every swapped range that meets the run; the last one may meet the next run
+            for &(s, e) in swapped[j..].iter().take_while(|r| r.0 < run.end()) {
+                let (i0, i1) = pages_starting_in(&run, s, e);
+                if i1 > i0 {
+                    push_range(&mut back, run.addr + i0 * size, run.addr + i1 * size);
+                    n += i1 - i0;
+                }
             }
         }
         if !back.is_empty() {
@@ -66,51 +82,58 @@ impl Refaults {
         n
     }
 
-    /// `addrs` (ascending) without the pages of `pid` kept in memory in round `round`, and
-    /// how many were left out. Ranges kept only until an earlier round are forgotten.
-    pub fn filter(&mut self, pid: u32, addrs: Vec<u64>, round: u64) -> (Vec<u64>, u64) {
+    /// `runs` (ascending) without the pages of `pid` kept in memory in round `round`, and
+    /// how many pages were left out. Ranges kept only until an earlier round are forgotten.
+    pub fn filter(&mut self, pid: u32, runs: Vec<PageRun>, round: u64) -> (Vec<PageRun>, u64) {
         let Some(kept) = self.kept.get_mut(&pid) else {
-            return (addrs, 0);
+            return (runs, 0);
         };
         kept.retain(|&(_, _, until)| until >= round);
         if kept.is_empty() {
             self.kept.remove(&pid);
-            return (addrs, 0);
+            return (runs, 0);
         }
-        let mut out = Vec::with_capacity(addrs.len());
+        // ranges may overlap (kept in different rounds): their union keeps a page
+        let mut union: Ranges = Vec::with_capacity(kept.len());
+        for &(s, e, _) in kept.iter() {
+            push_range(&mut union, s, e);
+        }
+        let mut out = Vec::with_capacity(runs.len());
         let mut left_out = 0;
-        for a in addrs {
-            // ranges may overlap (kept in different rounds): any one covering `a` keeps it
-            let covered = kept.iter().take_while(|r| r.0 <= a).any(|r| a < r.1);
-            if covered {
-                left_out += 1;
-            } else {
-                out.push(a);
+        let mut j = 0;
+        for run in runs {
+            while j < union.len() && union[j].1 <= run.addr {
+                j += 1;
+            }
+            let size = run.size.bytes();
+            let mut next = 0; // first page of the run not yet passed on or left out
+            for &(s, e) in union[j..].iter().take_while(|r| r.0 < run.end()) {
+                let (i0, i1) = pages_starting_in(&run, s, e);
+                if i1 > i0 {
+                    if i0 > next {
+                        out.push(sub_run(&run, next, i0, size));
+                    }
+                    left_out += i1 - i0.max(next);
+                    next = next.max(i1);
+                }
+            }
+            if next < u64::from(run.pages) {
+                out.push(sub_run(&run, next, u64::from(run.pages), size));
             }
         }
         (out, left_out)
     }
 
-    /// Records the pages of `scan` in `addrs` (ascending) as swapped out by this plan.
-    pub fn swapped_out(&mut self, scan: &ScanResult, addrs: &[u64]) {
+    /// Records `runs` of `pid` as swapped out by this plan.
+    pub fn swapped_out(&mut self, pid: u32, runs: &[PageRun]) {
         let mut r: Ranges = Vec::new();
-        let mut i = 0;
-        for &a in addrs {
-            while i < scan.addrs().len() && scan.addrs()[i] < a {
-                i += 1;
-            }
-            let size = if scan.addrs().get(i) == Some(&a) {
-                scan.sizes()[i].bytes()
-            } else {
-                // not a page of the scan (it would not be planned): one base page
-                4096
-            };
-            push_range(&mut r, a, a.saturating_add(size));
+        for run in runs {
+            push_range(&mut r, run.addr, run.end());
         }
         if r.is_empty() {
-            self.swapped.remove(&scan.pid());
+            self.swapped.remove(&pid);
         } else {
-            self.swapped.insert(scan.pid(), r);
+            self.swapped.insert(pid, r);
         }
     }
 
@@ -118,6 +141,16 @@ impl Refaults {
     pub fn retain(&mut self, live: impl Fn(u32) -> bool) {
         self.swapped.retain(|pid, _| live(*pid));
         self.kept.retain(|pid, _| live(*pid));
+    }
+}
+
+/// Pages `i0..i1` of `run`.
+fn sub_run(run: &PageRun, i0: u64, i1: u64, size: u64) -> PageRun {
+    PageRun {
+        addr: run.addr + i0 * size,
+        // i1 <= run.pages, a u32
+        pages: u32::try_from(i1 - i0).unwrap_or(u32::MAX),
+        size: run.size,
     }
 }
 
@@ -141,6 +174,16 @@ mod tests {
 
     const K: u64 = 4096;
 
+    /// Base pages as runs.
+    fn runs(addrs: &[u64]) -> Vec<PageRun> {
+        PageRun::of_base_pages(addrs)
+    }
+
+    /// The start address of every page of `runs`.
+    fn flat(runs: &[PageRun]) -> Vec<u64> {
+        runs.iter().flat_map(|r| r.addrs()).collect()
+    }
+
     #[test]
     fn a_page_swapped_and_present_again_is_kept_for_keep_rounds() {
         let mut r = Refaults::default();
@@ -148,7 +191,7 @@ mod tests {
         // round 1 swaps out pages 2..6
         let s1 = scan(7, &pages);
         assert_eq!(r.observe(&s1, 1), 0, "nothing swapped before");
-        r.swapped_out(&s1, &pages[2..6]);
+        r.swapped_out(7, &runs(&pages[2..6]));
         // round 2: pages 3 and 4 are back (read), 2 and 5 still out (absent)
         let present: Vec<u64> = pages
             .iter()
@@ -157,43 +200,37 @@ mod tests {
             .collect();
         let s2 = scan(7, &present);
         assert_eq!(r.observe(&s2, 2), 2);
-        let (cold, left) = r.filter(7, present.clone(), 2);
+        let (cold, left) = r.filter(7, runs(&present), 2);
+        let cold = flat(&cold);
         assert_eq!(left, 2);
         assert!(!cold.contains(&pages[3]) && !cold.contains(&pages[4]));
         assert!(cold.contains(&pages[0]));
         // still kept in round 2 + KEEP_ROUNDS, judged again after it
-        r.swapped_out(&s2, &cold);
-        let (_, left) = r.filter(7, present.clone(), 2 + KEEP_ROUNDS);
+        r.swapped_out(7, &runs(&cold));
+        let (_, left) = r.filter(7, runs(&present), 2 + KEEP_ROUNDS);
         assert_eq!(left, 2);
-        let (cold, left) = r.filter(7, present.clone(), 3 + KEEP_ROUNDS);
-        assert_eq!((cold.len(), left), (present.len(), 0));
+        let (cold, left) = r.filter(7, runs(&present), 3 + KEEP_ROUNDS);
+        assert_eq!((flat(&cold), left), (present.clone(), 0));
     }
 
     #[test]
     fn other_pids_and_gone_pids_are_apart() {
         let mut r = Refaults::default();
-        let s = scan(7, &[0x1000, 0x2000]);
-        r.swapped_out(&s, &[0x1000]);
+        r.swapped_out(7, &runs(&[0x1000]));
         assert_eq!(r.observe(&scan(8, &[0x1000]), 2), 0, "another pid");
         assert_eq!(r.observe(&scan(7, &[0x1000, 0x2000]), 2), 1);
         r.retain(|pid| pid != 7);
-        assert_eq!(r.filter(7, vec![0x1000], 3), (vec![0x1000], 0), "forgotten");
+        assert_eq!(
+            r.filter(7, runs(&[0x1000]), 3),
+            (runs(&[0x1000]), 0),
+            "forgotten"
+        );
     }
 
     #[test]
     fn a_huge_page_counts_whole() {
         let mut r = Refaults::default();
-        let huge = ScanResult::from_pages(
-            9,
-            1,
-            [Page {
-                addr: 0x20_0000,
-                count: 0,
-                size: PageSize::Size2M,
-            }],
-        )
-        .expect("scan");
-        r.swapped_out(&huge, &[0x20_0000]);
+        r.swapped_out(9, &[PageRun::single(0x20_0000, PageSize::Size2M)]);
         // back as base pages (split on swap-in): each lies in the swapped huge page
         assert_eq!(
             r.observe(&scan(9, &[0x20_0000, 0x20_1000, 0x40_0000]), 2),

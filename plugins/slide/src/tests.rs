@@ -52,7 +52,7 @@ fn plan_pages(h: &mut Harness<Slide>) -> Result<Vec<Action>, EngineError> {
 fn swap7(addrs: &[u64]) -> Result<Vec<Action>, EngineError> {
     Ok(vec![Action::SwapOut {
         pid: 7,
-        addrs: addrs.to_vec(),
+        runs: PageRun::of_base_pages(addrs),
     }])
 }
 
@@ -377,7 +377,7 @@ fn fixture_rounds_give_the_expected_actions() {
         db,
         vec![Action::SwapOut {
             pid: 100,
-            addrs: want
+            runs: PageRun::of_base_pages(&want)
         }]
     );
     let bg = h
@@ -385,7 +385,7 @@ fn fixture_rounds_give_the_expected_actions() {
         .expect("plan bg");
     // bg pid 200: budget 27 pages among counts < 2 (counts (7i+1)%5 in 0..=1: 16 pages).
     match &bg[..] {
-        [Action::SwapOut { pid: 200, addrs }] => assert_eq!(addrs.len(), 16),
+        [a @ Action::SwapOut { pid: 200, .. }] => assert_eq!(a.page_count(), 16),
         other => panic!("unexpected {other:?}"),
     }
 }

@@ -5,12 +5,12 @@
 //! (no defaults, no validation beyond what the SDK constructors already do).
 
 use super::types::{
-    RAction, REngineError, RLogLevel, RMemInfo, RNodeMemory, RParam, RScanResult, RSystemFacts,
-    RTaskInfo, RVma,
+    RAction, REngineError, RLogLevel, RMemInfo, RNodeMemory, RPageRun, RParam, RScanResult,
+    RSystemFacts, RTaskInfo, RVma,
 };
 use crate::{
-    Action, EngineError, LogLevel, MemInfo, NodeMemory, Params, ScanResult, SystemFacts, TaskInfo,
-    Vma,
+    Action, EngineError, LogLevel, MemInfo, NodeMemory, PageRun, PageSize, Params, ScanResult,
+    SystemFacts, TaskInfo, Vma,
 };
 use abi_stable::std_types::{RSlice, RVec, Tuple2};
 
@@ -96,12 +96,14 @@ impl From<RVma> for Vma {
 
 impl From<&ScanResult> for RScanResult {
     fn from(s: &ScanResult) -> RScanResult {
+        let (addrs, lens, counts, sizes) = s.columns();
         RScanResult {
             pid: s.pid(),
             passes: s.passes(),
-            addrs: s.addrs().into(),
-            counts: s.counts().into(),
-            sizes: s.size_codes().into(),
+            addrs: addrs.into(),
+            lens: lens.into(),
+            counts: counts.into(),
+            sizes: sizes.into(),
         }
     }
 }
@@ -109,45 +111,69 @@ impl From<&ScanResult> for RScanResult {
 impl TryFrom<&RScanResult> for ScanResult {
     type Error = EngineError;
     fn try_from(s: &RScanResult) -> Result<ScanResult, EngineError> {
-        ScanResult::from_codes(
-            s.pid,
-            s.passes,
-            s.addrs.to_vec(),
-            s.counts.to_vec(),
-            &s.sizes,
-        )
+        ScanResult::from_columns(s.pid, s.passes, &s.addrs, &s.lens, &s.counts, &s.sizes)
     }
+}
+
+fn runs_to(runs: Vec<PageRun>) -> RVec<RPageRun> {
+    runs.into_iter()
+        .map(|r| RPageRun {
+            addr: r.addr,
+            pages: r.pages,
+            size: r.size.code(),
+        })
+        .collect()
+}
+
+/// Runs from the boundary; an unknown size code is an error naming it.
+fn runs_from(runs: &[RPageRun]) -> Result<Vec<PageRun>, EngineError> {
+    runs.iter()
+        .map(|r| {
+            let size = PageSize::from_code(r.size).ok_or_else(|| {
+                EngineError::failed(format!(
+                    "a run of {} page(s) at {:#x} has an unknown page size code {}",
+                    r.pages, r.addr, r.size
+                ))
+            })?;
+            Ok(PageRun {
+                addr: r.addr,
+                pages: r.pages,
+                size,
+            })
+        })
+        .collect()
 }
 
 impl From<Action> for RAction {
     fn from(a: Action) -> RAction {
         match a {
-            Action::SwapOut { pid, addrs } => RAction::SwapOut {
+            Action::SwapOut { pid, runs } => RAction::SwapOut {
                 pid,
-                addrs: addrs.into(),
+                runs: runs_to(runs),
             },
-            Action::Migrate { pid, addrs, node } => RAction::Migrate {
+            Action::Migrate { pid, runs, node } => RAction::Migrate {
                 pid,
-                addrs: addrs.into(),
+                runs: runs_to(runs),
                 node,
             },
         }
     }
 }
 
-impl From<RAction> for Action {
-    fn from(a: RAction) -> Action {
-        match a {
-            RAction::SwapOut { pid, addrs } => Action::SwapOut {
-                pid,
-                addrs: addrs.into(),
+impl TryFrom<&RAction> for Action {
+    type Error = EngineError;
+    fn try_from(a: &RAction) -> Result<Action, EngineError> {
+        Ok(match a {
+            RAction::SwapOut { pid, runs } => Action::SwapOut {
+                pid: *pid,
+                runs: runs_from(runs)?,
             },
-            RAction::Migrate { pid, addrs, node } => Action::Migrate {
-                pid,
-                addrs: addrs.into(),
-                node,
+            RAction::Migrate { pid, runs, node } => Action::Migrate {
+                pid: *pid,
+                runs: runs_from(runs)?,
+                node: *node,
             },
-        }
+        })
     }
 }
 

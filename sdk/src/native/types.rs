@@ -57,7 +57,7 @@ pub struct RVma {
     pub path: RString,
 }
 
-/// `scan-result` (sizes as wire codes).
+/// `scan-result`: runs as parallel lists (sizes as wire codes).
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
@@ -65,8 +65,19 @@ pub struct RScanResult {
     pub pid: u32,
     pub passes: u32,
     pub addrs: RVec<u64>,
+    pub lens: RVec<u32>,
     pub counts: RVec<u8>,
     pub sizes: RVec<u8>,
+}
+
+/// `page-run` (size as its wire code).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct RPageRun {
+    pub addr: u64,
+    pub pages: u32,
+    pub size: u8,
 }
 
 /// `action`.
@@ -76,11 +87,11 @@ pub struct RScanResult {
 pub enum RAction {
     SwapOut {
         pid: u32,
-        addrs: RVec<u64>,
+        runs: RVec<RPageRun>,
     },
     Migrate {
         pid: u32,
-        addrs: RVec<u64>,
+        runs: RVec<RPageRun>,
         node: u32,
     },
 }

@@ -120,7 +120,11 @@ impl EngineInstance for NativeEngine {
                 bridge.rhost(),
             )
         })?;
-        Ok(actions.into_iter().map(Action::from).collect())
+        actions
+            .iter()
+            .map(Action::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(CallError::Engine)
     }
 
     fn stop_task(&mut self, task: &str, host: &HostRef) -> Result<(), CallError> {
@@ -287,7 +291,7 @@ mod tests {
             actions,
             vec![Action::SwapOut {
                 pid: 42,
-                addrs: vec![0x1000]
+                runs: etmem_sdk::PageRun::of_base_pages(&[0x1000])
             }]
         );
         // The engine's log call crossed the bridge into our Host.

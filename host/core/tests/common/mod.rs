@@ -263,7 +263,12 @@ impl Task for RecTask {
                 .iter()
                 .map(|s| Action::SwapOut {
                     pid: s.pid(),
-                    addrs: s.pages().filter(|p| p.count == 0).map(|p| p.addr).collect(),
+                    runs: s
+                        .runs()
+                        .iter()
+                        .filter(|r| r.count == 0)
+                        .map(|r| r.page_run())
+                        .collect(),
                 })
                 .collect()),
             Behave::Actions(a) => Ok(a),

@@ -9,7 +9,8 @@
 //! unlimited). No engine keys. Private command: `showidle -t <task>`.
 
 use etmem_sdk::{
-    Action, Engine, EngineError, Host, LogLevel, Params, Pid, Round, ScanResult, Task, TaskInfo,
+    Action, Engine, EngineError, Host, LogLevel, PageRun, PageSize, Params, Pid, Round, ScanResult,
+    Task, TaskInfo,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -124,18 +125,18 @@ impl Task for IdleTask {
             budget -= due.len() as u64;
             if !due.is_empty() {
                 self.swapped_total += due.len() as u64;
+                due.sort_unstable();
+                let runs = due.iter().map(|&a| {
+                    let size = scan.page_size_at(a).unwrap_or(PageSize::Size4K);
+                    (a, size)
+                });
                 actions.push(Action::SwapOut {
                     pid: scan.pid(),
-                    addrs: due,
+                    runs: PageRun::coalesce(runs),
                 });
             }
         }
-        let pages: usize = actions
-            .iter()
-            .map(|a| match a {
-                Action::SwapOut { addrs, .. } | Action::Migrate { addrs, .. } => addrs.len(),
-            })
-            .sum();
+        let pages: u64 = actions.iter().map(Action::page_count).sum();
         host.log(
             LogLevel::Debug,
             &format!(
@@ -205,7 +206,7 @@ mod tests {
             h.plan("db", &round(2), &[s2]),
             Ok(vec![Action::SwapOut {
                 pid: 10,
-                addrs: vec![0x1000]
+                runs: PageRun::of_base_pages(&[0x1000])
             }])
         );
         let s3 = scan(10, &[(0x2000, 0), (0x3000, 0)]);
@@ -213,7 +214,7 @@ mod tests {
             h.plan("db", &round(3), &[s3]),
             Ok(vec![Action::SwapOut {
                 pid: 10,
-                addrs: vec![0x2000]
+                runs: PageRun::of_base_pages(&[0x2000])
             }])
         );
         assert_eq!(
@@ -239,7 +240,7 @@ mod tests {
             first,
             vec![Action::SwapOut {
                 pid: 7,
-                addrs: vec![0x1000, 0x2000]
+                runs: PageRun::of_base_pages(&[0x1000, 0x2000])
             }]
         );
         let s2 = scan(7, &[(0x3000, 0)]);
@@ -247,7 +248,7 @@ mod tests {
             h.plan("db", &round(2), &[s2]),
             Ok(vec![Action::SwapOut {
                 pid: 7,
-                addrs: vec![0x3000]
+                runs: PageRun::of_base_pages(&[0x3000])
             }])
         );
     }

@@ -8,7 +8,7 @@ use abi_stable::std_types::{ROption, RSlice, RString, Tuple2};
 use etmem_sdk::native::{EngineModRef, RRoundInfo, RScanResult, RTaskInfo};
 use etmem_sdk::testing::FakeHost;
 use etmem_sdk::testing::native::NativeHost;
-use etmem_sdk::{Action, EngineError, TaskInfo};
+use etmem_sdk::{Action, EngineError, PageRun, TaskInfo};
 use std::path::PathBuf;
 
 /// The cdylib cargo built next to this test binary (target/<profile>/deps).
@@ -55,6 +55,7 @@ fn the_so_loads_and_plans() {
         pid: 42,
         passes: 1,
         addrs: vec![0x1000, 0x2000].into(),
+        lens: vec![1, 1].into(),
         counts: vec![0, 1].into(),
         sizes: vec![0, 0].into(),
     };
@@ -71,10 +72,13 @@ fn the_so_loads_and_plans() {
     .into_result()
     .expect("plan");
     assert_eq!(
-        actions.into_iter().map(Action::from).collect::<Vec<_>>(),
+        actions
+            .iter()
+            .map(|a| Action::try_from(a).expect("valid action"))
+            .collect::<Vec<_>>(),
         vec![Action::SwapOut {
             pid: 42,
-            addrs: vec![0x1000]
+            runs: PageRun::of_base_pages(&[0x1000])
         }]
     );
     // The engine's log line came back through the native host.
