@@ -161,23 +161,37 @@ fn engine_registry() -> etmem_host::EngineRegistry {
 /// WebAssembly engines (feature `wasm`, on by default): compiled components are cached in
 /// `/var/cache/etmem/wasm` (created 0700; `ETMEMD_WASM_CACHE` overrides it) so a restart
 /// does not recompile them. Without a usable cache directory they are compiled at every
-/// load, which is slower but correct.
+/// load, which is slower but correct. Each instance's linear memory is capped at 256 MiB,
+/// or `ETMEMD_WASM_MEMORY_MB` (1 to 4096); a bad value is logged and the default kept.
 #[cfg(feature = "wasm")]
 fn add_wasm_loader(registry: &mut etmem_host::EngineRegistry) {
-    use etmem_host_wasm::{WasmLoader, WasmOptions};
+    use etmem_host_wasm::{MEMORY_ENV, WASM32_MEMORY, WasmLoader, WasmOptions};
     let cache_dir = std::env::var_os("ETMEMD_WASM_CACHE")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| "/var/cache/etmem/wasm".into());
+    let mut base = WasmOptions::default();
+    if let Some(v) = std::env::var_os(MEMORY_ENV) {
+        let text = v.to_string_lossy();
+        match text.trim().parse::<u64>() {
+            Ok(mb) if (1..=WASM32_MEMORY >> 20).contains(&mb) => base.memory_limit = mb << 20,
+            _ => tracing::error!(
+                "{MEMORY_ENV}={text:?}: expected MiB from 1 to {}; wasm engines keep the \
+                 default limit of {} MiB",
+                WASM32_MEMORY >> 20,
+                base.memory_limit >> 20
+            ),
+        }
+    }
     let loader = WasmLoader::new(WasmOptions {
         cache_dir: Some(cache_dir.clone()),
-        ..WasmOptions::default()
+        ..base.clone()
     })
     .or_else(|e| {
         tracing::warn!(
             "wasm compile cache {}: {e}; wasm engines will be compiled at every load",
             cache_dir.display()
         );
-        WasmLoader::new(WasmOptions::default())
+        WasmLoader::new(base)
     });
     match loader {
         Ok(loader) => registry.add_loader(std::sync::Arc::new(loader)),

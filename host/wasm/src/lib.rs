@@ -88,6 +88,17 @@ pub struct WasmOptions {
     pub cache_dir: Option<PathBuf>,
 }
 
+/// Bytes of a wasm engine's linear memory that one run of a scan takes during `plan`: the
+/// lowered lists (address 8, length 4, count 1, size 1) and the SDK's `ScanRun` built from
+/// them (16).
+pub const GUEST_BYTES_PER_RUN: u64 = 30;
+
+/// wasm32's whole linear memory: the most [`WasmOptions::memory_limit`] can be.
+pub const WASM32_MEMORY: u64 = 4 << 30;
+
+/// The environment variable etmemd reads for [`WasmOptions::memory_limit`], in MiB.
+pub const MEMORY_ENV: &str = "ETMEMD_WASM_MEMORY_MB";
+
 impl Default for WasmOptions {
     fn default() -> WasmOptions {
         WasmOptions {
@@ -154,10 +165,13 @@ impl WasmLoader {
     /// A loader with `options`: one wasmtime engine, its epoch ticker thread, the host
     /// interface linked, and the disk cache directory checked (created if missing).
     pub fn new(options: WasmOptions) -> Result<WasmLoader, WasmSetupError> {
-        if options.memory_limit == 0 || usize::try_from(options.memory_limit).is_err() {
+        if options.memory_limit == 0
+            || options.memory_limit > WASM32_MEMORY
+            || usize::try_from(options.memory_limit).is_err()
+        {
             return Err(WasmSetupError::Option {
                 what: "memory_limit",
-                expected: "a positive number of bytes",
+                expected: "1 byte to 4 GiB (wasm32's linear memory)",
                 found: options.memory_limit.to_string(),
             });
         }
@@ -548,6 +562,39 @@ impl WasmInstance {
         r
     }
 
+    /// Refuses, as an error value (the engine is not at fault), scans that cannot fit in
+    /// the engine's linear memory: each run takes [`GUEST_BYTES_PER_RUN`] there during
+    /// `plan`. A scan under the limit may still not fit beside what the engine keeps; then
+    /// its growth traps (a fault).
+    fn check_fits(&self, task: &str, scans: &[ScanResult]) -> Result<(), CallError> {
+        let runs: u64 = scans.iter().map(|s| s.runs().len() as u64).sum();
+        let need = runs.saturating_mul(GUEST_BYTES_PER_RUN);
+        if need <= self.memory_limit {
+            return Ok(());
+        }
+        let pages: u64 = scans.iter().map(|s| s.len() as u64).sum();
+        let hint = if need > WASM32_MEMORY {
+            "that is more than wasm32's 4 GiB of linear memory: use the engine's native \
+             .so form for a target this large"
+                .to_string()
+        } else {
+            format!(
+                "{MEMORY_ENV} (MiB, at most {}) raises the limit, or use the engine's \
+                 native .so form",
+                WASM32_MEMORY >> 20
+            )
+        };
+        Err(CallError::Engine(SdkEngineError::Host(format!(
+            "task `{task}`: its scan is {runs} runs of equal pages ({pages} pages); wasm \
+             engine `{}` would need about {} MiB of linear memory for them, over its limit \
+             of {}, which holds about {} runs; {hint}",
+            self.name,
+            need.div_ceil(1 << 20),
+            mib(self.memory_limit),
+            self.memory_limit / GUEST_BYTES_PER_RUN
+        ))))
+    }
+
     fn fault_text(&self, e: &wasmtime::Error) -> String {
         if e.downcast_ref::<MemoryLimitReached>().is_some() {
             return format!("memory limit of {} exceeded", mib(self.memory_limit));
@@ -616,6 +663,7 @@ impl EngineInstance for WasmInstance {
             number: round.number,
             passes: round.passes,
         };
+        self.check_fits(task, scans)?;
         let scans: Vec<wit::ScanResult> = scans.iter().map(convert::scan_to).collect();
         let actions = self.call(Some(host), |b, s| {
             b.etmem_engine_engine().call_plan(s, task, round, &scans)

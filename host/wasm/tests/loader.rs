@@ -290,6 +290,65 @@ fn a_memory_bomb_hits_the_memory_limit() {
     );
 }
 
+#[test]
+fn a_scan_beyond_the_memory_limit_is_refused_and_the_engine_stays() {
+    let dir = idle_swap_dir();
+    let l = loader(); // 64 MiB
+    let (_, host) = fake();
+    let mut wasm = load(&l, &dir.join("idle_swap.wasm"), &Params::new(), &host);
+    let info = TaskInfo::named("p", "db", "mysqld");
+    wasm.new_task(&info, &Params::new(), &host)
+        .expect("new task");
+    // every page its own run (counts alternate): 2.3M runs need ~66 MiB, over 64 MiB
+    let runs = 2_300_000u32;
+    let big = ScanResult::from_runs(
+        7,
+        1,
+        (0..runs).map(|i| ScanRun {
+            addr: 0x7f00_0000_0000 + u64::from(i) * 4096,
+            pages: 1,
+            count: u8::from(i % 2 == 1),
+            size: PageSize::Size4K,
+        }),
+    )
+    .expect("scan");
+    assert_eq!(big.runs().len(), runs as usize);
+    let e = wasm
+        .plan("db", &round(1), std::slice::from_ref(&big), &host)
+        .expect_err("too large for 64 MiB");
+    let CallError::Engine(EngineError::Host(text)) = &e else {
+        panic!("expected an engine error value, got {e:?}")
+    };
+    for part in [
+        "task `db`: its scan is 2300000 runs of equal pages (2300000 pages)",
+        "about 66 MiB of linear memory",
+        "over its limit of 64 MiB, which holds about 2236962 runs",
+        "ETMEMD_WASM_MEMORY_MB (MiB, at most 4096) raises the limit",
+    ] {
+        assert!(text.contains(part), "`{part}` not in: {text}");
+    }
+    // not a fault: the engine still plans a scan that fits
+    let small = recorded_scan(7, 10_000, 2);
+    wasm.plan("db", &round(2), std::slice::from_ref(&small), &host)
+        .expect("a scan that fits still plans");
+}
+
+#[test]
+fn a_memory_limit_beyond_wasm32_is_refused() {
+    let e = WasmLoader::new(WasmOptions {
+        memory_limit: (4 << 30) + 1,
+        ..WasmOptions::default()
+    })
+    .expect_err("over 4 GiB");
+    assert!(e.to_string().contains("memory_limit"), "{e}");
+    assert!(e.to_string().contains("4 GiB"), "{e}");
+    WasmLoader::new(WasmOptions {
+        memory_limit: 4 << 30,
+        ..WasmOptions::default()
+    })
+    .expect("4 GiB is wasm32's whole memory, allowed");
+}
+
 fn wat_file(dir: &Path, name: &str, wat: &str) -> PathBuf {
     let bytes = wat::parse_str(wat).expect("valid wat");
     let p = dir.join(format!("{name}.wasm"));
