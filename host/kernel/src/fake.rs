@@ -25,6 +25,7 @@ const FAKE_DAMON_REGION_DIRS: usize = 16;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Makes tracefs with the `damon:damon_aggregated` event under the sysfs root `sys`
 /// (`kernel/tracing`) and the directory of trace instance `name` with an empty
@@ -177,6 +178,10 @@ pub struct FakeKernel {
     inner: LinuxKernel,
     calls: Mutex<Vec<RecordedCall>>,
     nodes: Mutex<HashMap<(Pid, u64), u32>>,
+    /// record the pages of swap and migrate calls (else only their counts)
+    keep_pages: AtomicBool,
+    /// pages of every swap call so far
+    swapped_pages: AtomicU64,
 }
 
 fn render_vma(v: &Vma) -> String {
@@ -227,6 +232,8 @@ impl FakeKernel {
             _dir: dir,
             calls: Mutex::new(Vec::new()),
             nodes: Mutex::new(HashMap::new()),
+            keep_pages: AtomicBool::new(true),
+            swapped_pages: AtomicU64::new(0),
         })
     }
 
@@ -456,6 +463,28 @@ impl FakeKernel {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
+    /// With `false`, swap and migrate calls are recorded without their pages (their count
+    /// still adds to [`swapped_page_count`](Self::swapped_page_count)): for targets of
+    /// millions of pages, whose list would dwarf what is measured.
+    pub fn keep_action_pages(&self, keep: bool) {
+        self.keep_pages.store(keep, Ordering::Relaxed);
+    }
+
+    /// Pages of every swap call so far.
+    pub fn swapped_page_count(&self) -> u64 {
+        self.swapped_pages.load(Ordering::Relaxed)
+    }
+
+    /// The pages to record of an action: all, or none (see
+    /// [`keep_action_pages`](Self::keep_action_pages)).
+    fn kept(&self, pages: Vec<PageRef>) -> Vec<PageRef> {
+        if self.keep_pages.load(Ordering::Relaxed) {
+            pages
+        } else {
+            Vec::new()
+        }
+    }
+
     /// The swap calls recorded so far.
     pub fn swap_calls(&self) -> Vec<SwapCall> {
         self.calls()
@@ -550,13 +579,16 @@ impl Kernel for FakeKernel {
     ) -> Result<ActionReport, PageActionError> {
         let (ok, rep) = self.inner.plan(p, pages, quota, true)?;
         p.check()?;
+        let rep = Self::done(rep, &ok);
+        self.swapped_pages
+            .fetch_add(ok.len() as u64, Ordering::Relaxed);
         self.record(RecordedCall::Swap(SwapCall {
             pid: p.pid(),
             method,
-            pages: ok.clone(),
+            pages: self.kept(ok),
             quota,
         }));
-        Ok(Self::done(rep, &ok))
+        Ok(rep)
     }
 
     fn migrate(
@@ -573,13 +605,14 @@ impl Kernel for FakeKernel {
                 m.insert((p.pid(), pg.addr), node);
             }
         }
+        let rep = Self::done(rep, &ok);
         self.record(RecordedCall::Migrate(MigrateCall {
             pid: p.pid(),
             node,
-            pages: ok.clone(),
+            pages: self.kept(ok),
             quota,
         }));
-        Ok(Self::done(rep, &ok))
+        Ok(rep)
     }
 
     /// Node 0 for every page, except pages migrated through this fake.

@@ -17,21 +17,36 @@
 //! answers the tracker's reads as the kernel does: a read at an address returns the
 //! records from there, as many bytes as asked (`read_count`), starting with the address.
 //!
+//! Then slide as third-party engine files, built by `scripts/build-engine`: the native
+//! `.so` and the `.wasm` component plan the same 4 KiB rounds (16 and 256 GiB, and 1 TiB
+//! to show the wasm memory limit at work), three rounds each, through the loaders etmemd
+//! uses (so the conversion to each form's values is part of the call); the wasm
+//! component's load time, first (compile) and from the on-disk cache.
+//!
 //! `cargo bench -p etmem-host-wasm --bench scale`; `ETMEM_SCALE_SIZES=1,16` (GiB) and
-//! `ETMEM_SCALE_PAGES=4k` (or `2m`) choose the rows. Run by `cargo test` (no `--bench`
-//! argument), it does the 1 GiB rows only.
+//! `ETMEM_SCALE_PAGES=4k` (or `2m`) choose the rows, `ETMEM_SCALE_FORMS=16,256` the
+//! native/wasm rows (empty: none), `ETMEMD_WASM_MEMORY_MB` the wasm memory limit as in
+//! etmemd. Run by `cargo test` (no `--bench` argument), it does the 1 GiB rows only.
 
+use etmem_host::plugin::native::NativeLoader;
+use etmem_host::plugin::{EngineLoader, HostRef};
+use etmem_host_wasm::{MEMORY_ENV, WasmLoader, WasmOptions};
 use etmem_kernel::access::AccessMap;
 use etmem_kernel::parse::idle_pages::{PageSizes, StreamItem, encode_stream, read_count};
 use etmem_kernel::track::{IdlePagesTracker, Tracker};
 use etmem_kernel::{FakeKernel, FakeProcess, Kernel, Vma};
 use etmem_sdk::runtime::Runner;
 use etmem_sdk::testing::FakeHost;
-use etmem_sdk::{Params, ProcessMemory, Round, TaskInfo};
+use etmem_sdk::{Action, Params, ProcessMemory, Round, ScanResult, TaskInfo};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const GIB: u64 = 1 << 30;
 const PID: u32 = 4242;
@@ -52,6 +67,14 @@ fn main() {
         one(gib, huge);
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--forms") {
+        let (Some(gib), Some(dir)) = (args.get(i + 1), args.get(i + 2)) else {
+            eprintln!("scale: --forms GIB ENGINE_DIR");
+            std::process::exit(2);
+        };
+        forms(gib.parse().expect("GiB"), Path::new(dir));
+        return;
+    }
     // `cargo bench` passes --bench; `cargo test --all-targets` (CI) runs this too, without
     // it: then the 1 GiB rows only, a check that the bench still works
     let default_sizes = if args.iter().any(|a| a == "--bench") {
@@ -59,7 +82,13 @@ fn main() {
     } else {
         "1"
     };
+    let default_forms = if args.iter().any(|a| a == "--bench") {
+        "16,256,1024"
+    } else {
+        "1"
+    };
     let sizes = std::env::var("ETMEM_SCALE_SIZES").unwrap_or_else(|_| default_sizes.into());
+    let form_sizes = std::env::var("ETMEM_SCALE_FORMS").unwrap_or_else(|_| default_forms.into());
     let pages = std::env::var("ETMEM_SCALE_PAGES").unwrap_or_else(|_| "4k,2m".into());
     let shape = std::env::var("ETMEM_SCALE_SHAPE").unwrap_or_else(|_| "runs".into());
     println!(
@@ -79,34 +108,111 @@ fn main() {
         "peak MiB",
         "bytes/page"
     );
-    let exe = std::env::current_exe().expect("own path");
     let mut failed = 0;
     for page in pages.split(',') {
         for gib in sizes.split(',') {
-            let out = Command::new(&exe)
-                .args(["--one", gib.trim(), page.trim()])
-                .env("ETMEM_SCALE_SHAPE", &shape)
-                .output()
-                .expect("run a row");
-            let text = String::from_utf8_lossy(&out.stdout);
-            if out.status.success() {
-                print!("{text}");
-            } else {
-                failed += 1;
-                println!(
-                    "{gib:>6} GiB {page:>5}: failed ({}): {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                        .lines()
-                        .last()
-                        .unwrap_or("")
-                );
-            }
+            failed += row(&["--one", gib.trim(), page.trim()], &shape);
         }
+    }
+    let form_sizes: Vec<&str> = form_sizes
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !form_sizes.is_empty() {
+        let dir = common::build_engine("plugins/slide", "both");
+        let limit = wasm_options().memory_limit;
+        println!(
+            "\nslide as engine files (4K pages, shape {shape}, 3 rounds each, median plan; wasm \
+             memory limit {} MiB); each row a fresh process",
+            limit >> 20
+        );
+        println!(
+            "{:>9} {:>12} {:>10} {:>14} {:>12} {:>12} {:>12} {:>10}",
+            "size",
+            "pages",
+            "runs",
+            "built-in ms",
+            "native ms",
+            "wasm ms",
+            "wasm/native",
+            "peak MiB"
+        );
+        let dir = dir.to_string_lossy().into_owned();
+        for gib in &form_sizes {
+            failed += row(&["--forms", gib, &dir], &shape);
+        }
+        load_times(Path::new(&dir).join("etmem_plugin_slide.wasm").as_path());
     }
     if failed > 0 {
         std::process::exit(1);
     }
+}
+
+/// Runs this bench with `args` in a fresh process and prints its row; 1 when it failed.
+fn row(args: &[&str], shape: &str) -> u32 {
+    let exe = std::env::current_exe().expect("own path");
+    let out = Command::new(&exe)
+        .args(args)
+        .env("ETMEM_SCALE_SHAPE", shape)
+        .output()
+        .expect("run a row");
+    if out.status.success() {
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        return 0;
+    }
+    println!(
+        "{}: failed ({}): {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+    );
+    1
+}
+
+/// The wasm loader's options as etmemd sets them: the memory limit from
+/// `ETMEMD_WASM_MEMORY_MB` when set.
+fn wasm_options() -> WasmOptions {
+    let mut o = WasmOptions::default();
+    if let Ok(v) = std::env::var(MEMORY_ENV) {
+        o.memory_limit = v.trim().parse::<u64>().expect("ETMEMD_WASM_MEMORY_MB: MiB") << 20;
+    }
+    o
+}
+
+/// The component's load time: the first load compiles (and fills a fresh on-disk cache),
+/// a second loader over the same cache directory loads the compiled form from disk.
+fn load_times(wasm: &Path) {
+    let cache = tempfile::tempdir().expect("cache dir");
+    let opts = WasmOptions {
+        cache_dir: Some(cache.path().join("compiled")),
+        ..wasm_options()
+    };
+    let fake = Arc::new(FakeHost::new());
+    let host: HostRef = fake;
+    let params = Params::from_pairs([("loop", "3")]);
+    let time = || {
+        let l = WasmLoader::new(opts.clone()).expect("loader");
+        let t0 = Instant::now();
+        let i = l
+            .load(wasm, "etmem_plugin_slide", "slide", &params, &host)
+            .expect("load slide.wasm");
+        let d = t0.elapsed();
+        drop(i);
+        d
+    };
+    let first = time();
+    let cached = time();
+    println!(
+        "load of etmem_plugin_slide.wasm ({} bytes): first {:.1} ms (compile), cached {:.2} ms \
+         (on-disk cache)",
+        std::fs::metadata(wasm).map(|m| m.len()).unwrap_or(0),
+        first.as_secs_f64() * 1e3,
+        cached.as_secs_f64() * 1e3
+    );
 }
 
 /// The records of one pass, in order: (type code, pages), pages of `page` bytes.
@@ -194,8 +300,18 @@ fn hwm_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// One row: a target of `gib` GiB.
-fn one(gib: u64, huge: bool) {
+/// The passes and the conversion of one round, timed.
+struct Scanned {
+    scan: ScanResult,
+    map_bytes: u64,
+    pass_time: Duration,
+    pass_cpu: Duration,
+    convert: Duration,
+    convert_cpu: Duration,
+}
+
+/// `loop` passes over a target of `gib` GiB and the conversion into the engine's scan.
+fn scan_round(gib: u64, huge: bool) -> Scanned {
     let per_page = std::env::var("ETMEM_SCALE_SHAPE").is_ok_and(|s| s == "pages");
     let end = START + gib * GIB;
     let f = FakeKernel::new().expect("fake kernel");
@@ -227,19 +343,46 @@ fn one(gib: u64, huge: bool) {
     let scan = etmem_host::scan_result_of(PID, &map, PASSES).expect("scan result");
     let convert = t0.elapsed();
     let convert_cpu = cpu_now() - c0;
-    let pages = scan.len() as u64;
-    let runs = scan.runs().len() as u64;
-    let bookkeeping =
-        map.bookkeeping_bytes() as u64 + runs * std::mem::size_of::<etmem_sdk::ScanRun>() as u64;
+    Scanned {
+        scan,
+        map_bytes: map.bookkeeping_bytes() as u64,
+        pass_time,
+        pass_cpu,
+        convert,
+        convert_cpu,
+    }
+}
 
-    let fake = FakeHost::new().with_task_memory(
+fn fake_host(gib: u64) -> FakeHost {
+    FakeHost::new().with_task_memory(
         "t",
         PID,
         ProcessMemory {
             rss_kb: gib << 20,
             swap_kb: 0,
         },
-    );
+    )
+}
+
+fn pages_of(actions: &[Action]) -> u64 {
+    actions.iter().map(Action::page_count).sum()
+}
+
+/// One row: a target of `gib` GiB.
+fn one(gib: u64, huge: bool) {
+    let Scanned {
+        scan,
+        map_bytes,
+        pass_time,
+        pass_cpu,
+        convert,
+        convert_cpu,
+    } = scan_round(gib, huge);
+    let pages = scan.len() as u64;
+    let runs = scan.runs().len() as u64;
+    let bookkeeping = map_bytes + runs * std::mem::size_of::<etmem_sdk::ScanRun>() as u64;
+
+    let fake = fake_host(gib);
     let params = Params::from_pairs([("loop", "3")]);
     let mut slide =
         Runner::<etmem_plugin_slide::Slide>::configure(&params, &fake).expect("configure");
@@ -261,9 +404,9 @@ fn one(gib: u64, huge: bool) {
         .expect("plan");
     let plan = t0.elapsed();
     let plan_cpu = cpu_now() - c0;
-    let chosen: usize = actions.iter().map(|a| a.page_count() as usize).sum();
+    let chosen = pages_of(&actions);
     assert!(
-        chosen > 0 && (chosen as u64) < pages,
+        chosen > 0 && chosen < pages,
         "slide chose {chosen} of {pages}"
     );
     let per = |d: Duration, n: u64| d.as_secs_f64() * 1e9 / n.max(1) as f64;
@@ -286,4 +429,117 @@ fn one(gib: u64, huge: bool) {
         runs,
         chosen
     );
+}
+
+/// One native/wasm row: the same round planned by the `.so` and the `.wasm` of slide in
+/// `dir`, three rounds each; both must choose the same pages.
+fn forms(gib: u64, dir: &Path) {
+    let scan = scan_round(gib, false).scan;
+    let fake = Arc::new(fake_host(gib));
+    let host: HostRef = fake.clone();
+    let params = Params::from_pairs([("loop", "3")]);
+    let task_params = Params::from_pairs([("T", "1")]);
+    let info = TaskInfo::named("bench", "t", "x");
+    let scans = std::slice::from_ref(&scan);
+    let mut builtin =
+        Runner::<etmem_plugin_slide::Slide>::configure(&params, &*fake).expect("configure");
+    builtin
+        .new_task(&info, &task_params, &*fake)
+        .expect("new task");
+    let b = plan3(|n| {
+        builtin
+            .plan(
+                "t",
+                &Round {
+                    number: n,
+                    passes: PASSES,
+                },
+                scans,
+                &*fake,
+            )
+            .map_err(|e| e.to_string())
+    })
+    .expect("built-in plan");
+    let mut by_form = Vec::new();
+    let native = NativeLoader::new();
+    let wasm = WasmLoader::new(wasm_options()).expect("wasm loader");
+    let files: [(&dyn EngineLoader, String); 2] = [
+        (&native, "libetmem_plugin_slide.so".into()),
+        (&wasm, "etmem_plugin_slide.wasm".into()),
+    ];
+    for (loader, file) in files {
+        let mut e = loader
+            .load(
+                &dir.join(&file),
+                "etmem_plugin_slide",
+                "slide",
+                &params,
+                &host,
+            )
+            .unwrap_or_else(|e| panic!("load {file}: {e}"));
+        e.new_task(&info, &task_params, &host).expect("new task");
+        by_form.push(plan3(|n| {
+            e.plan(
+                "t",
+                &Round {
+                    number: n,
+                    passes: PASSES,
+                },
+                scans,
+                &host,
+            )
+            .map_err(|e| e.to_string())
+        }));
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut refusal = None;
+    let native = by_form[0].clone().expect("native plan");
+    assert_eq!(
+        native.1, b.1,
+        "native .so and built-in chose different pages"
+    );
+    let (wasm_ms, ratio) = match &by_form[1] {
+        Ok(w) => {
+            assert_eq!(w.1, b.1, "wasm and built-in chose different pages");
+            (
+                format!("{:.1}", ms(w.0)),
+                format!("{:.2}x", w.0.as_secs_f64() / native.0.as_secs_f64()),
+            )
+        }
+        Err(e) => {
+            refusal = Some(e.clone());
+            ("refused".to_string(), "-".to_string())
+        }
+    };
+    println!(
+        "{:>6} GiB {:>12} {:>10} {:>14.1} {:>12.1} {:>12} {:>12} {:>10.1}",
+        gib,
+        scan.len(),
+        scan.runs().len(),
+        ms(b.0),
+        ms(native.0),
+        wasm_ms,
+        ratio,
+        hwm_mib()
+    );
+    if let Some(e) = refusal {
+        println!("           wasm refused: {e}");
+    }
+}
+
+/// Three plans (rounds 1, 2, 3): the median time and the pages chosen in all, or the first
+/// refusal's text.
+fn plan3(
+    mut run: impl FnMut(u64) -> Result<Vec<Action>, String>,
+) -> Result<(Duration, u64), String> {
+    let mut times = Vec::new();
+    let mut chosen = 0;
+    for n in 1..=3 {
+        let t0 = Instant::now();
+        let a = run(n)?;
+        times.push(t0.elapsed());
+        chosen += pages_of(&a);
+    }
+    times.sort();
+    Ok((times[1], chosen))
 }
