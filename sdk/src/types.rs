@@ -401,7 +401,7 @@ impl ScanResult {
     pub fn page_size_at(&self, addr: u64) -> Option<PageSize> {
         let i = self.runs.partition_point(|r| r.addr <= addr);
         let r = self.runs.get(i.checked_sub(1)?)?;
-        (addr < r.end() && (addr - r.addr) % r.size.bytes() == 0).then_some(r.size)
+        (addr < r.end() && (addr - r.addr).is_multiple_of(r.size.bytes())).then_some(r.size)
     }
 }
 

@@ -317,7 +317,10 @@ impl<'a> PageChecker<'a> {
                 continue;
             };
             if r.addr % size != 0 {
-                self.refusals.add(start, NOT_ALIGNED, size, left);
+                // the pages that start past the address space count as outside
+                let valid = ((u64::MAX - start) / size + 1).min(left);
+                self.refusals.add(start, NOT_ALIGNED, size, valid);
+                self.refusals.add(start, OUTSIDE, size, left - valid);
                 whole_run(self);
                 continue;
             }
@@ -565,12 +568,19 @@ mod tests {
         }
     }
 
+    /// Pages passed, the first refusals, refusals per reason.
+    type Checked = (
+        Vec<PageRef>,
+        Vec<(u64, String)>,
+        BTreeMap<&'static str, u64>,
+    );
+
     /// Every chunk of `runs`, the pages passed, and the refusals (first few, per reason).
     fn check_pages(
         runs: &[PageRun],
         vmas: &[etmem_kernel::Vma],
         budget: &mut Option<u64>,
-    ) -> (Vec<PageRef>, Vec<(u64, String)>, BTreeMap<&'static str, u64>) {
+    ) -> Checked {
         let mut c = PageChecker::new(runs, vmas);
         let mut ok = Vec::new();
         loop {
@@ -692,14 +702,19 @@ mod tests {
             let mut at = base;
             for _ in 0..rng.random_range(1..6) {
                 at += rng.random_range(0..3u64) * (2 << 20) + rng.random_range(0..4u64) * 4096;
-                let len = rng.random_range(1..200u64) * 4096 + rng.random_range(0..2u64) * (2 << 20);
+                let len =
+                    rng.random_range(1..200u64) * 4096 + rng.random_range(0..2u64) * (2 << 20);
                 vmas.push(vma(at, at + len));
                 at += len;
             }
             let mut runs = Vec::new();
             for _ in 0..rng.random_range(0..12) {
                 let huge = rng.random_bool(0.2);
-                let size = if huge { PageSize::Size2M } else { PageSize::Size4K };
+                let size = if huge {
+                    PageSize::Size2M
+                } else {
+                    PageSize::Size4K
+                };
                 let mut addr = base + rng.random_range(0..(at - base + (4 << 20)) / 4096) * 4096;
                 if huge && rng.random_bool(0.7) {
                     addr &= !((2 << 20) - 1);
@@ -722,8 +737,14 @@ mod tests {
             let (mut b1, mut b2) = (budget, budget);
             let (ok, _, by) = check_pages(&runs, &vmas, &mut b1);
             let (want, want_by) = reference(&runs, &vmas, &mut b2);
-            assert_eq!(ok, want, "case {case}: {runs:x?} in {vmas:x?}, budget {budget:?}");
-            assert_eq!(by, want_by, "case {case}: {runs:x?} in {vmas:x?}, budget {budget:?}");
+            assert_eq!(
+                ok, want,
+                "case {case}: {runs:x?} in {vmas:x?}, budget {budget:?}"
+            );
+            assert_eq!(
+                by, want_by,
+                "case {case}: {runs:x?} in {vmas:x?}, budget {budget:?}"
+            );
             assert_eq!(b1, b2, "case {case}");
         }
     }

@@ -83,7 +83,7 @@ async fn a_256_gib_task_keeps_the_daemon_within_300_mib() {
     let fake = Arc::new(FakeKernel::new().expect("fake kernel"));
     fake.enable_idle_pages().expect("idle_pages");
     // the machine: twice the target in RAM, as much swap, so no rule of slide holds back
-    let kb = 2 * gib << 20;
+    let kb = (2 * gib) << 20;
     fake.write_proc(
         "meminfo",
         format!(
