@@ -14,7 +14,7 @@
 mod common;
 
 use common::{file, pid, project, slide, slide_task};
-use etmem_host::{Daemon, EngineRegistry};
+use etmem_host::{Daemon, EngineRegistry, Scheduling};
 use etmem_kernel::parse::idle_pages::{StreamItem, encode_stream, read_count};
 use etmem_kernel::{FakeKernel, FakeProcess, Kernel};
 use rand::rngs::StdRng;
@@ -29,16 +29,17 @@ const START: u64 = 4 * GIB;
 const LIMIT_MIB: f64 = 300.0;
 
 /// Writes the `idle_pages` stream of `[START, end)` as the tracker's reads will ask for it
-/// and returns the number of idle pages.
+/// (at each read's address, its address record and the records from there), a slice at a
+/// time so the writer stays small, and returns the number of idle pages.
 fn write_stream(f: &FakeKernel, end: u64) -> u64 {
     let mut rng = StdRng::seed_from_u64(256);
     let mut run = (false, 0u64);
     let mut idle = 0;
     let mut at = START;
     while at < end {
-        let first = at;
         let cap = read_count(at, end, 4096);
         let mut items = vec![StreamItem::Addr(at)];
+        let mut offset = at;
         let mut len = 9;
         while len < cap && at < end {
             if run.1 == 0 {
@@ -53,8 +54,15 @@ fn write_stream(f: &FakeKernel, end: u64) -> u64 {
             }
             at += nr * 4096;
             len += 1;
+            if items.len() == 1 << 16 {
+                let bytes = encode_stream(&items);
+                f.write_at(PID, "idle_pages", offset, &bytes)
+                    .expect("write idle_pages");
+                offset += bytes.len() as u64;
+                items.clear();
+            }
         }
-        f.write_at(PID, "idle_pages", first, &encode_stream(&items))
+        f.write_at(PID, "idle_pages", offset, &encode_stream(&items))
             .expect("write idle_pages");
     }
     idle
@@ -100,7 +108,9 @@ async fn a_256_gib_task_keeps_the_daemon_within_300_mib() {
     let before = hwm_mib();
 
     let kernel: Arc<dyn Kernel> = fake.clone();
-    let d = Daemon::start(kernel, EngineRegistry::builtin());
+    let mut registry = EngineRegistry::builtin();
+    registry.register_builtin::<etmem_plugin_slide::Slide>("slide", Scheduling::PerTask);
+    let d = Daemon::start(kernel, registry);
     d.add_config(&file(
         vec![project("vm", 3, 1, 1)],
         vec![slide("vm")],
