@@ -245,10 +245,13 @@ impl ScanResult {
         passes: u32,
         runs: impl IntoIterator<Item = ScanRun>,
     ) -> Result<ScanResult, EngineError> {
-        let runs = runs.into_iter();
-        let mut out: Vec<ScanRun> = Vec::with_capacity(runs.size_hint().0);
+        // checked and merged in place: a `Vec` given here is not copied (a VM-sized scan
+        // is millions of runs)
+        let mut runs: Vec<ScanRun> = runs.into_iter().collect();
         let mut pages = 0usize;
-        for r in runs {
+        let mut kept = 0usize;
+        for i in 0..runs.len() {
+            let r = runs[i];
             if r.pages == 0 {
                 return Err(EngineError::failed(format!(
                     "scan of pid {pid}: a run of 0 pages at {:#x}",
@@ -262,7 +265,7 @@ impl ScanResult {
                 )));
             }
             pages = pages.saturating_add(r.pages as usize);
-            match out.last_mut() {
+            match kept.checked_sub(1).map(|j| &mut runs[j]) {
                 Some(last) if r.addr < last.end() => {
                     return Err(EngineError::failed(format!(
                         "scan of pid {pid}: address {:#x} follows {:#x}: not ascending",
@@ -278,13 +281,17 @@ impl ScanResult {
                 {
                     last.pages += r.pages;
                 }
-                _ => out.push(r),
+                _ => {
+                    runs[kept] = r;
+                    kept += 1;
+                }
             }
         }
+        runs.truncate(kept);
         Ok(ScanResult {
             pid,
             passes,
-            runs: out,
+            runs,
             pages,
         })
     }

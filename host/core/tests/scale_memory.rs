@@ -15,7 +15,6 @@ mod common;
 
 use common::{file, pid, project, slide, slide_task};
 use etmem_host::{Daemon, EngineRegistry, Scheduling};
-use etmem_kernel::parse::idle_pages::{StreamItem, encode_stream, read_count};
 use etmem_kernel::{FakeKernel, FakeProcess, Kernel};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -29,42 +28,24 @@ const START: u64 = 4 * GIB;
 const LIMIT_MIB: f64 = 300.0;
 
 /// Writes the `idle_pages` stream of `[START, end)` as the tracker's reads will ask for it
-/// (at each read's address, its address record and the records from there), a slice at a
-/// time so the writer stays small, and returns the number of idle pages.
+/// (the fake kernel's writer: a slice at a time) and returns the number of idle pages.
 fn write_stream(f: &FakeKernel, end: u64) -> u64 {
     let mut rng = StdRng::seed_from_u64(256);
     let mut run = (false, 0u64);
     let mut idle = 0;
-    let mut at = START;
-    while at < end {
-        let cap = read_count(at, end, 4096);
-        let mut items = vec![StreamItem::Addr(at)];
-        let mut offset = at;
-        let mut len = 9;
-        while len < cap && at < end {
-            if run.1 == 0 {
-                run = (rng.random_bool(0.25), rng.random_range(1..32));
-            }
-            let nr = run.1.min(15).min((end - at) / 4096);
-            run.1 -= nr;
-            // PTE accessed (0) or idle (5)
-            items.push(StreamItem::Rec(if run.0 { 0 } else { 5 }, nr as u8));
-            if !run.0 {
-                idle += nr;
-            }
-            at += nr * 4096;
-            len += 1;
-            if items.len() == 1 << 16 {
-                let bytes = encode_stream(&items);
-                f.write_at(PID, "idle_pages", offset, &bytes)
-                    .expect("write idle_pages");
-                offset += bytes.len() as u64;
-                items.clear();
-            }
+    f.write_idle_pages_stream(PID, (START, end), 4096, |left| {
+        if run.1 == 0 {
+            run = (rng.random_bool(0.25), rng.random_range(1..32));
         }
-        f.write_at(PID, "idle_pages", offset, &encode_stream(&items))
-            .expect("write idle_pages");
-    }
+        let nr = run.1.min(15).min(left);
+        run.1 -= nr;
+        if !run.0 {
+            idle += nr;
+        }
+        // PTE accessed (0) or idle (5)
+        (if run.0 { 0 } else { 5 }, nr)
+    })
+    .expect("write idle_pages");
     idle
 }
 

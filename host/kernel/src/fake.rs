@@ -326,6 +326,51 @@ impl FakeKernel {
         f.write_all_at(bytes, offset)
     }
 
+    /// Writes `/proc/PID/idle_pages` for `[start, end)` as the tracker's reads will ask for
+    /// it: at each read's address, [`read_count`](crate::parse::idle_pages::read_count)
+    /// bytes (base pages of this kernel's size): the address record, then the records
+    /// `next(pages left)` gives as `(type code, pages)` (1 to 15 pages of `page` bytes).
+    /// Encoded a slice at a time, so the writer stays small at any size (a VM-sized target
+    /// is a sparse file). Replaces what the file held.
+    pub fn write_idle_pages_stream(
+        &self,
+        pid: Pid,
+        (start, end): (u64, u64),
+        page: u64,
+        mut next: impl FnMut(u64) -> (u8, u64),
+    ) -> io::Result<()> {
+        use crate::parse::idle_pages::read_count;
+        const SLICE: usize = 1 << 20;
+        let path = self.proc_root().join(pid.to_string()).join("idle_pages");
+        let f = std::fs::File::create(&path)?;
+        let pte = self.page_sizes().pte;
+        let page = page.max(1);
+        let mut buf = Vec::with_capacity(SLICE + 16);
+        let mut at = start;
+        while at < end {
+            let cap = read_count(at, end, pte);
+            let mut offset = at;
+            buf.push(0xA0);
+            buf.extend_from_slice(&at.to_be_bytes());
+            let mut len = 9;
+            while len < cap && at < end {
+                let (t, nr) = next((end - at) / page);
+                let nr = nr.clamp(1, 15);
+                buf.push(t << 4 | nr as u8);
+                at += nr * page;
+                len += 1;
+                if buf.len() >= SLICE {
+                    f.write_all_at(&buf, offset)?;
+                    offset += buf.len() as u64;
+                    buf.clear();
+                }
+            }
+            f.write_all_at(&buf, offset)?;
+            buf.clear();
+        }
+        Ok(())
+    }
+
     /// Writes any file under the fake `/proc`.
     pub fn write_proc(&self, rel: &str, text: impl AsRef<[u8]>) -> io::Result<()> {
         write(&self.proc_root().join(rel), text)

@@ -32,7 +32,7 @@ use etmem_host::plugin::native::NativeLoader;
 use etmem_host::plugin::{EngineLoader, HostRef};
 use etmem_host_wasm::{MEMORY_ENV, WasmLoader, WasmOptions};
 use etmem_kernel::access::AccessMap;
-use etmem_kernel::parse::idle_pages::{PageSizes, StreamItem, encode_stream, read_count};
+use etmem_kernel::parse::idle_pages::PageSizes;
 use etmem_kernel::track::{IdlePagesTracker, Tracker};
 use etmem_kernel::{FakeKernel, FakeProcess, Kernel, Vma};
 use etmem_sdk::runtime::Runner;
@@ -109,9 +109,10 @@ fn main() {
         "bytes/page"
     );
     let mut failed = 0;
-    for page in pages.split(',') {
-        for gib in sizes.split(',') {
-            failed += row(&["--one", gib.trim(), page.trim()], &shape);
+    // (an empty list: no rows)
+    for page in pages.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for gib in sizes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            failed += row(&["--one", gib, page], &shape);
         }
     }
     let form_sizes: Vec<&str> = form_sizes
@@ -254,29 +255,12 @@ impl Pattern {
 }
 
 /// Writes pass `pass`'s `idle_pages` for `[START, end)` as the reads of the tracker will
-/// ask for it: at each read's address, `read_count` bytes (the address record, then the
-/// records from there).
+/// ask for it (the fake kernel's writer: a slice at a time).
 fn write_pass(f: &FakeKernel, end: u64, pass: u32, huge: bool, per_page: bool) {
-    let path = f.proc_root().join(PID.to_string()).join("idle_pages");
-    let _ = std::fs::remove_file(&path);
     let page = if huge { 2 << 20 } else { 4096 };
     let mut pat = Pattern::new(pass, huge, per_page);
-    let mut at = START;
-    while at < end {
-        let cap = read_count(at, end, 4096);
-        let mut items = vec![StreamItem::Addr(at)];
-        let mut len = 9;
-        let mut a = at;
-        while len < cap && a < end {
-            let (t, nr) = pat.next((end - a) / page);
-            items.push(StreamItem::Rec(t, u8::try_from(nr).expect("nr <= 15")));
-            a += nr * page;
-            len += 1;
-        }
-        f.write_at(PID, "idle_pages", at, &encode_stream(&items))
-            .expect("write idle_pages");
-        at = a;
-    }
+    f.write_idle_pages_stream(PID, (START, end), page, |left| pat.next(left))
+        .expect("write idle_pages");
 }
 
 fn cpu_now() -> Duration {
