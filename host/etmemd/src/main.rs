@@ -161,7 +161,7 @@ fn engine_registry() -> etmem_host::EngineRegistry {
 /// WebAssembly engines (feature `wasm`, on by default): compiled components are cached in
 /// `/var/cache/etmem/wasm` (created 0700; `ETMEMD_WASM_CACHE` overrides it) so a restart
 /// does not recompile them. Without a usable cache directory they are compiled at every
-/// load, which is slower but correct. Each instance's linear memory is capped at 256 MiB,
+/// load, which is slower but correct. Each instance's linear memory is capped at 512 MiB,
 /// or `ETMEMD_WASM_MEMORY_MB` (1 to 4096); a bad value is logged and the default kept.
 #[cfg(feature = "wasm")]
 fn add_wasm_loader(registry: &mut etmem_host::EngineRegistry) {
