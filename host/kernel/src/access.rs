@@ -38,6 +38,9 @@ struct Run {
     pud: Vec<u64>,
     /// a hugetlb VMA's page size (PMD or PUD): every chunk is one huge page, for good
     fixed: Option<u64>,
+    /// whether any bit of `pmd` or `pud` was ever set: when not, a record of base pages
+    /// has no huge page to split (the common record costs no bit clearing)
+    huge: bool,
 }
 
 fn bit(v: &[u64], i: u64) -> bool {
@@ -109,6 +112,7 @@ impl AccessMap {
                 pmd: vec![0; usize::try_from(chunks(sizes.pmd)).unwrap_or(0)],
                 pud: vec![0; usize::try_from(chunks(sizes.pud)).unwrap_or(0)],
                 fixed: fixed.filter(|&f| start.is_multiple_of(f)),
+                huge: false,
             };
             if let Some(f) = run.fixed {
                 let bits = if f == sizes.pud {
@@ -119,6 +123,7 @@ impl AccessMap {
                 for i in 0..(end - start) / f {
                     set_bit(bits, i, true);
                 }
+                run.huge = true;
             }
             runs.push(run);
         }
@@ -209,6 +214,9 @@ impl AccessMap {
                 bump(slot, w);
             }
             // a chunk marked huge that holds one of them was split
+            if !r.huge {
+                return;
+            }
             for (bits, sz) in [(&mut r.pmd, sizes.pmd), (&mut r.pud, sizes.pud)] {
                 let sh = sz.trailing_zeros();
                 let base = r.start >> sh;
@@ -293,8 +301,10 @@ impl AccessMap {
                 let a = addr + k * page_size;
                 if page_size == sizes.pmd {
                     set_bit(&mut r.pmd, div(a, sizes.pmd) - pmd_base, true);
+                    r.huge = true;
                 } else if page_size == sizes.pud {
                     set_bit(&mut r.pud, div(a, sizes.pud) - pud_base, true);
+                    r.huge = true;
                 }
                 if let Some(slot) = usize::try_from(div(a - r.start, sizes.pte))
                     .ok()
@@ -371,7 +381,7 @@ impl AccessMap {
     pub fn for_each_page(&self, mut f: impl FnMut(u64, u64, u8)) {
         let s = self.sizes;
         for r in &self.runs {
-            if r.pmd.iter().all(|&w| w == 0) && r.pud.iter().all(|&w| w == 0) {
+            if !r.huge || (r.pmd.iter().all(|&w| w == 0) && r.pud.iter().all(|&w| w == 0)) {
                 let mut addr = r.start;
                 for &c in &r.counts {
                     if c != ABSENT {
@@ -394,7 +404,7 @@ impl AccessMap {
     pub fn for_each_run(&self, mut f: impl FnMut(u64, u64, u64, u8)) {
         let s = self.sizes;
         for r in &self.runs {
-            if r.pmd.iter().all(|&w| w == 0) && r.pud.iter().all(|&w| w == 0) {
+            if !r.huge || (r.pmd.iter().all(|&w| w == 0) && r.pud.iter().all(|&w| w == 0)) {
                 let c = &r.counts;
                 let mut i = 0;
                 while i < c.len() {
@@ -549,8 +559,10 @@ mod tests {
                     set_bit(&mut r.pud, a / sizes.pud - pud_base, false);
                 } else if page_size == sizes.pmd {
                     set_bit(&mut r.pmd, a / sizes.pmd - pmd_base, true);
+                    r.huge = true;
                 } else if page_size == sizes.pud {
                     set_bit(&mut r.pud, a / sizes.pud - pud_base, true);
+                    r.huge = true;
                 }
                 let first = a.max(r.start);
                 if let Some(slot) = usize::try_from((first - r.start) / sizes.pte)
