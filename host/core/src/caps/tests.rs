@@ -1,0 +1,254 @@
+use super::*;
+
+fn vma(start: u64, end: u64) -> etmem_kernel::Vma {
+    etmem_kernel::Vma {
+        start,
+        end,
+        ..etmem_kernel::Vma::default()
+    }
+}
+
+/// Pages passed, the first refusals, refusals per reason.
+type Checked = (
+    Vec<PageRef>,
+    Vec<(u64, String)>,
+    BTreeMap<&'static str, u64>,
+);
+
+/// Every chunk of `runs`, the pages passed, and the refusals (first few, per reason).
+fn check_pages(runs: &[PageRun], vmas: &[etmem_kernel::Vma], budget: &mut Option<u64>) -> Checked {
+    let mut c = PageChecker::new(runs, vmas);
+    let mut ok = Vec::new();
+    loop {
+        let chunk = c.next_chunk(budget);
+        if chunk.is_empty() {
+            break;
+        }
+        assert!(chunk.len() <= CHUNK_PAGES);
+        ok.extend(chunk);
+    }
+    (ok, c.refusals.first, c.refusals.by_reason)
+}
+
+/// The page-by-page reference: each page of each run checked on its own.
+fn reference(
+    runs: &[PageRun],
+    vmas: &[etmem_kernel::Vma],
+    budget: &mut Option<u64>,
+) -> (Vec<PageRef>, BTreeMap<&'static str, u64>) {
+    let mut ok = Vec::new();
+    let mut by = BTreeMap::new();
+    for r in runs {
+        let size = r.size.bytes();
+        for k in 0..u64::from(r.pages) {
+            let why = match r.addr.checked_add(k * size) {
+                None => Some(OUTSIDE),
+                Some(a) if a % size != 0 => Some(NOT_ALIGNED),
+                Some(a) if !vmas.iter().any(|v| v.contains_range(a, size)) => Some(OUTSIDE),
+                Some(_) if budget.is_some_and(|b| b < size) => Some(OVER_QUOTA),
+                Some(a) => {
+                    if let Some(b) = budget {
+                        *b -= size;
+                    }
+                    ok.push(PageRef { addr: a, size });
+                    None
+                }
+            };
+            if let Some(w) = why {
+                *by.entry(w).or_default() += 1;
+            }
+        }
+    }
+    (ok, by)
+}
+
+#[test]
+fn pages_are_checked_for_alignment_vmas_and_quota() {
+    let vmas = [vma(0x10000, 0x14000)];
+    let mut budget = Some(2 * 4096);
+    let runs: Vec<PageRun> = [0x10000, 0x10001, 0x20000, 0x11000, 0x12000]
+        .into_iter()
+        .map(|a| PageRun::single(a, PageSize::Size4K))
+        .collect();
+    let (ok, refused, by) = check_pages(&runs, &vmas, &mut budget);
+    assert_eq!(
+        ok,
+        vec![
+            PageRef {
+                addr: 0x10000,
+                size: 4096
+            },
+            PageRef {
+                addr: 0x11000,
+                size: 4096
+            }
+        ]
+    );
+    let why: Vec<(u64, &str)> = refused.iter().map(|(a, w)| (*a, w.as_str())).collect();
+    assert_eq!(
+        why,
+        vec![
+            (0x10001, "not aligned to its page size (4096 bytes)"),
+            (0x20000, "outside the process's VMAs"),
+            (0x12000, "over the round's byte quota"),
+        ]
+    );
+    assert_eq!(by.values().sum::<u64>(), 3);
+    assert_eq!(budget, Some(0));
+}
+
+#[test]
+fn a_long_run_goes_to_the_kernel_in_bounded_chunks() {
+    let pages = 3 * CHUNK_PAGES as u32 + 100;
+    let vmas = [vma(0x1000_0000, 0x1000_0000 + u64::from(pages) * 4096)];
+    let runs = [PageRun {
+        addr: 0x1000_0000,
+        pages,
+        size: PageSize::Size4K,
+    }];
+    let mut c = PageChecker::new(&runs, &vmas);
+    let mut none = None;
+    let sizes: Vec<usize> = std::iter::from_fn(|| {
+        let chunk = c.next_chunk(&mut none);
+        (!chunk.is_empty()).then_some(chunk.len())
+    })
+    .collect();
+    assert_eq!(sizes, [CHUNK_PAGES, CHUNK_PAGES, CHUNK_PAGES, 100]);
+    // an engine naming 4G pages outside every VMA costs a few steps, not one per page
+    let far = [PageRun {
+        addr: 0x7000_0000_0000,
+        pages: u32::MAX,
+        size: PageSize::Size4K,
+    }];
+    let (ok, first, by) = check_pages(&far, &vmas, &mut none);
+    assert!(ok.is_empty());
+    assert_eq!(first.len(), 1);
+    assert_eq!(by.get(OUTSIDE), Some(&u64::from(u32::MAX)));
+}
+
+#[test]
+fn run_checks_agree_with_page_by_page_checks_on_random_runs() {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(11);
+    for case in 0..400 {
+        let base = 0x4000_0000u64;
+        // VMAs of 1..200 pages with gaps, some 2 MiB aligned
+        let mut vmas = Vec::new();
+        let mut at = base;
+        for _ in 0..rng.random_range(1..6) {
+            at += rng.random_range(0..3u64) * (2 << 20) + rng.random_range(0..4u64) * 4096;
+            let len = rng.random_range(1..200u64) * 4096 + rng.random_range(0..2u64) * (2 << 20);
+            vmas.push(vma(at, at + len));
+            at += len;
+        }
+        let mut runs = Vec::new();
+        for _ in 0..rng.random_range(0..12) {
+            let huge = rng.random_bool(0.2);
+            let size = if huge {
+                PageSize::Size2M
+            } else {
+                PageSize::Size4K
+            };
+            let mut addr = base + rng.random_range(0..(at - base + (4 << 20)) / 4096) * 4096;
+            if huge && rng.random_bool(0.7) {
+                addr &= !((2 << 20) - 1);
+            }
+            if rng.random_bool(0.05) {
+                addr += 1;
+            }
+            if rng.random_bool(0.02) {
+                addr = u64::MAX - 3 * 4096 + 1;
+            }
+            runs.push(PageRun {
+                addr,
+                pages: rng.random_range(1..300),
+                size,
+            });
+        }
+        let budget = rng
+            .random_bool(0.5)
+            .then(|| rng.random_range(0..400u64) * 4096);
+        let (mut b1, mut b2) = (budget, budget);
+        let (ok, _, by) = check_pages(&runs, &vmas, &mut b1);
+        let (want, want_by) = reference(&runs, &vmas, &mut b2);
+        assert_eq!(
+            ok, want,
+            "case {case}: {runs:x?} in {vmas:x?}, budget {budget:?}"
+        );
+        assert_eq!(
+            by, want_by,
+            "case {case}: {runs:x?} in {vmas:x?}, budget {budget:?}"
+        );
+        assert_eq!(b1, b2, "case {case}");
+    }
+}
+
+#[test]
+fn system_facts_carry_every_huge_page_pool_of_each_node() {
+    let fake = Arc::new(etmem_kernel::FakeKernel::new().expect("fake"));
+    fake.set_nodes(&[0, 1], 1 << 20, 1 << 19).expect("nodes");
+    fake.set_node_hugepages(0, 2048, 16, 4).expect("2M node0");
+    fake.set_node_hugepages(0, 1 << 20, 1, 1).expect("1G node0");
+    fake.set_node_hugepages(1, 2048, 8, 8).expect("2M node1");
+    let host = EngineHost::new("p", "cslide", fake, None);
+    let nodes: Vec<(u32, u64, u64, u64)> = host
+        .system_facts()
+        .nodes
+        .iter()
+        .map(|n| (n.node, n.total_kb, n.huge_total_kb, n.huge_free_kb))
+        .collect();
+    assert_eq!(
+        nodes,
+        vec![
+            (0, 1 << 20, 16 * 2048 + (1 << 20), 4 * 2048 + (1 << 20)),
+            (1, 1 << 20, 8 * 2048, 8 * 2048),
+        ]
+    );
+}
+
+#[test]
+fn swapcache_reclaim_checks_the_pid_and_watermarks_then_asks_the_kernel() {
+    use etmem_kernel::{FakeKernel, FakeProcess, RecordedCall};
+    let fake = Arc::new(FakeKernel::new().expect("fake"));
+    fake.add_process(&FakeProcess::new(7, "db").anon(0x10000, 0x11000))
+        .expect("7");
+    let host = EngineHost::new("p", "slide", fake.clone(), None);
+    host.add_task("t");
+    host.begin_round("t", vec![Arc::new(fake.open_process(7).expect("open"))]);
+    // an upstream kernel: refused, naming the module
+    let e = host
+        .reclaim_swapcache("t", 7, 10, 30)
+        .expect_err("no swap_pages");
+    assert!(e.to_string().contains("etmem_swap"), "{e}");
+    // with etmem_swap: done through pid 7, with the watermarks asked
+    fake.write_proc("7/swap_pages", "").expect("swap_pages");
+    host.reclaim_swapcache("t", 7, 10, 30).expect("reclaim");
+    let w = etmem_kernel::SwapcacheWmark::new(10, 30).expect("valid");
+    assert_eq!(
+        fake.calls(),
+        vec![RecordedCall::ReclaimSwapcache { pid: 7, wmark: w }]
+    );
+    // a pid that is not the task's, and watermarks out of order: refused, not asked
+    let e = host
+        .reclaim_swapcache("t", 8, 10, 30)
+        .expect_err("foreign pid");
+    assert!(e.to_string().contains("pid 8"), "{e}");
+    let e = host
+        .reclaim_swapcache("t", 7, 30, 30)
+        .expect_err("low not below high");
+    assert!(e.to_string().contains("low 30 and high 30"), "{e}");
+    assert_eq!(fake.calls().len(), 1);
+}
+
+#[test]
+fn huge_pages_must_fit() {
+    let m2 = 2 << 20;
+    let run = [PageRun::single(m2, PageSize::Size2M)];
+    let mut none = None;
+    let (ok, refused, _) = check_pages(&run, &[vma(m2, m2 + 4096)], &mut none);
+    assert!(ok.is_empty());
+    assert_eq!(refused[0].1, "outside the process's VMAs");
+    let (ok, _, _) = check_pages(&run, &[vma(m2, 2 * m2)], &mut none);
+    assert_eq!(ok, vec![PageRef { addr: m2, size: m2 }]);
+}
