@@ -70,6 +70,17 @@ pub fn bump(slot: &mut u8, w: u8) {
     };
 }
 
+/// [`bump`] on every slot of `slots`, without a branch per slot (the compiler turns it into
+/// vector compares and saturating adds).
+#[inline]
+pub fn bump_all(slots: &mut [u8], w: u8) {
+    for slot in slots {
+        // an absent slot counts from 0
+        let from = if *slot == ABSENT { 0 } else { *slot };
+        *slot = from.saturating_add(w).min(MAX_COUNT);
+    }
+}
+
 /// Per-page access counts for the VMAs of one process over one round.
 #[derive(Debug, Clone)]
 pub struct AccessMap {
@@ -185,7 +196,33 @@ impl AccessMap {
     /// A PMD- or PUD-sized page is one slot (its first base page). Costs one lookup per
     /// record and range it touches, then a pass over its slots: a run of base pages is one
     /// slice (see the reference per page in the tests).
+    #[inline]
     pub fn record_run(&mut self, addr: u64, page_size: u64, nr: u64, w: u8) {
+        // the common record, kept small enough to inline into the decoder's loop: base
+        // pages inside the range of the last record, none of its chunks marked huge
+        let pte = self.sizes.pte;
+        if let Some(r) = self.runs.get_mut(self.hint)
+            && page_size == pte
+            && !r.huge
+            && r.fixed.is_none()
+            && r.start <= addr
+            && addr.is_multiple_of(pte)
+            && let Some(end) = nr.checked_mul(pte).and_then(|len| addr.checked_add(len))
+            && end <= r.end
+        {
+            let sh = pte.trailing_zeros();
+            let lo = usize::try_from((addr - r.start) >> sh).unwrap_or(usize::MAX);
+            let hi = usize::try_from((end - r.start) >> sh).unwrap_or(usize::MAX);
+            bump_all(r.counts.get_mut(lo..hi).unwrap_or(&mut []), w);
+            return;
+        }
+        self.record_run_general(addr, page_size, nr, w);
+    }
+
+    /// [`record_run`](AccessMap::record_run) for any record: another range, huge pages,
+    /// a split huge chunk, a hugetlb range, pages outside the tracked VMAs.
+    #[inline(never)]
+    fn record_run_general(&mut self, addr: u64, page_size: u64, nr: u64, w: u8) {
         if nr == 0 || page_size == 0 {
             return;
         }
@@ -210,9 +247,7 @@ impl AccessMap {
             let lo = usize::try_from((addr - r.start) >> sh).unwrap_or(usize::MAX);
             let n = usize::try_from(nr).unwrap_or(usize::MAX);
             let hi = lo.saturating_add(n).min(r.counts.len());
-            for slot in r.counts.get_mut(lo..hi).unwrap_or(&mut []) {
-                bump(slot, w);
-            }
+            bump_all(r.counts.get_mut(lo..hi).unwrap_or(&mut []), w);
             // a chunk marked huge that holds one of them was split
             if !r.huge {
                 return;
@@ -291,9 +326,7 @@ impl AccessMap {
                 let lo = usize::try_from(div(a0 - r.start, sizes.pte)).unwrap_or(usize::MAX);
                 let n = usize::try_from(k1 - k0).unwrap_or(usize::MAX);
                 let hi = lo.saturating_add(n).min(r.counts.len());
-                for slot in r.counts.get_mut(lo..hi).unwrap_or(&mut []) {
-                    bump(slot, w);
-                }
+                bump_all(r.counts.get_mut(lo..hi).unwrap_or(&mut []), w);
                 continue;
             }
             // huge pages (or another size): one slot each, its first base page
@@ -346,9 +379,7 @@ impl AccessMap {
                 usize::try_from(lo).unwrap_or(usize::MAX),
                 usize::try_from(hi).unwrap_or(usize::MAX),
             );
-            for slot in r.counts.get_mut(lo..hi).unwrap_or(&mut []) {
-                bump(slot, count);
-            }
+            bump_all(r.counts.get_mut(lo..hi).unwrap_or(&mut []), count);
         }
     }
 

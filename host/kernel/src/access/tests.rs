@@ -106,6 +106,20 @@ fn base_pages_counts_and_absent() {
 }
 
 #[test]
+fn bump_all_is_bump_on_every_slot() {
+    use crate::access::{bump, bump_all};
+    for w in [0u8, 1, 3, 200, 254, 255] {
+        let mut all: Vec<u8> = (0..=255).collect();
+        let mut each = all.clone();
+        bump_all(&mut all, w);
+        for slot in &mut each {
+            bump(slot, w);
+        }
+        assert_eq!(all, each, "weight {w}");
+    }
+}
+
+#[test]
 fn saturates_below_absent() {
     let mut m = AccessMap::new(&[vma(0, K)], PageSizes::X86_64);
     for _ in 0..200 {

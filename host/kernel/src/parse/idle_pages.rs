@@ -70,7 +70,7 @@ pub enum IdlePageType {
 
 impl IdlePageType {
     /// The type of a code 0..=9.
-    pub fn from_code(code: u8) -> Option<Self> {
+    pub const fn from_code(code: u8) -> Option<Self> {
         use IdlePageType::*;
         Some(match code {
             0 => PteAccess,
@@ -147,7 +147,7 @@ impl PageSizes {
     }
 }
 
-/// One decoded record: `nr_pages` pages of `page_size` bytes starting at `addr`, all of
+/// One decoded run of records: `nr_pages` pages of `page_size` bytes starting at `addr`, all of
 /// type `kind` (after PMD_IDLE_PTES expansion, `kind` is `PteIdle`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdleRun {
@@ -175,13 +175,61 @@ pub struct DecodeSummary {
     pub rss_pages: u64,
 }
 
-/// Decodes one idle_pages read, calling `sink` for every non-hole run in stream order.
+/// Decodes one idle_pages read, calling `sink` for every non-hole run in stream order:
+/// records that continue one another (same kind and page size, each starting where the last
+/// ended) come as one run, so a long run costs the sink one call, not one per record of 15
+/// pages.
 pub fn decode_idle_pages(
     bytes: &[u8],
     sizes: PageSizes,
     mut sink: impl FnMut(IdleRun),
 ) -> Result<DecodeSummary, IdleDecodeError> {
     let mut sum = DecodeSummary::default();
+    // the run being built and the address after it: records of one kind that follow each
+    // other are one run
+    let mut pending: Option<(IdleRun, u64)> = None;
+    let r = decode_records(bytes, sizes, &mut sum, |run, end| match pending.as_mut() {
+        Some((p, p_end)) if p.kind == run.kind && *p_end == run.addr => {
+            p.nr_pages += run.nr_pages;
+            *p_end = end;
+        }
+        _ => {
+            if let Some((done, _)) = pending.replace((run, end)) {
+                sink(done);
+            }
+        }
+    });
+    // what came before an error is recorded too, as it was before runs were joined
+    if let Some((done, _)) = pending {
+        sink(done);
+    }
+    r.map(|()| sum)
+}
+
+/// The record type of each code (`byte >> 4`), by table: one load per record.
+const KINDS: [Option<IdlePageType>; 16] = {
+    let mut t = [None; 16];
+    let mut c = 0;
+    while c < 16 {
+        t[c] = IdlePageType::from_code(c as u8);
+        c += 1;
+    }
+    t
+};
+
+/// The page size of each code: 0 PTE, 1 PMD, 2 PUD (unknown codes: 0, never used).
+const SIZE_CLASS: [u8; 16] = [0, 1, 2, 0, 1, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0];
+
+/// The records of `bytes`, one call of `each` per non-hole aligned record with the address
+/// after it; fills `sum`.
+#[inline]
+fn decode_records(
+    bytes: &[u8],
+    sizes: PageSizes,
+    sum: &mut DecodeSummary,
+    mut each: impl FnMut(IdleRun, u64),
+) -> Result<(), IdleDecodeError> {
+    let by_class = [sizes.pte, sizes.pmd, sizes.pud];
     let mut cur: Option<u64> = None;
     let mut i = 0;
     while i < bytes.len() {
@@ -199,29 +247,27 @@ pub fn decode_idle_pages(
             i += 8;
             continue;
         }
-        let Some(kind) = IdlePageType::from_code(b >> 4) else {
+        let Some(kind) = KINDS[usize::from(b >> 4)] else {
             return Err(IdleDecodeError::UnknownRecord { byte: b, offset });
         };
         let nr = u64::from(b & 0x0F);
         let Some(addr) = cur else {
             return Err(IdleDecodeError::NoAddress { byte: b, offset });
         };
-        let size = sizes.size_of(kind);
+        let size = by_class[usize::from(SIZE_CLASS[usize::from(b >> 4)])];
         let next = nr
             .checked_mul(size)
             .and_then(|len| addr.checked_add(len))
             .ok_or(IdleDecodeError::Overflow { offset })?;
         cur = Some(next);
-        if kind.is_hole() || nr == 0 {
+        if nr == 0 || kind.is_hole() {
             continue;
         }
         if addr & (size - 1) != 0 {
             sum.misaligned += 1;
             continue;
         }
-        if kind.weight() > 0 {
-            sum.rss_pages += nr;
-        }
+        sum.rss_pages += nr * u64::from(kind.weight() > 0);
         let run = if kind == IdlePageType::PmdIdlePtes {
             IdleRun {
                 addr,
@@ -237,10 +283,10 @@ pub fn decode_idle_pages(
                 kind,
             }
         };
-        sink(run);
+        each(run, next);
     }
     sum.next_addr = cur;
-    Ok(sum)
+    Ok(())
 }
 
 /// The byte count etmemd passes to `read` for `[start, end)` (spec §6.1):
@@ -299,6 +345,57 @@ mod tests {
         let p14 = PageSizes::from_shift(14).expect("16k");
         assert_eq!(p14.pmd, 32 << 20);
         assert_eq!(PageSizes::from_shift(40), None);
+    }
+
+    #[test]
+    fn records_that_continue_each_other_come_as_one_run() {
+        let base = 0x7f00_0000_0000u64;
+        let run = |addr, nr_pages, kind| IdleRun {
+            addr,
+            page_size: K,
+            nr_pages,
+            kind,
+        };
+        let s = encode_stream(&[
+            Addr(base),
+            Rec(0, 15),
+            Rec(0, 15),
+            Rec(0, 1),           // 31 accessed: one run
+            Rec(5, 2),           // another kind: a new run
+            Addr(base + 33 * K), // an address where the last ended: the run goes on
+            Rec(5, 1),
+            Rec(8, 1), // a hole ends it
+            Rec(5, 1),
+            Addr(base + 100 * K), // an address elsewhere ends it
+            Rec(5, 1),
+        ]);
+        let (runs, sum) = decode(&s, PageSizes::X86_64);
+        assert_eq!(
+            runs,
+            vec![
+                run(base, 31, IdlePageType::PteAccess),
+                run(base + 31 * K, 3, IdlePageType::PteIdle),
+                run(base + 35 * K, 1, IdlePageType::PteIdle),
+                run(base + 100 * K, 1, IdlePageType::PteIdle),
+            ]
+        );
+        assert_eq!(sum.rss_pages, 31);
+        // whole PMDs of idle PTEs join idle PTEs around them
+        let s = encode_stream(&[Addr(base + M2 - K), Rec(5, 1), Rec(7, 1), Rec(5, 1)]);
+        let (runs, _) = decode(&s, PageSizes::X86_64);
+        assert_eq!(runs, vec![run(base + M2 - K, 514, IdlePageType::PteIdle)]);
+        // what came before an error is still given
+        let mut got = Vec::new();
+        let err = decode_idle_pages(
+            &[0xA0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0x01, 0x02, 0xF1],
+            PageSizes::X86_64,
+            |r| got.push(r),
+        );
+        assert!(matches!(
+            err,
+            Err(IdleDecodeError::UnknownRecord { byte: 0xF1, .. })
+        ));
+        assert_eq!(got, vec![run(0x1000, 3, IdlePageType::PteAccess)]);
     }
 
     #[test]
