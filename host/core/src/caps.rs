@@ -167,10 +167,16 @@ impl EngineHost {
                 return Err(e);
             }
         };
-        let vmas = self
-            .kernel
-            .vmas(&handle, &VmaFilter::default())
-            .map_err(|e| SdkEngineError::Host(format!("pid {pid}: {e}")))?;
+        let vmas = match self.kernel.vmas(&handle, &VmaFilter::default()) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(
+                    "{who}: {origin}: refused {} page(s) of pid {pid}: its VMAs are unknown: {e}",
+                    action.page_count()
+                );
+                return Err(SdkEngineError::Host(format!("pid {pid}: {e}")));
+            }
+        };
         let mut checker = PageChecker::new(runs, &vmas);
         let what = match kind {
             Kind::Swap => "swap out".to_string(),
@@ -482,18 +488,29 @@ impl Host for EngineHost {
     }
 
     fn system_facts(&self) -> SystemFacts {
+        // an engine asks for these every round: what cannot be read is said, and left out
         let meminfo = self
             .kernel
             .meminfo()
             .map(|m| sdk_mem(&m))
-            .unwrap_or_default();
+            .unwrap_or_else(|e| {
+                tracing::warn!("system facts: meminfo unknown, reported as 0: {e}");
+                Default::default()
+            });
         let nodes = self
             .kernel
             .numa_nodes()
-            .unwrap_or_default()
+            .unwrap_or_else(|e| {
+                tracing::warn!("system facts: NUMA nodes unknown, none reported: {e}");
+                Vec::new()
+            })
             .into_iter()
             .filter_map(|n| {
-                let m = self.kernel.node_meminfo(n).ok()?;
+                let m = self
+                    .kernel
+                    .node_meminfo(n)
+                    .map_err(|e| tracing::warn!("system facts: node {n} left out: {e}"))
+                    .ok()?;
                 // every pool size counts, at its real size (not only 2 MiB: B21)
                 let pools = self.kernel.node_hugepages(n).unwrap_or_else(|e| {
                     tracing::warn!("node {n}: huge pages unknown, reported as 0: {e}");

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod actions;
 pub mod fake;
+pub mod fault;
 pub mod linux;
 pub mod parse;
 pub mod probe;
@@ -23,6 +24,7 @@ pub use actions::{
     ActionReport, FailReason, PageActionError, PageNode, PageRef, SwapMethod, SwapcacheWmark,
 };
 pub use fake::{FakeKernel, FakeProcess, MigrateCall, RecordedCall, SwapCall};
+pub use fault::{FaultyKernel, Injected};
 pub use linux::LinuxKernel;
 pub use parse::idle_pages::PageSizes;
 pub use parse::maps::{Vma, VmaFilter};
