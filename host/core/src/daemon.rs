@@ -357,8 +357,10 @@ impl DaemonHandle {
                     last = Some(err);
                 }
             }
+            state.shrink();
         }
         self.finish(after).await;
+        crate::alloc::release_free_memory();
         match last {
             None => Ok(Reply::empty()),
             Some(err) => Err(err),

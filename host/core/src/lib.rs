@@ -7,6 +7,7 @@
 
 pub mod action;
 mod add;
+pub mod alloc;
 mod caps;
 mod daemon;
 pub mod engine;

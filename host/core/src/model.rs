@@ -199,6 +199,23 @@ pub(crate) fn scan_params(scan: &ScanConf) -> Option<ScanParams> {
 }
 
 impl State {
+    /// Gives back what lists grown for many objects keep when most of them are deleted
+    /// (10,000 projects held 2.5 MiB of list after `obj del`).
+    pub fn shrink(&mut self) {
+        fn shrink<T>(v: &mut Vec<T>) {
+            if v.len() * 4 < v.capacity() {
+                v.shrink_to_fit();
+            }
+        }
+        shrink(&mut self.projects);
+        for p in &mut self.projects {
+            shrink(&mut p.engines);
+            for e in &mut p.engines {
+                shrink(&mut e.tasks);
+            }
+        }
+    }
+
     pub fn project(&self, name: &str) -> Option<&Project> {
         self.projects.iter().find(|p| p.conf.name == name)
     }

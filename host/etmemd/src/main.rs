@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    etmem_host::alloc::limit_arenas();
     let parse = cli::parse_args(&argv);
     let systemd_mode = matches!(&parse.outcome, Outcome::Run(o) if o.systemd);
     logging::init(parse.log_level, !systemd_mode);
