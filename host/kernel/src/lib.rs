@@ -12,6 +12,8 @@
 pub mod access;
 pub mod actions;
 pub mod fake;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod linux;
 pub mod parse;
 pub mod probe;
