@@ -13,6 +13,8 @@ pub mod access;
 pub mod actions;
 pub mod fake;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod linux;
 pub mod parse;
 pub mod probe;

@@ -18,19 +18,30 @@ pub use numa::{parse_distance_row, parse_memory_tier_name};
 pub use pagemap::{PagemapEntry, decode_pagemap};
 pub use psi::{Psi, PsiLine, parse_psi};
 
-/// Parses a sysfs CPU/node list such as `0-3,5,7-8` into ascending ids.
+/// The most ids a CPU or node list may hold: more than any kernel has (NR_CPUS is at most
+/// 8192, MAX_NUMNODES 1024), few enough that a list such as `0-4294967295` is refused
+/// instead of expanded into 16 GiB.
+pub const MAX_ID_LIST_LEN: usize = 1 << 16;
+
+/// Parses a sysfs CPU/node list such as `0-3,5,7-8` into ascending ids. `None` when a
+/// piece is not a number or a range, or the list holds more than [`MAX_ID_LIST_LEN`] ids.
 pub fn parse_id_list(text: &str) -> Option<Vec<u32>> {
     let mut out = Vec::new();
     for part in text.trim().split(',').filter(|p| !p.is_empty()) {
         match part.split_once('-') {
             Some((a, b)) => {
                 let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
-                if a > b {
+                if a > b || usize::try_from(b - a).ok()? >= MAX_ID_LIST_LEN - out.len() {
                     return None;
                 }
                 out.extend(a..=b);
             }
-            None => out.push(part.parse().ok()?),
+            None => {
+                if out.len() >= MAX_ID_LIST_LEN {
+                    return None;
+                }
+                out.push(part.parse().ok()?)
+            }
         }
     }
     out.sort_unstable();
@@ -66,6 +77,25 @@ mod tests {
         assert_eq!(parse_id_list(""), Some(vec![]));
         assert_eq!(parse_id_list("3-1"), None);
         assert_eq!(parse_id_list("x"), None);
+    }
+
+    /// Found by reviewing the `sysfs` fuzz target's harness (issue 12), which reported it
+    /// as `out-of-memory (malloc(17179869184))`: a range was expanded before any bound.
+    #[test]
+    fn id_lists_larger_than_any_kernel_are_refused() {
+        assert_eq!(parse_id_list("0-4294967295"), None);
+        assert_eq!(parse_id_list("0-65536"), None);
+        let max = u32::try_from(MAX_ID_LIST_LEN - 1).expect("small");
+        assert_eq!(
+            parse_id_list(&format!("0-{max}")).map(|v| v.len()),
+            Some(MAX_ID_LIST_LEN)
+        );
+        // the bound is on the whole list, not on each range
+        assert_eq!(parse_id_list(&format!("0-{max},70000")), None);
+        assert_eq!(
+            parse_id_list(&format!("1-{max},0")).map(|v| v.len()),
+            Some(MAX_ID_LIST_LEN)
+        );
     }
 
     #[test]

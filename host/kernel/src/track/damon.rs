@@ -23,7 +23,7 @@
 mod foreign;
 mod refine;
 mod shared;
-mod state;
+pub(crate) mod state;
 mod sysfs;
 pub mod trace;
 
