@@ -136,11 +136,14 @@ pub enum ConfigError {
         /// The resolved path.
         path: PathBuf,
     },
-    /// Neither a regular file nor a directory (fifo, device, socket).
-    #[error("config file `{path}`: not a regular file")]
+    /// Neither a regular file nor a directory (fifo, device, socket, symlink raced in after
+    /// `realpath`). Found with `O_PATH` + `fstat`: the file was never opened.
+    #[error("config file `{path}`: is {kind}, expected a regular file")]
     NotRegular {
         /// The resolved path.
         path: PathBuf,
+        /// What it is, in words: `a character device`, `a fifo`, `a socket`...
+        kind: &'static str,
     },
     /// Not owned by root:root.
     #[error("config file `{path}`: owned by uid {uid} gid {gid}, expected uid 0 gid 0 (root:root)")]
@@ -167,6 +170,17 @@ pub enum ConfigError {
         path: PathBuf,
         /// Its size.
         size: u64,
+    },
+    /// Reopening the checked file for reading through its `O_PATH` descriptor failed
+    /// (no `/proc` mounted, or the descriptor no longer names the checked file).
+    #[error("config file `{path}`: cannot reopen it through {through} for reading: {source}")]
+    Reopen {
+        /// The resolved path.
+        path: PathBuf,
+        /// The `/proc/self/fd/N` path used.
+        through: PathBuf,
+        /// The system error.
+        source: io::Error,
     },
     /// Reading the checked file failed.
     #[error("config file `{path}`: cannot read: {source}")]
@@ -221,7 +235,9 @@ impl ConfigError {
             | ConfigError::Mode { .. }
             | ConfigError::TooLarge { .. }
             | ConfigError::NoSection { .. } => OptResult::Inval,
-            ConfigError::Read { .. } | ConfigError::Syntax { .. } => OptResult::InterErr,
+            ConfigError::Reopen { .. } | ConfigError::Read { .. } | ConfigError::Syntax { .. } => {
+                OptResult::InterErr
+            }
             ConfigError::Key { result, .. } => *result,
         }
     }

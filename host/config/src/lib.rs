@@ -33,8 +33,10 @@
 //!   alone between `;`; anything else, and a node given twice, is refused here.
 //! - Syntax errors carry the line number; the whole file is validated before the core
 //!   applies anything (C applies sections one by one without rollback).
-//! - The file is opened once and checked with `fstat`, so the file checked is the file
-//!   read; a fifo or device is refused as "not a regular file".
+//! - The file is first opened with `O_PATH` and checked with `fstat`, then reopened
+//!   through that descriptor, so the file checked is the file read and a fifo, device or
+//!   socket is refused ("is a character device, expected a regular file") without ever
+//!   being opened.
 
 mod doc;
 pub mod error;

@@ -137,8 +137,74 @@ fn directory_is_inval() {
     assert!(e.to_string().contains("is a directory"), "{e}");
 }
 
+/// Watches one path for `IN_OPEN` (an open for reading or writing; `O_PATH` opens and
+/// `stat` do not count), so a test can prove a file was never opened.
+struct OpenWatch(std::os::fd::OwnedFd);
+
+impl OpenWatch {
+    fn new(path: &Path) -> OpenWatch {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: inotify_init1 takes only flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL in path");
+        // SAFETY: `c` is a NUL-terminated path that outlives the call; `fd` is an inotify fd.
+        let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_OPEN) };
+        assert!(
+            wd >= 0,
+            "inotify_add_watch: {}",
+            std::io::Error::last_os_error()
+        );
+        OpenWatch(owned)
+    }
+
+    /// Whether the path was opened since [`OpenWatch::new`].
+    fn opened(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 4096];
+        // SAFETY: `buf` is writable for its whole length; the fd is a non-blocking inotify fd.
+        let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock,
+                "inotify read: {e}"
+            );
+            return false;
+        }
+        n > 0
+    }
+}
+
+/// Runs `load_for_add(path)` on a thread and returns its error; fails if it does not
+/// return within 10 s (a blocking open of a fifo without a writer would never return) or
+/// if it accepts the file.
+fn refused_within_deadline(path: &Path) -> ConfigError {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = s(path).to_string();
+    std::thread::spawn(move || {
+        let _ = tx.send(load_for_add(&p).err());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(Some(e)) => e,
+        Ok(None) => panic!("{} was accepted", path.display()),
+        Err(_) => panic!(
+            "load_for_add({}) blocked: it opened the file",
+            path.display()
+        ),
+    }
+}
+
 #[test]
-fn fifo_is_refused_without_blocking() {
+fn fifo_is_refused_without_being_opened() {
     let dir = tempfile::tempdir().expect("tempdir");
     let f = dir.path().join("fifo.ini");
     let st = std::process::Command::new("mkfifo")
@@ -148,9 +214,83 @@ fn fifo_is_refused_without_blocking() {
         .status()
         .expect("mkfifo runs");
     assert!(st.success());
-    let e = load_for_add(s(&f)).expect_err("fifo");
+    let watch = OpenWatch::new(&f);
+    let e = refused_within_deadline(&f);
+    assert!(!watch.opened(), "the fifo was opened");
     assert_eq!(e.result(), OptResult::Inval);
-    assert!(matches!(e, ConfigError::NotRegular { .. }), "{e}");
+    assert!(
+        matches!(e, ConfigError::NotRegular { kind: "a fifo", .. }),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "config file `{}`: is a fifo, expected a regular file",
+            f.display()
+        )
+    );
+    assert!(matches!(
+        load_for_del(s(&f)),
+        Err(ConfigError::NotRegular { kind: "a fifo", .. })
+    ));
+    assert!(!watch.opened(), "the fifo was opened by obj del");
+}
+
+#[test]
+fn devices_are_refused_without_being_opened() {
+    // /dev/null itself: other processes open it all the time, so only the outcome is
+    // checked there; a private node of the same device (1,3) proves no open happens.
+    let e = refused_within_deadline(Path::new("/dev/null"));
+    assert_eq!(e.result(), OptResult::Inval);
+    assert_eq!(
+        e.to_string(),
+        "config file `/dev/null`: is a character device, expected a regular file"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = dir.path().join("null.ini");
+    let c = std::ffi::CString::new(s(&node)).expect("no NUL");
+    // SAFETY: `c` is a NUL-terminated path that outlives the call (tests run as root).
+    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) };
+    assert_eq!(rc, 0, "mknod: {}", std::io::Error::last_os_error());
+    let watch = OpenWatch::new(&node);
+    let e = refused_within_deadline(&node);
+    assert!(!watch.opened(), "the device node was opened");
+    assert!(
+        matches!(
+            e,
+            ConfigError::NotRegular {
+                kind: "a character device",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // a socket is refused the same way
+    let sock = dir.path().join("sock.ini");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    let e = refused_within_deadline(&sock);
+    assert!(
+        matches!(
+            e,
+            ConfigError::NotRegular {
+                kind: "a socket",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_regular_file_is_read_through_its_checked_descriptor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(dir.path(), "ok.ini", GOOD.as_bytes(), 0o400);
+    let watch = OpenWatch::new(&p);
+    assert_eq!(load_for_add(s(&p)).expect("accepted").projects[0].name, "p");
+    assert!(
+        watch.opened(),
+        "a regular file is opened for reading once checked"
+    );
 }
 
 #[test]

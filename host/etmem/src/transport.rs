@@ -156,14 +156,25 @@ pub fn exchange(name: &str, frame: &str, out: &mut dyn Write) -> Result<(), Tran
             frame: frame.to_owned(),
         });
     }
-    // One send, as C does. MSG_NOSIGNAL: a daemon that already closed gives EPIPE, reported
-    // as `send failed: Broken pipe`, where C would die of SIGPIPE (spec B17: avoid crashes).
-    socket
-        .send_with_flags(frame.as_bytes(), libc::MSG_NOSIGNAL)
-        .map_err(|e| TransportError::Send {
-            errno: errno_of(&e),
-        })?;
+    send(&socket, frame)?;
     receive(&mut &socket, out)
+}
+
+/// One send, as C does. MSG_NOSIGNAL: C would die of SIGPIPE on a daemon that already
+/// closed (spec B17: avoid crashes). A daemon that closed before the frame went out
+/// (EPIPE, ECONNRESET: a refused peer, a C etmemd closing at once) is reported as what it
+/// is, a connection closed without a reply (exit 186), the same outcome as when it closes
+/// just after the send; other send errors stay `send failed` (exit 255).
+fn send(socket: &Socket, frame: &str) -> Result<(), TransportError> {
+    match socket.send_with_flags(frame.as_bytes(), libc::MSG_NOSIGNAL) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) => {
+            Err(TransportError::Closed)
+        }
+        Err(e) => Err(TransportError::Send {
+            errno: errno_of(&e),
+        }),
+    }
 }
 
 /// The C client's receive loop (spec §3.4): read at most 511 bytes at a time; only the
@@ -278,6 +289,44 @@ mod tests {
             e.report(),
             "connection closed by peer\netmem_client_recv failed.\n"
         );
+    }
+
+    /// A connected pair: (client socket, daemon end).
+    fn pair() -> (Socket, std::os::unix::net::UnixStream) {
+        let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        (Socket::from(std::os::fd::OwnedFd::from(a)), b)
+    }
+
+    #[test]
+    fn a_daemon_that_closed_before_the_send_is_closed_not_send_failed() {
+        let (client, daemon) = pair();
+        drop(daemon);
+        let e = send(
+            &client,
+            "proj_name - file_name - cmd 4 eng_name - eng_cmd - task_name -",
+        )
+        .expect_err("peer is gone");
+        assert!(matches!(e, TransportError::Closed), "{e:?}");
+        assert_eq!(e.ret(), -70);
+        assert_eq!(
+            e.report(),
+            "connection closed by peer\netmem_client_recv failed.\n"
+        );
+        // the same outcome as a daemon that closes after the send
+        let (client, daemon) = pair();
+        send(&client, "frame").expect("daemon still there");
+        drop(daemon);
+        let e = receive(&mut &client, &mut Vec::new()).expect_err("no reply");
+        assert!(
+            matches!(
+                e,
+                TransportError::Recv {
+                    errno: libc::ECONNRESET
+                } | TransportError::Closed
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.ret(), -70);
     }
 
     #[test]

@@ -2,9 +2,18 @@
 //! request frame, hands the action to the daemon core and writes the reply (spec §1.4, §1.5,
 //! §3).
 //!
-//! Unlike C etmemd, clients are served concurrently (one task per connection, bounded by a
-//! semaphore), a silent client times out without holding up the others, and a request that
-//! arrives in several pieces is reassembled (B8). The wire bytes stay exactly C's.
+//! Unlike C etmemd, clients are served concurrently (one task per connection), and a request
+//! that arrives in several pieces is reassembled (B8). The wire bytes stay exactly C's.
+//!
+//! Idle clients cannot starve others. A connection holds no serving slot until its whole
+//! request has arrived; until then it is *idle*: it must send its first byte within
+//! [`ServerConfig::first_byte_timeout`], and when [`ServerConfig::max_idle`] idle
+//! connections are open, accepting one more closes the oldest idle one. So a flood of
+//! silent peers costs a legitimate client (which sends its frame at once) nothing.
+//!
+//! A refused peer (not uid 0 and gid 0) always sees the same outcome: its request is read
+//! and dropped, then the write side is shut down, so it gets end-of-file (the C client and
+//! ours print `connection closed by peer` and exit 186), never a reset or a broken pipe.
 //!
 //! This module must not interpret requests beyond the frame (that is [`crate::codec`]) nor
 //! touch daemon state (that is the [`ActionHandler`]).
@@ -13,6 +22,7 @@ use crate::codec::{encode_result, request_to_action};
 use etmem_host::ActionHandler;
 use etmem_proto::frame::{FrameError, MAX_REQUEST_LEN, Request};
 use etmem_proto::socket::{SocketNameError, abstract_addr, check_socket_name};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -20,15 +30,20 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// Limits and timeouts of the server. [`ServerConfig::default`] is what `etmemd` uses.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Connections served at once; further clients wait in the listen backlog.
+    /// Requests handled at once; further whole requests wait for a slot.
     pub max_connections: usize,
+    /// Connections accepted whose request is not complete yet. Accepting one more closes
+    /// the oldest of them, so silent peers cannot keep others out.
+    pub max_idle: usize,
+    /// How long a client has, from accept, to send its first byte.
+    pub first_byte_timeout: Duration,
     /// How long a client has, from accept, to send its whole request (C: 10 s timeouts).
     pub request_timeout: Duration,
     /// After bytes that do not yet form a frame, how long to wait for the rest.
@@ -43,6 +58,8 @@ impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             max_connections: 128,
+            max_idle: 512,
+            first_byte_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
             continuation_wait: Duration::from_millis(200),
             write_timeout: Duration::from_secs(10),
@@ -99,9 +116,14 @@ pub enum ConnectionError {
         /// peer pid, `?` when unknown
         pid: String,
     },
-    /// No byte arrived within the request timeout.
+    /// No byte arrived within the first-byte timeout.
     #[error("client sent no request within {0:?}, connection closed")]
     Silent(Duration),
+    /// The connection was the oldest idle one when `max_idle` were open and one more came.
+    #[error(
+        "client had not sent its whole request while {0} idle clients (the most allowed) were connected: closed as the oldest"
+    )]
+    Evicted(usize),
     /// The client closed the connection before sending anything.
     #[error("client closed the connection without sending a request")]
     ClosedEarly,
@@ -137,6 +159,7 @@ impl ConnectionError {
             }
             ConnectionError::ClosedEarly => tracing::debug!("{self}"),
             ConnectionError::Silent(_)
+            | ConnectionError::Evicted(_)
             | ConnectionError::Write(_)
             | ConnectionError::WriteTimeout(_) => tracing::warn!("{self}"),
             _ => tracing::error!("{self}"),
@@ -153,13 +176,21 @@ pub async fn serve<H: ActionHandler>(
     shutdown: impl Future<Output = ()>,
 ) {
     let config = Arc::new(config);
-    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let max_idle = config.max_idle.max(1);
+    let max_connections = config.max_connections.max(1);
+    // Every open connection holds an `open` permit (so the fds are bounded); only those
+    // whose request is complete compete for a `serving` one.
+    let open = Arc::new(Semaphore::new(max_idle + max_connections));
+    let serving = Arc::new(Semaphore::new(max_connections));
+    // The idle connections, oldest first: sending on one closes that connection. A sender
+    // whose receiver is gone belongs to a connection that is no longer idle.
+    let mut idle: VecDeque<oneshot::Sender<()>> = VecDeque::new();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
-            permit = limit.clone().acquire_owned() => match permit {
+            permit = open.clone().acquire_owned() => match permit {
                 Ok(p) => p,
                 Err(_) => break, // the semaphore is never closed
             },
@@ -176,11 +207,29 @@ pub async fn serve<H: ActionHandler>(
                 }
             },
         };
+        if idle.len() >= max_idle {
+            idle.retain(|t| !t.is_closed());
+            while idle.len() >= max_idle {
+                if let Some(oldest) = idle.pop_front() {
+                    let _ = oldest.send(());
+                }
+            }
+        }
+        let (evict, evicted) = oneshot::channel();
+        idle.push_back(evict);
         let handler = handler.clone();
         let config = config.clone();
+        let serving = serving.clone();
         connections.spawn(async move {
             let _permit = permit;
-            if let Err(e) = serve_connection(stream, &*handler, &config).await {
+            let evicted = async {
+                // Dropped sender: the server stops accepting; let the request finish.
+                if evicted.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                ConnectionError::Evicted(max_idle)
+            };
+            if let Err(e) = connection(stream, &*handler, &config, &serving, evicted).await {
                 e.log();
             }
         });
@@ -215,25 +264,67 @@ fn log_join(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// One client: peer check, request, action, reply, close.
-pub async fn serve_connection<H: ActionHandler>(
+/// One client: peer check, request, action, reply, close. The connection holds no serving
+/// slot while its request arrives; `evicted` completes if it must give way to newer idle
+/// connections before that.
+async fn connection<H: ActionHandler>(
     mut stream: UnixStream,
     handler: &H,
     config: &ServerConfig,
+    serving: &Semaphore,
+    evicted: impl Future<Output = ConnectionError>,
 ) -> Result<(), ConnectionError> {
+    let accepted = Instant::now();
     let cred = stream
         .peer_cred()
         .map_err(ConnectionError::PeerCredentials)?;
+    // Boxed so that it can be dropped (leaving the idle set) once the request is in.
+    let mut evicted = Box::pin(evicted);
     if cred.uid() != 0 || cred.gid() != 0 {
+        // Take in the request before closing: closing with it unread would reset the
+        // connection, and closing before it is sent would break the client's pipe; either
+        // way the client's exit status would depend on timing. Now it always reads EOF.
+        let within = config.first_byte_timeout;
+        tokio::select! {
+            biased;
+            _ = read_request(&mut stream, within, within, config.continuation_wait, accepted) => {}
+            _ = &mut evicted => {}
+        }
+        let _ = stream.shutdown().await;
         return Err(ConnectionError::PeerDenied {
             uid: cred.uid(),
             gid: cred.gid(),
             pid: cred.pid().map_or_else(|| "?".to_owned(), |p| p.to_string()),
         });
     }
-    let request = read_request(&mut stream, config).await?;
+    let read = read_request(
+        &mut stream,
+        config.first_byte_timeout,
+        config.request_timeout,
+        config.continuation_wait,
+        accepted,
+    );
+    let request = tokio::select! {
+        biased;
+        request = read => request?,
+        e = &mut evicted => return Err(e),
+    };
+    drop(evicted);
+    let Ok(_slot) = serving.acquire().await else {
+        return Ok(()); // the semaphore is never closed
+    };
+    serve_request(stream, &request, handler, config).await
+}
+
+/// One client whose request has arrived: action, reply, close.
+async fn serve_request<H: ActionHandler>(
+    mut stream: UnixStream,
+    request: &Request,
+    handler: &H,
+    config: &ServerConfig,
+) -> Result<(), ConnectionError> {
     tracing::debug!("request: {}", request.encode());
-    let result = match request_to_action(&request) {
+    let result = match request_to_action(request) {
         Ok(action) => handler.handle(action).await,
         Err(e) => Err(e.into()),
     };
@@ -254,13 +345,18 @@ pub async fn serve_connection<H: ActionHandler>(
 
 /// Reads one request frame. The C client sends it with one `send()` and no terminator and
 /// then waits for the reply, so the frame ends when the bytes decode; bytes that do not
-/// decode yet are given [`ServerConfig::continuation_wait`] to be completed (B8). More than
-/// [`MAX_REQUEST_LEN`] bytes is an error at once.
+/// decode yet are given `continuation_wait` to be completed (B8). More than
+/// [`MAX_REQUEST_LEN`] bytes is an error at once. The first byte must come within
+/// `first_byte` of `accepted`, the whole frame within `whole`.
 async fn read_request(
     stream: &mut UnixStream,
-    config: &ServerConfig,
+    first_byte: Duration,
+    whole: Duration,
+    continuation_wait: Duration,
+    accepted: Instant,
 ) -> Result<Request, ConnectionError> {
-    let deadline = Instant::now() + config.request_timeout;
+    let deadline = accepted + whole;
+    let first_deadline = accepted + first_byte.min(whole);
     let mut buf: Vec<u8> = Vec::with_capacity(MAX_REQUEST_LEN + 1);
     let mut chunk = [0u8; MAX_REQUEST_LEN + 1];
     let frame_error = |buf: &[u8], source| ConnectionError::Frame {
@@ -269,14 +365,14 @@ async fn read_request(
     };
     loop {
         let until = if buf.is_empty() {
-            deadline
+            first_deadline
         } else {
-            deadline.min(Instant::now() + config.continuation_wait)
+            deadline.min(Instant::now() + continuation_wait)
         };
         let room = MAX_REQUEST_LEN + 1 - buf.len();
         let n = match tokio::time::timeout_at(until, stream.read(&mut chunk[..room])).await {
             Err(_) if buf.is_empty() => {
-                return Err(ConnectionError::Silent(config.request_timeout));
+                return Err(ConnectionError::Silent(first_byte.min(whole)));
             }
             Err(_) => break,
             Ok(Ok(0)) if buf.is_empty() => return Err(ConnectionError::ClosedEarly),

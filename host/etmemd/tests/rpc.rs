@@ -213,6 +213,7 @@ async fn a_frame_split_across_writes_is_reassembled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_times_out_without_blocking_others() {
     let config = ServerConfig {
+        first_byte_timeout: Duration::from_millis(3000),
         request_timeout: Duration::from_millis(3000),
         ..ServerConfig::default()
     };
@@ -343,4 +344,120 @@ async fn shutdown_stops_accepting_promptly_despite_idle_clients() {
     drop(idle);
     let refused = UnixStream::connect_addr(&abstract_addr(&n).expect("addr"));
     assert!(refused.is_err(), "socket still accepts after shutdown");
+}
+
+/// Opens `n` connections that send nothing (kept open by the caller).
+fn silent_clients(name: &str, n: usize) -> Vec<UnixStream> {
+    (0..n).map(|_| connect(name)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_silent_clients_do_not_delay_a_request() {
+    let srv = start("flood", ServerConfig::default());
+    let n = srv.name.clone();
+    blocking(move || {
+        let t0 = Instant::now();
+        let silent = silent_clients(&n, 500);
+        let opened = t0.elapsed();
+        let t1 = Instant::now();
+        assert_eq!(exchange(&n, &frame("legit", 4)), b"show legit\n\xff");
+        let took = t1.elapsed();
+        println!("500 silent clients opened in {opened:?}; a request then took {took:?}");
+        assert!(took < Duration::from_secs(2), "request took {took:?}");
+        drop(silent);
+    })
+    .await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_clients_beyond_max_idle_close_the_oldest() {
+    let config = ServerConfig {
+        max_idle: 8,
+        first_byte_timeout: Duration::from_secs(30),
+        ..ServerConfig::default()
+    };
+    let srv = start("evict", config);
+    let n = srv.name.clone();
+    blocking(move || {
+        let mut silent = silent_clients(&n, 20);
+        let t0 = Instant::now();
+        for i in 0..5 {
+            let p = format!("evict{i}");
+            let mut expected = format!("show {p}\n").into_bytes();
+            expected.push(0xFF);
+            assert_eq!(exchange(&n, &frame(&p, 4)), expected);
+        }
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        // the oldest silent clients were closed to make room; the newest stay open
+        assert_eq!(read_all(&mut silent[0]), b"");
+        let newest = silent.last_mut().expect("20 clients");
+        newest
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let mut byte = [0u8; 1];
+        let still_open = newest.read(&mut byte).expect_err("no byte, no EOF");
+        assert_eq!(still_open.kind(), std::io::ErrorKind::WouldBlock);
+    })
+    .await;
+    srv.stop().await;
+}
+
+/// What a refused client (uid/gid 65534) sees when it sends its frame `delay` after
+/// connecting: `eof` (clean close), `reset` (ECONNRESET on recv), `send: <error>` or
+/// `data` (it was served).
+fn refused_outcome(name: String, delay: Duration) -> String {
+    std::thread::spawn(move || {
+        // SAFETY: raw syscalls that change only this thread's credentials; the thread ends
+        // right after this client, so no other code runs with them.
+        unsafe {
+            assert_eq!(libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534), 0);
+            assert_eq!(libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534), 0);
+        }
+        let mut s = connect(&name);
+        std::thread::sleep(delay);
+        // MSG_NOSIGNAL, as both clients do (C dies of SIGPIPE instead)
+        let f = frame("intruder", 4);
+        // SAFETY: `f` is readable for its length; the fd is a connected socket.
+        let sent = unsafe {
+            libc::send(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                f.as_ptr().cast(),
+                f.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if sent < 0 {
+            return format!("send: {}", std::io::Error::last_os_error());
+        }
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(0) => "eof".to_owned(),
+            Ok(_) => "data".to_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "reset".to_owned(),
+            Err(e) => format!("recv: {e}"),
+        }
+    })
+    .join()
+    .expect("client thread")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_peer_always_reads_end_of_file() {
+    let srv = start("refused", ServerConfig::default());
+    let n = srv.name.clone();
+    blocking(move || {
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        for i in 0..60u64 {
+            // at once, and after the daemon has certainly checked the credentials
+            let delay = Duration::from_millis([0, 1, 20, 200][(i % 4) as usize]);
+            *seen.entry(refused_outcome(n.clone(), delay)).or_default() += 1;
+        }
+        println!("refused peer outcomes: {seen:?}");
+        assert_eq!(seen.keys().collect::<Vec<_>>(), ["eof"], "{seen:?}");
+        assert_eq!(exchange(&n, &frame("root", 2)), b"started root\n\xff");
+    })
+    .await;
+    assert_eq!(srv.handler.calls.load(Ordering::SeqCst), 1);
+    srv.stop().await;
 }
