@@ -60,6 +60,54 @@ fn set_bit(v: &mut [u64], i: u64, on: bool) {
     }
 }
 
+/// Records the pages of a record of huge pages (`(addr, page_size, nr)`, `page_size` above
+/// the base page) that overlap range `r` (not hugetlb): a page wholly inside the range is
+/// one slot (its first base page) and marks its chunk huge; a page that straddles the
+/// range's edge counts as its base pages inside it (no THP crosses a VMA edge: the maps
+/// changed since they were read, or the stream does not fit them), so that no page the
+/// map reports reaches past its range.
+fn record_huge(r: &mut Run, sizes: PageSizes, (addr, page_size, nr): (u64, u64, u64), w: u8) {
+    let (pmd_base, pud_base) = (r.start / sizes.pmd, r.start / sizes.pud);
+    // the pages that end after the range starts, up to those that start before it ends
+    let k0 = r.start.saturating_sub(addr) / page_size;
+    let k1 = (r.end - addr).div_ceil(page_size).min(nr);
+    for k in k0..k1 {
+        let a = addr + k * page_size;
+        let b = a.saturating_add(page_size);
+        if a >= r.start && b <= r.end {
+            if page_size == sizes.pmd {
+                set_bit(&mut r.pmd, a / sizes.pmd - pmd_base, true);
+                r.huge = true;
+            } else if page_size == sizes.pud {
+                set_bit(&mut r.pud, a / sizes.pud - pud_base, true);
+                r.huge = true;
+            }
+            if let Some(slot) = usize::try_from((a - r.start) / sizes.pte)
+                .ok()
+                .and_then(|i| r.counts.get_mut(i))
+            {
+                bump(slot, w);
+            }
+            continue;
+        }
+        let (lo, hi) = (a.max(r.start), b.min(r.end));
+        if lo >= hi {
+            continue;
+        }
+        for c in lo / sizes.pmd..=(hi - 1) / sizes.pmd {
+            set_bit(&mut r.pmd, c - pmd_base, false);
+        }
+        for c in lo / sizes.pud..=(hi - 1) / sizes.pud {
+            set_bit(&mut r.pud, c - pud_base, false);
+        }
+        let s0 = usize::try_from((lo - r.start) / sizes.pte).unwrap_or(usize::MAX);
+        let s1 = usize::try_from((hi - r.start).div_ceil(sizes.pte))
+            .unwrap_or(usize::MAX)
+            .min(r.counts.len());
+        bump_all(r.counts.get_mut(s0..s1).unwrap_or(&mut []), w);
+    }
+}
+
 /// Adds `w` to a slot, marking it present; saturates at [`MAX_COUNT`].
 #[inline]
 pub fn bump(slot: &mut u8, w: u8) {
@@ -280,6 +328,10 @@ impl AccessMap {
             if r.start >= end {
                 break;
             }
+            if page_size != sizes.pte && r.fixed.is_none() {
+                record_huge(r, sizes, (addr, page_size, nr), w);
+                continue;
+            }
             // pages k0..k1 of the record start inside this range
             let k0 = div_ceil(r.start.saturating_sub(addr), page_size);
             let k1 = div_ceil(r.end - addr, page_size).min(nr);
@@ -313,39 +365,19 @@ impl AccessMap {
                 }
                 continue;
             }
+            // base pages: one slot each, in a row; a chunk marked huge that holds one was
+            // split
             let (pmd_base, pud_base) = (div(r.start, sizes.pmd), div(r.start, sizes.pud));
-            if page_size == sizes.pte {
-                // base pages: one slot each, in a row; a chunk marked huge that holds one
-                // was split
-                for c in div(a0, sizes.pmd)..=div(a_last, sizes.pmd) {
-                    set_bit(&mut r.pmd, c - pmd_base, false);
-                }
-                for c in div(a0, sizes.pud)..=div(a_last, sizes.pud) {
-                    set_bit(&mut r.pud, c - pud_base, false);
-                }
-                let lo = usize::try_from(div(a0 - r.start, sizes.pte)).unwrap_or(usize::MAX);
-                let n = usize::try_from(k1 - k0).unwrap_or(usize::MAX);
-                let hi = lo.saturating_add(n).min(r.counts.len());
-                bump_all(r.counts.get_mut(lo..hi).unwrap_or(&mut []), w);
-                continue;
+            for c in div(a0, sizes.pmd)..=div(a_last, sizes.pmd) {
+                set_bit(&mut r.pmd, c - pmd_base, false);
             }
-            // huge pages (or another size): one slot each, its first base page
-            for k in k0..k1 {
-                let a = addr + k * page_size;
-                if page_size == sizes.pmd {
-                    set_bit(&mut r.pmd, div(a, sizes.pmd) - pmd_base, true);
-                    r.huge = true;
-                } else if page_size == sizes.pud {
-                    set_bit(&mut r.pud, div(a, sizes.pud) - pud_base, true);
-                    r.huge = true;
-                }
-                if let Some(slot) = usize::try_from(div(a - r.start, sizes.pte))
-                    .ok()
-                    .and_then(|i| r.counts.get_mut(i))
-                {
-                    bump(slot, w);
-                }
+            for c in div(a0, sizes.pud)..=div(a_last, sizes.pud) {
+                set_bit(&mut r.pud, c - pud_base, false);
             }
+            let lo = usize::try_from(div(a0 - r.start, sizes.pte)).unwrap_or(usize::MAX);
+            let n = usize::try_from(k1 - k0).unwrap_or(usize::MAX);
+            let hi = lo.saturating_add(n).min(r.counts.len());
+            bump_all(r.counts.get_mut(lo..hi).unwrap_or(&mut []), w);
         }
     }
 

@@ -7,6 +7,11 @@ impl AccessMap {
         let sizes = self.sizes;
         let mut a = addr;
         for _ in 0..nr {
+            if page_size != sizes.pte {
+                self.record_huge_per_page(a, page_size, w);
+                a = a.saturating_add(page_size);
+                continue;
+            }
             let Some(i) = self.run_index(a) else {
                 // skip to the next run if the page starts in a gap
                 let next = self.runs.partition_point(|r| r.start <= a);
@@ -53,6 +58,62 @@ impl AccessMap {
                 bump(slot, w);
             }
             a = a.saturating_add(page_size);
+        }
+    }
+}
+
+impl AccessMap {
+    /// One huge page of the reference: in a hugetlb range holding its start, as that range
+    /// counts; in any other range it overlaps, one huge slot when it lies wholly inside,
+    /// else its base pages inside.
+    fn record_huge_per_page(&mut self, a: u64, page_size: u64, w: u8) {
+        let sizes = self.sizes;
+        let b = a.saturating_add(page_size);
+        for r in &mut self.runs {
+            if r.end <= a || r.start >= b {
+                continue;
+            }
+            if let Some(f) = r.fixed {
+                if r.start <= a
+                    && a < r.end
+                    && a.is_multiple_of(f)
+                    && let Some(slot) = usize::try_from((a - r.start) / sizes.pte)
+                        .ok()
+                        .and_then(|s| r.counts.get_mut(s))
+                {
+                    bump(slot, w);
+                }
+                continue;
+            }
+            let (pmd_base, pud_base) = (r.start / sizes.pmd, r.start / sizes.pud);
+            if a >= r.start && b <= r.end {
+                if page_size == sizes.pmd {
+                    set_bit(&mut r.pmd, a / sizes.pmd - pmd_base, true);
+                    r.huge = true;
+                } else if page_size == sizes.pud {
+                    set_bit(&mut r.pud, a / sizes.pud - pud_base, true);
+                    r.huge = true;
+                }
+                if let Some(slot) = usize::try_from((a - r.start) / sizes.pte)
+                    .ok()
+                    .and_then(|s| r.counts.get_mut(s))
+                {
+                    bump(slot, w);
+                }
+                continue;
+            }
+            let mut p = a.max(r.start) / sizes.pte * sizes.pte;
+            while p < b.min(r.end) {
+                set_bit(&mut r.pmd, p / sizes.pmd - pmd_base, false);
+                set_bit(&mut r.pud, p / sizes.pud - pud_base, false);
+                if let Some(slot) = usize::try_from((p - r.start) / sizes.pte)
+                    .ok()
+                    .and_then(|s| r.counts.get_mut(s))
+                {
+                    bump(slot, w);
+                }
+                p += sizes.pte;
+            }
         }
     }
 }
@@ -126,6 +187,39 @@ fn saturates_below_absent() {
         m.record_run(0, K, 1, 3);
     }
     assert_eq!(m.get(0), Some(MAX_COUNT));
+}
+
+/// Found by the `idle_pages` fuzz target: a huge page record reaching past its VMA's end
+/// (maps that changed since they were read) made the map report a 2 MiB page overlapping
+/// the next VMA's pages.
+#[test]
+fn a_huge_page_across_a_vma_edge_counts_as_its_base_pages() {
+    const M: u64 = 1 << 20;
+    let mut map = AccessMap::new(&[vma(0, M), vma(M, 4 * M)], PageSizes::X86_64);
+    // a PMD page at 0 (over both VMAs), one wholly inside the second at 2 MiB
+    map.record_run(0, M2, 2, 1);
+    map.finish_pass();
+    let pages: Vec<PageAccess> = map.iter().collect();
+    let mut end = 0;
+    for p in &pages {
+        assert!(p.addr >= end, "{p:?} overlaps the page before it");
+        end = p.addr + p.page_size;
+    }
+    let base: Vec<u64> = pages
+        .iter()
+        .filter(|p| p.page_size == K)
+        .map(|p| p.addr)
+        .collect();
+    assert_eq!(base, (0..2 * M).step_by(4096).collect::<Vec<_>>());
+    assert!(pages.iter().all(|p| p.count == 1));
+    assert_eq!(
+        pages
+            .iter()
+            .filter(|p| p.page_size == M2)
+            .map(|p| p.addr)
+            .collect::<Vec<_>>(),
+        vec![2 * M]
+    );
 }
 
 #[test]
