@@ -189,6 +189,31 @@ impl FaultyKernel {
         }
     }
 
+    /// A page action `call` (the `syscall` it stands for) on `pages` through `act`: fails
+    /// now and then, is cut short now and then, and is checked afterwards.
+    fn page_action(
+        &self,
+        call: &'static str,
+        syscall: &'static str,
+        p: &ProcessHandle,
+        pages: &[PageRef],
+        act: impl FnOnce(&[PageRef]) -> Result<ActionReport, PageActionError>,
+    ) -> Result<ActionReport, PageActionError> {
+        let _call = self.enter();
+        if let Some(source) = self.fault(call) {
+            return Err(PageActionError::Syscall {
+                pid: p.pid(),
+                call: syscall,
+                source,
+            });
+        }
+        let pages = self.maybe_short(pages);
+        let inside = self.pages_inside(p, pages);
+        let r = act(pages)?;
+        self.check_done(p, call, inside, r.done_pages);
+        Ok(r)
+    }
+
     /// `pages` cut short now and then (a partial write): the first half of them.
     fn maybe_short<'a>(&self, pages: &'a [PageRef]) -> &'a [PageRef] {
         let mut s = self.lock();
@@ -291,19 +316,9 @@ impl Kernel for FaultyKernel {
         quota: u64,
         method: SwapMethod,
     ) -> Result<ActionReport, PageActionError> {
-        let _call = self.enter();
-        if let Some(source) = self.fault("swap_out") {
-            return Err(PageActionError::Syscall {
-                pid: p.pid(),
-                call: "process_madvise",
-                source,
-            });
-        }
-        let pages = self.maybe_short(pages);
-        let inside = self.pages_inside(p, pages);
-        let r = self.fake.swap_out(p, pages, quota, method)?;
-        self.check_done(p, "swap_out", inside, r.done_pages);
-        Ok(r)
+        self.page_action("swap_out", "process_madvise", p, pages, |pages| {
+            self.fake.swap_out(p, pages, quota, method)
+        })
     }
 
     fn migrate(
@@ -313,19 +328,9 @@ impl Kernel for FaultyKernel {
         node: u32,
         quota: u64,
     ) -> Result<ActionReport, PageActionError> {
-        let _call = self.enter();
-        if let Some(source) = self.fault("migrate") {
-            return Err(PageActionError::Syscall {
-                pid: p.pid(),
-                call: "move_pages",
-                source,
-            });
-        }
-        let pages = self.maybe_short(pages);
-        let inside = self.pages_inside(p, pages);
-        let r = self.fake.migrate(p, pages, node, quota)?;
-        self.check_done(p, "migrate", inside, r.done_pages);
-        Ok(r)
+        self.page_action("migrate", "move_pages", p, pages, |pages| {
+            self.fake.migrate(p, pages, node, quota)
+        })
     }
 
     fn page_nodes(
