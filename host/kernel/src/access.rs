@@ -283,32 +283,6 @@ impl AccessMap {
             _ => self.runs.partition_point(|r| r.end <= addr),
         };
         self.hint = first;
-        // the common record: base pages inside one range of base pages
-        if let Some(r) = self.runs.get_mut(first)
-            && page_size == sizes.pte
-            && r.fixed.is_none()
-            && r.start <= addr
-            && end <= r.end
-            && addr.is_multiple_of(sizes.pte)
-        {
-            let sh = sizes.pte.trailing_zeros();
-            let lo = usize::try_from((addr - r.start) >> sh).unwrap_or(usize::MAX);
-            let n = usize::try_from(nr).unwrap_or(usize::MAX);
-            let hi = lo.saturating_add(n).min(r.counts.len());
-            bump_all(r.counts.get_mut(lo..hi).unwrap_or(&mut []), w);
-            // a chunk marked huge that holds one of them was split
-            if !r.huge {
-                return;
-            }
-            for (bits, sz) in [(&mut r.pmd, sizes.pmd), (&mut r.pud, sizes.pud)] {
-                let sh = sz.trailing_zeros();
-                let base = r.start >> sh;
-                for c in (addr >> sh)..=((end - 1) >> sh) {
-                    set_bit(bits, c - base, false);
-                }
-            }
-            return;
-        }
         // page sizes are powers of two (PageSizes): shifts, not divisions, per record
         let div = |x: u64, by: u64| {
             if by.is_power_of_two() {

@@ -70,7 +70,7 @@ pub enum IdlePageType {
 
 impl IdlePageType {
     /// The type of a code 0..=9.
-    pub const fn from_code(code: u8) -> Option<Self> {
+    pub fn from_code(code: u8) -> Option<Self> {
         use IdlePageType::*;
         Some(match code {
             0 => PteAccess,
@@ -206,20 +206,6 @@ pub fn decode_idle_pages(
     r.map(|()| sum)
 }
 
-/// The record type of each code (`byte >> 4`), by table: one load per record.
-const KINDS: [Option<IdlePageType>; 16] = {
-    let mut t = [None; 16];
-    let mut c = 0;
-    while c < 16 {
-        t[c] = IdlePageType::from_code(c as u8);
-        c += 1;
-    }
-    t
-};
-
-/// The page size of each code: 0 PTE, 1 PMD, 2 PUD (unknown codes: 0, never used).
-const SIZE_CLASS: [u8; 16] = [0, 1, 2, 0, 1, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0];
-
 /// The records of `bytes`, one call of `each` per non-hole aligned record with the address
 /// after it; fills `sum`.
 #[inline]
@@ -229,7 +215,6 @@ fn decode_records(
     sum: &mut DecodeSummary,
     mut each: impl FnMut(IdleRun, u64),
 ) -> Result<(), IdleDecodeError> {
-    let by_class = [sizes.pte, sizes.pmd, sizes.pud];
     let mut cur: Option<u64> = None;
     let mut i = 0;
     while i < bytes.len() {
@@ -247,14 +232,14 @@ fn decode_records(
             i += 8;
             continue;
         }
-        let Some(kind) = KINDS[usize::from(b >> 4)] else {
+        let Some(kind) = IdlePageType::from_code(b >> 4) else {
             return Err(IdleDecodeError::UnknownRecord { byte: b, offset });
         };
         let nr = u64::from(b & 0x0F);
         let Some(addr) = cur else {
             return Err(IdleDecodeError::NoAddress { byte: b, offset });
         };
-        let size = by_class[usize::from(SIZE_CLASS[usize::from(b >> 4)])];
+        let size = sizes.size_of(kind);
         let next = nr
             .checked_mul(size)
             .and_then(|len| addr.checked_add(len))
