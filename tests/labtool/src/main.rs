@@ -9,6 +9,7 @@
 //! `windows`, which only reads the host's lab logs.
 
 mod bench_raw;
+mod churn;
 mod layout;
 mod migrate;
 mod pageout;
@@ -19,6 +20,7 @@ mod track;
 mod windows;
 
 use bench_raw::{BenchRawArgs, Via, bench_raw};
+use churn::{ChurnArgs, Group, churn, parse_life};
 use clap::{Parser, Subcommand};
 use etmem_kernel::ActionReport;
 use migrate::migrate;
@@ -171,6 +173,55 @@ enum Cmd {
         #[arg(long, overrides_with = "soft_dirty")]
         no_soft_dirty: bool,
     },
+    /// Process churn for the `churn` scenario: forks short-lived children of a tracked
+    /// name (`churn`), of a second tracked name that has no long-lived process (`flip`)
+    /// and of an untracked name (`decoy`), each mapping the same range at the same
+    /// address, filled once; each reports how much of it was in swap before it exits.
+    /// Passes when no decoy had a page in swap, every child reported and every fork
+    /// worked. Prints per group `<kind>_started`, `_reported`, `_swapped` (children with
+    /// pages in swap), `_swap_kb`, then `pids_reused`, `decoy_on_flip_pid` (decoys that
+    /// got the pid of a flip gone at most --reuse-window-s before), `fork_failed`.
+    Churn {
+        /// seconds of starts
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// KiB each child maps and fills
+        #[arg(long, default_value_t = 1024)]
+        mem_kb: u64,
+        /// the file the children append their reports to
+        #[arg(long)]
+        report: PathBuf,
+        /// the tracked name whose short-lived processes churn
+        #[arg(long, default_value = "wlchurn")]
+        name: String,
+        /// its starts per minute
+        #[arg(long, default_value_t = 1000)]
+        per_min: u32,
+        /// its children's life, MIN-MAX milliseconds
+        #[arg(long, default_value = "200-2000", value_parser = parse_life)]
+        life_ms: (u64, u64),
+        /// the second tracked name, short-lived processes only
+        #[arg(long, default_value = "wlflip")]
+        flip_name: String,
+        /// its starts per minute
+        #[arg(long, default_value_t = 60)]
+        flip_per_min: u32,
+        /// its children's life, MIN-MAX milliseconds
+        #[arg(long, default_value = "2000-8000", value_parser = parse_life)]
+        flip_life_ms: (u64, u64),
+        /// the untracked name
+        #[arg(long, default_value = "wldecoy")]
+        decoy_name: String,
+        /// its starts per minute
+        #[arg(long, default_value_t = 600)]
+        decoy_per_min: u32,
+        /// its children's life, MIN-MAX milliseconds
+        #[arg(long, default_value = "500-3000", value_parser = parse_life)]
+        decoy_life_ms: (u64, u64),
+        /// seconds after a flip's exit within which a decoy on its pid counts
+        #[arg(long, default_value_t = 10)]
+        reuse_window_s: u64,
+    },
     /// On the HOST, after a lab boot: a scenario's throughput windows (`LABWIN` console
     /// lines) judged by work per CPU second of the vCPU the workload was pinned to, from
     /// the vCPU samples `tests/lab/run` takes. The verdict: the median rate of the B<i> windows over that of the A<i>.
@@ -261,6 +312,46 @@ fn main() {
             steady_passes,
             via,
             soft_dirty: !no_soft_dirty,
+        }),
+        Cmd::Churn {
+            secs,
+            mem_kb,
+            report,
+            name,
+            per_min,
+            life_ms,
+            flip_name,
+            flip_per_min,
+            flip_life_ms,
+            decoy_name,
+            decoy_per_min,
+            decoy_life_ms,
+            reuse_window_s,
+        } => churn(&ChurnArgs {
+            secs,
+            groups: vec![
+                Group {
+                    kind: "churn",
+                    name,
+                    per_min,
+                    life_ms,
+                },
+                Group {
+                    kind: "flip",
+                    name: flip_name,
+                    per_min: flip_per_min,
+                    life_ms: flip_life_ms,
+                },
+                Group {
+                    kind: "decoy",
+                    name: decoy_name,
+                    per_min: decoy_per_min,
+                    life_ms: decoy_life_ms,
+                },
+            ],
+            mem_kb,
+            report,
+            reuse_window: Duration::from_secs(reuse_window_s),
         }),
         Cmd::Windows {
             console,
