@@ -71,6 +71,11 @@ impl State {
     }
 }
 
+/// `rate` (clamped to 0..=1) in faults per million calls.
+fn ppm(rate: f64) -> u32 {
+    (rate.clamp(0.0, 1.0) * 1e6) as u32
+}
+
 /// A [`FakeKernel`] whose calls fail at random; see the module docs.
 #[derive(Debug, Clone)]
 pub struct FaultyKernel {
@@ -83,7 +88,7 @@ pub struct FaultyKernel {
 impl FaultyKernel {
     /// Wraps `fake`; each call fails with probability `rate` (0..=1), drawn from `seed`.
     pub fn new(fake: Arc<FakeKernel>, seed: u64, rate: f64) -> FaultyKernel {
-        let rate_ppm = (rate.clamp(0.0, 1.0) * 1e6) as u32;
+        let rate_ppm = ppm(rate);
         FaultyKernel {
             fake,
             state: Arc::new(Mutex::new(State {
@@ -95,6 +100,13 @@ impl FaultyKernel {
             })),
             gate: Arc::new(RwLock::new(())),
         }
+    }
+
+    /// Makes calls from now on fail with probability `rate` (0 stops the faults: a test
+    /// lets the daemon settle before it stops, so that no call whose outcome a stopped
+    /// round drops is a fault).
+    pub fn set_rate(&self, rate: f64) {
+        self.lock().rate_ppm = ppm(rate);
     }
 
     /// Changes the tree with `f` (processes exit, maps change) while no call is under way.
@@ -449,6 +461,10 @@ mod tests {
         let calls: Vec<_> = k.injected().iter().map(|i| i.call).collect();
         assert_eq!(calls, ["vmas", "meminfo", "swap_out"]);
         assert_eq!(k.calls(), 3);
+        // at rate 0 from now on, calls go through
+        k.set_rate(0.0);
+        assert!(k.meminfo().is_ok());
+        assert_eq!(k.injected().len(), 3);
     }
 
     #[test]
