@@ -36,6 +36,7 @@ mod error;
 mod params;
 #[doc(hidden)]
 pub mod runtime;
+mod scan;
 pub mod testing;
 mod types;
 
@@ -47,9 +48,10 @@ pub mod wasm;
 pub use engine::{Engine, Host, Task};
 pub use error::EngineError;
 pub use params::{FromParam, PROJECT_KEYS, Params};
+pub use scan::{ScanResult, ScanRun};
 pub use types::{
     Action, LogLevel, MemInfo, NodeMemory, Page, PageRun, PageSize, Pid, ProcessMemory, Round,
-    ScanResult, ScanRun, SystemFacts, TaskInfo, Vma,
+    SystemFacts, TaskInfo, Vma,
 };
 
 /// The names of the plug-in contract as written in `wit/engine.wit`; a test checks the WIT

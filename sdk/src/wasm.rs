@@ -121,7 +121,7 @@ impl<E: Engine> Guest for Adapter<E> {
 }
 
 fn scan_from(s: wit::ScanResult) -> Result<ScanResult, EngineError> {
-    ScanResult::from_columns(s.pid, s.passes, &s.addrs, &s.lens, &s.counts, &s.sizes)
+    ScanResult::from_column_vecs(s.pid, s.passes, s.addrs, s.lens, s.counts, s.sizes)
 }
 
 fn runs_to(runs: Vec<PageRun>) -> Vec<wit::PageRun> {

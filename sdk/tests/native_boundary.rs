@@ -62,7 +62,6 @@ impl Task for ProbeTask {
                 pid: s.pid(),
                 runs: s
                     .runs()
-                    .iter()
                     .filter(|r| r.count == 0)
                     .map(|r| r.page_run())
                     .collect(),

@@ -37,7 +37,6 @@ use etmem_kernel::{
     AccessMap, Kernel, Pid, ProcessHandle, ProcessTarget, ScanFlags, Tracker, TrackerChoice,
     TrackerKind, VmaFilter,
 };
-use etmem_sdk::ScanRun;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -374,7 +373,9 @@ pub fn scan_result_of(
     loops: u32,
 ) -> Option<ScanResult> {
     let sizes = map.sizes();
-    let mut runs = Vec::new();
+    // the scan result's columns, written directly (a VM-sized map is millions of runs)
+    let (mut addrs, mut lens, mut counts, mut codes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     map.for_each_run(|addr, page_size, pages, count| {
         let Some(size) = crate::caps::sdk_page_size(page_size, sizes) else {
             return;
@@ -384,17 +385,15 @@ pub fn scan_result_of(
         let mut at = addr;
         while left > 0 {
             let n = u32::try_from(left).unwrap_or(u32::MAX);
-            runs.push(ScanRun {
-                addr: at,
-                pages: n,
-                count,
-                size,
-            });
+            addrs.push(at);
+            lens.push(n);
+            counts.push(count);
+            codes.push(size.code());
             left -= u64::from(n);
             at += u64::from(n) * page_size;
         }
     });
-    ScanResult::from_runs(pid, loops, runs).ok()
+    ScanResult::from_column_vecs(pid, loops, addrs, lens, counts, codes).ok()
 }
 
 /// One task's scanned round: its processes, their scan results, what the scan cost.

@@ -19,7 +19,7 @@
 //!
 //! Then slide as third-party engine files, built by `scripts/build-engine`: the native
 //! `.so` and the `.wasm` component plan the same 4 KiB rounds (16 and 256 GiB, and 1 TiB
-//! to show the wasm memory limit at work), seven rounds each, through the loaders etmemd
+//! to show the wasm memory limit at work), 15 rounds taking turns, through the loaders etmemd
 //! uses (so the conversion to each form's values is part of the call); the wasm
 //! component's load time, first (compile) and from the on-disk cache.
 //!
@@ -124,8 +124,9 @@ fn main() {
         let dir = common::build_engine("plugins/slide", "both");
         let limit = wasm_options().memory_limit;
         println!(
-            "\nslide as engine files (4K pages, shape {shape}, {FORM_ROUNDS} rounds each, median plan; wasm \
-             memory limit {} MiB); each row a fresh process",
+            "\nslide as engine files (4K pages, shape {shape}, {FORM_ROUNDS} rounds, the forms taking \
+             turns in each; median plan, and median of the rounds' wasm/native ratios; wasm memory \
+             limit {} MiB); each row a fresh process",
             limit >> 20
         );
         println!(
@@ -363,8 +364,9 @@ fn one(gib: u64, huge: bool) {
         convert_cpu,
     } = scan_round(gib, huge);
     let pages = scan.len() as u64;
-    let runs = scan.runs().len() as u64;
-    let bookkeeping = map_bytes + runs * std::mem::size_of::<etmem_sdk::ScanRun>() as u64;
+    let runs = scan.run_count() as u64;
+    // the scan result's columns: address, length, count, size code
+    let bookkeeping = map_bytes + runs * (8 + 4 + 1 + 1);
 
     let fake = fake_host(gib);
     let params = Params::from_pairs([("loop", "3")]);
@@ -415,8 +417,10 @@ fn one(gib: u64, huge: bool) {
     );
 }
 
-/// One native/wasm row: the same round planned by the `.so` and the `.wasm` of slide in
-/// `dir`, [`FORM_ROUNDS`] rounds each; both must choose the same pages.
+/// One native/wasm row: the same rounds planned by the built-in slide and by the `.so` and
+/// the `.wasm` of slide in `dir`, [`FORM_ROUNDS`] rounds, the forms taking turns in each
+/// round (so a busy moment of a shared machine falls on all of them); every form must
+/// choose the same pages. The ratio is the median of the rounds' wasm/native ratios.
 fn forms(gib: u64, dir: &Path) {
     let scan = scan_round(gib, false).scan;
     let fake = Arc::new(fake_host(gib));
@@ -430,31 +434,17 @@ fn forms(gib: u64, dir: &Path) {
     builtin
         .new_task(&info, &task_params, &*fake)
         .expect("new task");
-    let b = plan_rounds(|n| {
-        builtin
-            .plan(
-                "t",
-                &Round {
-                    number: n,
-                    passes: PASSES,
-                },
-                scans,
-                &*fake,
-            )
-            .map_err(|e| e.to_string())
-    })
-    .expect("built-in plan");
-    let mut by_form = Vec::new();
     let native = NativeLoader::new();
     let wasm = WasmLoader::new(wasm_options()).expect("wasm loader");
-    let files: [(&dyn EngineLoader, String); 2] = [
-        (&native, "libetmem_plugin_slide.so".into()),
-        (&wasm, "etmem_plugin_slide.wasm".into()),
+    let files: [(&dyn EngineLoader, &str); 2] = [
+        (&native, "libetmem_plugin_slide.so"),
+        (&wasm, "etmem_plugin_slide.wasm"),
     ];
+    let mut engines = Vec::new();
     for (loader, file) in files {
         let mut e = loader
             .load(
-                &dir.join(&file),
+                &dir.join(file),
                 "etmem_plugin_slide",
                 "slide",
                 &params,
@@ -462,46 +452,67 @@ fn forms(gib: u64, dir: &Path) {
             )
             .unwrap_or_else(|e| panic!("load {file}: {e}"));
         e.new_task(&info, &task_params, &host).expect("new task");
-        by_form.push(plan_rounds(|n| {
-            e.plan(
-                "t",
-                &Round {
-                    number: n,
-                    passes: PASSES,
-                },
-                scans,
-                &host,
-            )
-            .map_err(|e| e.to_string())
-        }));
+        engines.push(e);
     }
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    // per form (built-in, native, wasm): each round's time, and the pages chosen in all
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    let mut chosen = [0u64; 3];
     let mut refusal = None;
-    let native = by_form[0].clone().expect("native plan");
+    for n in 1..=FORM_ROUNDS {
+        let round = Round {
+            number: n,
+            passes: PASSES,
+        };
+        let t0 = Instant::now();
+        let a = builtin
+            .plan("t", &round, scans, &*fake)
+            .expect("built-in plan");
+        times[0].push(t0.elapsed());
+        chosen[0] += pages_of(&a);
+        for (k, e) in engines.iter_mut().enumerate() {
+            if k == 1 && refusal.is_some() {
+                continue;
+            }
+            let t0 = Instant::now();
+            match e.plan("t", &round, scans, &host) {
+                Ok(a) => {
+                    times[k + 1].push(t0.elapsed());
+                    chosen[k + 1] += pages_of(&a);
+                }
+                Err(e) if k == 1 => refusal = Some(e.to_string()),
+                Err(e) => panic!("native plan: {e}"),
+            }
+        }
+    }
     assert_eq!(
-        native.1, b.1,
+        chosen[1], chosen[0],
         "native .so and built-in chose different pages"
     );
-    let (wasm_ms, ratio) = match &by_form[1] {
-        Ok(w) => {
-            assert_eq!(w.1, b.1, "wasm and built-in chose different pages");
-            (
-                format!("{:.1}", ms(w.0)),
-                format!("{:.2}x", w.0.as_secs_f64() / native.0.as_secs_f64()),
-            )
-        }
-        Err(e) => {
-            refusal = Some(e.clone());
-            ("refused".to_string(), "-".to_string())
-        }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (wasm_ms, ratio) = if refusal.is_none() {
+        assert_eq!(
+            chosen[2], chosen[0],
+            "wasm and built-in chose different pages"
+        );
+        let ratios: Vec<f64> = times[2]
+            .iter()
+            .zip(&times[1])
+            .map(|(w, n)| w.as_secs_f64() / n.as_secs_f64())
+            .collect();
+        (
+            format!("{:.1}", ms(median(&times[2]))),
+            format!("{:.2}x", median(&ratios)),
+        )
+    } else {
+        ("refused".to_string(), "-".to_string())
     };
     println!(
         "{:>6} GiB {:>12} {:>10} {:>14.1} {:>12.1} {:>12} {:>12} {:>10.1}",
         gib,
         scan.len(),
-        scan.runs().len(),
-        ms(b.0),
-        ms(native.0),
+        scan.run_count(),
+        ms(median(&times[0])),
+        ms(median(&times[1])),
         wasm_ms,
         ratio,
         hwm_mib()
@@ -511,23 +522,14 @@ fn forms(gib: u64, dir: &Path) {
     }
 }
 
-/// Rounds each form plans: a plan of 16 GiB takes about 10 ms, and single plans on a
-/// shared machine moved the wasm/native ratio between 1.0x and 2.5x with three rounds.
-const FORM_ROUNDS: u64 = 7;
-
-/// [`FORM_ROUNDS`] plans (rounds 1, 2, ...): the median time and the pages chosen in all,
-/// or the first refusal's text.
-fn plan_rounds(
-    mut run: impl FnMut(u64) -> Result<Vec<Action>, String>,
-) -> Result<(Duration, u64), String> {
-    let mut times = Vec::new();
-    let mut chosen = 0;
-    for n in 1..=FORM_ROUNDS {
-        let t0 = Instant::now();
-        let a = run(n)?;
-        times.push(t0.elapsed());
-        chosen += pages_of(&a);
-    }
-    times.sort();
-    Ok((times[times.len() / 2], chosen))
+/// The middle value (the upper one of an even count); `T::default()` of none.
+fn median<T: Copy + PartialOrd + Default>(v: &[T]) -> T {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v.get(v.len() / 2).copied().unwrap_or_default()
 }
+
+/// Rounds planned by each form: rounds 1-2 of a task cost about twice the later ones (the
+/// refault memory fills), and a shared machine's noise moved three-round ratios between
+/// 1.0x and 2.5x.
+const FORM_ROUNDS: u64 = 15;

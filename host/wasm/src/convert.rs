@@ -32,10 +32,10 @@ pub(crate) fn scan_to(s: &ScanResult) -> wit::ScanResult {
     wit::ScanResult {
         pid: s.pid(),
         passes: s.passes(),
-        addrs,
-        lens,
-        counts,
-        sizes,
+        addrs: addrs.to_vec(),
+        lens: lens.to_vec(),
+        counts: counts.to_vec(),
+        sizes: sizes.to_vec(),
     }
 }
 

@@ -94,12 +94,13 @@ pub struct WasmOptions {
 }
 
 /// Bytes of a wasm engine's linear memory counted per run of a scan when etmemd decides
-/// whether a round can fit: the lowered lists (address 8, length 4, count 1, size 1), the
-/// SDK's `ScanRun` built from them (16), and what an engine like slide builds from them
-/// (its cold runs, what it remembers of them for the next rounds, the actions it returns).
-/// slide as a component peaked at 70 bytes per run at 16 GiB and 84 at 256 GiB over three
-/// rounds (the scale bench, with the limit lowered until its plan trapped); 96 leaves room
-/// for the allocator's slack.
+/// whether a round can fit: the lowered lists (address 8, length 4, count 1, size 1), which
+/// the SDK keeps as they are, and what an engine like slide builds from them (its cold
+/// runs, what it remembers of them for the next rounds, the actions it returns). slide as
+/// a component peaked at 70 bytes per run at 16 GiB and 84 at 256 GiB over three rounds
+/// (the scale bench, with the limit lowered until its plan trapped), when the SDK still
+/// built a 16-byte `ScanRun` per run from the lists; 96 leaves room for the allocator's
+/// slack.
 pub const GUEST_BYTES_PER_RUN: u64 = 96;
 
 /// wasm32's whole linear memory: the most [`WasmOptions::memory_limit`] can be.

@@ -82,10 +82,32 @@ pub fn dram_need_pages(mem: &ProcessMemory, dram_percent: u64) -> u64 {
 /// `t = 0` gives nothing; `t = 1` gives the pages not accessed in any pass. Costs per run
 /// of the scan, not per page.
 pub fn cold_pages(scan: &ScanResult, t: u32) -> Vec<PageRun> {
+    let (addrs, lens, counts, sizes) = scan.columns();
     let mut out: Vec<PageRun> = Vec::new();
-    for r in scan.runs().iter().filter(|r| u32::from(r.count) < t) {
-        push_run(&mut out, r.page_run());
+    // the run being extended, pushed when one that cannot extend it comes
+    let mut cur: Option<PageRun> = None;
+    for (i, &count) in counts.iter().enumerate() {
+        if u32::from(count) >= t {
+            continue;
+        }
+        let (Some(&addr), Some(&pages), Some(size)) = (
+            addrs.get(i),
+            lens.get(i),
+            sizes.get(i).and_then(|&c| PageSize::from_code(c)),
+        ) else {
+            continue;
+        };
+        let run = PageRun { addr, pages, size };
+        match &mut cur {
+            Some(c)
+                if c.size == size && c.end() == addr && c.pages.checked_add(pages).is_some() =>
+            {
+                c.pages += pages;
+            }
+            _ => out.extend(cur.replace(run)),
+        }
     }
+    out.extend(cur);
     out
 }
 
@@ -121,15 +143,14 @@ pub fn cold_pages_budget(
     }
     let nb = max_count as usize + 1;
     let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); nb];
-    let runs = scan.runs();
-    for (i, r) in runs.iter().enumerate() {
-        buckets[(r.count as usize).min(nb - 1)].push(i);
+    for (i, &count) in scan.counts().iter().enumerate() {
+        buckets[(count as usize).min(nb - 1)].push(i);
     }
     let mut taken = 0u64;
     let mut out = Vec::new();
     'walk: for bucket in &buckets {
         for &i in bucket.iter().rev() {
-            let r = &runs[i];
+            let Some(r) = scan.run(i) else { continue };
             if u32::from(r.count) >= t || taken >= need_pages {
                 break 'walk;
             }

@@ -100,10 +100,10 @@ impl From<&ScanResult> for RScanResult {
         RScanResult {
             pid: s.pid(),
             passes: s.passes(),
-            addrs: addrs.into(),
-            lens: lens.into(),
-            counts: counts.into(),
-            sizes: sizes.into(),
+            addrs: RVec::from_slice(addrs),
+            lens: RVec::from_slice(lens),
+            counts: RVec::from_slice(counts),
+            sizes: RVec::from_slice(sizes),
         }
     }
 }

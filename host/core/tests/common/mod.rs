@@ -266,7 +266,6 @@ impl Task for RecTask {
                     pid: s.pid(),
                     runs: s
                         .runs()
-                        .iter()
                         .filter(|r| r.count == 0)
                         .map(|r| r.page_run())
                         .collect(),
