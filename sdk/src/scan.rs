@@ -68,10 +68,17 @@ pub struct ScanResult {
 /// How many runs from the start of the columns are valid and canonical (each of at least
 /// one page, of a known size, inside the address space, after the previous one's end and
 /// not one that could merge with it), and their pages. The fast path of
-/// [`ScanResult::from_column_vecs`]: it reads the columns once and writes nothing, and
-/// keeps no value that a message would need, so the loop stays in registers (a wasm
-/// engine runs it over every scan it receives).
+/// [`ScanResult::from_column_vecs`]: it reads the columns once and writes nothing.
+///
+/// It checks blocks of [`BLOCK`] runs without a branch per run (the checks of a block are
+/// and-ed, the compiler unrolls the block), then the runs of a failing block and the tail
+/// one by one to find the first bad one. A wasm engine runs this over every scan it
+/// receives: its compiler keeps the per-iteration cost of a loop (the call deadline's
+/// check, values saved across it) on every back-edge, so a loop per run of a few
+/// instructions would cost it twice what a native engine pays.
 fn canonical_prefix(addrs: &[u64], lens: &[u32], counts: &[u8], sizes: &[u8]) -> (usize, u64) {
+    /// The shift of each size code; code 3 is invalid (caught by `code < 3`).
+    const SHIFTS: [u32; 4] = [12, 21, 30, 0];
     let n = addrs
         .len()
         .min(lens.len())
@@ -82,7 +89,27 @@ fn canonical_prefix(addrs: &[u64], lens: &[u32], counts: &[u8], sizes: &[u8]) ->
     let mut prev_end = 0u64;
     // size code and count of the previous run; no run has this one
     let mut prev_key = u16::MAX;
-    for i in 0..n {
+    let mut i = 0;
+    while i + BLOCK <= n {
+        let (a, l) = (&addrs[i..i + BLOCK], &lens[i..i + BLOCK]);
+        let (c, z) = (&counts[i..i + BLOCK], &sizes[i..i + BLOCK]);
+        let (mut end, mut key, mut sum, mut ok) = (prev_end, prev_key, pages, true);
+        for j in 0..BLOCK {
+            let code = z[j];
+            let k = u16::from(code) << 8 | u16::from(c[j]);
+            let (e, over) = a[j].overflowing_add(u64::from(l[j]) << SHIFTS[usize::from(code & 3)]);
+            ok &= code < 3 && l[j] != 0 && !over && a[j] >= end && !(a[j] == end && k == key);
+            sum += u64::from(l[j]);
+            end = e;
+            key = k;
+        }
+        if !ok {
+            break;
+        }
+        (prev_end, prev_key, pages) = (end, key, sum);
+        i += BLOCK;
+    }
+    for i in i..n {
         let shift = match sizes[i] {
             0 => 12,
             1 => 21,
@@ -103,6 +130,9 @@ fn canonical_prefix(addrs: &[u64], lens: &[u32], counts: &[u8], sizes: &[u8]) ->
     }
     (n, pages)
 }
+
+/// Runs checked together by [`canonical_prefix`].
+const BLOCK: usize = 8;
 
 /// The size of a code already checked on the way in.
 fn size_of(code: u8) -> PageSize {
@@ -535,5 +565,82 @@ mod tests {
             ScanResult::from_column_vecs(2, 1, a.to_vec(), l.to_vec(), c.to_vec(), z.to_vec())
                 .expect("valid");
         assert_eq!(again, s, "a canonical scan is kept as it is");
+    }
+
+    /// [`canonical_prefix`] one run at a time, as the reference for its blocks.
+    fn prefix_run_by_run(a: &[u64], l: &[u32], c: &[u8], z: &[u8]) -> (usize, u64) {
+        let (mut pages, mut prev_end, mut prev_key) = (0u64, 0u64, u16::MAX);
+        for i in 0..a.len() {
+            let Some(size) = PageSize::from_code(z[i]) else {
+                return (i, pages);
+            };
+            let key = u16::from(z[i]) << 8 | u16::from(c[i]);
+            let end = a[i].checked_add(u64::from(l[i]) * size.bytes());
+            match end {
+                Some(end)
+                    if l[i] != 0 && a[i] >= prev_end && !(a[i] == prev_end && key == prev_key) =>
+                {
+                    pages += u64::from(l[i]);
+                    prev_end = end;
+                    prev_key = key;
+                }
+                _ => return (i, pages),
+            }
+        }
+        (a.len(), pages)
+    }
+
+    #[test]
+    fn the_blocks_of_the_fast_check_find_the_first_bad_run() {
+        // a canonical scan of 37 runs (blocks of 8 and a tail), then one defect of each
+        // kind at every position: the fast check stops where the run-by-run one does
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut a, mut l, mut c, mut z) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut at = 0x1000u64;
+        for i in 0..37u8 {
+            let code = u8::from(next() % 5 == 0);
+            let size = PageSize::from_code(code).map_or(4096, |s| s.bytes());
+            at = at.next_multiple_of(size) + size * (next() % 2);
+            let len = u32::try_from(next() % 30 + 1).unwrap_or(1);
+            a.push(at);
+            l.push(len);
+            c.push(i % 4); // neighbours never share a count: canonical
+            z.push(code);
+            at += u64::from(len) * size;
+        }
+        let n = a.len();
+        let want = prefix_run_by_run(&a, &l, &c, &z);
+        assert_eq!(want.0, n, "the generated scan is canonical");
+        assert_eq!(canonical_prefix(&a, &l, &c, &z), want);
+        for p in 0..n {
+            for defect in 0..5 {
+                let (mut a, mut l, mut c, mut z) = (a.clone(), l.clone(), c.clone(), z.clone());
+                match defect {
+                    0 => l[p] = 0,
+                    1 => z[p] = 3,
+                    2 if p > 0 => a[p] = a[p - 1], // overlaps the run before
+                    3 if p > 0 => {
+                        // follows the run before with its size and count: mergeable
+                        let size = PageSize::from_code(z[p - 1]).map_or(4096, |s| s.bytes());
+                        a[p] = a[p - 1] + u64::from(l[p - 1]) * size;
+                        (c[p], z[p]) = (c[p - 1], z[p - 1]);
+                    }
+                    _ => a[p] = u64::MAX - 0xfff, // ends past the address space
+                }
+                let got = canonical_prefix(&a, &l, &c, &z);
+                assert_eq!(
+                    got,
+                    prefix_run_by_run(&a, &l, &c, &z),
+                    "defect {defect} at run {p}"
+                );
+                assert!(got.0 <= p, "defect {defect} at run {p} not found: {got:?}");
+            }
+        }
     }
 }

@@ -31,6 +31,15 @@ impl PageSize {
         }
     }
 
+    /// log2 of the size (12, 21, 30): `bytes() == 1 << shift()`.
+    pub const fn shift(self) -> u32 {
+        match self {
+            PageSize::Size4K => 12,
+            PageSize::Size2M => 21,
+            PageSize::Size1G => 30,
+        }
+    }
+
     /// The wire code (0, 1, 2).
     pub const fn code(self) -> u8 {
         self as u8
@@ -309,6 +318,9 @@ mod tests {
         }
         assert_eq!(PageSize::from_code(3), None);
         assert_eq!(PageSize::Size2M.bytes(), 2 * 1024 * 1024);
+        for s in [PageSize::Size4K, PageSize::Size2M, PageSize::Size1G] {
+            assert_eq!(1u64 << s.shift(), s.bytes());
+        }
     }
 
     #[test]

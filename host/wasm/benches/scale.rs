@@ -25,7 +25,8 @@
 //!
 //! `cargo bench -p etmem-host-wasm --bench scale`; `ETMEM_SCALE_SIZES=1,16` (GiB) and
 //! `ETMEM_SCALE_PAGES=4k` (or `2m`) choose the rows, `ETMEM_SCALE_FORMS=16,256` the
-//! native/wasm rows (empty: none), `ETMEMD_WASM_MEMORY_MB` the wasm memory limit as in
+//! native/wasm rows (empty: none), `ETMEM_SCALE_ROUNDS` their rounds (default 15),
+//! `ETMEMD_WASM_MEMORY_MB` the wasm memory limit as in
 //! etmemd. Run by `cargo test` (no `--bench` argument), it does the 1 GiB rows only.
 
 use etmem_host::plugin::native::NativeLoader;
@@ -123,8 +124,10 @@ fn main() {
     if !form_sizes.is_empty() {
         let dir = common::build_engine("plugins/slide", "both");
         let limit = wasm_options().memory_limit;
+        let rounds =
+            std::env::var("ETMEM_SCALE_ROUNDS").unwrap_or_else(|_| FORM_ROUNDS.to_string());
         println!(
-            "\nslide as engine files (4K pages, shape {shape}, {FORM_ROUNDS} rounds, the forms taking \
+            "\nslide as engine files (4K pages, shape {shape}, {rounds} rounds, the forms taking \
              turns in each; median plan, and median of the rounds' wasm/native ratios; wasm memory \
              limit {} MiB); each row a fresh process",
             limit >> 20
@@ -458,7 +461,11 @@ fn forms(gib: u64, dir: &Path) {
     let mut times: [Vec<Duration>; 3] = Default::default();
     let mut chosen = [0u64; 3];
     let mut refusal = None;
-    for n in 1..=FORM_ROUNDS {
+    let rounds = std::env::var("ETMEM_SCALE_ROUNDS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(FORM_ROUNDS);
+    for n in 1..=rounds {
         let round = Round {
             number: n,
             passes: PASSES,

@@ -25,8 +25,47 @@ type Ranges = Vec<(u64, u64)>;
 pub struct Refaults {
     /// the pages the last plan swapped out
     swapped: BTreeMap<u32, Ranges>,
-    /// pages read back, kept in memory through round `.2`: `(start, end, until)`, ascending
-    kept: BTreeMap<u32, Vec<(u64, u64, u64)>>,
+    /// pages read back, kept in memory for a while
+    kept: BTreeMap<u32, Kept>,
+}
+
+/// The pages of one pid kept in memory.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Kept {
+    /// `(start, end, until)`, ascending: kept in memory through round `until`
+    ranges: Vec<(u64, u64, u64)>,
+    /// the union of `ranges` (they may overlap, kept in different rounds), rebuilt only
+    /// when they change: a VM's kept pages can be 100,000s of ranges, filtered each round
+    union: Ranges,
+    /// the earliest `until` of `ranges`: no range expires before round `first_until + 1`
+    first_until: u64,
+}
+
+impl Kept {
+    /// Adds `back` (ascending), kept through round `until`.
+    fn add(&mut self, back: Ranges, until: u64) {
+        self.ranges
+            .extend(back.into_iter().map(|(s, e)| (s, e, until)));
+        self.ranges.sort_unstable();
+        self.rebuild();
+    }
+
+    /// Forgets the ranges kept only until before round `round`.
+    fn expire(&mut self, round: u64) {
+        if self.first_until >= round {
+            return;
+        }
+        self.ranges.retain(|&(_, _, until)| until >= round);
+        self.rebuild();
+    }
+
+    fn rebuild(&mut self) {
+        self.union.clear();
+        for &(s, e, _) in &self.ranges {
+            push_range(&mut self.union, s, e);
+        }
+        self.first_until = self.ranges.iter().map(|r| r.2).min().unwrap_or(u64::MAX);
+    }
 }
 
 /// Adds `[start, end)` to ascending `r`, merging with the last range when they touch.
@@ -40,10 +79,13 @@ fn push_range(r: &mut Ranges, start: u64, end: u64) {
 /// The pages of `run` whose start lies in `[start, end)`: the index of the first one and
 /// one past the last one (equal when none does).
 fn pages_starting_in(run: &PageRun, start: u64, end: u64) -> (u64, u64) {
-    let size = run.size.bytes();
+    // pages are powers of two: shifts, not divisions (a division per range is most of
+    // this function's cost in a wasm engine)
+    let (shift, mask) = (run.size.shift(), run.size.bytes() - 1);
+    let pages_to = |x: u64| (x >> shift) + u64::from(x & mask != 0);
     let n = u64::from(run.pages);
-    let first = start.saturating_sub(run.addr).div_ceil(size).min(n);
-    let last = end.saturating_sub(run.addr).div_ceil(size).min(n);
+    let first = pages_to(start.saturating_sub(run.addr)).min(n);
+    let last = pages_to(end.saturating_sub(run.addr)).min(n);
     (first, last.max(first))
 }
 
@@ -75,9 +117,7 @@ impl Refaults {
             }
         }
         if !back.is_empty() {
-            let kept = self.kept.entry(scan.pid()).or_default();
-            kept.extend(back.into_iter().map(|(s, e)| (s, e, until)));
-            kept.sort_unstable();
+            self.kept.entry(scan.pid()).or_default().add(back, until);
         }
         n
     }
@@ -88,16 +128,12 @@ impl Refaults {
         let Some(kept) = self.kept.get_mut(&pid) else {
             return (runs, 0);
         };
-        kept.retain(|&(_, _, until)| until >= round);
-        if kept.is_empty() {
+        kept.expire(round);
+        if kept.ranges.is_empty() {
             self.kept.remove(&pid);
             return (runs, 0);
         }
-        // ranges may overlap (kept in different rounds): their union keeps a page
-        let mut union: Ranges = Vec::with_capacity(kept.len());
-        for &(s, e, _) in kept.iter() {
-            push_range(&mut union, s, e);
-        }
+        let union = &kept.union;
         let mut out = Vec::with_capacity(runs.len());
         let mut left_out = 0;
         let mut j = 0;
