@@ -34,6 +34,11 @@ pub const MEMDCD_DEFAULT_SOCK: &str = "@_memdcd.server";
 /// The `[engine]` key (any engine type) that caps the bytes acted on per round.
 pub const ROUND_QUOTA_KEY: &str = "round_quota_bytes";
 
+/// `[project]` key (an etmem-rs addition, not in C): `dry_run=yes` makes the host carry
+/// out nothing its engines decide and report instead what would have moved. C etmemd
+/// ignores the key and acts: do not hand such a file to a C daemon.
+pub const DRY_RUN_KEY: &str = "dry_run";
+
 fn section_kind(name: &str) -> Option<SectionKind> {
     match name {
         "project" => Some(SectionKind::Project),

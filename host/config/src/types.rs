@@ -75,6 +75,9 @@ pub struct ProjectConf {
     pub sysmem_threshold: Option<u8>,
     /// `swapcache_high_wmark` / `swapcache_low_wmark`: both or neither, high > low.
     pub swapcache_wmark: Option<SwapcacheWmark>,
+    /// `dry_run` (`yes`/`no`, default `no`; an etmem-rs key): engines plan as usual, the
+    /// host checks their actions and moves nothing, and reports what would have moved.
+    pub dry_run: bool,
     /// Every `key = value` of the section, in file order, values as written (the typed
     /// fields above are the checked view of the same keys).
     pub raw: RawParams,

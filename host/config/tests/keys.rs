@@ -453,3 +453,20 @@ fn raw_pairs_of_every_section_in_file_order() {
     assert_eq!(e.result(), OptResult::InterErr);
     assert!(e.to_string().contains("round_quota_bytes"), "{e}");
 }
+
+#[test]
+fn dry_run_is_yes_or_no_and_off_by_default() {
+    const PAGE: &str = "loop=1\ninterval=1\nsleep=1\n";
+    assert!(!project(PAGE).dry_run);
+    assert!(project(&format!("{PAGE}dry_run=yes\n")).dry_run);
+    assert!(!project(&format!("{PAGE}dry_run=no\n")).dry_run);
+    let e = add_err(&format!("[project]\nname=p\n{PAGE}dry_run=true\n"));
+    let text = e.to_string();
+    assert!(
+        text.contains("dry_run") && text.contains("`yes` or `no`"),
+        "{text}"
+    );
+    // a known key: no warning about it
+    let c = add(&format!("[project]\nname=p\n{PAGE}dry_run=yes\n"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}

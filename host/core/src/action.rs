@@ -37,6 +37,11 @@ pub enum Action {
         /// project name; `None` lists every project
         project: Option<String>,
     },
+    /// `etmem project stats -n NAME` (our addition): what the rounds of each task did.
+    ProjectStats {
+        /// project name
+        project: String,
+    },
     /// `etmem engine CMD -n PROJECT -e ENGINE [-t TASK]`.
     EngineCmd {
         /// project name

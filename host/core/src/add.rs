@@ -59,6 +59,8 @@ pub(crate) struct NewEngine {
     pub scheduling: Scheduling,
     pub source: Source,
     pub params: Params,
+    /// the project's `dry_run`: the host moves nothing this engine decides
+    pub dry_run: bool,
     /// where the section is, for errors
     pub at: String,
 }
@@ -209,6 +211,7 @@ pub(crate) fn plan(
                     loader,
                 },
                 params: engine_params(e, project),
+                dry_run: project.dry_run,
                 at: at.clone(),
             });
             continue;
@@ -273,6 +276,7 @@ pub(crate) fn plan(
             scheduling,
             source: Source::Builtin(factory),
             params,
+            dry_run: project.dry_run,
             at: at.clone(),
         });
     }

@@ -44,7 +44,24 @@ pub(crate) struct EngineHost {
     engine: String,
     kernel: Arc<dyn Kernel>,
     quota: Option<u64>,
+    /// the project's `dry_run`: check actions, carry out none, report what would move
+    dry_run: bool,
     tasks: Mutex<BTreeMap<String, TaskView>>,
+}
+
+/// What a dry run reports for checked `pages`: every one done, as if the kernel had
+/// taken them all.
+fn dry_run_report(pages: &[PageRef]) -> ActionReport {
+    let n = pages.len() as u64;
+    let bytes = pages.iter().map(|p| p.size).sum();
+    ActionReport {
+        method: "dry run",
+        requested_pages: n,
+        requested_bytes: bytes,
+        done_pages: n,
+        done_bytes: bytes,
+        failed: BTreeMap::new(),
+    }
 }
 
 /// Which action, for logs and the kernel.
@@ -60,14 +77,21 @@ impl EngineHost {
         engine: &str,
         kernel: Arc<dyn Kernel>,
         quota: Option<u64>,
+        dry_run: bool,
     ) -> EngineHost {
         EngineHost {
             project: project.to_string(),
             engine: engine.to_string(),
             kernel,
             quota,
+            dry_run,
             tasks: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// True when this engine's project is a dry run.
+    pub(crate) fn dry_run(&self) -> bool {
+        self.dry_run
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, TaskView>> {
@@ -182,6 +206,11 @@ impl EngineHost {
             Kind::Swap => "swap out".to_string(),
             Kind::Migrate(n) => format!("migrate to node {n}"),
         };
+        let what = if self.dry_run {
+            format!("dry run: would {what}")
+        } else {
+            what
+        };
         let mut total: Option<ActionReport> = None;
         let r = loop {
             let pages = {
@@ -195,6 +224,8 @@ impl EngineHost {
                 break Ok(total.take());
             }
             let r = match kind {
+                // checked like the real thing (VMAs, quota), carried out by nobody
+                _ if self.dry_run => Ok(dry_run_report(&pages)),
                 Kind::Swap => self
                     .kernel
                     .swap_out(&handle, &pages, u64::MAX, SwapMethod::Auto),
@@ -546,6 +577,13 @@ impl Host for EngineHost {
             .process(task, pid)
             .map_err(|e| refused(e.to_string()))?;
         let wmark = SwapcacheWmark::new(low, high).map_err(&refused)?;
+        if self.dry_run {
+            tracing::info!(
+                "{who}: dry run: would set the swap cache watermarks low {low} % high {high} % \
+                 and wake reclaim through pid {pid}"
+            );
+            return Ok(());
+        }
         match self.kernel.reclaim_swapcache(&h, wmark) {
             Ok(()) => {
                 tracing::info!(

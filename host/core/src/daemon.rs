@@ -16,9 +16,10 @@ use crate::action::{Action, ActionError, ActionHandler, Reply};
 use crate::add::{NewEngine, plan};
 use crate::engine::{EngineRegistry, TaskInfo};
 use crate::model::{
-    EngineCell, EngineObj, Project, SharedState, StartCtx, State, Stopped, TaskObj,
+    EngineCell, EngineObj, Project, SharedState, StartCtx, State, Stopped, TaskObj, TaskStats,
 };
 use crate::plugin::CallError;
+use crate::round_cost::Moved;
 use etmem_config::ConfigFile;
 use etmem_kernel::Kernel;
 use etmem_proto::OptResult;
@@ -144,6 +145,7 @@ impl DaemonHandle {
         }
         for (cell, task) in after.dropped {
             cell.host.remove_task(&task);
+            cell.forget_task(&task);
             let name = task.clone();
             if let Err(err) = cell.call(move |e, _| e.drop_task(&name)).await
                 && cell.failure().is_none()
@@ -417,6 +419,41 @@ impl DaemonHandle {
         }
     }
 
+    /// What the rounds of every task of `project` did (our addition): `(engine, task,
+    /// statistics)` in the order of `project show`, tasks that have not planned a round
+    /// with zeros. `Err` names a project that does not exist.
+    pub fn stats(&self, project: &str) -> Result<Vec<(String, String, TaskStats)>, ActionError> {
+        let state = self.lock();
+        let p = state.project(project).ok_or_else(|| {
+            ActionError::new(
+                OptResult::ProNoExist,
+                format!("project `{project}` does not exist"),
+            )
+        })?;
+        let mut out = Vec::new();
+        for e in &p.engines {
+            let stats = e.cell.task_stats();
+            for t in &e.tasks {
+                let s = stats
+                    .get(&t.info.name)
+                    .cloned()
+                    .unwrap_or_else(|| TaskStats {
+                        last: Moved {
+                            dry_run: p.conf.dry_run,
+                            ..Moved::default()
+                        },
+                        total: Moved {
+                            dry_run: p.conf.dry_run,
+                            ..Moved::default()
+                        },
+                        ..TaskStats::default()
+                    });
+                out.push((e.name.clone(), t.info.name.clone(), s));
+            }
+        }
+        Ok(out)
+    }
+
     /// The task `task` of `engine` in `project` as the core holds it (after add-time checks:
     /// clamped `max_threads`, pid fixed at add for per-engine engines), for diagnostics and
     /// tests; engines do not see these host-side values.
@@ -506,27 +543,91 @@ impl DaemonHandle {
     }
 }
 
+/// The text of `etmem project stats`: one line per task of `project`.
+pub fn stats_text(project: &str, tasks: &[(String, String, TaskStats)]) -> String {
+    let mut out = String::new();
+    for (engine, task, s) in tasks {
+        let mut line = format!(
+            "project {project} engine {engine} task {task}: {} round(s)",
+            s.rounds
+        );
+        if s.rounds > 0 {
+            line.push_str(&format!(", last round {}: {}", s.last_round, s.last));
+            let total = s.total.to_string();
+            let total = total.split_once(": ").map_or(total.as_str(), |(_, t)| t);
+            line.push_str(&format!("; over all rounds: {total}"));
+        } else if s.last.dry_run {
+            line.push_str(" (dry run)");
+        }
+        if let Some(e) = &s.last_error {
+            line.push_str(&format!("; last round failed: {e}"));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if tasks.is_empty() {
+        out.push_str(&format!("project {project}: no task\n"));
+    }
+    out
+}
+
+/// `n kind(s)` and the first few names (`2 tasks (a, b)`, `10000 projects (p0, p1, p2,
+/// ... and 9997 more)`), for the log line of an `obj add` or `obj del`.
+fn counted<'a>(kind: &str, names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    const SHOWN: usize = 3;
+    let n = names.len();
+    let plural = if n == 1 { "" } else { "s" };
+    if n == 0 {
+        return format!("0 {kind}s");
+    }
+    let shown: Vec<String> = names.take(SHOWN).map(|s| format!("`{s}`")).collect();
+    let more = if n > SHOWN {
+        format!(", ... and {} more", n - SHOWN)
+    } else {
+        String::new()
+    };
+    format!("{n} {kind}{plural} ({}{more})", shown.join(", "))
+}
+
 impl ActionHandler for DaemonHandle {
     async fn handle(&self, action: Action) -> Result<Reply, ActionError> {
         match action {
             Action::ObjAdd { file } => {
                 let parsed = etmem_config::load_for_add(&file)
                     .map_err(|e| ActionError::new(e.result(), e.to_string()))?;
-                self.add_config(&parsed).await
+                let reply = self.add_config(&parsed).await?;
+                tracing::info!(
+                    "obj add `{file}` ({}): added {}, {}, {}",
+                    parsed.path.display(),
+                    counted("project", parsed.projects.iter().map(|p| p.name.as_str())),
+                    counted("engine", parsed.engines.iter().map(|e| e.name())),
+                    counted("task", parsed.tasks.iter().map(|t| t.name.as_str())),
+                );
+                Ok(reply)
             }
             Action::ObjDel { file } => {
                 let ids = etmem_config::load_for_del(&file)
                     .map_err(|e| ActionError::new(e.result(), e.to_string()))?;
-                self.del_objects(&DelTargets {
+                let targets = DelTargets {
                     projects: ids.projects,
                     engines: ids.engines,
                     tasks: ids.tasks,
-                })
-                .await
+                };
+                let reply = self.del_objects(&targets).await?;
+                tracing::info!(
+                    "obj del `{file}`: deleted {}, {}, {}",
+                    counted("project", targets.projects.iter().map(String::as_str)),
+                    counted("engine", targets.engines.iter().map(|(_, e)| e.as_str())),
+                    counted("task", targets.tasks.iter().map(|(_, _, t)| t.as_str())),
+                );
+                Ok(reply)
             }
             Action::ProjectStart { project } => self.start_project(&project).await,
             Action::ProjectStop { project } => self.stop_project(&project).await,
             Action::ProjectShow { project } => Ok(self.show(project.as_deref())),
+            Action::ProjectStats { project } => Ok(Reply {
+                output: stats_text(&project, &self.stats(&project)?),
+            }),
             Action::EngineCmd {
                 project,
                 engine,

@@ -12,12 +12,14 @@ mod caps;
 mod daemon;
 pub mod engine;
 mod model;
+pub use model::TaskStats;
 pub mod plugin;
 mod round_cost;
+pub use round_cost::Moved;
 mod scheduler;
 
 pub use action::{Action, ActionError, ActionHandler, Reply};
-pub use daemon::{Daemon, DaemonHandle, DaemonOptions, DelTargets};
+pub use daemon::{Daemon, DaemonHandle, DaemonOptions, DelTargets, stats_text};
 pub use engine::{
     BuiltinFactory, EngineError, EngineRegistry, ScanParams, Scheduling, TaskInfo, engine_params,
     task_params,

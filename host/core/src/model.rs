@@ -10,10 +10,12 @@
 use crate::caps::EngineHost;
 use crate::engine::{ScanParams, Scheduling, TaskInfo};
 use crate::plugin::{CallError, EngineInstance, HostRef};
+use crate::round_cost::Moved;
 use crate::scheduler::{RoundEnv, WorkingSet, spawn_engine_worker, spawn_task_rounds};
 use etmem_config::{EngineConf, ProjectConf, ScanConf};
 use etmem_kernel::track::{SCAN_IGN_HOST, SWAP_FLAG_NEEDS_IDLE_PAGES, VMA_SCAN_FLAG};
 use etmem_kernel::{Kernel, TrackerKind};
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -49,6 +51,23 @@ pub(crate) struct EngineCell {
     instance: Mutex<Box<dyn EngineInstance>>,
     failed: Mutex<Option<String>>,
     pub host: Arc<EngineHost>,
+    /// per task: what its rounds did
+    stats: Mutex<BTreeMap<String, TaskStats>>,
+}
+
+/// What the rounds of one task did, kept by the daemon (our addition; C keeps nothing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskStats {
+    /// rounds planned
+    pub rounds: u64,
+    /// the number of the last round
+    pub last_round: u64,
+    /// what the last round moved (or would have, in a dry run)
+    pub last: Moved,
+    /// what every round moved, summed
+    pub total: Moved,
+    /// the last round's plan failure, if it failed
+    pub last_error: Option<String>,
 }
 
 impl EngineCell {
@@ -64,7 +83,45 @@ impl EngineCell {
             instance: Mutex::new(instance),
             failed: Mutex::new(None),
             host,
+            stats: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    fn stats_lock(&self) -> MutexGuard<'_, BTreeMap<String, TaskStats>> {
+        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records round `number` of `task`: what it moved, or why its plan failed.
+    pub(crate) fn record_round(&self, task: &str, number: u64, outcome: Result<&Moved, String>) {
+        let mut all = self.stats_lock();
+        let s = all.entry(task.to_string()).or_default();
+        s.rounds += 1;
+        s.last_round = number;
+        match outcome {
+            Ok(moved) => {
+                s.last = moved.clone();
+                s.total.add(moved);
+                s.total.dry_run = moved.dry_run;
+                s.last_error = None;
+            }
+            Err(why) => {
+                s.last = Moved {
+                    dry_run: self.host.dry_run(),
+                    ..Moved::default()
+                };
+                s.last_error = Some(why);
+            }
+        }
+    }
+
+    /// The statistics of every task of this engine that planned a round, by task name.
+    pub fn task_stats(&self) -> BTreeMap<String, TaskStats> {
+        self.stats_lock().clone()
+    }
+
+    /// Forgets a deleted task's statistics.
+    pub(crate) fn forget_task(&self, task: &str) {
+        self.stats_lock().remove(task);
     }
 
     fn failed_lock(&self) -> MutexGuard<'_, Option<String>> {

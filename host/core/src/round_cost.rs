@@ -47,7 +47,7 @@ pub(crate) fn add_cpu(a: Option<Duration>, b: Option<Duration>) -> Option<Durati
 /// What one task's round cost, logged at info when the round ends. Wall times leave out
 /// the waits (`sleep`); CPU times are those of the threads that did the work (the kernel's
 /// own threads, e.g. a kdamond, are not in them).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct RoundCost {
     /// processes scanned
     pub(crate) pids: usize,
@@ -65,6 +65,54 @@ pub(crate) struct RoundCost {
     pub(crate) act_cpu: Option<Duration>,
     /// pages the kernel accepted
     pub(crate) act_pages: u64,
+    /// what the actions moved (or, in a dry run, would have moved)
+    pub(crate) moved: Moved,
+}
+
+/// Bytes an engine's actions moved in a round: swapped out, and migrated per node. In a
+/// dry run ([`Moved::dry_run`]) what they would have moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// the project is a dry run: nothing was moved
+    pub dry_run: bool,
+    /// bytes swapped out
+    pub swap_bytes: u64,
+    /// bytes migrated, per destination node
+    pub migrate_bytes: std::collections::BTreeMap<u32, u64>,
+}
+
+impl Moved {
+    /// Adds `other`'s bytes.
+    pub fn add(&mut self, other: &Moved) {
+        self.swap_bytes += other.swap_bytes;
+        for (node, b) in &other.migrate_bytes {
+            *self.migrate_bytes.entry(*node).or_default() += b;
+        }
+    }
+}
+
+impl std::fmt::Display for Moved {
+    /// `moved: swap out 12.0 MiB, node 1 3.5 MiB` (KiB under 1 MiB), or `dry run, would
+    /// move: ...`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = |b: u64| {
+            if b < 1 << 20 {
+                format!("{} KiB", b / 1024)
+            } else {
+                format!("{:.1} MiB", b as f64 / f64::from(1u32 << 20))
+            }
+        };
+        f.write_str(if self.dry_run {
+            "dry run, would move: "
+        } else {
+            "moved: "
+        })?;
+        write!(f, "swap out {}", size(self.swap_bytes))?;
+        for (node, b) in &self.migrate_bytes {
+            write!(f, ", node {node} {}", size(*b))?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for RoundCost {
@@ -79,6 +127,7 @@ impl Default for RoundCost {
             act: Duration::ZERO,
             act_cpu: Some(Duration::ZERO),
             act_pages: 0,
+            moved: Moved::default(),
         }
     }
 }
@@ -109,7 +158,7 @@ impl std::fmt::Display for RoundCost {
         let cpu = |d: Option<Duration>| d.map_or("?".to_string(), |d| format!("{:.1}", ms(d)));
         write!(
             f,
-            "tracked {} KiB in {} pid(s), scan {:.1} ms (cpu {} ms), plan {:.1} ms, act {:.1} ms (cpu {} ms, {} page(s)); scan cpu: prepare {} ms, passes {} ms, results {} ms",
+            "tracked {} KiB in {} pid(s), scan {:.1} ms (cpu {} ms), plan {:.1} ms, act {:.1} ms (cpu {} ms, {} page(s)); {}; scan cpu: prepare {} ms, passes {} ms, results {} ms",
             self.tracked_bytes / 1024,
             self.pids,
             ms(self.scan),
@@ -118,6 +167,7 @@ impl std::fmt::Display for RoundCost {
             ms(self.act),
             cpu(self.act_cpu),
             self.act_pages,
+            self.moved,
             cpu(self.scan_parts_cpu[ScanPart::Prepare as usize]),
             cpu(self.scan_parts_cpu[ScanPart::Passes as usize]),
             cpu(self.scan_parts_cpu[ScanPart::Results as usize]),
@@ -170,13 +220,24 @@ mod tests {
             act: Duration::from_millis(40),
             act_cpu: None,
             act_pages: 24_576,
+            moved: Moved {
+                dry_run: false,
+                swap_bytes: 64 << 20,
+                migrate_bytes: [(1, 32 << 20)].into_iter().collect(),
+            },
         };
         assert_eq!(
             c.to_string(),
             "tracked 131072 KiB in 2 pid(s), scan 12.3 ms (cpu 2.5 ms), plan 3.0 ms, \
-             act 40.0 ms (cpu ? ms, 24576 page(s)); scan cpu: prepare 0.5 ms, passes 2.0 ms, \
-             results ? ms"
+             act 40.0 ms (cpu ? ms, 24576 page(s)); moved: swap out 64.0 MiB, node 1 32.0 MiB; \
+             scan cpu: prepare 0.5 ms, passes 2.0 ms, results ? ms"
         );
+        let dry = Moved {
+            dry_run: true,
+            swap_bytes: 3 << 19,
+            ..Moved::default()
+        };
+        assert_eq!(dry.to_string(), "dry run, would move: swap out 1.5 MiB");
         let mut d = RoundCost::default();
         d.add_scan(
             ScanPart::Prepare,

@@ -30,7 +30,7 @@
 use crate::engine::{ScanParams, Scheduling, TaskInfo};
 use crate::model::{EngineCell, State, quarantine};
 use crate::plugin::{Action, CallError, Round, ScanResult};
-use crate::round_cost::{RoundCost, ScanPart, Stopwatch, add_cpu};
+use crate::round_cost::{Moved, RoundCost, ScanPart, Stopwatch, add_cpu};
 use etmem_config::TaskTarget;
 use etmem_kernel::track::{SCAN_AS_HUGE, SCAN_IGN_HOST, VMA_SCAN_FLAG};
 use etmem_kernel::{
@@ -501,6 +501,8 @@ async fn plan_and_act(
         }
         Err(CallError::Engine(e)) => {
             tracing::warn!("{w}: round {number}: plan failed: {e}");
+            env.cell
+                .record_round(&task.name, number, Err(format!("plan failed: {e}")));
             return true;
         }
     };
@@ -509,6 +511,7 @@ async fn plan_and_act(
         actions.len()
     );
     act(env, task, actions, &mut cost).await;
+    env.cell.record_round(&task.name, number, Ok(&cost.moved));
     tracing::info!("{w}: round {number}: {cost}");
     true
 }
@@ -524,6 +527,7 @@ async fn act(env: &RoundEnv, task: &TaskInfo, actions: Vec<Action>, cost: &mut R
         by_pid.entry(pid).or_default().push(a);
     }
     let groups: Vec<Vec<Action>> = by_pid.into_values().collect();
+    cost.moved.dry_run = env.cell.host.dry_run();
     let started = Instant::now();
     for chunk in groups.chunks(task.max_threads.max(1)) {
         let jobs: Vec<_> = chunk
@@ -535,20 +539,29 @@ async fn act(env: &RoundEnv, task: &TaskInfo, actions: Vec<Action>, cost: &mut R
                 tokio::task::spawn_blocking(move || {
                     let sw = Stopwatch::start();
                     let mut pages = 0;
+                    let mut moved = Moved::default();
                     for a in &list {
                         // refusals and failures are logged by the host
                         if let Ok(Some(rep)) = host.act(&name, a, "plan") {
                             pages += rep.done_pages;
+                            match a {
+                                Action::SwapOut { .. } => moved.swap_bytes += rep.done_bytes,
+                                Action::Migrate { node, .. } => {
+                                    *moved.migrate_bytes.entry(*node).or_default() +=
+                                        rep.done_bytes;
+                                }
+                            }
                         }
                     }
-                    (pages, sw.stop().1)
+                    (pages, moved, sw.stop().1)
                 })
             })
             .collect();
         for j in jobs {
             match j.await {
-                Ok((pages, cpu)) => {
+                Ok((pages, moved, cpu)) => {
                     cost.act_pages += pages;
+                    cost.moved.add(&moved);
                     cost.act_cpu = add_cpu(cost.act_cpu, cpu);
                 }
                 Err(e) => {

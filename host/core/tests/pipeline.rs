@@ -102,6 +102,79 @@ async fn bad_actions_are_refused_and_never_executed() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_dry_run_moves_nothing_and_reports_what_a_real_run_then_moves() {
+    let run = |dry_run: bool| async move {
+        let m = machine();
+        let rec = Recorder::new();
+        rec.set_behave("slide", Behave::SwapIdle);
+        let d = daemon_with(&m, &rec, DaemonOptions::default());
+        d.add_config(&file(
+            vec![etmem_config::ProjectConf {
+                dry_run,
+                ..project("p", 2, 5, 1)
+            }],
+            vec![slide("p")],
+            vec![slide_task("p", "t", pid("100"), 1)],
+        ))
+        .await
+        .expect("add");
+        let before = d.stats("p").expect("stats");
+        assert_eq!(before.len(), 1);
+        assert_eq!((before[0].2.rounds, before[0].2.last.dry_run), (0, dry_run));
+        d.start_project("p").await.expect("start");
+        secs(9).await;
+        let stats = d.stats("p").expect("stats");
+        let swapped: u64 = m
+            .fake
+            .swap_calls()
+            .iter()
+            .flat_map(|c| c.pages.iter().map(|p| p.size))
+            .sum();
+        (stats, swapped)
+    };
+    let (dry, dry_swapped) = run(true).await;
+    assert_eq!(dry_swapped, 0, "a dry run swaps nothing");
+    let (real, real_swapped) = run(false).await;
+    assert_eq!(
+        real_swapped,
+        4 * 4096,
+        "the idle pages of pid 100 and its child"
+    );
+    let (engine, task, s) = &dry[0];
+    assert_eq!((engine.as_str(), task.as_str()), ("slide", "t"));
+    assert_eq!((s.rounds, s.last_round), (1, 1));
+    assert!(s.last.dry_run && s.total.dry_run);
+    assert_eq!(
+        s.last.swap_bytes, real_swapped,
+        "what the dry run would have moved"
+    );
+    assert!(s.last_error.is_none());
+    assert_eq!(
+        etmem_host::stats_text("p", &dry),
+        "project p engine slide task t: 1 round(s), last round 1: dry run, would move: swap \
+         out 16 KiB; over all rounds: swap out 16 KiB\n"
+    );
+    let r = &real[0].2;
+    assert!(!r.last.dry_run);
+    assert_eq!(
+        (r.rounds, r.last.swap_bytes, r.total.swap_bytes),
+        (1, real_swapped, real_swapped)
+    );
+    assert_eq!(
+        err(d_stats_of_nothing()).to_string(),
+        "error: project is not exist: project `nope` does not exist"
+    );
+}
+
+/// `stats` of a project that does not exist.
+fn d_stats_of_nothing() -> Result<Reply, ActionError> {
+    let m = machine();
+    let rec = Recorder::new();
+    let d = daemon_with(&m, &rec, DaemonOptions::default());
+    d.stats("nope").map(|_| Reply::default())
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_round_quota_caps_actions() {
     let m = machine();
     let rec = Recorder::new();

@@ -138,6 +138,13 @@ pub fn parse(argv: &[String]) -> Parsed {
     if argv.len() == 2 && word == "help" {
         return usage(0);
     }
+    // our addition: C etmem answers `--version` with its usage and -EINVAL
+    if argv.len() == 2 && word == "--version" {
+        return Parsed::Finish(Finish {
+            stdout: format!("etmem (etmem-rs) {}\n", env!("CARGO_PKG_VERSION")),
+            status: 0,
+        });
+    }
     let Some(object) = Object::from_word(word) else {
         return usage(einval);
     };
@@ -295,6 +302,8 @@ fn parse_project(sub: &[String]) -> Result<Invocation, CmdFailure> {
         "show" => Command::ProjectShow,
         "start" => Command::ProjectStart,
         "stop" => Command::ProjectStop,
+        // our addition: what the rounds of each task did (a C etmemd refuses it)
+        "stats" => Command::ProjectStats,
         _ => {
             return Err(CmdFailure::new(
                 -1,
@@ -414,6 +423,34 @@ mod tests {
             Parsed::Finish(f) => f,
             Parsed::Run(i) => panic!("`{line}` unexpectedly parsed: {i:?}"),
         }
+    }
+
+    #[test]
+    fn version_is_printed_only_as_the_sole_argument() {
+        let v = finish("--version");
+        assert_eq!(v.status, 0);
+        assert_eq!(
+            v.stdout,
+            format!("etmem (etmem-rs) {}\n", env!("CARGO_PKG_VERSION"))
+        );
+        // anywhere else it is what C makes of it: not an object, the usage and -EINVAL
+        let other = finish("--version project");
+        assert_eq!(other.status, exit_status(-EINVAL));
+        assert_eq!(other.stdout, help::USAGE);
+    }
+
+    #[test]
+    fn project_stats_is_our_request_6_and_needs_a_name() {
+        let i = run("project stats -n p -s sock");
+        assert_eq!(i.request.cmd, 6);
+        assert_eq!(i.request.proj_name.as_deref(), Some("p"));
+        let f = finish("project stats -s sock");
+        assert_eq!(f.status, exit_status(-EINVAL));
+        assert!(
+            f.stdout.contains("project name must be given"),
+            "{}",
+            f.stdout
+        );
     }
 
     #[test]

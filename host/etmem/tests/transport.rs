@@ -192,6 +192,25 @@ fn success_reply_prints_output_without_tag() {
     assert_eq!(common::code(&out), 0);
 }
 
+/// `project stats` (ours, wire command 6) against a daemon that does not know it, as a C
+/// etmemd answers an unknown command: its text, then C's failure sequence, exit 186.
+#[test]
+fn project_stats_refused_by_a_c_daemon_says_so_and_exits_186() {
+    let mut reply = b"error: invalid parameters\n".to_vec();
+    reply.push(0xFE);
+    let daemon = FakeDaemon::start(Script::Chunks(vec![reply]));
+    let out = run_against(&daemon, &["project", "stats", "-n", "p", "-s", "@"]);
+    let expected = common::expand(
+        "error: invalid parameters\n\netmem_client_recv failed.\netmem: error -70\n{{project}}\n",
+    );
+    assert_eq!(stdout(&out), expected);
+    assert_eq!(common::code(&out), 186);
+    assert_eq!(
+        daemon.request(),
+        b"proj_name p file_name - cmd 6 eng_name - eng_cmd - task_name -"
+    );
+}
+
 #[test]
 fn failure_reply_is_spec_2_5_sequence() {
     let mut reply = b"error: project is not exist".to_vec();

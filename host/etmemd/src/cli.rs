@@ -11,6 +11,15 @@ use etmem_proto::getopt::{LongOpt, Parsed, getopt_long};
 /// Usage text printed by `-h` and after most errors.
 pub const USAGE: &str = "\nusage of etmemd:\n    etmemd [options]\n\noptions:\n    -l|--log-level <log-level>  Log level\n    -s|--socket <sockect name>  Socket name to listen to\n    -m|--mode-systemctl         mode used to start(systemctl)\n    -h|--help                   Show this message\n";
 
+/// What `etmemd --version` prints (our addition, like `--probe`: accepted only as the sole
+/// argument, so C's option parsing and usage text stay as they are).
+pub fn version_text() -> String {
+    format!(
+        "etmemd (etmem-rs) {}\nwire protocol and config files of openEuler etmem\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
 /// Legend printed after an out-of-range log level.
 pub const LOG_LEVEL_LEGEND: &str = "\n[0] for debug level\n[1] for info level\n[2] for warning level\n[3] for error level\ndefault level is error\n\n";
 

@@ -15,7 +15,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CodecError {
     /// `cmd` is a number no command has.
-    #[error("request: unknown command number {cmd}, expected 0..=5")]
+    #[error("request: unknown command number {cmd}, expected 0..=6")]
     UnknownCommand {
         /// the number received
         cmd: i64,
@@ -71,6 +71,9 @@ pub fn request_to_action(req: &Request) -> Result<Action, CodecError> {
         },
         Command::ProjectShow => Action::ProjectShow {
             project: req.proj_name.clone(),
+        },
+        Command::ProjectStats => Action::ProjectStats {
+            project: required(&req.proj_name, "project stats", "project name", "proj_name")?,
         },
         Command::EngineCmd => Action::EngineCmd {
             project: required(&req.proj_name, "engine", "project name", "proj_name")?,
@@ -213,8 +216,8 @@ mod tests {
     fn unknown_command_is_inval() {
         for (frame, n) in [
             (
-                "proj_name p file_name - cmd 6 eng_name - eng_cmd - task_name -",
-                6,
+                "proj_name p file_name - cmd 7 eng_name - eng_cmd - task_name -",
+                7,
             ),
             (
                 "proj_name p file_name - cmd 99999 eng_name - eng_cmd - task_name -",
@@ -225,7 +228,7 @@ mod tests {
             assert_eq!(e, CodecError::UnknownCommand { cmd: n });
             let reply = encode_result(&Err(e.into()));
             let mut expected = format!(
-                "error: invalid parameters\nrequest: unknown command number {n}, expected 0..=5"
+                "error: invalid parameters\nrequest: unknown command number {n}, expected 0..=6"
             )
             .into_bytes();
             expected.push(0xFE);

@@ -19,6 +19,11 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    // `etmemd --version` (our addition, sole argument, like `--probe` below)
+    if argv.len() == 2 && argv[1] == "--version" {
+        print!("{}", cli::version_text());
+        return ExitCode::SUCCESS;
+    }
     // `etmemd --probe` (our addition, outside C's option set so C's parsing and usage text
     // stay byte-identical): what this kernel offers for tracking and moving memory.
     if argv.len() == 2 && argv[1] == "--probe" {
@@ -114,7 +119,13 @@ async fn run(opts: Options, notifier: Option<systemd::ReadyNotifier>) -> ExitCod
             _ = sigint.recv() => libc::SIGINT,
             _ = sigterm.recv() => libc::SIGTERM,
         };
-        tracing::error!("caught signal {signo}");
+        // C logs this at error; a requested stop is not one (info, with what happens next)
+        let name = if signo == libc::SIGTERM {
+            "SIGTERM"
+        } else {
+            "SIGINT"
+        };
+        tracing::info!("caught signal {signo} ({name}): stopping every project, then exiting");
     };
     server::serve(
         listener,

@@ -164,6 +164,21 @@ fn help_forms_print_the_usage_and_exit_0() {
 }
 
 #[test]
+fn version_is_our_addition_as_the_sole_argument() {
+    let ran = run_to_exit(&["--version"]);
+    assert_eq!(ran.status.code(), Some(0), "stderr: {}", ran.stderr);
+    assert_eq!(ran.stdout, etmemd::cli::version_text());
+    assert!(
+        ran.stdout.starts_with("etmemd (etmem-rs) "),
+        "{}",
+        ran.stdout
+    );
+    // with other options it is an unknown option, as in C
+    let ran = run_to_exit(&["--version", "-s", "x"]);
+    assert_eq!(ran.status.code(), Some(255), "stdout: {}", ran.stdout);
+}
+
+#[test]
 fn valid_command_lines_serve_until_sigterm() {
     for extra in [&["-l", "0"][..], &[], &["--log-level=2"]] {
         let d = Daemon::start("ok", extra);

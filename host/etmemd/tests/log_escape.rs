@@ -303,3 +303,56 @@ async fn an_engine_log_message_is_escaped_in_the_log() {
     );
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn obj_add_and_obj_del_say_at_info_what_they_did() {
+    let srv = serve_daemon("objlog").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = config_file(
+        dir.path(),
+        "[project]\nname=objlog-marker\x1b\nscan_type=page\nloop=1\ninterval=1\nsleep=1\n\
+         [engine]\nname=slide\nproject=objlog-marker\x1b\n\
+         [task]\nproject=objlog-marker\x1b\nengine=slide\nname=t1\ntype=name\nvalue=mysqld\nT=1\n",
+    );
+    let reply = srv.request(obj_add(&conf)).await;
+    assert_eq!(
+        reply.last(),
+        Some(&0xFF),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let del = format!(
+        "proj_name - file_name {} cmd 1 eng_name - eng_cmd - task_name -",
+        conf.display()
+    );
+    let reply = srv.request(del.into_bytes()).await;
+    assert_eq!(
+        reply.last(),
+        Some(&0xFF),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let (syslog, stderr) = lines_with("objlog-marker", "FORGED-objlog");
+    let path = conf.display().to_string();
+    let added = format!(
+        "obj add `{path}` ({path}): added 1 project (`objlog-marker\\x1b`), 1 engine (`slide`), \
+         1 task (`t1`)"
+    );
+    let deleted = format!(
+        "obj del `{path}`: deleted 1 project (`objlog-marker\\x1b`), 1 engine (`slide`), 1 task \
+         (`t1`)"
+    );
+    for want in [&added, &deleted] {
+        assert!(
+            syslog.iter().any(|l| l == want),
+            "no {want:?} in {syslog:#?}"
+        );
+        assert!(
+            stderr
+                .iter()
+                .any(|l| l.contains(want.as_str()) && l.contains("INFO")),
+            "no {want:?} at INFO in {stderr:#?}"
+        );
+    }
+    srv.stop().await;
+}

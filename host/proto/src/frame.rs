@@ -25,6 +25,9 @@ pub enum Command {
     ProjectShow,
     /// `etmem engine <eng_cmd>` (5).
     EngineCmd,
+    /// `etmem project stats` (6): an etmem-rs request; a C etmemd answers it as an unknown
+    /// command (`error: invalid parameters`).
+    ProjectStats,
 }
 
 impl Command {
@@ -37,6 +40,7 @@ impl Command {
             Command::ProjectStop => 3,
             Command::ProjectShow => 4,
             Command::EngineCmd => 5,
+            Command::ProjectStats => 6,
         }
     }
 
@@ -50,6 +54,7 @@ impl Command {
             3 => Command::ProjectStop,
             4 => Command::ProjectShow,
             5 => Command::EngineCmd,
+            6 => Command::ProjectStats,
             _ => return None,
         })
     }

@@ -25,6 +25,7 @@ use daemon_kit::faults;
 use etmem_host::EngineRegistry;
 use etmem_host::plugin::native::NativeLoader;
 use etmem_host_wasm::{WasmLoader, WasmOptions};
+use sha2::Digest;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,7 +57,25 @@ fn run_thirdparty(form: &str, registry: EngineRegistry) {
     let slide = engine("plugins/slide", "etmem_plugin_slide");
     let cslide = engine("plugins/cslide", "etmem_plugin_cslide");
     let conf = faults::thirdparty_config((&slide.0, &slide.1), (&cslide.0, &cslide.1));
-    faults::run(&format!("thirdparty .{form}"), registry, &conf, STEPS);
+    let out = faults::run(&format!("thirdparty .{form}"), registry, &conf, STEPS);
+    // each load is logged at info with the file, its form and its content hash
+    for (path, lib) in [&slide, &cslide] {
+        let bytes = std::fs::read(path).expect("engine file");
+        let hash: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let want = format!(
+            "loaded {} (.{form}, ops `{lib}`, sha256 {hash})",
+            path.display()
+        );
+        assert!(
+            out.log
+                .lines()
+                .any(|l| l.contains(" INFO ") && l.contains(&want)),
+            "no info line with {want:?}"
+        );
+    }
 }
 
 /// The `BUILD_ENGINE_FORMS` of a file extension.

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use super::reader::Reader;
 use super::{
-    MAX_CG_DIR_LEN, MAX_TASK_VALUE_LEN, MEMDCD_DEFAULT_SOCK, MEMDCD_SOCK_LIMIT, ROUND_QUOTA_KEY,
+    DRY_RUN_KEY, MAX_CG_DIR_LEN, MAX_TASK_VALUE_LEN, MEMDCD_DEFAULT_SOCK, MEMDCD_SOCK_LIMIT,
+    ROUND_QUOTA_KEY,
 };
 use crate::doc::Section;
 use crate::error::{ConfigError, KeyProblem, SectionKind, SectionRef};
@@ -38,6 +39,7 @@ pub(super) fn project(
     if !matches!(scan_type.as_str(), "page" | "psi" | "region") {
         return Err(r.expected("scan_type", "one of page, region, psi", &scan_type));
     }
+    let dry_run = r.opt_yes_no(DRY_RUN_KEY)?.unwrap_or(false);
     let sysmem_threshold = r
         .opt_int("sysmem_threshold", 0, 100)?
         .map(|v| u8::try_from(v).unwrap_or(0));
@@ -114,6 +116,7 @@ pub(super) fn project(
         scan,
         sysmem_threshold,
         swapcache_wmark,
+        dry_run,
         raw: raw_pairs(s),
     })
 }

@@ -191,7 +191,7 @@ fn system_facts_carry_every_huge_page_pool_of_each_node() {
     fake.set_node_hugepages(0, 2048, 16, 4).expect("2M node0");
     fake.set_node_hugepages(0, 1 << 20, 1, 1).expect("1G node0");
     fake.set_node_hugepages(1, 2048, 8, 8).expect("2M node1");
-    let host = EngineHost::new("p", "cslide", fake, None);
+    let host = EngineHost::new("p", "cslide", fake, None, false);
     let nodes: Vec<(u32, u64, u64, u64)> = host
         .system_facts()
         .nodes
@@ -213,7 +213,7 @@ fn swapcache_reclaim_checks_the_pid_and_watermarks_then_asks_the_kernel() {
     let fake = Arc::new(FakeKernel::new().expect("fake"));
     fake.add_process(&FakeProcess::new(7, "db").anon(0x10000, 0x11000))
         .expect("7");
-    let host = EngineHost::new("p", "slide", fake.clone(), None);
+    let host = EngineHost::new("p", "slide", fake.clone(), None, false);
     host.add_task("t");
     host.begin_round("t", vec![Arc::new(fake.open_process(7).expect("open"))]);
     // an upstream kernel: refused, naming the module

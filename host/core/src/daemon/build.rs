@@ -15,6 +15,19 @@ use etmem_proto::OptResult;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+/// The sha256 of the file at `path` in hex, or why it could not be read (the load itself
+/// reports its own errors).
+fn file_sha256(path: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    match std::fs::read(path) {
+        Ok(bytes) => Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        Err(e) => format!("unavailable: {e}"),
+    }
+}
+
 /// Builds the instance of a checked engine on a blocking thread (its `configure` runs).
 pub(super) async fn build_engine(
     d: &Daemon,
@@ -26,11 +39,13 @@ pub(super) async fn build_engine(
         &e.name,
         d.kernel.clone(),
         quota,
+        e.dry_run,
     ));
     let href: HostRef = host.clone();
     let source = e.source.clone();
     let params = e.params.clone();
     let name = e.name.clone();
+    let project = e.project.clone();
     let r = tokio::task::spawn_blocking(move || {
         let built = catch_unwind(AssertUnwindSafe(|| match source {
             Source::Builtin(f) => f(&params, &href).map_err(|error| LoadError::Configure {
@@ -41,7 +56,17 @@ pub(super) async fn build_engine(
                 path,
                 ops_name,
                 loader,
-            } => loader.load(&path, &ops_name, &name, &params, &href),
+            } => {
+                let hash = file_sha256(&path);
+                let inst = loader.load(&path, &ops_name, &name, &params, &href)?;
+                tracing::info!(
+                    "engine `{name}` of project `{project}`: loaded {} (.{}, ops `{ops_name}`, sha256 \
+                     {hash})",
+                    path.display(),
+                    loader.extension()
+                );
+                Ok(inst)
+            }
         }));
         match built {
             Ok(r) => r,

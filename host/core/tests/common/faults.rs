@@ -255,6 +255,8 @@ pub struct Outcome {
     pub injected: usize,
     pub swaps: usize,
     pub migrations: usize,
+    /// everything logged during the run
+    pub log: String,
 }
 
 /// Runs the scenario on a fresh machine with `registry` and `conf` (from
@@ -353,6 +355,7 @@ pub fn run(form: &str, registry: EngineRegistry, conf: &ConfigFile, default_step
         injected: injected.len(),
         swaps,
         migrations,
+        log: text,
     };
     println!(
         "{form}, seed {seed}, rate {rate}, {steps} steps: {rounds} rounds, {} kernel calls, {} \

@@ -331,6 +331,7 @@ pub fn project(name: &str, loops: u32, interval: u32, sleep: u32) -> ProjectConf
         },
         sysmem_threshold: None,
         swapcache_wmark: None,
+        dry_run: false,
         raw: pairs(&[
             ("name", name.to_string()),
             ("loop", loops.to_string()),
