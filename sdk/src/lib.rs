@@ -49,6 +49,13 @@ pub use engine::{Engine, Host, Task};
 pub use error::EngineError;
 pub use params::{FromParam, PROJECT_KEYS, Params};
 pub use scan::{ScanResult, ScanRun};
+
+/// The Rust blocks of `sdk/README.md`, compiled (and run) as doctests, so that what the
+/// README tells an engine author keeps building; its `ini` block is loaded by
+/// `host/config/tests/conf.rs`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub use types::{
     Action, LogLevel, MemInfo, NodeMemory, Page, PageRun, PageSize, Pid, ProcessMemory, Round,
     SystemFacts, TaskInfo, Vma,

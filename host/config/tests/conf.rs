@@ -139,17 +139,66 @@ fn check_thirdparty(c: &ConfigFile) {
     assert_eq!(
         c.engines[0].kind,
         EngineKind::Thirdparty(ThirdpartyEngineConf {
-            eng_name: "my_engine".into(),
-            libname: "/usr/lib/etmem/libmy_engine.so".into(),
-            ops_name: "my_engine_ops".into(),
-            params: vec![("cold_age".into(), "5".into())],
+            eng_name: "idle_swap".into(),
+            libname: "libidle_swap.so".into(),
+            ops_name: "idle_swap".into(),
+            params: vec![],
         })
     );
-    assert_eq!(c.engines[0].name(), "my_engine");
-    assert_eq!(c.tasks[0].engine, "my_engine");
+    assert_eq!(c.engines[0].name(), "idle_swap");
+    assert_eq!(c.tasks[0].engine, "idle_swap");
     assert_eq!(
         c.tasks[0].engine_keys,
-        TaskEngineConf::Thirdparty(vec![("batch_pages".into(), "512".into())])
+        TaskEngineConf::Thirdparty(vec![("idle_rounds".into(), "3".into())])
+    );
+}
+
+/// The ```ini blocks of `path` (relative to the repository), in order.
+fn ini_blocks(path: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path),
+    )
+    .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut blocks = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in text.lines() {
+        match (&mut cur, line.trim_end()) {
+            (None, "```ini") => cur = Some(String::new()),
+            (Some(b), "```") => {
+                blocks.push(std::mem::take(b));
+                cur = None;
+            }
+            (Some(b), l) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_sdk_readme_ini_loads_as_pasted_with_its_values() {
+    let blocks = ini_blocks("sdk/README.md");
+    assert_eq!(blocks.len(), 1, "one ini block in sdk/README.md");
+    let c = parse_for_add(&blocks[0], Path::new("/pasted.ini"))
+        .unwrap_or_else(|e| panic!("the README's ini: {e}"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(
+        c.engines[0].kind,
+        EngineKind::Thirdparty(ThirdpartyEngineConf {
+            eng_name: "my_engine".into(),
+            libname: "libswap_idle.so".into(),
+            ops_name: "swap_idle".into(),
+            params: vec![],
+        })
+    );
+    assert_eq!(
+        c.tasks[0].engine_keys,
+        TaskEngineConf::Thirdparty(vec![("min_pages".into(), "16".into())])
     );
 }
 
@@ -205,13 +254,13 @@ fn every_example_also_parses_for_del() {
     assert_eq!(ids.projects, ["plugin_demo"]);
     assert_eq!(
         ids.engines,
-        [("plugin_demo".to_string(), "my_engine".to_string())]
+        [("plugin_demo".to_string(), "idle_swap".to_string())]
     );
     assert_eq!(
         ids.tasks,
         [(
             "plugin_demo".to_string(),
-            "my_engine".to_string(),
+            "idle_swap".to_string(),
             "nginx_workers".to_string()
         )]
     );
