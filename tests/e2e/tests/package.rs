@@ -7,8 +7,9 @@
 //! unit's `ExecStart` line runs from the scratch root, forking as under systemd (on a
 //! socket and pid file of its own), and the daemon it leaves loads a native engine
 //! installed into the scratch root's `/usr/lib/etmem_fetch` the way the README says (the
-//! loader's rules, `host/core/src/plugin/thirdparty.rs`), and the installed `/etc/etmem`
-//! examples. The `.rpm`: its file list with `rpm -qlpv`, its config flags and scriptlets.
+//! loader's rules, `host/core/src/plugin/thirdparty.rs`; a copy with mode 0755 is refused)
+//! and the installed `/etc/etmem/slide.ini`, then exits on SIGTERM. The `.rpm`: its file
+//! list with `rpm -qlpv`, its config flags and scriptlets.
 //!
 //! Needs root (as every end-to-end test: etmemd serves root only), `dpkg-deb` and
 //! `rpmbuild` (`scripts/package rpm` installs it when missing).
