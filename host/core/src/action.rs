@@ -41,6 +41,8 @@ pub enum Action {
     ProjectStats {
         /// project name
         project: String,
+        /// `-o json`: one JSON object instead of lines of text
+        json: bool,
     },
     /// `etmem engine CMD -n PROJECT -e ENGINE [-t TASK]`.
     EngineCmd {

@@ -571,6 +571,40 @@ pub fn stats_text(project: &str, tasks: &[(String, String, TaskStats)]) -> Strin
     out
 }
 
+/// The JSON of `etmem project stats -o json`: `{"project": .., "tasks": [{"engine": ..,
+/// "task": .., "rounds": .., "last_round": .., "last": MOVED, "total": MOVED,
+/// "last_error": null|".."}]}` with MOVED `{"dry_run": bool, "swap_bytes": n,
+/// "migrate_bytes": {"NODE": n}}`, on one line.
+pub fn stats_json(project: &str, tasks: &[(String, String, TaskStats)]) -> String {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        engine: &'a str,
+        task: &'a str,
+        #[serde(flatten)]
+        stats: &'a TaskStats,
+    }
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        project: &'a str,
+        tasks: Vec<Row<'a>>,
+    }
+    let doc = Doc {
+        project,
+        tasks: tasks
+            .iter()
+            .map(|(engine, task, stats)| Row {
+                engine,
+                task,
+                stats,
+            })
+            .collect(),
+    };
+    // plain strings, integers and maps with integer keys: serialising cannot fail
+    let mut out = serde_json::to_string(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    out.push('\n');
+    out
+}
+
 /// `n kind(s)` and the first few names (`2 tasks (a, b)`, `10000 projects (p0, p1, p2,
 /// ... and 9997 more)`), for the log line of an `obj add` or `obj del`.
 fn counted<'a>(kind: &str, names: impl ExactSizeIterator<Item = &'a str>) -> String {
@@ -625,9 +659,16 @@ impl ActionHandler for DaemonHandle {
             Action::ProjectStart { project } => self.start_project(&project).await,
             Action::ProjectStop { project } => self.stop_project(&project).await,
             Action::ProjectShow { project } => Ok(self.show(project.as_deref())),
-            Action::ProjectStats { project } => Ok(Reply {
-                output: stats_text(&project, &self.stats(&project)?),
-            }),
+            Action::ProjectStats { project, json } => {
+                let stats = self.stats(&project)?;
+                Ok(Reply {
+                    output: if json {
+                        stats_json(&project, &stats)
+                    } else {
+                        stats_text(&project, &stats)
+                    },
+                })
+            }
             Action::EngineCmd {
                 project,
                 engine,

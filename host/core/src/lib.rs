@@ -19,7 +19,7 @@ pub use round_cost::Moved;
 mod scheduler;
 
 pub use action::{Action, ActionError, ActionHandler, Reply};
-pub use daemon::{Daemon, DaemonHandle, DaemonOptions, DelTargets, stats_text};
+pub use daemon::{Daemon, DaemonHandle, DaemonOptions, DelTargets, stats_json, stats_text};
 pub use engine::{
     BuiltinFactory, EngineError, EngineRegistry, ScanParams, Scheduling, TaskInfo, engine_params,
     task_params,

@@ -56,7 +56,7 @@ pub(crate) struct EngineCell {
 }
 
 /// What the rounds of one task did, kept by the daemon (our addition; C keeps nothing).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TaskStats {
     /// rounds planned
     pub rounds: u64,

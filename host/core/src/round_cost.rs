@@ -71,7 +71,7 @@ pub(crate) struct RoundCost {
 
 /// Bytes an engine's actions moved in a round: swapped out, and migrated per node. In a
 /// dry run ([`Moved::dry_run`]) what they would have moved.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Moved {
     /// the project is a dry run: nothing was moved
     pub dry_run: bool,

@@ -154,6 +154,13 @@ async fn a_dry_run_moves_nothing_and_reports_what_a_real_run_then_moves() {
         "project p engine slide task t: 1 round(s), last round 1: dry run, would move: swap \
          out 16 KiB; over all rounds: swap out 16 KiB\n"
     );
+    assert_eq!(
+        etmem_host::stats_json("p", &dry),
+        "{\"project\":\"p\",\"tasks\":[{\"engine\":\"slide\",\"task\":\"t\",\"rounds\":1,\
+         \"last_round\":1,\"last\":{\"dry_run\":true,\"swap_bytes\":16384,\"migrate_bytes\":{}},\
+         \"total\":{\"dry_run\":true,\"swap_bytes\":16384,\"migrate_bytes\":{}},\
+         \"last_error\":null}]}\n"
+    );
     let r = &real[0].2;
     assert!(!r.last.dry_run);
     assert_eq!(

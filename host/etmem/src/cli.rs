@@ -182,6 +182,8 @@ struct Values {
     name: Option<String>,
     engine: Option<String>,
     task: Option<String>,
+    /// `-o|--output` of `project stats` (ours)
+    output: Option<String>,
 }
 
 /// Why the getopt stage failed.
@@ -225,6 +227,7 @@ fn getopt(sub: &[String], short: &str, longs: &[LongOpt]) -> Result<Values, Geto
                     'n' => &mut values.name,
                     'e' => &mut values.engine,
                     't' => &mut values.task,
+                    'o' => &mut values.output,
                     _ => continue,
                 };
                 *slot = arg;
@@ -311,8 +314,16 @@ fn parse_project(sub: &[String]) -> Result<Invocation, CmdFailure> {
             ));
         }
     };
-    let longs = [long("name", 'n'), long("socket", 's')];
-    let values = match getopt(sub, "n:s:", &longs) {
+    // `project stats` (ours) also takes `-o|--output text|json`; the others keep C's options
+    let (short, longs) = if cmd == Command::ProjectStats {
+        (
+            "n:s:o:",
+            vec![long("name", 'n'), long("socket", 's'), long("output", 'o')],
+        )
+    } else {
+        ("n:s:", vec![long("name", 'n'), long("socket", 's')])
+    };
+    let values = match getopt(sub, short, &longs) {
         Ok(v) => v,
         Err(GetoptFailure::Invalid { at }) => {
             return Err(CmdFailure::new(
@@ -333,6 +344,16 @@ fn parse_project(sub: &[String]) -> Result<Invocation, CmdFailure> {
     }
     let mut request = Request::new(cmd);
     request.proj_name = values.name;
+    match values.output.as_deref() {
+        None | Some("text") => {}
+        Some("json") => request.eng_cmd = Some("json".to_string()),
+        Some(other) => {
+            return Err(CmdFailure::new(
+                -EINVAL,
+                &[&format!("output must be text or json, found {other}")],
+            ));
+        }
+    }
     Ok(Invocation {
         object: Object::Project,
         socket,
@@ -444,6 +465,27 @@ mod tests {
         let i = run("project stats -n p -s sock");
         assert_eq!(i.request.cmd, 6);
         assert_eq!(i.request.proj_name.as_deref(), Some("p"));
+        let j = run("project stats -n p -s sock -o json");
+        assert_eq!(j.request.eng_cmd.as_deref(), Some("json"));
+        assert_eq!(
+            run("project stats -n p -s sock --output text")
+                .request
+                .eng_cmd,
+            None
+        );
+        let bad = finish("project stats -n p -s sock -o yaml");
+        assert_eq!(bad.status, exit_status(-EINVAL));
+        assert!(
+            bad.stdout
+                .contains("output must be text or json, found yaml"),
+            "{}",
+            bad.stdout
+        );
+        // C's commands keep C's options
+        assert_eq!(
+            finish("project show -s sock -o json").status,
+            exit_status(-EINVAL)
+        );
         let f = finish("project stats -s sock");
         assert_eq!(f.status, exit_status(-EINVAL));
         assert!(

@@ -30,6 +30,14 @@ pub enum CodecError {
         /// the wire field that carried `-`
         field: &'static str,
     },
+    /// `project stats` with an output format (in `eng_cmd`) other than `json`.
+    #[error(
+        "project stats: unknown output format `{found}` (field `eng_cmd`), expected `json` or `-`"
+    )]
+    StatsFormat {
+        /// the value received
+        found: String,
+    },
 }
 
 impl From<CodecError> for ActionError {
@@ -74,6 +82,15 @@ pub fn request_to_action(req: &Request) -> Result<Action, CodecError> {
         },
         Command::ProjectStats => Action::ProjectStats {
             project: required(&req.proj_name, "project stats", "project name", "proj_name")?,
+            json: match req.eng_cmd.as_deref() {
+                None => false,
+                Some("json") => true,
+                Some(other) => {
+                    return Err(CodecError::StatsFormat {
+                        found: other.to_string(),
+                    });
+                }
+            },
         },
         Command::EngineCmd => Action::EngineCmd {
             project: required(&req.proj_name, "engine", "project name", "proj_name")?,
@@ -210,6 +227,35 @@ mod tests {
             assert_eq!(err.result, OptResult::Inval, "{frame}");
             assert_eq!(err.detail, detail, "{frame}");
         }
+    }
+
+    #[test]
+    fn project_stats_takes_json_or_nothing_in_eng_cmd() {
+        let stats = |eng_cmd: &str| {
+            request_to_action(&req(&format!(
+                "proj_name p file_name - cmd 6 eng_name - eng_cmd {eng_cmd} task_name -"
+            )))
+        };
+        assert_eq!(
+            stats("-"),
+            Ok(Action::ProjectStats {
+                project: "p".into(),
+                json: false
+            })
+        );
+        assert_eq!(
+            stats("json"),
+            Ok(Action::ProjectStats {
+                project: "p".into(),
+                json: true
+            })
+        );
+        let e: ActionError = stats("yaml").expect_err("yaml").into();
+        assert_eq!(e.result, OptResult::Inval);
+        assert_eq!(
+            e.detail,
+            "project stats: unknown output format `yaml` (field `eng_cmd`), expected `json` or `-`"
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl ActionHandler for EchoHandler {
             Action::EngineCmd { project, .. } => Ok(Reply {
                 output: format!("engine {project}\n"),
             }),
-            Action::ProjectStats { project } => Ok(Reply {
+            Action::ProjectStats { project, .. } => Ok(Reply {
                 output: format!("stats {project}\n"),
             }),
         }
