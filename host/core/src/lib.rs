@@ -14,6 +14,7 @@ pub mod engine;
 mod model;
 pub mod plugin;
 mod round_cost;
+pub mod runtime;
 mod scheduler;
 
 pub use action::{Action, ActionError, ActionHandler, Reply};
