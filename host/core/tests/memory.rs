@@ -20,12 +20,12 @@ use std::fmt::Write as _;
 
 const N: usize = 10_000;
 
-/// Resident memory above the idle figure allowed after the deletes. The issue asks for
-/// 2 MiB; measured here (debug build, 2-core machine, 2026-12-05) 3.3-4.2 MiB stay after
-/// most cycles and up to 7.1 MiB after some, though the heap in use is back to its idle
-/// figure: pages the allocator cannot return because a few live bytes sit in them, and the
-/// touched stacks of the runtime's blocking threads. Before this test's fixes: 19-23 MiB
-/// (2.5 MiB of it a list's capacity), which this bound still catches.
+/// Resident memory above the idle figure allowed after the deletes: the issue's 2 MiB.
+/// Measured here (debug build, 2-core machine, 2026-12-06): 0.7-1.7 MiB, alone or beside
+/// other test binaries; what stays is the blocking threads' stacks and malloc caches and
+/// arena pages that hold a few live bytes. Without the fixed malloc thresholds: 3.1-3.9
+/// MiB; with tokio's unbounded blocking pool on a busy machine: up to 2.9 MiB (21
+/// threads); before any fix: 19-23 MiB.
 const RSS_SLACK_KB: u64 = 2 << 10;
 
 /// Bytes the program holds from the allocator now (the allocator may keep more).
