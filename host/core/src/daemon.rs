@@ -362,7 +362,6 @@ impl DaemonHandle {
             state.shrink();
         }
         self.finish(after).await;
-        crate::alloc::release_free_memory();
         match last {
             None => Ok(Reply::empty()),
             Some(err) => Err(err),
@@ -623,38 +622,58 @@ fn counted<'a>(kind: &str, names: impl ExactSizeIterator<Item = &'a str>) -> Str
     format!("{n} {kind}{plural} ({}{more})", shown.join(", "))
 }
 
+impl DaemonHandle {
+    /// `obj add -f FILE`: reads and checks the file, then adds it.
+    async fn obj_add(&self, file: &str) -> Result<Reply, ActionError> {
+        let parsed = etmem_config::load_for_add(file)
+            .map_err(|e| ActionError::new(e.result(), e.to_string()))?;
+        let reply = self.add_config(&parsed).await?;
+        tracing::info!(
+            "obj add `{file}` ({}): added {}, {}, {}",
+            parsed.path.display(),
+            counted("project", parsed.projects.iter().map(|p| p.name.as_str())),
+            counted("engine", parsed.engines.iter().map(|e| e.name())),
+            counted("task", parsed.tasks.iter().map(|t| t.name.as_str())),
+        );
+        Ok(reply)
+    }
+
+    /// `obj del -f FILE`: reads the names in the file, then deletes those objects.
+    async fn obj_del(&self, file: &str) -> Result<Reply, ActionError> {
+        let ids = etmem_config::load_for_del(file)
+            .map_err(|e| ActionError::new(e.result(), e.to_string()))?;
+        let targets = DelTargets {
+            projects: ids.projects,
+            engines: ids.engines,
+            tasks: ids.tasks,
+        };
+        let reply = self.del_objects(&targets).await?;
+        tracing::info!(
+            "obj del `{file}`: deleted {}, {}, {}",
+            counted("project", targets.projects.iter().map(String::as_str)),
+            counted("engine", targets.engines.iter().map(|(_, e)| e.as_str())),
+            counted("task", targets.tasks.iter().map(|(_, _, t)| t.as_str())),
+        );
+        Ok(reply)
+    }
+}
+
 impl ActionHandler for DaemonHandle {
     async fn handle(&self, action: Action) -> Result<Reply, ActionError> {
         match action {
+            // A large file leaves much freed memory behind (its text, its parsed sections,
+            // the deleted objects): it is given back to the kernel once all of it is free,
+            // the file's own values included (freed after a trim, they would stay resident
+            // until the next one).
             Action::ObjAdd { file } => {
-                let parsed = etmem_config::load_for_add(&file)
-                    .map_err(|e| ActionError::new(e.result(), e.to_string()))?;
-                let reply = self.add_config(&parsed).await?;
-                tracing::info!(
-                    "obj add `{file}` ({}): added {}, {}, {}",
-                    parsed.path.display(),
-                    counted("project", parsed.projects.iter().map(|p| p.name.as_str())),
-                    counted("engine", parsed.engines.iter().map(|e| e.name())),
-                    counted("task", parsed.tasks.iter().map(|t| t.name.as_str())),
-                );
-                Ok(reply)
+                let r = self.obj_add(&file).await;
+                crate::alloc::release_free_memory();
+                r
             }
             Action::ObjDel { file } => {
-                let ids = etmem_config::load_for_del(&file)
-                    .map_err(|e| ActionError::new(e.result(), e.to_string()))?;
-                let targets = DelTargets {
-                    projects: ids.projects,
-                    engines: ids.engines,
-                    tasks: ids.tasks,
-                };
-                let reply = self.del_objects(&targets).await?;
-                tracing::info!(
-                    "obj del `{file}`: deleted {}, {}, {}",
-                    counted("project", targets.projects.iter().map(String::as_str)),
-                    counted("engine", targets.engines.iter().map(|(_, e)| e.as_str())),
-                    counted("task", targets.tasks.iter().map(|(_, _, t)| t.as_str())),
-                );
-                Ok(reply)
+                let r = self.obj_del(&file).await;
+                crate::alloc::release_free_memory();
+                r
             }
             Action::ProjectStart { project } => self.start_project(&project).await,
             Action::ProjectStop { project } => self.stop_project(&project).await,

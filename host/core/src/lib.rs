@@ -16,6 +16,7 @@ pub use model::TaskStats;
 pub mod plugin;
 mod round_cost;
 pub use round_cost::Moved;
+pub mod runtime;
 mod scheduler;
 
 pub use action::{Action, ActionError, ActionHandler, Reply};

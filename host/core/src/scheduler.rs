@@ -586,6 +586,11 @@ pub(crate) fn spawn_task_rounds(env: RoundEnv, task: Arc<TaskInfo>) -> JoinHandl
             round += 1;
             let mut res = scan_tasks(&env, &mut scanner).await;
             let Some(Some((procs, scans, cost))) = res.pop() else {
+                // no round this time: the task has no current process and no scan (as in
+                // the per-engine worker), so the host lets go of the last round's
+                // processes, whose handles (pidfds) would otherwise stay open for as long
+                // as the rounds are skipped
+                publish(&env, &task, Vec::new(), Vec::new());
                 continue;
             };
             publish(&env, &task, procs, scans.clone());

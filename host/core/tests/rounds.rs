@@ -139,6 +139,58 @@ async fn a_vanished_process_skips_the_round() {
     assert_eq!(rec.rounds().len(), 1, "rounds ran on a vanished pid");
 }
 
+/// A per-task task whose process has left lets go of it at its next (skipped) round: the
+/// host no longer offers that process's scans, nor keeps its handle (on the live kernel, a
+/// pidfd: before, the last handle stayed open for as long as the task's rounds were
+/// skipped, which is the extra pidfd of the lab's churn scenario).
+#[tokio::test(start_paused = true)]
+async fn a_vanished_process_leaves_the_tasks_view_at_its_next_round() {
+    let (m, rec, d) = daemon_up();
+    add(
+        &d,
+        p_1_5_1(vec![
+            slide_task("p", "gone", pid("100"), 1),
+            slide_task("p", "stays", pid("200"), 1),
+        ]),
+    )
+    .await;
+    *rec.peek.lock().expect("lock") = vec!["gone".into()];
+    // both tasks plan at 7 s, then every 6 s (interval 5, one sleep of 1)
+    start_and_wait(&d, &rec, "p", 8).await;
+    let gone_scan = |r: &RoundRec| match &r.peeked[..] {
+        [(t, Ok(pages))] if t == "gone" => pages.clone(),
+        other => panic!("peeked {other:?}"),
+    };
+    let first = rec.rounds();
+    let own = first
+        .iter()
+        .find(|r| r.task == "gone")
+        .expect("a round of `gone`");
+    assert_eq!(own.pids, vec![100, 101], "pid 100 and its child");
+    assert!(!gone_scan(own).is_empty(), "{own:?}");
+    m.fake.remove_process(100).expect("rm");
+    // `gone`'s next round (12 s) is skipped; `stays` plans at 13, 19 and 25 s
+    secs(20).await;
+    let later: Vec<RoundRec> = rec
+        .rounds()
+        .into_iter()
+        .filter(|r| r.decided > 12.0)
+        .collect();
+    assert!(
+        later.iter().all(|r| r.task == "stays"),
+        "rounds ran on a vanished pid: {later:?}"
+    );
+    assert_eq!(later.len(), 3, "{later:?}");
+    for r in &later {
+        assert_eq!(
+            gone_scan(r),
+            Vec::new(),
+            "at {} s the host still offers the scans of pid 100, which left at 8 s",
+            r.decided
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn cslide_worker_scans_working_tasks_and_stops_with_them() {
     let (_m, rec, d) = daemon_up();

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    etmem_host::alloc::limit_arenas();
+    etmem_host::alloc::configure();
     let parse = cli::parse_args(&argv);
     let systemd_mode = matches!(&parse.outcome, Outcome::Run(o) if o.systemd);
     logging::init(parse.log_level, !systemd_mode);
@@ -66,6 +66,7 @@ fn main() -> ExitCode {
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(etmem_host::runtime::max_blocking_threads())
         .build()
     {
         Ok(rt) => rt,

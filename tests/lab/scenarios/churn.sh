@@ -14,7 +14,8 @@
 #   now holding its pid would swap the decoy's pages, which each child reports before it
 #   exits.
 # Pass: etmemd answers `project show` all along and is up at the end; its RSS and open fds
-# at the end within 10 % of those after its first rounds; no decoy page ever in swap while
+# at the end within 10 % of those after its first rounds, and every pidfd it holds at the
+# end refers to the long-lived process (fdinfo `Pid:`), the only target left; no decoy page ever in swap while
 # decoys did get pids of flips gone moments before (the hazard happened); some flips had
 # pages swapped (etmemd acted on short-lived targets); the long-lived process's cold region
 # >= 99 % in swap, its hot one <= 0.1 %, at most 0.1 % of its hot pages read back.
@@ -51,6 +52,14 @@ rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null; }
 nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 # fd_targets PID: what PID's fds point at, one per line, sorted.
 fd_targets() { for f in /proc/"$1"/fd/*; do readlink "$f"; done 2>/dev/null | sort; }
+# pidfd_pids PID: the pid each of PID's pidfds refers to (fdinfo `Pid:`; -1 once that
+# process has exited), sorted, comma-joined.
+pidfd_pids() {
+    for f in /proc/"$1"/fd/*; do
+        [ "$(readlink "$f")" = "anon_inode:[pidfd]" ] || continue
+        awk '$1 == "Pid:" { print $2 }' "/proc/$1/fdinfo/${f##*/}"
+    done 2>/dev/null | sort -n | tr '\n' , | sed 's/,$//'
+}
 # added A B: the lines of B beyond those of A (counted), comma-joined.
 added() {
     echo "$1" | awk -v b="$2" 'NF { n[$0]++ } END {
@@ -118,6 +127,7 @@ flt0=$(majflt "$WL_PID")
 out=$(etmem project start -n churn -s "$SOCK" 2>&1) || fail reason=project-start "out=\"$(echo $out)\""
 wait_plans long 2 120 || fail reason=no-first-rounds
 rss0=$(rss_kb "$ED_PID"); fds0=$(nfds "$ED_PID"); fdt0=$(fd_targets "$ED_PID")
+pidfds0=$(pidfd_pids "$ED_PID")
 
 echo "$PID_MAX" >/proc/sys/kernel/pid_max || fail reason=pid_max
 etmem-lab churn --secs "$SECS" --per-min "$PER_MIN" --report "$REP" >/tmp/churn.out 2>/tmp/churn.err &
@@ -140,6 +150,7 @@ wait_plans long $((n + 2)) 60 || fail reason=no-rounds-after-churn $churn
 kill -0 "$ED_PID" 2>/dev/null || fail reason=etmemd-died $churn
 etmem project show -s "$SOCK" >/dev/null 2>&1 || fail reason=no-show-after $churn
 rss1=$(rss_kb "$ED_PID"); fds1=$(nfds "$ED_PID"); fdt1=$(fd_targets "$ED_PID")
+pidfds1=$(pidfd_pids "$ED_PID")
 fds_added=$(added "$fdt0" "$fdt1" | tr -c 'A-Za-z0-9_.,:/[]\n-' _)
 cold_sw=$(lab_smaps_kb "$WL_PID" "$cold_start" Swap)
 hot_sw=$(lab_smaps_kb "$WL_PID" "$hot_start" Swap)
@@ -152,7 +163,7 @@ etmem project stop -n churn -s "$SOCK" >/dev/null 2>&1
 cleanup_all
 
 num() { echo "$churn" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-res="$churn sp_rc=$sp_rc long_pid=$WL_PID etmemd_rss_kb=$rss0,$rss1 etmemd_fds=$fds0,$fds1 etmemd_fds_added=$fds_added shows=$shows show_failed=$show_failed"
+res="$churn sp_rc=$sp_rc long_pid=$WL_PID etmemd_rss_kb=$rss0,$rss1 etmemd_fds=$fds0,$fds1 etmemd_fds_added=$fds_added etmemd_pidfds=${pidfds0:-none}/${pidfds1:-none} shows=$shows show_failed=$show_failed"
 res="$res long_plans=$(plans long) flip_plans=$flip_plans flip_rounds_skipped=$skipped targets_left=$left panics=$panics"
 res="$res cold_kb=$cold_kb cold_swap_kb=$cold_sw hot_swap_kb=$hot_sw hot_refaults=$hot_refaults"
 [ "$sp_rc" = 0 ] || lab_fail reason=spawner $res
@@ -160,6 +171,12 @@ res="$res cold_kb=$cold_kb cold_swap_kb=$cold_sw hot_swap_kb=$hot_sw hot_refault
 [ "$show_failed" = 0 ] || lab_fail reason=show-failed $res
 [ $((rss1 * 10)) -le $((rss0 * 11)) ] || lab_fail reason=rss-grew $res
 [ $((fds1 * 10)) -le $((fds0 * 11)) ] || lab_fail reason=fds-grew $res
+# after the churn only the long-lived wlchurn is a target: every pidfd etmemd still holds
+# must refer to it (not to an exited process, -1, nor to another one)
+[ -n "$pidfds1" ] || lab_fail reason=no-pidfd-for-long $res
+for p in $(echo "$pidfds1" | tr , ' '); do
+    [ "$p" = "$WL_PID" ] || lab_fail reason=pidfd-of-another-process $res
+done
 [ "$(num decoy_on_flip_pid)" -gt 0 ] || lab_fail reason=no-pid-reuse $res
 [ "$(num flip_swapped)" -gt 0 ] || lab_fail reason=no-flip-swapped $res
 [ "$left" -gt 0 ] || lab_fail reason=no-target-left $res
