@@ -1,8 +1,9 @@
 #!/bin/sh
 # dry-run: `dry_run=yes` in [project] shows what slide would move, and a real run of the
 # same project then moves that much. Hot and cold pages interleaved in ONE anonymous
-# mapping (DRY_ARGS, default 64 MiB with 64 KiB hot chunks every 256 KiB, written every
-# 100 ms; the rest of the workload's memory locked, so only that mapping can swap).
+# mapping (DRY_SIZE, default 64M, with DRY_HOT_BLOCK hot bytes, default 64K, every
+# DRY_STRIDE, default 256K, from DRY_HOT_OFFSET, default 0; written every 100 ms; the rest
+# of the workload's memory locked, so only that mapping can swap).
 # 1. Dry run: workload A, slide (loop=2, interval=1, sleep=1, T=1) with dry_run=yes for
 #    DRY_ROUNDS rounds: A's VmSwap stays 0, and `etmem project stats -o json` reports
 #    the last round's would-move bytes.
@@ -22,7 +23,7 @@ CONF=/tmp/dry-run.conf
 LOG=/tmp/dry-run-etmemd.log
 L=/tmp/dry-layout.json
 ED_PID=""
-ARGS=${DRY_ARGS:---mixed 64M --hot-block 64K --stride 256K}
+ARGS="--mixed ${DRY_SIZE:-64M} --hot-block ${DRY_HOT_BLOCK:-64K} --stride ${DRY_STRIDE:-256K} --hot-offset ${DRY_HOT_OFFSET:-0}"
 ROUNDS=${DRY_ROUNDS:-4}
 
 cleanup_all() {
