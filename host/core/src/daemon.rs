@@ -453,6 +453,32 @@ impl DaemonHandle {
         Ok(out)
     }
 
+    /// The statistics of every project, in `project show` order: `(project, started,
+    /// dry_run, tasks)` with the tasks as [`stats`](DaemonHandle::stats) gives them.
+    pub fn all_stats(&self) -> Vec<ProjectStats> {
+        let names: Vec<(String, bool, bool)> = {
+            let state = self.lock();
+            state
+                .projects
+                .iter()
+                .map(|p| (p.conf.name.clone(), p.started, p.conf.dry_run))
+                .collect()
+        };
+        names
+            .into_iter()
+            .filter_map(|(project, started, dry_run)| {
+                // a project deleted meanwhile is left out
+                let tasks = self.stats(&project).ok()?;
+                Some(ProjectStats {
+                    project,
+                    started,
+                    dry_run,
+                    tasks,
+                })
+            })
+            .collect()
+    }
+
     /// The task `task` of `engine` in `project` as the core holds it (after add-time checks:
     /// clamped `max_threads`, pid fixed at add for per-engine engines), for diagnostics and
     /// tests; engines do not see these host-side values.
@@ -540,6 +566,109 @@ impl DaemonHandle {
         }
         self.finish(after).await;
     }
+}
+
+/// One project's statistics, for [`metrics_text`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectStats {
+    /// project name
+    pub project: String,
+    /// `project start`ed
+    pub started: bool,
+    /// `dry_run=yes`
+    pub dry_run: bool,
+    /// `(engine, task, statistics)`
+    pub tasks: Vec<(String, String, TaskStats)>,
+}
+
+/// A label value in Prometheus' text format: `\`, `"` and newlines escaped.
+fn prom_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The statistics of every project in Prometheus' text exposition format (for
+/// node_exporter's textfile collector: `ETMEMD_METRICS_FILE`, see etmemd).
+pub fn metrics_text(projects: &[ProjectStats]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut family =
+        |name: &str, kind: &str, help: &str, rows: &mut dyn Iterator<Item = (String, u64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, v) in rows {
+                let _ = writeln!(out, "{name}{{{labels}}} {v}");
+            }
+        };
+    let proj = |p: &ProjectStats| format!("project=\"{}\"", prom_label(&p.project));
+    family(
+        "etmem_project_started",
+        "gauge",
+        "1 while the project is started.",
+        &mut projects.iter().map(|p| {
+            (
+                format!("{},dry_run=\"{}\"", proj(p), p.dry_run),
+                u64::from(p.started),
+            )
+        }),
+    );
+    let task_rows = || {
+        projects.iter().flat_map(move |p| {
+            p.tasks.iter().map(move |(e, t, s)| {
+                (
+                    format!(
+                        "{},engine=\"{}\",task=\"{}\"",
+                        proj(p),
+                        prom_label(e),
+                        prom_label(t)
+                    ),
+                    s,
+                )
+            })
+        })
+    };
+    family(
+        "etmem_task_rounds_total",
+        "counter",
+        "Rounds the task's engine planned.",
+        &mut task_rows().map(|(l, s)| (l, s.rounds)),
+    );
+    family(
+        "etmem_task_swapped_bytes_total",
+        "counter",
+        "Bytes the task's actions swapped out (in a dry run: would have).",
+        &mut task_rows().map(|(l, s)| {
+            (
+                format!("{l},dry_run=\"{}\"", s.total.dry_run),
+                s.total.swap_bytes,
+            )
+        }),
+    );
+    family(
+        "etmem_task_migrated_bytes_total",
+        "counter",
+        "Bytes the task's actions migrated, per destination node (in a dry run: would have).",
+        &mut task_rows().flat_map(|(l, s)| {
+            s.total
+                .migrate_bytes
+                .iter()
+                .map(move |(node, b)| {
+                    (
+                        format!("{l},node=\"{node}\",dry_run=\"{}\"", s.total.dry_run),
+                        *b,
+                    )
+                })
+                .collect::<Vec<_>>()
+        }),
+    );
+    family(
+        "etmem_task_last_round_failed",
+        "gauge",
+        "1 when the task's last plan failed (etmem project stats says why).",
+        &mut task_rows().map(|(l, s)| (l, u64::from(s.last_error.is_some()))),
+    );
+    out
 }
 
 /// The text of `etmem project stats`: one line per task of `project`.

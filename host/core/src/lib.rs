@@ -20,7 +20,10 @@ pub mod runtime;
 mod scheduler;
 
 pub use action::{Action, ActionError, ActionHandler, Reply};
-pub use daemon::{Daemon, DaemonHandle, DaemonOptions, DelTargets, stats_json, stats_text};
+pub use daemon::{
+    Daemon, DaemonHandle, DaemonOptions, DelTargets, ProjectStats, metrics_text, stats_json,
+    stats_text,
+};
 pub use engine::{
     BuiltinFactory, EngineError, EngineRegistry, ScanParams, Scheduling, TaskInfo, engine_params,
     task_params,

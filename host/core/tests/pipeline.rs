@@ -161,6 +161,24 @@ async fn a_dry_run_moves_nothing_and_reports_what_a_real_run_then_moves() {
          \"total\":{\"dry_run\":true,\"swap_bytes\":16384,\"migrate_bytes\":{}},\
          \"last_error\":null}]}\n"
     );
+    let metrics = etmem_host::metrics_text(&[etmem_host::ProjectStats {
+        project: "p\"q".into(),
+        started: true,
+        dry_run: true,
+        tasks: dry.clone(),
+    }]);
+    for line in [
+        "etmem_project_started{project=\"p\\\"q\",dry_run=\"true\"} 1",
+        "etmem_task_rounds_total{project=\"p\\\"q\",engine=\"slide\",task=\"t\"} 1",
+        "etmem_task_swapped_bytes_total{project=\"p\\\"q\",engine=\"slide\",task=\"t\",dry_run=\"true\"} 16384",
+        "etmem_task_last_round_failed{project=\"p\\\"q\",engine=\"slide\",task=\"t\"} 0",
+        "# TYPE etmem_task_migrated_bytes_total counter",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
     let r = &real[0].2;
     assert!(!r.last.dry_run);
     assert_eq!(

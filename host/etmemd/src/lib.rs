@@ -8,5 +8,6 @@
 pub mod cli;
 pub mod codec;
 pub mod logging;
+pub mod metrics;
 pub mod server;
 pub mod systemd;

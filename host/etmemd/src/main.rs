@@ -115,6 +115,19 @@ async fn run(opts: Options, notifier: Option<systemd::ReadyNotifier>) -> ExitCod
 
     let kernel = Arc::new(etmem_kernel::LinuxKernel::default());
     let daemon = etmem_host::Daemon::start(kernel.clone(), engine_registry());
+    match etmemd::metrics::MetricsConfig::from_env() {
+        Ok(Some(config)) => {
+            tracing::info!(
+                "writing metrics to {} every {:?}",
+                config.path.display(),
+                config.interval
+            );
+            tokio::spawn(etmemd::metrics::export(daemon.clone(), config));
+        }
+        Ok(None) => {}
+        // a bad setting of an optional export: said at error, and etmemd serves without it
+        Err(e) => tracing::error!("{e}; no metrics file is written"),
+    }
     let shutdown = async {
         let signo = tokio::select! {
             _ = sigint.recv() => libc::SIGINT,

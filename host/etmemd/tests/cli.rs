@@ -2,6 +2,7 @@
 //! stderr and exit statuses; bind failure; SIGTERM/SIGINT/SIGPIPE; `-m` start-up.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -433,4 +434,47 @@ fn the_binary_serves_the_daemon_core() {
     assert_eq!(reply.last(), Some(&0xFE));
     let (status, _, _) = d.stop_with(libc::SIGTERM);
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn the_metrics_file_is_written_only_when_asked_and_a_bad_setting_does_not_stop_etmemd() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("etmemd.prom");
+    let start = |tag: &str, path: &str| {
+        let name = unique_name(tag);
+        let child = Command::new(BIN)
+            .args(["-s", name.as_str()])
+            .env("ETMEMD_METRICS_FILE", path)
+            .env("ETMEMD_METRICS_INTERVAL", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn etmemd");
+        wait_listening(&name);
+        Daemon { child, name }
+    };
+    let d = start("metrics", file.to_str().expect("utf-8"));
+    let t0 = Instant::now();
+    while !file.exists() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&file).expect("metrics file written");
+    for family in [
+        "# TYPE etmem_project_started gauge",
+        "# TYPE etmem_task_rounds_total counter",
+        "# TYPE etmem_task_swapped_bytes_total counter",
+        "# TYPE etmem_task_migrated_bytes_total counter",
+        "# TYPE etmem_task_last_round_failed gauge",
+    ] {
+        assert!(text.contains(family), "{family} missing from:\n{text}");
+    }
+    let (status, _, _) = d.stop_with(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0));
+    // a relative path is refused (logged) and etmemd serves as usual
+    let d = start("metrics-bad", "etmemd.prom");
+    assert!(listening(&d.name));
+    let (status, _, _) = d.stop_with(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0));
+    assert!(!Path::new("etmemd.prom").exists());
 }
