@@ -37,6 +37,12 @@ pub enum Action {
         /// project name; `None` lists every project
         project: Option<String>,
     },
+    /// `etmem project show [-n NAME] -o json` (our addition): the same as JSON, with the
+    /// project's state; a named project that does not exist is an error.
+    ProjectShowJson {
+        /// project name; `None` lists every project
+        project: Option<String>,
+    },
     /// `etmem project stats -n NAME` (our addition): what the rounds of each task did.
     ProjectStats {
         /// project name

@@ -807,6 +807,9 @@ impl ActionHandler for DaemonHandle {
             Action::ProjectStart { project } => self.start_project(&project).await,
             Action::ProjectStop { project } => self.stop_project(&project).await,
             Action::ProjectShow { project } => Ok(self.show(project.as_deref())),
+            Action::ProjectShowJson { project } => Ok(Reply {
+                output: show::show_json(&self.lock(), project.as_deref())?,
+            }),
             Action::ProjectStats { project, json } => {
                 let stats = self.stats(&project)?;
                 Ok(Reply {

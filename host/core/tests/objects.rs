@@ -526,3 +526,32 @@ async fn obj_add_and_del_of_real_files_through_actions() {
     assert_eq!(e.result, OptResult::ProNoExist);
     assert_eq!(e.detail, "project `db` does not exist");
 }
+
+#[tokio::test(start_paused = true)]
+async fn show_as_json_lists_the_same_tasks_and_refuses_a_missing_project() {
+    let (_m, _rec, d) = daemon_up();
+    add(&d, base()).await;
+    let json = |project: Option<&str>| {
+        let d = d.clone();
+        let project = project.map(str::to_string);
+        async move { d.handle(Action::ProjectShowJson { project }).await }
+    };
+    let all = json(None).await.expect("json").output;
+    assert_eq!(
+        all,
+        "{\"projects\":[{\"name\":\"p\",\"started\":false,\"dry_run\":false,\"tracker\":null,\
+         \"tasks\":[{\"number\":1,\"type\":\"pid\",\"value\":\"100\",\"name\":\"t\",\
+         \"engine\":\"slide\",\"started\":false}]}]}\n"
+    );
+    assert_eq!(json(Some("p")).await.expect("json").output, all);
+    assert!(
+        show_all(&d).await.contains("t "),
+        "the text form is unchanged"
+    );
+    let e = json(Some("nope")).await.expect_err("missing");
+    assert_failure(
+        &e,
+        OptResult::ProNoExist,
+        &["project `nope` does not exist"],
+    );
+}

@@ -314,8 +314,9 @@ fn parse_project(sub: &[String]) -> Result<Invocation, CmdFailure> {
             ));
         }
     };
-    // `project stats` (ours) also takes `-o|--output text|json`; the others keep C's options
-    let (short, longs) = if cmd == Command::ProjectStats {
+    // `project stats` (ours) and `project show` also take `-o|--output text|json`; start and
+    // stop keep C's options
+    let (short, longs) = if matches!(cmd, Command::ProjectStats | Command::ProjectShow) {
         (
             "n:s:o:",
             vec![long("name", 'n'), long("socket", 's'), long("output", 'o')],
@@ -342,17 +343,26 @@ fn parse_project(sub: &[String]) -> Result<Invocation, CmdFailure> {
             &["project name must be given, please check"],
         ));
     }
-    let mut request = Request::new(cmd);
-    request.proj_name = values.name;
-    match values.output.as_deref() {
-        None | Some("text") => {}
-        Some("json") => request.eng_cmd = Some("json".to_string()),
+    let json = match values.output.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
         Some(other) => {
             return Err(CmdFailure::new(
                 -EINVAL,
                 &[&format!("output must be text or json, found {other}")],
             ));
         }
+    };
+    // JSON: `project show` becomes our command 7 (a C etmemd refuses it rather than print
+    // its table), `project stats` says so in its `eng_cmd`
+    let cmd = match cmd {
+        Command::ProjectShow if json => Command::ProjectShowJson,
+        other => other,
+    };
+    let mut request = Request::new(cmd);
+    request.proj_name = values.name;
+    if json && cmd == Command::ProjectStats {
+        request.eng_cmd = Some("json".to_string());
     }
     Ok(Invocation {
         object: Object::Project,
@@ -481,9 +491,15 @@ mod tests {
             "{}",
             bad.stdout
         );
-        // C's commands keep C's options
+        // show takes it too (our command 7); start and stop keep C's options
+        let show = run("project show -s sock -o json");
         assert_eq!(
-            finish("project show -s sock -o json").status,
+            (show.request.cmd, show.request.proj_name.as_deref()),
+            (7, None)
+        );
+        assert_eq!(run("project show -n p -s sock -o text").request.cmd, 4);
+        assert_eq!(
+            finish("project start -n p -s sock -o json").status,
             exit_status(-EINVAL)
         );
         let f = finish("project stats -s sock");

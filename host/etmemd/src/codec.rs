@@ -15,7 +15,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CodecError {
     /// `cmd` is a number no command has.
-    #[error("request: unknown command number {cmd}, expected 0..=6")]
+    #[error("request: unknown command number {cmd}, expected 0..=7")]
     UnknownCommand {
         /// the number received
         cmd: i64,
@@ -78,6 +78,9 @@ pub fn request_to_action(req: &Request) -> Result<Action, CodecError> {
             project: required(&req.proj_name, "project stop", "project name", "proj_name")?,
         },
         Command::ProjectShow => Action::ProjectShow {
+            project: req.proj_name.clone(),
+        },
+        Command::ProjectShowJson => Action::ProjectShowJson {
             project: req.proj_name.clone(),
         },
         Command::ProjectStats => Action::ProjectStats {
@@ -262,8 +265,8 @@ mod tests {
     fn unknown_command_is_inval() {
         for (frame, n) in [
             (
-                "proj_name p file_name - cmd 7 eng_name - eng_cmd - task_name -",
-                7,
+                "proj_name p file_name - cmd 8 eng_name - eng_cmd - task_name -",
+                8,
             ),
             (
                 "proj_name p file_name - cmd 99999 eng_name - eng_cmd - task_name -",
@@ -274,7 +277,7 @@ mod tests {
             assert_eq!(e, CodecError::UnknownCommand { cmd: n });
             let reply = encode_result(&Err(e.into()));
             let mut expected = format!(
-                "error: invalid parameters\nrequest: unknown command number {n}, expected 0..=6"
+                "error: invalid parameters\nrequest: unknown command number {n}, expected 0..=7"
             )
             .into_bytes();
             expected.push(0xFE);

@@ -43,6 +43,9 @@ impl ActionHandler for EchoHandler {
             Action::EngineCmd { project, .. } => Ok(Reply {
                 output: format!("engine {project}\n"),
             }),
+            Action::ProjectShowJson { .. } => Ok(Reply {
+                output: "{}\n".to_string(),
+            }),
             Action::ProjectStats { project, .. } => Ok(Reply {
                 output: format!("stats {project}\n"),
             }),
@@ -156,7 +159,7 @@ async fn reply_bytes_are_output_text_detail_tag() {
         );
         assert_eq!(
             exchange(&n, &frame("p1", 17)),
-            b"error: invalid parameters\nrequest: unknown command number 17, expected 0..=6\xfe"
+            b"error: invalid parameters\nrequest: unknown command number 17, expected 0..=7\xfe"
         );
     })
     .await;

@@ -28,6 +28,9 @@ pub enum Command {
     /// `etmem project stats` (6): an etmem-rs request; a C etmemd answers it as an unknown
     /// command (`error: invalid parameters`).
     ProjectStats,
+    /// `etmem project show -o json` (7): an etmem-rs request, refused by a C etmemd as
+    /// invalid parameters.
+    ProjectShowJson,
 }
 
 impl Command {
@@ -41,6 +44,7 @@ impl Command {
             Command::ProjectShow => 4,
             Command::EngineCmd => 5,
             Command::ProjectStats => 6,
+            Command::ProjectShowJson => 7,
         }
     }
 
@@ -55,6 +59,7 @@ impl Command {
             4 => Command::ProjectShow,
             5 => Command::EngineCmd,
             6 => Command::ProjectStats,
+            7 => Command::ProjectShowJson,
             _ => return None,
         })
     }
