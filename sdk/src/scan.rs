@@ -65,6 +65,73 @@ pub struct ScanResult {
     pages: usize,
 }
 
+/// The general pass of [`ScanResult::from_column_vecs`]: checks every run (the first bad one
+/// is the error, naming it) and merges runs that can be one, in place; returns the pages.
+fn merge_in_place(
+    pid: Pid,
+    addrs: &mut Vec<u64>,
+    lens: &mut Vec<u32>,
+    counts: &mut Vec<u8>,
+    sizes: &mut Vec<u8>,
+) -> Result<usize, EngineError> {
+    let n = addrs.len();
+    let mut pages = 0usize;
+    // the run kept last: (index in the output, its end, its size's bytes)
+    let mut last: Option<(usize, u64, u64)> = None;
+    let mut kept = 0usize;
+    for i in 0..n {
+        let (addr, len, count, code) = (addrs[i], lens[i], counts[i], sizes[i]);
+        let Some(size) = PageSize::from_code(code) else {
+            return Err(EngineError::failed(format!(
+                "scan of pid {pid}: unknown page size code {code}"
+            )));
+        };
+        if len == 0 {
+            return Err(EngineError::failed(format!(
+                "scan of pid {pid}: a run of 0 pages at {addr:#x}"
+            )));
+        }
+        let Some(end) = addr.checked_add(u64::from(len) * size.bytes()) else {
+            return Err(EngineError::failed(format!(
+                "scan of pid {pid}: {len} page(s) from {addr:#x} end past the address space"
+            )));
+        };
+        pages = pages.saturating_add(len as usize);
+        if let Some((j, last_end, last_bytes)) = last {
+            if addr < last_end {
+                return Err(EngineError::failed(format!(
+                    "scan of pid {pid}: address {addr:#x} follows {:#x}: not ascending",
+                    last_end - last_bytes
+                )));
+            }
+            if last_end == addr
+                && sizes[j] == code
+                && counts[j] == count
+                && let Some(sum) = lens[j].checked_add(len)
+            {
+                lens[j] = sum;
+                last = Some((j, end, last_bytes));
+                continue;
+            }
+        }
+        if kept != i {
+            addrs[kept] = addr;
+            lens[kept] = len;
+            counts[kept] = count;
+            sizes[kept] = code;
+        }
+        last = Some((kept, end, size.bytes()));
+        kept += 1;
+    }
+    if kept != n {
+        addrs.truncate(kept);
+        lens.truncate(kept);
+        counts.truncate(kept);
+        sizes.truncate(kept);
+    }
+    Ok(pages)
+}
+
 /// How many runs from the start of the columns are valid and canonical (each of at least
 /// one page, of a known size, inside the address space, after the previous one's end and
 /// not one that could merge with it), and their pages. The fast path of
@@ -230,73 +297,13 @@ impl ScanResult {
                 sizes.len()
             )));
         }
-        let (prefix, pages) = canonical_prefix(&addrs, &lens, &counts, &sizes);
-        if prefix == n {
-            return Ok(ScanResult {
-                pid,
-                passes,
-                addrs,
-                lens,
-                counts,
-                sizes,
-                pages: usize::try_from(pages).unwrap_or(usize::MAX),
-            });
-        }
-        // something to merge or to refuse: the general pass, from the start
-        let mut pages = 0usize;
-        // the run kept last: (index in the output, its end, its size's bytes)
-        let mut last: Option<(usize, u64, u64)> = None;
-        let mut kept = 0usize;
-        for i in 0..n {
-            let (addr, len, count, code) = (addrs[i], lens[i], counts[i], sizes[i]);
-            let Some(size) = PageSize::from_code(code) else {
-                return Err(EngineError::failed(format!(
-                    "scan of pid {pid}: unknown page size code {code}"
-                )));
-            };
-            if len == 0 {
-                return Err(EngineError::failed(format!(
-                    "scan of pid {pid}: a run of 0 pages at {addr:#x}"
-                )));
-            }
-            let Some(end) = addr.checked_add(u64::from(len) * size.bytes()) else {
-                return Err(EngineError::failed(format!(
-                    "scan of pid {pid}: {len} page(s) from {addr:#x} end past the address space"
-                )));
-            };
-            pages = pages.saturating_add(len as usize);
-            if let Some((j, last_end, last_bytes)) = last {
-                if addr < last_end {
-                    return Err(EngineError::failed(format!(
-                        "scan of pid {pid}: address {addr:#x} follows {:#x}: not ascending",
-                        last_end - last_bytes
-                    )));
-                }
-                if last_end == addr
-                    && sizes[j] == code
-                    && counts[j] == count
-                    && let Some(sum) = lens[j].checked_add(len)
-                {
-                    lens[j] = sum;
-                    last = Some((j, end, last_bytes));
-                    continue;
-                }
-            }
-            if kept != i {
-                addrs[kept] = addr;
-                lens[kept] = len;
-                counts[kept] = count;
-                sizes[kept] = code;
-            }
-            last = Some((kept, end, size.bytes()));
-            kept += 1;
-        }
-        if kept != n {
-            addrs.truncate(kept);
-            lens.truncate(kept);
-            counts.truncate(kept);
-            sizes.truncate(kept);
-        }
+        let (prefix, fast_pages) = canonical_prefix(&addrs, &lens, &counts, &sizes);
+        let pages = if prefix == n {
+            usize::try_from(fast_pages).unwrap_or(usize::MAX)
+        } else {
+            // something to merge or to refuse: the general pass, from the start
+            merge_in_place(pid, &mut addrs, &mut lens, &mut counts, &mut sizes)?
+        };
         Ok(ScanResult {
             pid,
             passes,

@@ -129,7 +129,8 @@ pub fn unique_socket(tag: &str) -> String {
     )
 }
 
-fn listening(name: &str) -> bool {
+/// True when an abstract unix socket `@name` is listening (per `/proc/net/unix`).
+pub fn listening(name: &str) -> bool {
     let want = format!("@{name}");
     std::fs::read_to_string("/proc/net/unix")
         .map(|t| {

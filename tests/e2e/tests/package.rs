@@ -14,7 +14,7 @@
 //! Needs root (as every end-to-end test: etmemd serves root only), `dpkg-deb` and
 //! `rpmbuild` (`scripts/package rpm` installs it when missing).
 
-use etmem_e2e::{Run, bin_dir, native_engine, unique_socket, workspace};
+use etmem_e2e::{Run, bin_dir, listening, native_engine, unique_socket, workspace};
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -258,16 +258,6 @@ impl Drop for Forked {
                 .status();
         }
     }
-}
-
-fn listening(name: &str) -> bool {
-    let want = format!("@{name}");
-    std::fs::read_to_string("/proc/net/unix")
-        .map(|t| {
-            t.lines()
-                .any(|l| l.split_whitespace().last() == Some(want.as_str()))
-        })
-        .unwrap_or(false)
 }
 
 #[test]
