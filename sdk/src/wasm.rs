@@ -20,7 +20,7 @@ pub use wit_bindgen;
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "etmem-engine",
         pub_export_macro: true,
         default_bindings_module: "etmem_sdk::wasm::bindings",
