@@ -91,10 +91,9 @@ impl Moved {
     }
 }
 
-impl std::fmt::Display for Moved {
-    /// `moved: swap out 12.0 MiB, node 1 3.5 MiB` (KiB under 1 MiB), or `dry run, would
-    /// move: ...`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Moved {
+    /// The amounts alone: `swap out 12.0 MiB, node 1 3.5 MiB` (KiB under 1 MiB).
+    pub fn amounts(&self) -> String {
         let size = |b: u64| {
             if b < 1 << 20 {
                 format!("{} KiB", b / 1024)
@@ -102,16 +101,23 @@ impl std::fmt::Display for Moved {
                 format!("{:.1} MiB", b as f64 / f64::from(1u32 << 20))
             }
         };
-        f.write_str(if self.dry_run {
-            "dry run, would move: "
-        } else {
-            "moved: "
-        })?;
-        write!(f, "swap out {}", size(self.swap_bytes))?;
+        let mut out = format!("swap out {}", size(self.swap_bytes));
         for (node, b) in &self.migrate_bytes {
-            write!(f, ", node {node} {}", size(*b))?;
+            out.push_str(&format!(", node {node} {}", size(*b)));
         }
-        Ok(())
+        out
+    }
+}
+
+impl std::fmt::Display for Moved {
+    /// `moved: ` and the [amounts](Moved::amounts), or `dry run, would move: ...`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.dry_run {
+            "dry run, would move"
+        } else {
+            "moved"
+        };
+        write!(f, "{what}: {}", self.amounts())
     }
 }
 

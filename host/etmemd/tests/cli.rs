@@ -112,11 +112,17 @@ struct Daemon {
 
 impl Daemon {
     fn start(tag: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(tag, extra, &[])
+    }
+
+    /// Like [`Daemon::start`], with `env` added to etmemd's environment.
+    fn start_with_env(tag: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let name = unique_name(tag);
         let mut args = extra.to_vec();
         args.extend(["-s", name.as_str()]);
         let child = Command::new(BIN)
             .args(&args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -441,18 +447,14 @@ fn the_metrics_file_is_written_only_when_asked_and_a_bad_setting_does_not_stop_e
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("etmemd.prom");
     let start = |tag: &str, path: &str| {
-        let name = unique_name(tag);
-        let child = Command::new(BIN)
-            .args(["-s", name.as_str()])
-            .env("ETMEMD_METRICS_FILE", path)
-            .env("ETMEMD_METRICS_INTERVAL", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn etmemd");
-        wait_listening(&name);
-        Daemon { child, name }
+        Daemon::start_with_env(
+            tag,
+            &[],
+            &[
+                ("ETMEMD_METRICS_FILE", path),
+                ("ETMEMD_METRICS_INTERVAL", "1"),
+            ],
+        )
     };
     let d = start("metrics", file.to_str().expect("utf-8"));
     let t0 = Instant::now();

@@ -218,6 +218,14 @@ fn obj_add(path: &std::path::Path) -> Vec<u8> {
     .into_bytes()
 }
 
+fn obj_del(path: &std::path::Path) -> Vec<u8> {
+    format!(
+        "proj_name - file_name {} cmd 1 eng_name - eng_cmd - task_name -",
+        path.display()
+    )
+    .into_bytes()
+}
+
 fn config_file(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
     let p = dir.join("conf.ini");
     std::fs::write(&p, text).expect("write config");
@@ -321,11 +329,7 @@ async fn obj_add_and_obj_del_say_at_info_what_they_did() {
         "{}",
         String::from_utf8_lossy(&reply)
     );
-    let del = format!(
-        "proj_name - file_name {} cmd 1 eng_name - eng_cmd - task_name -",
-        conf.display()
-    );
-    let reply = srv.request(del.into_bytes()).await;
+    let reply = srv.request(obj_del(&conf)).await;
     assert_eq!(
         reply.last(),
         Some(&0xFF),
