@@ -50,7 +50,7 @@ fn header(out: &mut String, i: usize) -> (bool, bool) {
     let (perms, dev, path) = KINDS[i % KINDS.len()];
     let start = 0x7f00_0000_0000u64 + (i as u64) * 0x40_0000;
     let end = start
-        + if i % 5 == 0 {
+        + if i.is_multiple_of(5) {
             0x20_0000
         } else {
             0x1000 * (1 + i as u64 % 64)
@@ -67,7 +67,10 @@ fn header(out: &mut String, i: usize) -> (bool, bool) {
     }
     out.push_str(&line);
     out.push('\n');
-    (perms.ends_with('p') && dev.ends_with(" 0"), i % 5 == 0)
+    (
+        perms.ends_with('p') && dev.ends_with(" 0"),
+        i.is_multiple_of(5),
+    )
 }
 
 /// A maps text of `n` VMAs.
