@@ -191,10 +191,8 @@ fn parse_header(line: &str) -> Option<Vma> {
 }
 
 /// The non-empty lines of `text` with their 1-based numbers. `text` is the whole file made
-/// UTF-8 once (`String::from_utf8_lossy`, borrowed when it already is): splitting a `str` on
-/// `'\n'` uses memchr, where splitting the bytes with a closure went byte by byte (see
-/// docs/crates.md). A bad sequence cannot span a `'\n'`, so the lines are those that
-/// converting each line on its own gave.
+/// UTF-8 once (`String::from_utf8_lossy`, borrowed when it already is) rather than line by
+/// line: a bad sequence cannot span a `'\n'`, so the lines are the same.
 fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.split('\n')
         .enumerate()
