@@ -80,8 +80,8 @@ impl LinuxKernel {
         self.proc_root == Path::new("/proc")
     }
 
-    /// PTE/PMD/PUD sizes: from the page size (rustix, AT_PAGESZ) on the live kernel, 4 KiB over a
-    /// fake tree.
+    /// PTE/PMD/PUD sizes: from the page size (AT_PAGESZ) on the live kernel, 4 KiB over
+    /// a fake tree.
     pub fn page_sizes(&self) -> PageSizes {
         if self.is_live() {
             // the auxiliary vector's AT_PAGESZ, what sysconf(_SC_PAGESIZE) answers
