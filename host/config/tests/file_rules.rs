@@ -143,44 +143,23 @@ struct OpenWatch(std::os::fd::OwnedFd);
 
 impl OpenWatch {
     fn new(path: &Path) -> OpenWatch {
-        use std::os::fd::FromRawFd;
-        use std::os::unix::ffi::OsStrExt;
-        // SAFETY: inotify_init1 takes only flags and returns a new descriptor or -1.
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        assert!(
-            fd >= 0,
-            "inotify_init1: {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL in path");
-        // SAFETY: `c` is a NUL-terminated path that outlives the call; `fd` is an inotify fd.
-        let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_OPEN) };
-        assert!(
-            wd >= 0,
-            "inotify_add_watch: {}",
-            std::io::Error::last_os_error()
-        );
-        OpenWatch(owned)
+        use rustix::fs::inotify;
+        let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)
+            .expect("inotify_init1");
+        inotify::add_watch(&fd, path, inotify::WatchFlags::OPEN).expect("inotify_add_watch");
+        OpenWatch(fd)
     }
 
     /// Whether the path was opened since [`OpenWatch::new`].
     fn opened(&self) -> bool {
-        use std::os::fd::AsRawFd;
         let mut buf = [0u8; 4096];
-        // SAFETY: `buf` is writable for its whole length; the fd is a non-blocking inotify fd.
-        let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            assert_eq!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock,
-                "inotify read: {e}"
-            );
-            return false;
+        match rustix::io::read(&self.0, &mut buf) {
+            Ok(n) => n > 0,
+            Err(e) => {
+                assert_eq!(e, rustix::io::Errno::AGAIN, "inotify read: {e}");
+                false
+            }
         }
-        n > 0
     }
 }
 
@@ -248,10 +227,15 @@ fn devices_are_refused_without_being_opened() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let node = dir.path().join("null.ini");
-    let c = std::ffi::CString::new(s(&node)).expect("no NUL");
-    // SAFETY: `c` is a NUL-terminated path that outlives the call (tests run as root).
-    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) };
-    assert_eq!(rc, 0, "mknod: {}", std::io::Error::last_os_error());
+    // tests run as root
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &node,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        rustix::fs::makedev(1, 3),
+    )
+    .expect("mknod");
     let watch = OpenWatch::new(&node);
     let e = refused_within_deadline(&node);
     assert!(!watch.opened(), "the device node was opened");

@@ -98,8 +98,9 @@ fn parent_wait(child: libc::pid_t, pid_file: &Path, mut pair: UnixStream) -> u8 
             pid_file.display()
         );
         // Without a pid file systemd cannot track the daemon: do not leave it behind.
-        // SAFETY: plain kill(2) of our own child.
-        unsafe { libc::kill(child, libc::SIGTERM) };
+        if let Some(pid) = rustix::process::Pid::from_raw(child) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
         return 1;
     }
     let mut word = [0u8; 4];

@@ -1,6 +1,7 @@
 //! The `etmemd` binary: the command-line matrix of C etmemd (spec §1.1) with exact stdout,
 //! stderr and exit statuses; bind failure; SIGTERM/SIGINT/SIGPIPE; `-m` start-up.
 
+use rustix::process::Signal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -132,14 +133,14 @@ impl Daemon {
         Daemon { child, name }
     }
 
-    fn signal(&self, sig: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) of our own child process.
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    fn signal(&self, sig: Signal) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        let pid = rustix::process::Pid::from_raw(pid).expect("child pid is not 0");
+        rustix::process::kill_process(pid, sig).expect("kill");
     }
 
     /// Sends `sig` and returns the exit status and how long the exit took.
-    fn stop_with(mut self, sig: libc::c_int) -> (ExitStatus, Duration, String) {
+    fn stop_with(mut self, sig: Signal) -> (ExitStatus, Duration, String) {
         self.signal(sig);
         let t0 = Instant::now();
         let status = wait_for(&mut self.child, Duration::from_secs(10)).expect("daemon exits");
@@ -189,7 +190,7 @@ fn version_is_our_addition_as_the_sole_argument() {
 fn valid_command_lines_serve_until_sigterm() {
     for extra in [&["-l", "0"][..], &[], &["--log-level=2"]] {
         let d = Daemon::start("ok", extra);
-        let (status, took, stdout) = d.stop_with(libc::SIGTERM);
+        let (status, took, stdout) = d.stop_with(Signal::TERM);
         assert_eq!(status.code(), Some(0), "{extra:?}");
         assert!(
             took < Duration::from_secs(1),
@@ -202,10 +203,10 @@ fn valid_command_lines_serve_until_sigterm() {
 #[test]
 fn sigint_exits_0_and_sigpipe_is_ignored() {
     let d = Daemon::start("sig", &[]);
-    d.signal(libc::SIGPIPE);
+    d.signal(Signal::PIPE);
     std::thread::sleep(Duration::from_millis(100));
     assert!(listening(&d.name), "SIGPIPE killed the daemon");
-    let (status, took, _) = d.stop_with(libc::SIGINT);
+    let (status, took, _) = d.stop_with(Signal::INT);
     assert_eq!(status.code(), Some(0));
     assert!(took < Duration::from_secs(1), "exit took {took:?}");
 }
@@ -339,7 +340,7 @@ fn a_taken_socket_name_fails_with_a_reason_and_status_1() {
     );
     // the first daemon is unharmed
     assert!(listening(&first.name));
-    let (status, _, _) = first.stop_with(libc::SIGTERM);
+    let (status, _, _) = first.stop_with(Signal::TERM);
     assert_eq!(status.code(), Some(0));
 }
 
@@ -390,8 +391,8 @@ fn systemd_mode_writes_the_pid_file_and_the_parent_exits_0_once_listening() {
     let pid: i32 = text.parse().expect("pid");
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("daemon runs");
     assert!(String::from_utf8_lossy(&cmdline).contains(&name));
-    // SAFETY: kill(2) of the daemon this test started.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let rpid = rustix::process::Pid::from_raw(pid).expect("daemon pid is not 0");
+    rustix::process::kill_process(rpid, Signal::TERM).expect("kill");
     let t0 = Instant::now();
     while !process_gone(pid) {
         assert!(t0.elapsed() < Duration::from_secs(1), "daemon still runs");
@@ -438,7 +439,7 @@ fn the_binary_serves_the_daemon_core() {
         String::from_utf8_lossy(&reply)
     );
     assert_eq!(reply.last(), Some(&0xFE));
-    let (status, _, _) = d.stop_with(libc::SIGTERM);
+    let (status, _, _) = d.stop_with(Signal::TERM);
     assert_eq!(status.code(), Some(0));
 }
 
@@ -471,12 +472,12 @@ fn the_metrics_file_is_written_only_when_asked_and_a_bad_setting_does_not_stop_e
     ] {
         assert!(text.contains(family), "{family} missing from:\n{text}");
     }
-    let (status, _, _) = d.stop_with(libc::SIGTERM);
+    let (status, _, _) = d.stop_with(Signal::TERM);
     assert_eq!(status.code(), Some(0));
     // a relative path is refused (logged) and etmemd serves as usual
     let d = start("metrics-bad", "etmemd.prom");
     assert!(listening(&d.name));
-    let (status, _, _) = d.stop_with(libc::SIGTERM);
+    let (status, _, _) = d.stop_with(Signal::TERM);
     assert_eq!(status.code(), Some(0));
     assert!(!Path::new("etmemd.prom").exists());
 }

@@ -273,16 +273,22 @@ async fn a_client_that_leaves_mid_reply_does_not_disturb_the_server() {
     srv.stop().await;
 }
 
+/// Changes the calling thread's real, effective and saved gid then uid: the raw
+/// setresgid/setresuid syscalls (rustix's `set_thread_res_*`), which on Linux change only
+/// the calling thread, unlike libc's wrappers that change every thread of the process.
+fn set_thread_creds(uid: u32, gid: u32) {
+    use rustix::process::{Gid, Uid};
+    let g = Gid::from_raw(gid);
+    rustix::thread::set_thread_res_gid(g, g, g).expect("setresgid");
+    let u = Uid::from_raw(uid);
+    rustix::thread::set_thread_res_uid(u, u, u).expect("setresuid");
+}
+
 /// Connects from a thread whose credentials alone are changed (raw setresgid/setresuid
 /// change only the calling thread on Linux), and reads what the server sends.
 fn connect_as(name: String, uid: u32, gid: u32, send: bool) -> Vec<u8> {
     std::thread::spawn(move || {
-        // SAFETY: raw syscalls that change only this thread's credentials; the thread ends
-        // right after this client, so no other code runs with them.
-        unsafe {
-            assert_eq!(libc::syscall(libc::SYS_setresgid, gid, gid, gid), 0);
-            assert_eq!(libc::syscall(libc::SYS_setresuid, uid, uid, uid), 0);
-        }
+        set_thread_creds(uid, gid);
         let mut s = connect(&name);
         if send {
             let _ = s.write_all(&frame("intruder", 2));
@@ -414,27 +420,13 @@ async fn idle_clients_beyond_max_idle_close_the_oldest() {
 /// `data` (it was served).
 fn refused_outcome(name: String, delay: Duration) -> String {
     std::thread::spawn(move || {
-        // SAFETY: raw syscalls that change only this thread's credentials; the thread ends
-        // right after this client, so no other code runs with them.
-        unsafe {
-            assert_eq!(libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534), 0);
-            assert_eq!(libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534), 0);
-        }
+        set_thread_creds(65534, 65534);
         let mut s = connect(&name);
         std::thread::sleep(delay);
         // MSG_NOSIGNAL, as both clients do (C dies of SIGPIPE instead)
         let f = frame("intruder", 4);
-        // SAFETY: `f` is readable for its length; the fd is a connected socket.
-        let sent = unsafe {
-            libc::send(
-                std::os::fd::AsRawFd::as_raw_fd(&s),
-                f.as_ptr().cast(),
-                f.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if sent < 0 {
-            return format!("send: {}", std::io::Error::last_os_error());
+        if let Err(e) = rustix::net::send(&s, &f, rustix::net::SendFlags::NOSIGNAL) {
+            return format!("send: {}", std::io::Error::from(e));
         }
         let mut buf = [0u8; 64];
         match s.read(&mut buf) {

@@ -80,12 +80,12 @@ impl LinuxKernel {
         self.proc_root == Path::new("/proc")
     }
 
-    /// PTE/PMD/PUD sizes: from `sysconf(_SC_PAGESIZE)` on the live kernel, 4 KiB over a
-    /// fake tree.
+    /// PTE/PMD/PUD sizes: from the page size (AT_PAGESZ) on the live kernel, 4 KiB over
+    /// a fake tree.
     pub fn page_sizes(&self) -> PageSizes {
         if self.is_live() {
-            // SAFETY: sysconf has no memory arguments.
-            let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+            // the auxiliary vector's AT_PAGESZ, what sysconf(_SC_PAGESIZE) answers
+            let ps = rustix::param::page_size();
             if let Ok(ps) = u64::try_from(ps)
                 && ps.is_power_of_two()
                 && let Some(s) = PageSizes::from_shift(ps.trailing_zeros())

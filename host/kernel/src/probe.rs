@@ -105,8 +105,7 @@ fn errno_of(r: libc::c_long) -> Option<i32> {
 
 /// Probes `k` (the live kernel, or a fake tree: then syscalls are reported as unchecked).
 pub fn probe(k: &LinuxKernel) -> ProbeReport {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = rustix::process::geteuid().is_root();
     let not_root = |s: Result<(), String>| -> Result<(), String> {
         match s {
             Ok(()) if !root => Err("not root (needs CAP_SYS_ADMIN to read other processes' \

@@ -11,7 +11,7 @@
 
 use crate::Pid;
 use crate::parse::parse_stat_starttime;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -96,23 +96,26 @@ fn read_start_time(dir: &Path, pid: Pid) -> Result<u64, ProcessError> {
     }
 }
 
-/// `pidfd_open(pid, 0)`.
+/// `pidfd_open(pid, 0)`, through rustix.
 fn pidfd_open(pid: Pid) -> Result<OwnedFd, ProcessError> {
-    let raw = libc::pid_t::try_from(pid).map_err(|_| ProcessError::Gone { pid })?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is
-    // passed.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw, 0) };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(if e.raw_os_error() == Some(libc::ESRCH) {
+    let raw = i32::try_from(pid).map_err(|_| ProcessError::Gone { pid })?;
+    // pid 0 is no process: the kernel answers EINVAL, as it would to the raw call
+    let Some(rpid) = rustix::process::Pid::from_raw(raw) else {
+        return Err(ProcessError::PidfdOpen {
+            pid,
+            source: std::io::Error::from_raw_os_error(libc::EINVAL),
+        });
+    };
+    rustix::process::pidfd_open(rpid, rustix::process::PidfdFlags::empty()).map_err(|e| {
+        if e == rustix::io::Errno::SRCH {
             ProcessError::Gone { pid }
         } else {
-            ProcessError::PidfdOpen { pid, source: e }
-        });
-    }
-    let fd = i32::try_from(fd).map_err(|_| ProcessError::Gone { pid })?;
-    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+            ProcessError::PidfdOpen {
+                pid,
+                source: e.into(),
+            }
+        }
+    })
 }
 
 impl ProcessHandle {
@@ -168,14 +171,14 @@ impl ProcessHandle {
     /// is no longer the one the handle was taken on. Call before every scan and action.
     pub fn check(&self) -> Result<(), ProcessError> {
         if let Some(fd) = &self.pidfd {
-            let mut p = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
+            use rustix::event::{PollFd, PollFlags, Timespec};
+            let mut fds = [PollFd::new(fd, PollFlags::IN)];
+            let zero = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
             };
-            // SAFETY: one valid pollfd, count 1, zero timeout.
-            let r = unsafe { libc::poll(&mut p, 1, 0) };
-            if r > 0 && p.revents & (libc::POLLIN | libc::POLLHUP) != 0 {
+            let ready = rustix::event::poll(&mut fds, Some(&zero)).unwrap_or(0);
+            if ready > 0 && fds[0].revents().intersects(PollFlags::IN | PollFlags::HUP) {
                 return Err(ProcessError::Gone { pid: self.pid });
             }
         }

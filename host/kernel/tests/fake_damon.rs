@@ -274,15 +274,7 @@ fn regions_come_through_the_tracepoint_where_tracefs_serves_and_its_instance_goe
     // sysfs would say every region was idle; the tracepoint says the second page was used
     f.set_tried_regions(0, &[(0x10000, 0x14000, 0)])
         .expect("regions");
-    let ts = {
-        let mut t = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec to the valid `t`.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-        t.tv_sec + 5
-    };
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic).tv_sec + 5;
     let line = |s: u64, e: u64, n: u64| {
         format!(
             "kdamond.0-93 [001] ..... {ts}.000100: damon_aggregated: target_id=0 \

@@ -190,21 +190,24 @@ fn parse_header(line: &str) -> Option<Vma> {
     })
 }
 
-fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, std::borrow::Cow<'_, str>)> {
-    bytes
-        .split(|b| *b == b'\n')
+/// The non-empty lines of `text` with their 1-based numbers. `text` is the whole file made
+/// UTF-8 once (`String::from_utf8_lossy`, borrowed when it already is) rather than line by
+/// line: a bad sequence cannot span a `'\n'`, so the lines are the same.
+fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split('\n')
         .enumerate()
         .filter(|(_, l)| !l.is_empty())
-        .map(|(i, l)| (i + 1, String::from_utf8_lossy(l)))
+        .map(|(i, l)| (i + 1, l))
 }
 
 /// Parses `/proc/PID/maps`. A last line without `\n` is fine; paths keep their spaces.
 pub fn parse_maps(bytes: &[u8]) -> Result<Vec<Vma>, MapsError> {
-    lines(bytes)
+    let text = String::from_utf8_lossy(bytes);
+    lines(&text)
         .map(|(n, l)| {
-            parse_header(&l).ok_or_else(|| MapsError::BadLine {
+            parse_header(l).ok_or_else(|| MapsError::BadLine {
                 line: n,
-                text: cut(&l),
+                text: cut(l),
             })
         })
         .collect()
@@ -218,7 +221,8 @@ fn kb(value: &str) -> Option<u64> {
 /// `VmFlags`, `Rss`, `Swap`, `AnonHugePages` and `KernelPageSize` are kept.
 pub fn parse_smaps(bytes: &[u8]) -> Result<Vec<Vma>, MapsError> {
     let mut out: Vec<Vma> = Vec::new();
-    for (n, l) in lines(bytes) {
+    let text = String::from_utf8_lossy(bytes);
+    for (n, l) in lines(&text) {
         // Attribute lines start with a capitalised key followed by `:`; header lines start
         // with a hex digit and contain `-` before the first space.
         let first = l.split(' ').next().unwrap_or("");
@@ -229,7 +233,7 @@ pub fn parse_smaps(bytes: &[u8]) -> Result<Vec<Vma>, MapsError> {
             let Some(cur) = out.last_mut() else {
                 return Err(MapsError::BadLine {
                     line: n,
-                    text: cut(&l),
+                    text: cut(l),
                 });
             };
             match key {
@@ -244,9 +248,9 @@ pub fn parse_smaps(bytes: &[u8]) -> Result<Vec<Vma>, MapsError> {
             }
             continue;
         }
-        out.push(parse_header(&l).ok_or_else(|| MapsError::BadLine {
+        out.push(parse_header(l).ok_or_else(|| MapsError::BadLine {
             line: n,
-            text: cut(&l),
+            text: cut(l),
         })?);
     }
     Ok(out)

@@ -295,8 +295,9 @@ mod tests {
         let off = (base - mem.as_ptr() as u64) as usize;
         // SAFETY: the range lies inside `mem`, which we own; MADV_DONTNEED on private
         // anonymous memory only makes its pages read back as zeros, which they are.
-        let r = unsafe { libc::madvise(base as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-        assert_eq!(r, 0, "madvise: {}", std::io::Error::last_os_error());
+        let r =
+            unsafe { rustix::mm::madvise(base as *mut _, len, rustix::mm::Advice::LinuxDontNeed) };
+        assert_eq!(r, Ok(()), "madvise");
         for p in (0..pages).filter(|&p| written(p)) {
             mem[off + p * PAGE as usize] = 1;
         }

@@ -144,15 +144,7 @@ impl Assembler {
 
 /// CLOCK_MONOTONIC now, nanoseconds: the `mono` trace clock's time base.
 pub(crate) fn mono_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec to the valid, exclusively borrowed `ts`.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    if r != 0 {
-        return 0;
-    }
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     u64::try_from(ts.tv_sec)
         .unwrap_or(0)
         .saturating_mul(1_000_000_000)
@@ -352,9 +344,9 @@ fn remove_stale(instances: &Path) {
         if pid <= 0 || pid == i32::try_from(std::process::id()).unwrap_or(-1) {
             continue;
         }
-        // SAFETY: kill with signal 0 sends nothing; it only asks whether `pid` exists.
-        let gone = unsafe { libc::kill(pid, 0) } != 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        // kill with signal 0 sends nothing; it only asks whether `pid` exists
+        let gone = rustix::process::Pid::from_raw(pid)
+            .is_some_and(|p| rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH));
         if gone {
             let dir = e.path();
             match std::fs::remove_dir(&dir) {
