@@ -2,6 +2,7 @@
 //! under OUTDIR (`completions/`, `man/man1/etmem.1`, `man/man8/etmemd.8`), the layout
 //! `scripts/install` installs from. Prints each path written.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -12,8 +13,10 @@ fn main() -> ExitCode {
     };
     match etmem_clidoc::write_all(std::path::Path::new(outdir)) {
         Ok(paths) => {
+            // a closed stdout (`| head`) is no failure: the files are written
+            let mut out = std::io::stdout().lock();
             for p in paths {
-                println!("{}", p.display());
+                let _ = writeln!(out, "{}", p.display());
             }
             ExitCode::SUCCESS
         }
