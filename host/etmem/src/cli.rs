@@ -13,7 +13,7 @@
 //! and exits with `n & 0xff`. Spec §2.5 pins this reading: a daemon error returns -ECOMM
 //! and is shown as `etmem: error -70` with exit 186 (= -70 & 0xff).
 
-use etmem_proto::getopt::{LongOpt, Parsed as Opt, getopt_long};
+use etmem_proto::getopt::{LongOpt, Parsed as Opt, Table, getopt_long};
 use etmem_proto::{Command, Request};
 
 use crate::help;
@@ -26,6 +26,62 @@ pub const E2BIG: i32 = 7;
 pub const ECOMM: i32 = 70;
 /// `EPERM`: a request longer than 512 bytes.
 pub const EPERM: i32 = 1;
+
+/// The top-level word that prints the usage (`etmem help`), and the sub-command word that
+/// prints an object's help (`etmem obj help`).
+pub const HELP_WORD: &str = "help";
+
+/// `etmem --version` (ours), accepted only as the sole argument.
+pub const VERSION_ARG: &str = "--version";
+
+/// The objects by their command-line word.
+pub const OBJECTS: [(&str, Object); 3] = [
+    ("obj", Object::Obj),
+    ("project", Object::Project),
+    ("engine", Object::Engine),
+];
+
+/// The sub-commands of `etmem obj` by their word.
+pub const OBJ_COMMANDS: [(&str, Command); 2] = [("add", Command::ObjAdd), ("del", Command::ObjDel)];
+
+/// The sub-commands of `etmem project` by their word; `stats` is ours (a C etmemd refuses
+/// it).
+pub const PROJECT_COMMANDS: [(&str, Command); 4] = [
+    ("show", Command::ProjectShow),
+    ("start", Command::ProjectStart),
+    ("stop", Command::ProjectStop),
+    ("stats", Command::ProjectStats),
+];
+
+/// getopt table of `etmem obj add|del` (spec §2.2).
+pub const OBJ_GETOPT: Table = Table {
+    short: "f:s:",
+    long: &[long("file", 'f'), long("socket", 's')],
+};
+
+/// getopt table of `etmem project start|stop` (spec §2.3): C's options.
+pub const PROJECT_GETOPT: Table = Table {
+    short: "n:s:",
+    long: &[long("name", 'n'), long("socket", 's')],
+};
+
+/// getopt table of `etmem project show|stats`: C's options and our `-o|--output text|json`.
+pub const PROJECT_QUERY_GETOPT: Table = Table {
+    short: "n:s:o:",
+    long: &[long("name", 'n'), long("socket", 's'), long("output", 'o')],
+};
+
+/// getopt table of `etmem engine <eng_cmd>` (spec §2.4); the long name of `-n` is
+/// `proj_name`.
+pub const ENGINE_GETOPT: Table = Table {
+    short: "n:s:e:t:",
+    long: &[
+        long("proj_name", 'n'),
+        long("socket", 's'),
+        long("engine", 'e'),
+        long("task_name", 't'),
+    ],
+};
 
 /// The three objects of the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +97,7 @@ pub enum Object {
 impl Object {
     /// The object for its command-line word.
     pub fn from_word(word: &str) -> Option<Object> {
-        match word {
-            "obj" => Some(Object::Obj),
-            "project" => Some(Object::Project),
-            "engine" => Some(Object::Engine),
-            _ => None,
-        }
+        OBJECTS.iter().find(|(w, _)| *w == word).map(|&(_, o)| o)
     }
 
     /// The object's help text.
@@ -135,11 +186,11 @@ pub fn parse(argv: &[String]) -> Parsed {
     let Some(word) = argv.get(1) else {
         return usage(einval);
     };
-    if argv.len() == 2 && word == "help" {
+    if argv.len() == 2 && word == HELP_WORD {
         return usage(0);
     }
     // our addition: C etmem answers `--version` with its usage and -EINVAL
-    if argv.len() == 2 && word == "--version" {
+    if argv.len() == 2 && word == VERSION_ARG {
         return Parsed::Finish(Finish {
             stdout: format!("etmem (etmem-rs) {}\n", env!("CARGO_PKG_VERSION")),
             status: 0,
@@ -154,7 +205,7 @@ pub fn parse(argv: &[String]) -> Parsed {
             stdout: object.help().to_owned(),
             status: einval,
         }),
-        Some("help") => Parsed::Finish(Finish {
+        Some(HELP_WORD) => Parsed::Finish(Finish {
             stdout: object.help().to_owned(),
             status: 0,
         }),
@@ -196,7 +247,7 @@ enum GetoptFailure {
 
 const USELESS: &str = "warn: etmem useless parameters passed in";
 
-fn long(name: &'static str, val: char) -> LongOpt {
+const fn long(name: &'static str, val: char) -> LongOpt {
     LongOpt {
         name,
         has_arg: true,
@@ -206,8 +257,8 @@ fn long(name: &'static str, val: char) -> LongOpt {
 
 /// Runs glibc getopt over `sub`, then applies the argument-count rule: fail when at least
 /// one option was parsed and `argc - 1 > 2 * options_parsed` (`argc` counts `sub[0]`).
-fn getopt(sub: &[String], short: &str, longs: &[LongOpt]) -> Result<Values, GetoptFailure> {
-    let outcome = getopt_long(sub, short, longs, true, |_| false);
+fn getopt(sub: &[String], table: Table) -> Result<Values, GetoptFailure> {
+    let outcome = getopt_long(sub, table.short, table.long, true, |_| false);
     let mut values = Values::default();
     let mut count = 0usize;
     for parsed in outcome.parsed {
@@ -250,21 +301,16 @@ const SOCKET_MISSING: &str = "socket name to connect must all be given, please c
 /// `etmem obj add|del` (spec §2.2).
 fn parse_obj(sub: &[String]) -> Result<Invocation, CmdFailure> {
     let word = sub.first().map(String::as_str).unwrap_or_default();
-    let cmd = match word {
-        "add" => Command::ObjAdd,
-        "del" => Command::ObjDel,
-        _ => {
-            return Err(CmdFailure::new(
-                -1,
-                &[
-                    &format!("obj cmd {word} is not supported."),
-                    "obj_parse_cmd fail",
-                ],
-            ));
-        }
+    let Some(&(_, cmd)) = OBJ_COMMANDS.iter().find(|(w, _)| *w == word) else {
+        return Err(CmdFailure::new(
+            -1,
+            &[
+                &format!("obj cmd {word} is not supported."),
+                "obj_parse_cmd fail",
+            ],
+        ));
     };
-    let longs = [long("file", 'f'), long("socket", 's')];
-    let values = match getopt(sub, "f:s:", &longs) {
+    let values = match getopt(sub, OBJ_GETOPT) {
         Ok(v) => v,
         Err(GetoptFailure::Invalid { at }) => {
             return Err(CmdFailure::new(
@@ -301,30 +347,15 @@ fn parse_obj(sub: &[String]) -> Result<Invocation, CmdFailure> {
 /// `etmem project start|stop|show` (spec §2.3).
 fn parse_project(sub: &[String]) -> Result<Invocation, CmdFailure> {
     let word = sub.first().map(String::as_str).unwrap_or_default();
-    let cmd = match word {
-        "show" => Command::ProjectShow,
-        "start" => Command::ProjectStart,
-        "stop" => Command::ProjectStop,
-        // our addition: what the rounds of each task did (a C etmemd refuses it)
-        "stats" => Command::ProjectStats,
-        _ => {
-            return Err(CmdFailure::new(
-                -1,
-                &[&format!("project cmd {word} is not supported")],
-            ));
-        }
+    // `stats` is our addition: what the rounds of each task did
+    let Some(&(_, cmd)) = PROJECT_COMMANDS.iter().find(|(w, _)| *w == word) else {
+        return Err(CmdFailure::new(
+            -1,
+            &[&format!("project cmd {word} is not supported")],
+        ));
     };
-    // `project stats` (ours) and `project show` also take `-o|--output text|json`; start and
-    // stop keep C's options
-    let (short, longs) = if matches!(cmd, Command::ProjectStats | Command::ProjectShow) {
-        (
-            "n:s:o:",
-            vec![long("name", 'n'), long("socket", 's'), long("output", 'o')],
-        )
-    } else {
-        ("n:s:", vec![long("name", 'n'), long("socket", 's')])
-    };
-    let values = match getopt(sub, short, &longs) {
+    let table = project_getopt(cmd);
+    let values = match getopt(sub, table) {
         Ok(v) => v,
         Err(GetoptFailure::Invalid { at }) => {
             return Err(CmdFailure::new(
@@ -371,16 +402,20 @@ fn parse_project(sub: &[String]) -> Result<Invocation, CmdFailure> {
     })
 }
 
+/// The getopt table of a `project` sub-command: `project stats` (ours) and `project show`
+/// also take `-o|--output text|json`; start and stop keep C's options.
+pub fn project_getopt(cmd: Command) -> Table {
+    if matches!(cmd, Command::ProjectStats | Command::ProjectShow) {
+        PROJECT_QUERY_GETOPT
+    } else {
+        PROJECT_GETOPT
+    }
+}
+
 /// `etmem engine <eng_cmd>` (spec §2.4). The command word is taken verbatim, whatever it is.
 fn parse_engine(sub: &[String]) -> Result<Invocation, CmdFailure> {
     const CHECK_FAIL: &str = "engine_check_params fail";
-    let longs = [
-        long("proj_name", 'n'),
-        long("socket", 's'),
-        long("engine", 'e'),
-        long("task_name", 't'),
-    ];
-    let values = match getopt(sub, "n:s:e:t:", &longs) {
+    let values = match getopt(sub, ENGINE_GETOPT) {
         Ok(v) => v,
         Err(GetoptFailure::Invalid { at }) => {
             return Err(CmdFailure::new(

@@ -6,6 +6,8 @@
 //! pipe must not turn into a panic (spec B17).
 
 mod cli;
+#[cfg(test)]
+mod clidoc_drift;
 mod help;
 mod transport;
 

@@ -6,7 +6,7 @@
 //! (`invalid option -- 'x'`) goes straight to stderr, as glibc writes it itself. This module
 //! must not start anything.
 
-use etmem_proto::getopt::{LongOpt, Parsed, getopt_long};
+use etmem_proto::getopt::{LongOpt, Parsed, Table, getopt_long};
 
 /// Usage text printed by `-h` and after most errors.
 pub const USAGE: &str = "\nusage of etmemd:\n    etmemd [options]\n\noptions:\n    -l|--log-level <log-level>  Log level\n    -s|--socket <sockect name>  Socket name to listen to\n    -m|--mode-systemctl         mode used to start(systemctl)\n    -h|--help                   Show this message\n";
@@ -31,6 +31,19 @@ pub const MAX_ARGC: usize = 6;
 
 /// Socket names of this many bytes or more are refused (C: `sun_path` minus NUL and `@`).
 pub const SOCKET_NAME_LIMIT: usize = 107;
+
+/// `etmemd --version` (ours), accepted only as the sole argument.
+pub const VERSION_ARG: &str = "--version";
+
+/// `etmemd --probe` (ours), accepted only as the sole argument: what this kernel offers for
+/// tracking and moving memory.
+pub const PROBE_ARG: &str = "--probe";
+
+/// C etmemd's getopt table (spec §1.1).
+pub const GETOPT: Table = Table {
+    short: "s:l:mh",
+    long: &LONG_OPTS,
+};
 
 const LONG_OPTS: [LongOpt; 4] = [
     LongOpt {
@@ -198,7 +211,7 @@ fn parse_options(argv: &[String], p: &mut Parse) -> Result<(), Failed> {
     let is_help = |c: char| c == 'h';
     // A silent pass first: C stops at the first invalid option value, before glibc would
     // have diagnosed a later bad option, so glibc may only speak if parsing gets that far.
-    let silent = getopt_long(argv, "s:l:mh", &LONG_OPTS, false, is_help);
+    let silent = getopt_long(argv, GETOPT.short, GETOPT.long, false, is_help);
     let mut socket: Option<String> = None;
     let mut systemd = false;
     let mut help = false;
@@ -244,7 +257,7 @@ fn parse_options(argv: &[String], p: &mut Parse) -> Result<(), Failed> {
             Parsed::Opt('m', _) => systemd = true,
             Parsed::Error => {
                 // Let glibc print its own diagnostic for the same option.
-                let _ = getopt_long(argv, "s:l:mh", &LONG_OPTS, true, is_help);
+                let _ = getopt_long(argv, GETOPT.short, GETOPT.long, true, is_help);
                 p.stdout.push_str("error: parse parameters failed\n");
                 p.stdout.push_str(USAGE);
                 return Err(Failed);

@@ -20,13 +20,13 @@ fn main() -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     // `etmemd --version` (our addition, sole argument, like `--probe` below)
-    if argv.len() == 2 && argv[1] == "--version" {
+    if argv.len() == 2 && argv[1] == cli::VERSION_ARG {
         print!("{}", cli::version_text());
         return ExitCode::SUCCESS;
     }
     // `etmemd --probe` (our addition, outside C's option set so C's parsing and usage text
     // stay byte-identical): what this kernel offers for tracking and moving memory.
-    if argv.len() == 2 && argv[1] == "--probe" {
+    if argv.len() == 2 && argv[1] == cli::PROBE_ARG {
         print!(
             "{}",
             etmem_kernel::probe(&etmem_kernel::LinuxKernel::default())

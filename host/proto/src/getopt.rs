@@ -30,6 +30,17 @@ pub struct LongOpt {
     pub val: char,
 }
 
+/// A getopt table: glibc's short option string (`"n:s:"`, a `:` after a letter that takes
+/// an argument) and the long options. The parsers keep theirs as `pub const`s, so that
+/// the documentation generator (`host/clidoc`) can check its description against them.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    /// the short option string passed to `getopt_long`
+    pub short: &'static str,
+    /// the long options
+    pub long: &'static [LongOpt],
+}
+
 /// What getopt returned for one option.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {

@@ -29,24 +29,37 @@ fn target_and_profile() -> (PathBuf, PathBuf) {
     (target, profile)
 }
 
-/// The directory holding `etmemd` and `etmem`, built once per test process with
-/// `cargo build -p etmemd -p etmem` into this test's own target dir and profile (a no-op
-/// when they are fresh).
+/// The directory holding `etmemd`, `etmem` and `etmem-gen-docs` (which scripts/install
+/// runs for the completions and man pages), built once per test process with
+/// `cargo build -p etmemd -p etmem -p etmem-clidoc` into this test's own target dir and
+/// profile (a no-op when they are fresh).
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let (target, profile) = target_and_profile();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "etmemd", "-p", "etmem"])
-            .current_dir(workspace())
-            .env("CARGO_TARGET_DIR", &target);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "etmemd",
+            "-p",
+            "etmem",
+            "-p",
+            "etmem-clidoc",
+        ])
+        .current_dir(workspace())
+        .env("CARGO_TARGET_DIR", &target);
         if profile.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
         let st = cmd.status().expect("run cargo build");
-        assert!(st.success(), "cargo build -p etmemd -p etmem failed");
-        for b in ["etmemd", "etmem"] {
+        assert!(
+            st.success(),
+            "cargo build -p etmemd -p etmem -p etmem-clidoc failed"
+        );
+        for b in ["etmemd", "etmem", "etmem-gen-docs"] {
             assert!(
                 profile.join(b).exists(),
                 "{b} not built in {}",

@@ -38,8 +38,9 @@ impl std::fmt::Debug for Mode {
 /// the unit 0644, `/etc/etmem` 0750 with every `conf/*.ini` 0600 (etmemd reads only config
 /// files owned by root:root with mode 0600 or 0400), `/usr/lib/etmem_fetch` 0755 (the
 /// loader checks the engine files, not the directory: writable by root only so that no one
-/// else can put or swap a file there). With `system_dirs`, also the directories above them,
-/// 0755, which a `.deb` archive lists and an `.rpm` does not own.
+/// else can put or swap a file there), the shell completions and gzipped man pages that
+/// etmem-gen-docs writes 0644. With `system_dirs`, also the directories above them, 0755,
+/// which a `.deb` archive lists and an `.rpm` does not own.
 fn layout(system_dirs: bool) -> Layout {
     let mut l = Layout::new();
     let mut put = |p: &str, t: char, m: u32| {
@@ -53,6 +54,9 @@ fn layout(system_dirs: bool) -> Layout {
     for ini in conf_examples() {
         put(&format!("etc/etmem/{ini}"), '-', 0o600);
     }
+    for doc in DOCS {
+        put(doc, '-', 0o644);
+    }
     if system_dirs {
         for d in [
             "",
@@ -62,11 +66,71 @@ fn layout(system_dirs: bool) -> Layout {
             "usr/lib",
             "usr/lib/systemd",
             "usr/lib/systemd/system",
+            "usr/share",
+            "usr/share/bash-completion",
+            "usr/share/bash-completion/completions",
+            "usr/share/zsh",
+            "usr/share/zsh/vendor-completions",
+            "usr/share/fish",
+            "usr/share/fish/vendor_completions.d",
+            "usr/share/man",
+            "usr/share/man/man1",
+            "usr/share/man/man8",
         ] {
             put(d, 'd', 0o755);
         }
     }
     l
+}
+
+/// The completions and man pages, where bash, zsh, fish and man look for them.
+const DOCS: [&str; 8] = [
+    "usr/share/bash-completion/completions/etmem",
+    "usr/share/bash-completion/completions/etmemd",
+    "usr/share/zsh/vendor-completions/_etmem",
+    "usr/share/zsh/vendor-completions/_etmemd",
+    "usr/share/fish/vendor_completions.d/etmem.fish",
+    "usr/share/fish/vendor_completions.d/etmemd.fish",
+    "usr/share/man/man1/etmem.1.gz",
+    "usr/share/man/man8/etmemd.8.gz",
+];
+
+/// Checks the completions and man pages under `root` (a scratch root) are what they claim:
+/// each completion script names its command, each man page is gzip with a `.TH` title.
+fn check_docs(root: &Path) {
+    for (file, needle) in [
+        (
+            "usr/share/bash-completion/completions/etmem",
+            "complete -F _etmem",
+        ),
+        (
+            "usr/share/bash-completion/completions/etmemd",
+            "complete -F _etmemd",
+        ),
+        ("usr/share/zsh/vendor-completions/_etmem", "#compdef etmem"),
+        (
+            "usr/share/zsh/vendor-completions/_etmemd",
+            "#compdef etmemd",
+        ),
+        (
+            "usr/share/fish/vendor_completions.d/etmem.fish",
+            "complete -c etmem",
+        ),
+        (
+            "usr/share/fish/vendor_completions.d/etmemd.fish",
+            "complete -c etmemd",
+        ),
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).expect("completion script");
+        assert!(text.contains(needle), "/{file} has no `{needle}`");
+    }
+    for (page, title) in [
+        ("usr/share/man/man1/etmem.1.gz", ".TH ETMEM 1 "),
+        ("usr/share/man/man8/etmemd.8.gz", ".TH ETMEMD 8 "),
+    ] {
+        let text = run(Command::new("gzip").arg("-dc").arg(root.join(page))).stdout;
+        assert!(text.contains(title), "/{page} has no `{title}`");
+    }
 }
 
 /// The file names of `conf/*.ini`, sorted.
@@ -350,6 +414,7 @@ fn the_deb_unpacks_every_file_with_its_mode_and_its_unit_starts_a_working_daemon
     for (p, (_, _, uid, gid)) in &disk {
         assert_eq!((*uid, *gid), (0, 0), "/{p} in the scratch root");
     }
+    check_docs(&root);
 
     // The unit's ExecStart, from the scratch root: the forking start systemd would do.
     let unit =
@@ -518,12 +583,15 @@ fn the_rpm_lists_every_file_with_its_mode_and_the_configs_as_noreplace() {
     }
     assert_eq!(got, layout(false), "rpm -qlpv");
 
-    // %config(noreplace) (flags `cn`) on every /etc/etmem file and on nothing else.
+    // %config(noreplace) (flags `cn`) on every /etc/etmem file, %doc (`d`, which rpmbuild
+    // sets itself) on the man pages, nothing on the rest.
     let flags = q("[%{FILENAMES} %{FILEFLAGS:fflags}\\n]");
     for line in flags.lines() {
         let (path, fl) = line.split_once(' ').expect("path and flags");
         let want = if path.starts_with("/etc/etmem/") {
             "cn"
+        } else if path.starts_with("/usr/share/man/") {
+            "d"
         } else {
             ""
         };
