@@ -13,6 +13,7 @@ use crate::engine::{
     BuiltinFactory, EngineRegistry, Scheduling, TaskInfo, engine_params, task_params,
 };
 use crate::model::State;
+use crate::record::Recorder;
 use crate::plugin::{EngineLoader, LoadError, Params, check_library};
 use crate::scheduler::process_target;
 use etmem_config::{
@@ -378,6 +379,10 @@ pub(crate) fn plan(
                 keys: t.engine_keys.clone(),
                 params: task_params(t),
                 fixed_pid,
+                record: t
+                    .record
+                    .as_ref()
+                    .map(|r| Arc::new(Recorder::new(&r.path, r.rounds))),
             },
             at: at.clone(),
         });
