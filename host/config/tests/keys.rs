@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use etmem_config::parse::{DEFAULT_RECORD_ROUNDS, MAX_RECORD_ROUNDS};
 use etmem_config::*;
 use etmem_proto::OptResult;
 
@@ -499,7 +500,7 @@ fn record_scans_takes_an_absolute_path_and_bounded_rounds() {
     for (extra, want) in [
         (
             "record_scans=var/t.scans\n",
-            "[task] #1 (line 1): key `record_scans`: expected an absolute path of a file, such as `/var/tmp/web.scans`, found `var/t.scans`",
+            "[task] #1 (line 8): key `record_scans`: expected an absolute path of a file, such as `/var/tmp/web.scans`, found `var/t.scans`",
         ),
         ("record_scans=/var/tmp/\n", "found `/var/tmp/`"),
         ("record_scans=/r\nrecord_rounds=0\n", "key `record_rounds`: expected"),
