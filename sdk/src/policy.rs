@@ -194,7 +194,11 @@ mod tests {
         fn stop(&mut self) {
             self.stops += 1;
         }
-        fn command(cmd: &str, task: Option<&mut Cold>, _: &dyn Host) -> Result<String, EngineError> {
+        fn command(
+            cmd: &str,
+            task: Option<&mut Cold>,
+            _: &dyn Host,
+        ) -> Result<String, EngineError> {
             match (cmd, task) {
                 ("stops", Some(t)) => Ok(t.stops.to_string()),
                 ("stops", None) => Err(EngineError::TaskRequired(cmd.into())),
@@ -204,15 +208,22 @@ mod tests {
     }
 
     fn scan() -> ScanResult {
-        ScanResult::from_columns(9, 3, &[0x1000, 0x3000, 0x5000], &[2, 1, 4], &[0, 2, 6], &[0; 3])
-            .expect("valid scan")
+        ScanResult::from_columns(
+            9,
+            3,
+            &[0x1000, 0x3000, 0x5000],
+            &[2, 1, 4],
+            &[0, 2, 6],
+            &[0; 3],
+        )
+        .expect("valid scan")
     }
 
     #[test]
     fn task_keys_win_over_engine_keys_and_unknown_keys_are_refused() {
         let engine = Params::from_pairs([("max_count", "2"), ("loop", "3")]);
-        let mut h = Harness::<PolicyEngine<Cold>>::configure(&engine, FakeHost::new())
-            .expect("configure");
+        let mut h =
+            Harness::<PolicyEngine<Cold>>::configure(&engine, FakeHost::new()).expect("configure");
         let round = Round {
             number: 1,
             passes: 3,

@@ -122,14 +122,22 @@ fn the_shortest_engine_is_under_25_lines_and_is_the_one_tested_here() {
 #[test]
 fn the_shortest_engine_swaps_idle_runs_above_its_threshold() -> Result<(), EngineError> {
     type E = PolicyEngine<shortest::SwapIdle>;
-    let mut h = Harness::<E>::configure(&Params::from_pairs([("min_pages", "3")]), FakeHost::new())?;
+    let mut h =
+        Harness::<E>::configure(&Params::from_pairs([("min_pages", "3")]), FakeHost::new())?;
     h.new_task(&TaskInfo::named("p", "few", "app"), &Params::new())?;
     h.new_task(
         &TaskInfo::named("p", "any", "app"),
         &Params::from_pairs([("min_pages", "1")]),
     )?;
     // pid 7: 2 idle pages at 0x1000, 1 busy, 1 idle at 0x8000 (3 idle); pid 8: 1 idle page
-    let seven = ScanResult::from_columns(7, 1, &[0x1000, 0x3000, 0x8000], &[2, 1, 1], &[0, 1, 0], &[0; 3])?;
+    let seven = ScanResult::from_columns(
+        7,
+        1,
+        &[0x1000, 0x3000, 0x8000],
+        &[2, 1, 1],
+        &[0, 1, 0],
+        &[0; 3],
+    )?;
     let eight = ScanResult::from_columns(8, 1, &[0x1000], &[1], &[0], &[0])?;
     let round = Round {
         number: 1,

@@ -494,7 +494,10 @@ fn record_scans_takes_an_absolute_path_and_bounded_rounds() {
         TaskEngineConf::Thirdparty(vec![("k".into(), "v".into())])
     );
     assert_eq!(task("slide", "T=1\n").0.record, None);
-    let (t, _) = task("mine", &format!("record_scans=/r\nrecord_rounds={MAX_RECORD_ROUNDS}\n"));
+    let (t, _) = task(
+        "mine",
+        &format!("record_scans=/r\nrecord_rounds={MAX_RECORD_ROUNDS}\n"),
+    );
     assert_eq!(t.record.map(|r| r.rounds), Some(MAX_RECORD_ROUNDS));
 
     for (extra, want) in [
@@ -503,7 +506,10 @@ fn record_scans_takes_an_absolute_path_and_bounded_rounds() {
             "[task] #1 (line 8): key `record_scans`: expected an absolute path of a file, such as `/var/tmp/web.scans`, found `var/t.scans`",
         ),
         ("record_scans=/var/tmp/\n", "found `/var/tmp/`"),
-        ("record_scans=/r\nrecord_rounds=0\n", "key `record_rounds`: expected"),
+        (
+            "record_scans=/r\nrecord_rounds=0\n",
+            "key `record_rounds`: expected",
+        ),
         ("record_scans=/r\nrecord_rounds=100001\n", "found `100001`"),
         ("record_scans=/r\nrecord_rounds=ten\n", "found `ten`"),
         (

@@ -13,8 +13,8 @@ use crate::engine::{
     BuiltinFactory, EngineRegistry, Scheduling, TaskInfo, engine_params, task_params,
 };
 use crate::model::State;
-use crate::record::Recorder;
 use crate::plugin::{EngineLoader, LoadError, Params, check_library};
+use crate::record::Recorder;
 use crate::scheduler::process_target;
 use etmem_config::{
     ConfigFile, EngineConf, EngineKind, ProjectConf, ScanConf, SectionPos, TaskConf, TaskEngineConf,

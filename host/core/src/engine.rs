@@ -8,8 +8,8 @@
 //! and checks every action. This module builds nothing at run time but engine instances.
 
 use crate::plugin::builtin::BuiltinInstance;
-use crate::record::Recorder;
 use crate::plugin::{CallError, DEFAULT_FETCH_DIR, EngineInstance, EngineLoader, HostRef, Params};
+use crate::record::Recorder;
 use etmem_config::{
     EngineConf, EngineKind, ProjectConf, ScanConf, TaskConf, TaskEngineConf, TaskTarget,
 };

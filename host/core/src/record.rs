@@ -245,13 +245,15 @@ impl HostAnswer {
             },
             nodes: nodes
                 .iter()
-                .map(|&(node, total_kb, free_kb, huge_total_kb, huge_free_kb)| NodeMemory {
-                    node,
-                    total_kb,
-                    free_kb,
-                    huge_total_kb,
-                    huge_free_kb,
-                })
+                .map(
+                    |&(node, total_kb, free_kb, huge_total_kb, huge_free_kb)| NodeMemory {
+                        node,
+                        total_kb,
+                        free_kb,
+                        huge_total_kb,
+                        huge_free_kb,
+                    },
+                )
                 .collect(),
         }
     }
@@ -556,7 +558,10 @@ mod tests {
         let a = back[0].actions[0].to_action().expect("action");
         assert_eq!(a.page_count(), 1);
         let text = std::fs::read_to_string(&path).expect("text");
-        assert!(text.starts_with("{\"format\":\"etmem-scans\",\"version\":1,"), "{text}");
+        assert!(
+            text.starts_with("{\"format\":\"etmem-scans\",\"version\":1,"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -565,7 +570,8 @@ mod tests {
         let line = serde_json::to_string(&round()).expect("json");
         let e = parse_line(&line[..line.len() / 2], p, 3).expect_err("truncated");
         assert!(
-            e.to_string().starts_with("record file `/r.scans`: line 3: not a JSON object"),
+            e.to_string()
+                .starts_with("record file `/r.scans`: line 3: not a JSON object"),
             "{e}"
         );
         let v2 = line.replace("\"version\":1", "\"version\":2");
@@ -578,6 +584,9 @@ mod tests {
         assert!(other.to_string().contains("found format `x`"), "{other}");
         let missing = line.replace("\"passes\":3,", "");
         let e = parse_line(&missing, p, 4).expect_err("missing field");
-        assert!(e.to_string().contains("line 4") && e.to_string().contains("passes"), "{e}");
+        assert!(
+            e.to_string().contains("line 4") && e.to_string().contains("passes"),
+            "{e}"
+        );
     }
 }

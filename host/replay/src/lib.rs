@@ -159,7 +159,9 @@ impl Host for ReplayHost {
         self.data().logs.push(format!("{level:?}: {message}"));
     }
     fn task_vmas(&self, task: &str, pid: Pid) -> Result<Vec<Vma>, SdkError> {
-        Err(not_recorded(&format!("task-vmas of pid {pid} of task `{task}`")))
+        Err(not_recorded(&format!(
+            "task-vmas of pid {pid} of task `{task}`"
+        )))
     }
     fn task_scan(&self, task: &str) -> Result<Vec<ScanResult>, SdkError> {
         let d = self.data();
@@ -251,14 +253,14 @@ fn load(
         })
     };
     match choice {
-        EngineChoice::Slide => etmem_host::plugin::load_builtin::<etmem_plugin_slide::Slide>(
-            "slide", params, host,
-        )
-        .map_err(|e| configure("slide", e)),
-        EngineChoice::Cslide => etmem_host::plugin::load_builtin::<etmem_plugin_cslide::Cslide>(
-            "cslide", params, host,
-        )
-        .map_err(|e| configure("cslide", e)),
+        EngineChoice::Slide => {
+            etmem_host::plugin::load_builtin::<etmem_plugin_slide::Slide>("slide", params, host)
+                .map_err(|e| configure("slide", e))
+        }
+        EngineChoice::Cslide => {
+            etmem_host::plugin::load_builtin::<etmem_plugin_cslide::Cslide>("cslide", params, host)
+                .map_err(|e| configure("cslide", e))
+        }
         EngineChoice::File { path, ops_name } => {
             let ops = file_ops_name(path, ops_name.as_deref());
             let real = std::fs::canonicalize(path).map_err(|e| LoadError::File {

@@ -23,7 +23,10 @@ fn args() -> Result<Args, ReplayError> {
     let (mut engine, mut ops, mut file, mut check) = (None, None, None, false);
     let mut overrides = Overrides::default();
     while let Some(a) = it.next() {
-        let mut value = |flag: &str| it.next().ok_or_else(|| usage(format!("{flag} needs a value")));
+        let mut value = |flag: &str| {
+            it.next()
+                .ok_or_else(|| usage(format!("{flag} needs a value")))
+        };
         match a.as_str() {
             "--engine" => engine = Some(value("--engine")?),
             "--ops-name" => ops = Some(value("--ops-name")?),

@@ -74,26 +74,42 @@ async fn a_recorded_slide_task_replays_to_the_same_actions() {
         "three rounds, then recording stops"
     );
     let first = &rounds[0];
-    assert_eq!((first.project.as_str(), first.engine.as_str()), ("p", "slide"));
-    assert_eq!((first.task.as_str(), first.target_value.as_str()), ("db", "100"));
+    assert_eq!(
+        (first.project.as_str(), first.engine.as_str()),
+        ("p", "slide")
+    );
+    assert_eq!(
+        (first.task.as_str(), first.target_value.as_str()),
+        ("db", "100")
+    );
     assert_eq!(first.passes, 2);
     assert_eq!(first.task_params, [("T".to_string(), "1".to_string())]);
     assert!(
-        first.engine_params.contains(&("loop".to_string(), "2".to_string())),
+        first
+            .engine_params
+            .contains(&("loop".to_string(), "2".to_string())),
         "{:?}",
         first.engine_params
     );
     assert_eq!(first.scans.len(), 1);
     assert_eq!(first.scans[0].pid, 100);
     // the record holds nothing of the host's own keys
-    assert!(!first.task_params.iter().any(|(k, _)| k.starts_with("record_")));
+    assert!(
+        !first
+            .task_params
+            .iter()
+            .any(|(k, _)| k.starts_with("record_"))
+    );
 
     // what the host did in round 1: the pages slide chose, checked, swapped
     let swapped: Vec<u64> = fake.swap_calls()[0].pages.iter().map(|p| p.addr).collect();
-    assert_eq!(swapped, (0x12000..0x18000).step_by(0x1000).collect::<Vec<_>>());
+    assert_eq!(
+        swapped,
+        (0x12000..0x18000).step_by(0x1000).collect::<Vec<_>>()
+    );
 
-    let replayed = replay(&EngineChoice::Slide, &rounds, &Overrides::default(), &path)
-        .expect("replay");
+    let replayed =
+        replay(&EngineChoice::Slide, &rounds, &Overrides::default(), &path).expect("replay");
     assert_eq!(replayed.len(), 3);
     for r in &replayed {
         assert!(r.same_as_recorded(), "{}", round_text(r));
@@ -119,7 +135,10 @@ async fn a_recorded_slide_task_replays_to_the_same_actions() {
         ..Overrides::default()
     };
     let quiet = replay(&EngineChoice::Slide, &rounds, &o, &path).expect("replay T=0");
-    assert!(quiet.iter().all(|r| r.actions == Ok(Vec::new())), "{quiet:?}");
+    assert!(
+        quiet.iter().all(|r| r.actions == Ok(Vec::new())),
+        "{quiet:?}"
+    );
     assert!(!quiet[0].same_as_recorded());
     // a key slide refuses is the engine's error, named
     let o = Overrides {
@@ -128,7 +147,8 @@ async fn a_recorded_slide_task_replays_to_the_same_actions() {
     };
     let e = replay(&EngineChoice::Slide, &rounds, &o, &path).expect_err("bad T");
     assert!(
-        e.to_string().starts_with("engine `slide`: task `db`: new-task: "),
+        e.to_string()
+            .starts_with("engine `slide`: task `db`: new-task: "),
         "{e}"
     );
 }
@@ -200,11 +220,18 @@ fn bad_files_are_refused_naming_the_file_and_line() {
     );
     let e = read_err(&cut);
     assert!(
-        e.starts_with(&format!("record file `{}`: line 2: not a JSON object", cut.display())),
+        e.starts_with(&format!(
+            "record file `{}`: line 2: not a JSON object",
+            cut.display()
+        )),
         "{e}"
     );
 
-    let v9 = write(dir.path(), "v9", &good.replace("\"version\":1", "\"version\":9"));
+    let v9 = write(
+        dir.path(),
+        "v9",
+        &good.replace("\"version\":1", "\"version\":9"),
+    );
     assert_eq!(
         read_err(&v9),
         format!(
@@ -217,7 +244,10 @@ fn bad_files_are_refused_naming_the_file_and_line() {
     let missing = dir.path().join("missing.scans");
     let e = read_err(&missing);
     assert!(
-        e.starts_with(&format!("record file `{}`: cannot read it: ", missing.display())),
+        e.starts_with(&format!(
+            "record file `{}`: cannot read it: ",
+            missing.display()
+        )),
         "{e}"
     );
 
@@ -231,11 +261,12 @@ fn bad_files_are_refused_naming_the_file_and_line() {
     let bad_scan = bad_scan.replace("\"sizes\":[0]", "\"sizes\":[0,0]");
     let p = write(dir.path(), "badscan", &format!("{good}\n{bad_scan}\n"));
     let rounds = record::read_file(&p).expect("parses");
-    let e = replay(&EngineChoice::Slide, &rounds, &Overrides::default(), &p)
-        .expect_err("bad scan");
+    let e = replay(&EngineChoice::Slide, &rounds, &Overrides::default(), &p).expect_err("bad scan");
     assert!(
-        e.to_string()
-            .starts_with(&format!("record file `{}`: line 2: scan of pid 100:", p.display())),
+        e.to_string().starts_with(&format!(
+            "record file `{}`: line 2: scan of pid 100:",
+            p.display()
+        )),
         "{e}"
     );
 }
@@ -300,8 +331,8 @@ fn a_native_engine_replays_a_recording() {
         .collect();
     // due after 2 idle rounds; swapped pages start counting again
     assert_eq!(pages, [0, 4, 0], "{replayed:?}");
-    let wrong = EngineChoice::parse(so.to_str().expect("utf-8"), Some("other".into()))
-        .expect("a .so");
+    let wrong =
+        EngineChoice::parse(so.to_str().expect("utf-8"), Some("other".into())).expect("a .so");
     let e = replay(&wrong, &only_idle, &o, &p).expect_err("no such engine");
     assert!(e.to_string().contains("exports no engine `other`"), "{e}");
 }

@@ -13,7 +13,7 @@ impl Policy for SwapIdle {
         let runs: Vec<_> = scan.runs().filter(|r| r.count == 0).map(|r| r.page_run()).collect();
         let pages: u64 = runs.iter().map(|r| u64::from(r.pages)).sum();
         let pid = scan.pid();
-        Ok((pages >= self.min_pages).then(|| Action::SwapOut { pid, runs }).into_iter().collect())
+        Ok((pages >= self.min_pages).then_some(Action::SwapOut { pid, runs }).into_iter().collect())
     }
 }
 

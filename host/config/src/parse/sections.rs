@@ -10,11 +10,11 @@
 use std::path::Path;
 
 use super::reader::Reader;
+use super::{DEFAULT_RECORD_ROUNDS, MAX_RECORD_ROUNDS, RECORD_ROUNDS_KEY, RECORD_SCANS_KEY};
 use super::{
     DRY_RUN_KEY, MAX_CG_DIR_LEN, MAX_TASK_VALUE_LEN, MEMDCD_DEFAULT_SOCK, MEMDCD_SOCK_LIMIT,
     ROUND_QUOTA_KEY,
 };
-use super::{DEFAULT_RECORD_ROUNDS, MAX_RECORD_ROUNDS, RECORD_ROUNDS_KEY, RECORD_SCANS_KEY};
 use crate::doc::Section;
 use crate::error::{ConfigError, KeyProblem, SectionKind, SectionRef};
 use crate::types::*;
