@@ -70,6 +70,35 @@ pub trait Task: Send + 'static {
 
 /// What the host offers an engine (the WIT `host` interface). Every call concerns the
 /// engine's own tasks only; the host refuses anything else with [`EngineError::Host`].
+///
+/// An engine calls it from its hooks, naming its own task; a test answers with
+/// [`FakeHost`](crate::testing::FakeHost):
+///
+/// ```
+/// use etmem_sdk::testing::FakeHost;
+/// use etmem_sdk::{EngineError, Host, LogLevel, ProcessMemory};
+///
+/// /// Swaps out `addrs` of `pid` now when the process has more than `limit_kb` resident.
+/// fn trim(host: &dyn Host, task: &str, pid: u32, addrs: &[u64], limit_kb: u64)
+///     -> Result<u64, EngineError> {
+///     let mem = host.task_memory(task, pid)?;
+///     if mem.rss_kb <= limit_kb {
+///         return Ok(0);
+///     }
+///     host.log(LogLevel::Info, &format!("task `{task}`: pid {pid} has {} KiB", mem.rss_kb));
+///     host.request_swap_out(task, pid, addrs)
+/// }
+///
+/// # fn main() -> Result<(), EngineError> {
+/// let host = FakeHost::new()
+///     .with_task_memory("db", 42, ProcessMemory { rss_kb: 4096, swap_kb: 0 });
+/// assert_eq!(trim(&host, "db", 42, &[0x1000, 0x2000], 1024)?, 2);
+/// assert_eq!(host.calls(), ["task-memory", "log", "request-swap-out"]);
+/// // not the engine's own process: refused
+/// assert!(matches!(trim(&host, "db", 7, &[0x1000], 1024), Err(EngineError::Host(_))));
+/// # Ok(())
+/// # }
+/// ```
 pub trait Host {
     /// Writes a line to the daemon's log, prefixed with the engine's name.
     fn log(&self, level: LogLevel, message: &str);

@@ -10,6 +10,9 @@
 //! - built for `wasm32` it exports the `etmem:engine/engine` interface of
 //!   `wit/engine.wit` as a component.
 //!
+//! Shorter still: implement [`Policy`] (params in; scan results in, actions out) and call
+//! [`export_policy!`] once; [`PolicyEngine`] and [`PolicyTask`] do the rest.
+//!
 //! Test an engine without a daemon with [`testing::FakeHost`] and [`testing::Harness`].
 //!
 //! ## From C `engine_ops`
@@ -34,6 +37,7 @@ extern crate self as etmem_sdk;
 mod engine;
 mod error;
 mod params;
+mod policy;
 #[doc(hidden)]
 pub mod runtime;
 mod scan;
@@ -48,6 +52,7 @@ pub mod wasm;
 pub use engine::{Engine, Host, Task};
 pub use error::EngineError;
 pub use params::{FromParam, PROJECT_KEYS, Params};
+pub use policy::{Policy, PolicyEngine, PolicyTask};
 pub use scan::{ScanResult, ScanRun};
 
 /// The Rust blocks of `sdk/README.md`, compiled (and run) as doctests, so that what the
@@ -159,5 +164,28 @@ macro_rules! export_engine {
         pub type __EtmemWasmEngine = $crate::wasm::Adapter<$engine>;
         #[cfg(target_arch = "wasm32")]
         $crate::wasm::bindings::export!(__EtmemWasmEngine with_types_in $crate::wasm::bindings);
+    };
+}
+
+/// Exports the [`Policy`] `$policy` as an engine: [`export_engine!`] of
+/// [`PolicyEngine<$policy>`](PolicyEngine). Call it once, at the crate root; the engine's
+/// name is the crate's, as for [`export_engine!`].
+///
+/// ```
+/// use etmem_sdk::{EngineError, Params, Policy};
+///
+/// struct Nothing;
+/// impl Policy for Nothing {
+///     fn new(_: &Params) -> Result<Nothing, EngineError> {
+///         Ok(Nothing)
+///     }
+/// }
+///
+/// etmem_sdk::export_policy!(Nothing);
+/// ```
+#[macro_export]
+macro_rules! export_policy {
+    ($policy:ty) => {
+        $crate::export_engine!($crate::PolicyEngine<$policy>);
     };
 }

@@ -23,6 +23,31 @@ pub const PROJECT_KEYS: &[&str] = &[
 ];
 
 /// The engine-specific keys of a section, in file order.
+///
+/// ```
+/// use etmem_sdk::{EngineError, Params};
+///
+/// # fn main() -> Result<(), EngineError> {
+/// // what `[task] ... idle_rounds=3` followed by `max_pages=lots` gives an engine
+/// let params = Params::from_pairs([("idle_rounds", " 3 "), ("max_pages", "lots")]);
+/// params.deny_unknown(&["idle_rounds", "max_pages"])?;
+/// assert_eq!(params.get_in::<u32>("idle_rounds", 1..=255)?, Some(3)); // trimmed
+/// assert_eq!(params.get_or::<bool>("verbose", false)?, false); // absent: the default
+/// assert_eq!(
+///     params.get::<u64>("max_pages").unwrap_err().to_string(),
+///     "key `max_pages`: expected an integer in 0..=18446744073709551615, found `lots`"
+/// );
+/// assert_eq!(
+///     params.require::<String>("mode"),
+///     Err(EngineError::MissingParam("mode".into()))
+/// );
+/// assert_eq!(
+///     params.deny_unknown(&["idle_rounds"]),
+///     Err(EngineError::UnknownParam("max_pages".into()))
+/// );
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
     pairs: Vec<(String, String)>,

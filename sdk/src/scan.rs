@@ -53,6 +53,33 @@ impl ScanRun {
 /// them directly ([`addrs`](ScanResult::addrs), [`lens`](ScanResult::lens),
 /// [`counts`](ScanResult::counts), [`size_codes`](ScanResult::size_codes)) in a loop that
 /// must be fast, or as [`ScanRun`] values through [`runs`](ScanResult::runs).
+///
+/// ```
+/// use etmem_sdk::{EngineError, Page, PageSize, ScanResult};
+///
+/// # fn main() -> Result<(), EngineError> {
+/// // pid 42 over 3 passes: two idle 4 KiB pages, one page accessed each pass, one 2 MiB page
+/// let scan = ScanResult::from_pages(42, 3, [
+///     Page { addr: 0x2000, count: 0, size: PageSize::Size4K },
+///     Page { addr: 0x1000, count: 0, size: PageSize::Size4K }, // any order: sorted
+///     Page { addr: 0x3000, count: 3, size: PageSize::Size4K },
+///     Page { addr: 0x20_0000, count: 0, size: PageSize::Size2M },
+/// ])?;
+/// assert_eq!((scan.pid(), scan.passes(), scan.len(), scan.run_count()), (42, 3, 4, 3));
+/// let first = scan.run(0).expect("a run");
+/// assert_eq!((first.addr, first.pages, first.count), (0x1000, 2, 0)); // merged
+/// let idle_kib: u64 = scan.runs().filter(|r| r.count == 0).map(|r| r.page_run().bytes() >> 10).sum();
+/// assert_eq!(idle_kib, 8 + 2048);
+/// // the same scan as the wire's columns (addresses, lengths, counts, size codes)
+/// let (addrs, lens, counts, sizes) = scan.columns();
+/// assert_eq!(ScanResult::from_columns(42, 3, addrs, lens, counts, sizes)?, scan);
+/// assert_eq!(scan.page_size_at(0x20_0000), Some(PageSize::Size2M));
+/// // overlapping runs are refused, naming the pid
+/// let bad = ScanResult::from_columns(42, 3, &[0x2000, 0x1000], &[1, 1], &[0, 0], &[0, 0]);
+/// assert!(bad.unwrap_err().to_string().contains("pid 42"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScanResult {
     pid: Pid,

@@ -53,6 +53,29 @@ struct Recorded {
 ///
 /// Unknown tasks or pids are refused with [`EngineError::Host`], as the daemon refuses an
 /// engine that asks about something that is not its own.
+///
+/// ```
+/// use etmem_sdk::testing::FakeHost;
+/// use etmem_sdk::{EngineError, Host, MemInfo, SystemFacts, Vma};
+///
+/// let vma = Vma { start: 0x1000, end: 0x9000, readable: true, writable: true, ..Vma::default() };
+/// let facts = SystemFacts {
+///     meminfo: MemInfo { mem_total_kb: 8 << 20, mem_free_kb: 1 << 20, ..MemInfo::default() },
+///     nodes: Vec::new(),
+/// };
+/// let host = FakeHost::new()
+///     .with_vmas("web", 42, vec![vma.clone()])
+///     .with_system_facts(facts)
+///     .refusing_requests("swap is off");
+/// assert_eq!(host.task_vmas("web", 42), Ok(vec![vma]));
+/// assert_eq!(host.system_facts().meminfo.mem_free_kb, 1 << 20);
+/// assert_eq!(
+///     host.request_swap_out("web", 42, &[0x1000]),
+///     Err(EngineError::Host("swap is off".into()))
+/// );
+/// assert!(host.requests().is_empty());
+/// assert_eq!(host.calls(), ["task-vmas", "system-facts", "request-swap-out"]);
+/// ```
 #[derive(Debug, Default)]
 pub struct FakeHost {
     vmas: BTreeMap<(String, Pid), Vec<Vma>>,
@@ -265,6 +288,38 @@ impl Host for FakeHost {
 
 /// Drives an engine through the same glue as [`export_engine!`](crate::export_engine):
 /// tasks by name, duplicate and unknown names refused, panics caught.
+///
+/// ```
+/// use etmem_sdk::testing::{FakeHost, Harness};
+/// use etmem_sdk::{Action, EngineError, Params, Policy, PolicyEngine, Round, ScanResult, TaskInfo};
+///
+/// /// Swaps out every run no pass saw accessed.
+/// struct Idle;
+/// impl Policy for Idle {
+///     fn new(_: &Params) -> Result<Idle, EngineError> {
+///         Ok(Idle)
+///     }
+///     fn decide(&mut self, s: &ScanResult) -> Result<Vec<Action>, EngineError> {
+///         let runs = s.runs().filter(|r| r.count == 0).map(|r| r.page_run()).collect();
+///         Ok(vec![Action::SwapOut { pid: s.pid(), runs }])
+///     }
+/// }
+///
+/// # fn main() -> Result<(), EngineError> {
+/// let mut h = Harness::<PolicyEngine<Idle>>::configure(&Params::new(), FakeHost::new())?;
+/// let task = TaskInfo::named("proj", "web", "nginx");
+/// h.new_task(&task, &Params::new())?;
+/// // a second task of the same name is refused, as the daemon's glue refuses it
+/// assert!(h.new_task(&task, &Params::new()).is_err());
+/// let scan = ScanResult::from_columns(42, 3, &[0x1000, 0x4000], &[3, 1], &[0, 9], &[0, 0])?;
+/// let actions = h.plan("web", &Round { number: 1, passes: 3 }, &[scan])?;
+/// assert_eq!(actions[0].page_count(), 3);
+/// assert_eq!(h.plan("nope", &Round::default(), &[]), Err(EngineError::UnknownTask("nope".into())));
+/// h.drop_task("web")?;
+/// assert!(h.task_names().is_empty());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Harness<E: Engine> {
     runner: Runner<E>,

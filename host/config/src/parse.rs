@@ -39,6 +39,17 @@ pub const ROUND_QUOTA_KEY: &str = "round_quota_bytes";
 /// ignores the key and acts: do not hand such a file to a C daemon.
 pub const DRY_RUN_KEY: &str = "dry_run";
 
+/// `[task]` key (an etmem-rs addition, not in C): `record_scans=/abs/file` makes the host
+/// append one JSON line per round of the task to the file (what its engine saw and
+/// decided), for `etmem-replay`.
+pub const RECORD_SCANS_KEY: &str = "record_scans";
+/// `[task]` key (ours): how many rounds `record_scans` records, 1..=[`MAX_RECORD_ROUNDS`].
+pub const RECORD_ROUNDS_KEY: &str = "record_rounds";
+/// The most rounds one task records.
+pub const MAX_RECORD_ROUNDS: u32 = 100_000;
+/// Rounds recorded when `record_rounds` is absent.
+pub const DEFAULT_RECORD_ROUNDS: u32 = 10;
+
 fn section_kind(name: &str) -> Option<SectionKind> {
     match name {
         "project" => Some(SectionKind::Project),

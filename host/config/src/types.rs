@@ -283,11 +283,22 @@ pub struct TaskConf {
     /// `max_threads` as written (default 1). The core clamps it: ≤ 0 → 1,
     /// > 2·nprocs+1 → 2·nprocs+1, each with a warning, as C does.
     pub max_threads: i64,
+    /// `record_scans` + `record_rounds` (our keys): record the task's rounds to a file.
+    pub record: Option<RecordScans>,
     /// The keys of the task's engine.
     pub engine_keys: TaskEngineConf,
     /// Every `key = value` of the section, in file order, values as written; what the core
     /// hands the engine as the task's params (minus the generic task keys).
     pub raw: RawParams,
+}
+
+/// Where and how long a task's rounds are recorded (`record_scans`, `record_rounds`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordScans {
+    /// `record_scans`: an absolute path; the host creates or appends to it.
+    pub path: PathBuf,
+    /// `record_rounds`: rounds recorded, 1..=100000 (default 10).
+    pub rounds: u32,
 }
 
 /// `type` and `value` of a task: which processes it targets. `value` is 1..=15 chars of

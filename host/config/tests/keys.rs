@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use etmem_config::parse::{DEFAULT_RECORD_ROUNDS, MAX_RECORD_ROUNDS};
 use etmem_config::*;
 use etmem_proto::OptResult;
 
@@ -469,4 +470,54 @@ fn dry_run_is_yes_or_no_and_off_by_default() {
     // a known key: no warning about it
     let c = add(&format!("[project]\nname=p\n{PAGE}dry_run=yes\n"));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn record_scans_takes_an_absolute_path_and_bounded_rounds() {
+    let (t, warnings) = task(
+        "slide",
+        "T=1\nrecord_scans=/var/tmp/t.scans\nrecord_rounds=5\n",
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        t.record,
+        Some(RecordScans {
+            path: "/var/tmp/t.scans".into(),
+            rounds: 5
+        })
+    );
+    // not an engine key: a thirdparty engine never sees it
+    let (t, _) = task("mine", "record_scans=/r\nk=v\n");
+    assert_eq!(t.record.map(|r| r.rounds), Some(DEFAULT_RECORD_ROUNDS));
+    assert_eq!(
+        t.engine_keys,
+        TaskEngineConf::Thirdparty(vec![("k".into(), "v".into())])
+    );
+    assert_eq!(task("slide", "T=1\n").0.record, None);
+    let (t, _) = task(
+        "mine",
+        &format!("record_scans=/r\nrecord_rounds={MAX_RECORD_ROUNDS}\n"),
+    );
+    assert_eq!(t.record.map(|r| r.rounds), Some(MAX_RECORD_ROUNDS));
+
+    for (extra, want) in [
+        (
+            "record_scans=var/t.scans\n",
+            "[task] #1 (line 8): key `record_scans`: expected an absolute path of a file, such as `/var/tmp/web.scans`, found `var/t.scans`",
+        ),
+        ("record_scans=/var/tmp/\n", "found `/var/tmp/`"),
+        (
+            "record_scans=/r\nrecord_rounds=0\n",
+            "key `record_rounds`: expected",
+        ),
+        ("record_scans=/r\nrecord_rounds=100001\n", "found `100001`"),
+        ("record_scans=/r\nrecord_rounds=ten\n", "found `ten`"),
+        (
+            "record_rounds=3\n",
+            "key `record_rounds`: `record_rounds` needs `record_scans` (the file to record to)",
+        ),
+    ] {
+        let text = add_err(&format!("{TASK}engine=slide\nT=1\n{extra}")).to_string();
+        assert!(text.contains(want), "{extra:?}: {text}");
+    }
 }

@@ -14,6 +14,7 @@ use crate::engine::{
 };
 use crate::model::State;
 use crate::plugin::{EngineLoader, LoadError, Params, check_library};
+use crate::record::Recorder;
 use crate::scheduler::process_target;
 use etmem_config::{
     ConfigFile, EngineConf, EngineKind, ProjectConf, ScanConf, SectionPos, TaskConf, TaskEngineConf,
@@ -378,6 +379,10 @@ pub(crate) fn plan(
                 keys: t.engine_keys.clone(),
                 params: task_params(t),
                 fixed_pid,
+                record: t
+                    .record
+                    .as_ref()
+                    .map(|r| Arc::new(Recorder::new(&r.path, r.rounds))),
             },
             at: at.clone(),
         });

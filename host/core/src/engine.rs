@@ -9,6 +9,7 @@
 
 use crate::plugin::builtin::BuiltinInstance;
 use crate::plugin::{CallError, DEFAULT_FETCH_DIR, EngineInstance, EngineLoader, HostRef, Params};
+use crate::record::Recorder;
 use etmem_config::{
     EngineConf, EngineKind, ProjectConf, ScanConf, TaskConf, TaskEngineConf, TaskTarget,
 };
@@ -53,6 +54,8 @@ pub struct TaskInfo {
     /// the pid resolved once at add time (per-engine scheduling); `None` when the host
     /// re-resolves every round
     pub fixed_pid: Option<Pid>,
+    /// `record_scans` / `record_rounds`: where the task's rounds are recorded
+    pub record: Option<Arc<Recorder>>,
 }
 
 impl TaskInfo {
@@ -247,6 +250,8 @@ pub const TASK_HOST_KEYS: &[&str] = &[
     "value",
     "max_threads",
     "swap_flag",
+    etmem_config::parse::RECORD_SCANS_KEY,
+    etmem_config::parse::RECORD_ROUNDS_KEY,
 ];
 
 /// The `configure` params of an engine (see [`crate::plugin`]): its section's own keys,

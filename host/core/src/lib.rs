@@ -12,6 +12,7 @@ mod caps;
 mod daemon;
 pub mod engine;
 mod model;
+pub mod record;
 pub use model::TaskStats;
 pub mod plugin;
 mod round_cost;

@@ -9,7 +9,7 @@
 
 use crate::caps::EngineHost;
 use crate::engine::{ScanParams, Scheduling, TaskInfo};
-use crate::plugin::{CallError, EngineInstance, HostRef};
+use crate::plugin::{CallError, EngineInstance, HostRef, Params};
 use crate::round_cost::Moved;
 use crate::scheduler::{RoundEnv, WorkingSet, spawn_engine_worker, spawn_task_rounds};
 use etmem_config::{EngineConf, ProjectConf, ScanConf};
@@ -51,6 +51,8 @@ pub(crate) struct EngineCell {
     instance: Mutex<Box<dyn EngineInstance>>,
     failed: Mutex<Option<String>>,
     pub host: Arc<EngineHost>,
+    /// what the engine's `configure` received (recorded with `record_scans`)
+    pub params: Params,
     /// per task: what its rounds did
     stats: Mutex<BTreeMap<String, TaskStats>>,
 }
@@ -76,6 +78,7 @@ impl EngineCell {
         name: &str,
         instance: Box<dyn EngineInstance>,
         host: Arc<EngineHost>,
+        params: Params,
     ) -> Arc<EngineCell> {
         Arc::new(EngineCell {
             project: project.to_string(),
@@ -83,6 +86,7 @@ impl EngineCell {
             instance: Mutex::new(instance),
             failed: Mutex::new(None),
             host,
+            params,
             stats: Mutex::new(BTreeMap::new()),
         })
     }

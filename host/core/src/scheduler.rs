@@ -30,6 +30,7 @@
 use crate::engine::{ScanParams, Scheduling, TaskInfo};
 use crate::model::{EngineCell, State, quarantine};
 use crate::plugin::{Action, CallError, Round, ScanResult};
+use crate::record::{self, RecordedAction, RecordedRound, RecordedScan, Recorder};
 use crate::round_cost::{Moved, RoundCost, ScanPart, Stopwatch, add_cpu};
 use etmem_config::TaskTarget;
 use etmem_kernel::track::{SCAN_AS_HUGE, SCAN_IGN_HOST, VMA_SCAN_FLAG};
@@ -488,9 +489,27 @@ async fn plan_and_act(
     };
     let name = task.name.clone();
     let started = Instant::now();
+    let recording = task
+        .record
+        .clone()
+        .filter(|r| r.wants_more())
+        .map(|r| (r, round_record(env, task, &round)));
     let r = env
         .cell
-        .call(move |e, h| e.plan(&name, &round, &scans, h))
+        .call(move |e, h| match recording {
+            None => e.plan(&name, &round, &scans, h),
+            Some((recorder, mut line)) => {
+                let (rec, href) = record::recording(h);
+                let r = e.plan(&name, &round, &scans, &href);
+                if let Ok(actions) = &r {
+                    line.scans = scans.iter().map(RecordedScan::of).collect();
+                    line.host = rec.take();
+                    line.actions = actions.iter().map(RecordedAction::of).collect();
+                    record_line(&recorder, &line);
+                }
+                r
+            }
+        })
         .await;
     cost.plan = started.elapsed();
     let actions = match r {
@@ -514,6 +533,44 @@ async fn plan_and_act(
     env.cell.record_round(&task.name, number, Ok(&cost.moved));
     tracing::info!("{w}: round {number}: {cost}");
     true
+}
+
+/// The recorded round of `task` before its plan (scans, host answers and actions are
+/// filled in around the call).
+fn round_record(env: &RoundEnv, task: &TaskInfo, round: &Round) -> RecordedRound {
+    RecordedRound {
+        format: record::FORMAT.to_string(),
+        version: record::VERSION,
+        project: task.project.clone(),
+        engine: task.engine.clone(),
+        task: task.name.clone(),
+        target_type: task.target.type_name().to_string(),
+        target_value: task.target.value().to_string(),
+        round: round.number,
+        passes: round.passes,
+        engine_params: record::pairs(&env.cell.params),
+        task_params: record::pairs(&task.params),
+        scans: Vec::new(),
+        host: Vec::new(),
+        actions: Vec::new(),
+    }
+}
+
+/// Appends `line` to the task's record file; logs the last round recorded and a failure.
+fn record_line(recorder: &Recorder, line: &RecordedRound) {
+    let w = format!(
+        "project `{}` engine `{}` task `{}`",
+        line.project, line.engine, line.task
+    );
+    match recorder.write(line) {
+        Ok(n) if !recorder.wants_more() => tracing::info!(
+            "{w}: round {}: recorded, {n} round(s) in {}: recording done",
+            line.round,
+            recorder.path().display()
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("{w}: round {}: {e}", line.round),
+    }
 }
 
 /// Carries out `actions` through the engine's host, up to `max_threads` pids at once,
@@ -669,6 +726,7 @@ mod tests {
             keys: TaskEngineConf::Damon,
             params: crate::plugin::Params::from_pairs(params.iter().copied()),
             fixed_pid: None,
+            record: None,
         }
     }
 

@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use super::reader::Reader;
+use super::{DEFAULT_RECORD_ROUNDS, MAX_RECORD_ROUNDS, RECORD_ROUNDS_KEY, RECORD_SCANS_KEY};
 use super::{
     DRY_RUN_KEY, MAX_CG_DIR_LEN, MAX_TASK_VALUE_LEN, MEMDCD_DEFAULT_SOCK, MEMDCD_SOCK_LIMIT,
     ROUND_QUOTA_KEY,
@@ -314,6 +315,7 @@ pub(super) fn task(
         .opt_int("max_threads", i32::MIN.into(), i32::MAX.into())?
         .unwrap_or(1);
     debug_assert!(GENERIC_TASK_KEYS.iter().all(|k| r.used.contains(k)));
+    let record = record_scans(&mut r)?;
 
     let engine_keys = match engine.as_str() {
         "slide" => {
@@ -430,9 +432,42 @@ pub(super) fn task(
         target,
         swap_flag,
         max_threads,
+        record,
         engine_keys,
         raw: raw_pairs(s),
     })
+}
+
+/// `record_scans` and `record_rounds` (our keys): an absolute path that does not end in
+/// `/`, and 1..=[`MAX_RECORD_ROUNDS`] rounds ([`DEFAULT_RECORD_ROUNDS`] when absent);
+/// `record_rounds` alone is an error.
+fn record_scans(r: &mut Reader<'_>) -> Result<Option<RecordScans>, ConfigError> {
+    let path = r.opt_str(RECORD_SCANS_KEY)?;
+    let rounds = r.opt_int(RECORD_ROUNDS_KEY, 1, MAX_RECORD_ROUNDS.into())?;
+    let Some(path) = path else {
+        return match rounds {
+            Some(_) => Err(r.err(
+                RECORD_ROUNDS_KEY,
+                KeyProblem::Rule(format!(
+                    "`{RECORD_ROUNDS_KEY}` needs `{RECORD_SCANS_KEY}` (the file to record to)"
+                )),
+            )),
+            None => Ok(None),
+        };
+    };
+    if !path.starts_with('/') || path.ends_with('/') {
+        return Err(r.expected(
+            RECORD_SCANS_KEY,
+            "an absolute path of a file, such as `/var/tmp/web.scans`",
+            &path,
+        ));
+    }
+    Ok(Some(RecordScans {
+        path: std::path::PathBuf::from(path),
+        rounds: rounds
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(DEFAULT_RECORD_ROUNDS),
+    }))
 }
 
 /// `swap_threshold`: 1..=10 chars, digits then one `g`/`G`; `g` alone is 0. In GiB.

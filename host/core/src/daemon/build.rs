@@ -101,5 +101,11 @@ pub(super) async fn build_engine(
             ));
         }
     };
-    Ok(EngineCell::new(&e.project, &e.name, inst, host))
+    Ok(EngineCell::new(
+        &e.project,
+        &e.name,
+        inst,
+        host,
+        e.params.clone(),
+    ))
 }

@@ -23,7 +23,7 @@
 //!   `sysmem_threshold`, `swapcache_high_wmark`, `swapcache_low_wmark` (when set). For
 //!   cslide, `hot_threshold` carries the value after the host's clamp to `loop*3+1`.
 //! * `new-task`: the `[task]` keys minus `name`, `project`, `engine`, `type`, `value`,
-//!   `max_threads` and `swap_flag` (the host's scheduling keys).
+//!   `max_threads`, `swap_flag` (the host's scheduling keys), `record_scans` and `record_rounds`.
 //!
 //! An engine that calls `Params::deny_unknown` in `configure` must therefore list the six
 //! project keys among the keys it knows.

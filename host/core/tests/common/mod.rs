@@ -446,6 +446,7 @@ pub fn slide_task(project: &str, name: &str, target: TaskTarget, t: u32) -> Task
         target,
         swap_flag: false,
         max_threads: 1,
+        record: None,
         engine_keys: TaskEngineConf::Slide(SlideTaskConf {
             t,
             swap_threshold_kb: None,
