@@ -214,7 +214,7 @@ fn swapcache_reclaim_checks_the_pid_and_watermarks_then_asks_the_kernel() {
     fake.add_process(&FakeProcess::new(7, "db").anon(0x10000, 0x11000))
         .expect("7");
     let host = EngineHost::new("p", "slide", fake.clone(), None, false);
-    host.add_task("t");
+    host.add_task("t", None);
     host.begin_round("t", vec![Arc::new(fake.open_process(7).expect("open"))]);
     // an upstream kernel: refused, naming the module
     let e = host
