@@ -115,6 +115,10 @@ pub trait Host {
     /// be the task's own `Sock` (`@name`: abstract socket; else a socket file). The host
     /// checks the pages, builds memdcd's messages (one connection each) and checks the
     /// replies. Returns the messages sent (a dry run: those it would have sent).
-    fn send_page_list(&self, task: &str, sock: &str, pages: &ScanResult)
-    -> Result<u64, EngineError>;
+    fn send_page_list(
+        &self,
+        task: &str,
+        sock: &str,
+        pages: &ScanResult,
+    ) -> Result<u64, EngineError>;
 }

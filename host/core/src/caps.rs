@@ -552,9 +552,8 @@ impl Host for EngineHost {
                 .unix_exchange(&addr, &m, memdcd::REPLY_MAX)
                 .map_err(|e| format!("{at}: {e}"))
                 .and_then(|r| {
-                    memdcd::check_reply(&r).map_err(|r| {
-                        format!("{at}: reply `{r}`, expected `success` or none")
-                    })
+                    memdcd::check_reply(&r)
+                        .map_err(|r| format!("{at}: reply `{r}`, expected `success` or none"))
                 });
             if let Err(e) = reply {
                 tracing::warn!("{who}: send-page-list: {e}");

@@ -69,8 +69,11 @@ fn machine(fake: &FakeKernel) -> Vec<(u64, u64, i32)> {
 
 /// `conf/memdcd.ini` pointed at `PID` and at `sock`, with 1 s rounds.
 fn conf(sock: &Path) -> String {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../conf/memdcd.ini"))
-        .expect("conf/memdcd.ini");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../conf/memdcd.ini"
+    ))
+    .expect("conf/memdcd.ini");
     let out: String = text
         .lines()
         .map(|l| match l {
@@ -193,14 +196,13 @@ async fn conf_memdcd_ini_adds_starts_and_feeds_a_fake_memdcd() {
         assert_eq!(n, [512, 88][k]);
         for j in 0..n {
             let at = 48 + j * 24;
-            got.push((
-                u64_at(m, at),
-                u64_at(m, at + 8),
-                u32_at(m, at + 16) as i32,
-            ));
+            got.push((u64_at(m, at), u64_at(m, at + 8), u32_at(m, at + 16) as i32));
         }
     }
-    assert_eq!(got, want, "every page of the `us` VMA, in order, with its count");
+    assert_eq!(
+        got, want,
+        "every page of the `us` VMA, in order, with its count"
+    );
 
     let mut s = show("true");
     s.push(0xFF);

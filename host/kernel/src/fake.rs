@@ -17,8 +17,8 @@ use crate::process::{ProcessError, ProcessHandle};
 use crate::track::{TrackError, Tracker, TrackerChoice};
 use crate::unix::{UnixAddr, UnixError};
 use crate::{Kernel, KernelError, Pid, ProcessTarget};
-use std::collections::VecDeque;
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::io;
 
 /// How many `targets/0/regions/N` directories the fake DAMON tree has ready (the kernel
@@ -741,7 +741,11 @@ impl Kernel for FakeKernel {
             addr: addr.clone(),
             request: request.to_vec(),
         });
-        let scripted = self.unix_replies.lock().ok().and_then(|mut q| q.pop_front());
+        let scripted = self
+            .unix_replies
+            .lock()
+            .ok()
+            .and_then(|mut q| q.pop_front());
         match scripted {
             Some(Ok(mut reply)) => {
                 reply.truncate(reply_max);

@@ -195,6 +195,9 @@ mod tests {
         assert_eq!(server.join().unwrap(), [&b"one"[..], b"two", b"three"]);
         drop(dir);
         let e = exchange(&addr, b"x", 10, t).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("connect socket {}: ", path.display())), "{e}");
+        assert!(
+            e.starts_with(&format!("connect socket {}: ", path.display())),
+            "{e}"
+        );
     }
 }

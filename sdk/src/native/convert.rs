@@ -100,7 +100,10 @@ impl From<&Vma> for RVmaFlags {
     fn from(v: &Vma) -> RVmaFlags {
         Tuple2(
             RVma::from(v),
-            v.vm_flags.iter().map(|f| RString::from(f.as_str())).collect(),
+            v.vm_flags
+                .iter()
+                .map(|f| RString::from(f.as_str()))
+                .collect(),
         )
     }
 }

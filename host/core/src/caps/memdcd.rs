@@ -128,12 +128,7 @@ impl<I: Iterator<Item = Entry>> Iterator for Messages<I> {
             return None;
         }
         let batch: Vec<Entry> = self.entries.by_ref().take(ENTRIES_PER_MESSAGE).collect();
-        let m = encode(
-            self.pid,
-            self.total,
-            status(self.index, self.count),
-            &batch,
-        );
+        let m = encode(self.pid, self.total, status(self.index, self.count), &batch);
         self.index += 1;
         Some(m)
     }
@@ -167,7 +162,10 @@ mod tests {
 
     #[test]
     fn the_layout_matches_the_c_struct() {
-        assert_eq!(ENTRIES_AT + ENTRIES_PER_MESSAGE * ENTRY_BYTES, MESSAGE_BYTES);
+        assert_eq!(
+            ENTRIES_AT + ENTRIES_PER_MESSAGE * ENTRY_BYTES,
+            MESSAGE_BYTES
+        );
         let e = [
             Entry {
                 addr: 0x7f00_0000_1000,

@@ -291,7 +291,11 @@ fn ne_u64(m: &[u8], at: usize) -> u64 {
 /// `i % 5` for page `i`, sent for `pid`.
 fn check_messages(msgs: &[Vec<u8>], pid: u32, n: u64, base: u64) {
     let want = n.div_ceil(512);
-    assert_eq!(msgs.len() as u64, want, "{n} pages: one connection per message");
+    assert_eq!(
+        msgs.len() as u64,
+        want,
+        "{n} pages: one connection per message"
+    );
     let mut next = 0u64;
     for (k, m) in msgs.iter().enumerate() {
         let k = k as u64;
@@ -323,7 +327,10 @@ fn check_messages(msgs: &[Vec<u8>], pid: u32, n: u64, base: u64) {
                 assert_eq!(ne_u32(m, at + 20), 0, "{n}: {k}/{j} padding");
                 next += 1;
             } else {
-                assert!(m[at..at + 24].iter().all(|&b| b == 0), "{n}: {k}/{j} unused");
+                assert!(
+                    m[at..at + 24].iter().all(|&b| b == 0),
+                    "{n}: {k}/{j} unused"
+                );
             }
         }
     }
@@ -347,10 +354,7 @@ fn list(pid: u32, n: u64) -> ScanResult {
 
 /// A host of task `t` on pid 7 (VMA of 4096 pages at [`LIST_BASE`]) whose `Sock` is
 /// `sock`.
-fn memdcd_host(
-    sock: &str,
-    dry_run: bool,
-) -> (Arc<etmem_kernel::FakeKernel>, EngineHost) {
+fn memdcd_host(sock: &str, dry_run: bool) -> (Arc<etmem_kernel::FakeKernel>, EngineHost) {
     use etmem_kernel::{FakeKernel, FakeProcess};
     let fake = Arc::new(FakeKernel::new().expect("fake"));
     fake.add_process(&FakeProcess::new(7, "qemu").anon(LIST_BASE, LIST_BASE + 4096 * 4096))
@@ -433,7 +437,12 @@ fn page_lists_go_only_to_the_tasks_own_sock_for_its_own_pids_inside_its_vmas() {
     assert_eq!(ex[0].0, UnixAddr::Abstract("_memdcd.server".into()));
     // another socket, a file named like it, another pid, another task: refused, unsent
     for (task, sock, pid, why) in [
-        ("t", "@other", 7, "socket `@other` is not the task's `Sock` (@_memdcd.server)"),
+        (
+            "t",
+            "@other",
+            7,
+            "socket `@other` is not the task's `Sock` (@_memdcd.server)",
+        ),
         ("t", "_memdcd.server", 7, "is not the task's `Sock`"),
         ("t", "-", 8, "pid 8 is not a current process of task `t`"),
         ("u", "-", 7, "no task `u`"),
@@ -464,7 +473,11 @@ fn page_lists_go_only_to_the_tasks_own_sock_for_its_own_pids_inside_its_vmas() {
     assert_eq!(host.send_page_list("t", "-", &s), Ok(1));
     let ex = fake.unix_exchanges();
     assert_eq!(ex.len(), 3);
-    assert_eq!(ne_u64(&ex[2].1, 32), 3, "total_length without the foreign page");
+    assert_eq!(
+        ne_u64(&ex[2].1, 32),
+        3,
+        "total_length without the foreign page"
+    );
     assert_eq!(ne_u64(&ex[2].1, 48), LIST_BASE);
 }
 
