@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let f = VmaFilter {
         anon_only: true,
         vm_flags: vec!["ht".to_owned()],
+        ..Default::default()
     };
     for v in &vmas {
         assert!(v.start <= v.end, "{v:?}");

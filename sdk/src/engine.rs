@@ -130,4 +130,24 @@ pub trait Host {
     /// missing on kernels without the module (upstream kernels have no such interface).
     fn reclaim_swapcache(&self, task: &str, pid: Pid, low: u8, high: u8)
     -> Result<(), EngineError>;
+    /// WIT `task-smaps-vmas`: the VMAs of one of the task's processes as smaps lists them,
+    /// with their [`Vma::vm_flags`], keeping those whose flags hold every one of `flags` (all
+    /// when empty). Costlier than [`Host::task_vmas`] (the kernel walks the page tables).
+    fn task_smaps_vmas(
+        &self,
+        task: &str,
+        pid: Pid,
+        flags: &[&str],
+    ) -> Result<Vec<Vma>, EngineError>;
+    /// WIT `send-page-list`: hands the pages of `pages` (one of the task's processes, hot
+    /// and cold, with their counts) to the memRouter daemon `memdcd` on `sock`, which must
+    /// be the task's own `Sock` (`@name`: abstract socket; else a socket file). The host
+    /// checks the pages, builds memdcd's messages (one connection each) and checks the
+    /// replies. Returns the messages sent (a dry run: those it would have sent).
+    fn send_page_list(
+        &self,
+        task: &str,
+        sock: &str,
+        pages: &ScanResult,
+    ) -> Result<u64, EngineError>;
 }

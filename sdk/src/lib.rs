@@ -93,6 +93,8 @@ pub mod contract {
         "request-migrate",
         "system-facts",
         "reclaim-swapcache",
+        "task-smaps-vmas",
+        "send-page-list",
     ];
     /// The cases of WIT `engine-error`, in order ([`crate::EngineError`] adds `panicked`,
     /// native only).

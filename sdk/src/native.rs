@@ -23,7 +23,7 @@
 mod convert;
 mod types;
 
-pub use convert::{params_from, params_to};
+pub use convert::{params_from, params_to, vma_with_flags};
 // A glob, so that the companions abi_stable's macros generate next to the declared types
 // (`HostApi_TO`, `EngineModRef`, ...) stay reachable as `native::X` too.
 pub use types::*;
@@ -117,6 +117,32 @@ impl Host for NativeHost<'_> {
     ) -> Result<(), EngineError> {
         self.0
             .reclaim_swapcache(task.into(), pid, low, high)
+            .into_result()
+            .map_err(Into::into)
+    }
+
+    fn task_smaps_vmas(
+        &self,
+        task: &str,
+        pid: Pid,
+        flags: &[&str],
+    ) -> Result<Vec<Vma>, EngineError> {
+        let flags: RVec<RString> = flags.iter().map(|f| RString::from(*f)).collect();
+        self.0
+            .task_smaps_vmas(task.into(), pid, flags.as_rslice())
+            .into_result()
+            .map(|v| v.into_iter().map(convert::vma_with_flags).collect())
+            .map_err(Into::into)
+    }
+
+    fn send_page_list(
+        &self,
+        task: &str,
+        sock: &str,
+        pages: &ScanResult,
+    ) -> Result<u64, EngineError> {
+        self.0
+            .send_page_list(task.into(), sock.into(), &RScanResult::from(pages))
             .into_result()
             .map_err(Into::into)
     }

@@ -41,12 +41,27 @@ pub struct SwapcacheReclaim {
     pub high: u8,
 }
 
+/// A call of [`Host::send_page_list`] the host accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageList {
+    /// the task named in the call
+    pub task: String,
+    /// the socket named
+    pub sock: String,
+    /// the pages
+    pub pages: ScanResult,
+}
+
+/// Entries in one memdcd message (what [`FakeHost`] counts messages by).
+const MEMDCD_ENTRIES: usize = 512;
+
 #[derive(Debug, Default)]
 struct Recorded {
     calls: Vec<&'static str>,
     logs: Vec<(LogLevel, String)>,
     requests: Vec<Request>,
     swapcache: Vec<SwapcacheReclaim>,
+    page_lists: Vec<PageList>,
 }
 
 /// A scripted [`Host`]: set what it answers, then inspect what the engine asked.
@@ -85,6 +100,7 @@ pub struct FakeHost {
     facts: SystemFacts,
     refuse_requests: Option<String>,
     refuse_swapcache: Option<String>,
+    refuse_page_lists: Option<String>,
     recorded: Mutex<Recorded>,
 }
 
@@ -132,6 +148,17 @@ impl FakeHost {
     pub fn refusing_requests(mut self, reason: &str) -> FakeHost {
         self.refuse_requests = Some(reason.to_string());
         self
+    }
+
+    /// Refuses every `send-page-list` with `reason` (memdcd down, or a foreign socket).
+    pub fn refusing_page_lists(mut self, reason: &str) -> FakeHost {
+        self.refuse_page_lists = Some(reason.to_string());
+        self
+    }
+
+    /// The `send-page-list` calls accepted so far.
+    pub fn page_lists(&self) -> Vec<PageList> {
+        self.record().page_lists.clone()
     }
 
     /// Refuses every `reclaim-swapcache` with `reason` (a kernel without etmem_swap).
@@ -283,6 +310,46 @@ impl Host for FakeHost {
             high,
         });
         Ok(())
+    }
+
+    /// Answers from [`FakeHost::with_vmas`] (their `vm_flags` as set), keeping the VMAs
+    /// whose flags hold every one of `flags`.
+    fn task_smaps_vmas(
+        &self,
+        task: &str,
+        pid: Pid,
+        flags: &[&str],
+    ) -> Result<Vec<Vma>, EngineError> {
+        self.record().calls.push("task-smaps-vmas");
+        let vmas = self
+            .vmas
+            .get(&(task.to_string(), pid))
+            .ok_or_else(|| refuse(&format!("pid {pid} of task `{task}`")))?;
+        Ok(vmas
+            .iter()
+            .filter(|v| flags.iter().all(|f| v.has_vm_flag(f)))
+            .cloned()
+            .collect())
+    }
+
+    /// Refused with [`FakeHost::refusing_page_lists`]'s reason; else recorded, answering
+    /// the messages memdcd would get (512 pages each, none for no page).
+    fn send_page_list(
+        &self,
+        task: &str,
+        sock: &str,
+        pages: &ScanResult,
+    ) -> Result<u64, EngineError> {
+        self.record().calls.push("send-page-list");
+        if let Some(reason) = &self.refuse_page_lists {
+            return Err(EngineError::Host(reason.clone()));
+        }
+        self.record().page_lists.push(PageList {
+            task: task.to_string(),
+            sock: sock.to_string(),
+            pages: pages.clone(),
+        });
+        Ok(pages.len().div_ceil(MEMDCD_ENTRIES) as u64)
     }
 }
 

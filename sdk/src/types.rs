@@ -77,9 +77,18 @@ pub struct Vma {
     pub inode: u64,
     /// the path column, empty when anonymous
     pub path: String,
+    /// the `VmFlags` of smaps (two-letter flags, e.g. `rd`, `us`): filled by
+    /// [`Host::task_smaps_vmas`](crate::Host::task_smaps_vmas), empty from
+    /// [`Host::task_vmas`](crate::Host::task_vmas) (maps has no flags)
+    pub vm_flags: Vec<String>,
 }
 
 impl Vma {
+    /// True when `flag` is one of the area's `VmFlags`.
+    pub fn has_vm_flag(&self, flag: &str) -> bool {
+        self.vm_flags.iter().any(|f| f == flag)
+    }
+
     /// Length in bytes (0 for a malformed area whose end is below its start).
     pub fn len(&self) -> u64 {
         self.end.saturating_sub(self.start)

@@ -223,8 +223,52 @@ impl Host for WitHost {
                 offset: v.offset,
                 inode: v.inode,
                 path: v.path,
+                vm_flags: Vec::new(),
             })
             .collect())
+    }
+
+    fn task_smaps_vmas(
+        &self,
+        task: &str,
+        pid: Pid,
+        flags: &[&str],
+    ) -> Result<Vec<Vma>, EngineError> {
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let vmas = wit_host::task_smaps_vmas(task, pid, &flags)?;
+        Ok(vmas
+            .into_iter()
+            .map(|(v, vm_flags)| Vma {
+                start: v.start,
+                end: v.end,
+                readable: v.readable,
+                writable: v.writable,
+                executable: v.executable,
+                shared: v.shared,
+                offset: v.offset,
+                inode: v.inode,
+                path: v.path,
+                vm_flags,
+            })
+            .collect())
+    }
+
+    fn send_page_list(
+        &self,
+        task: &str,
+        sock: &str,
+        pages: &ScanResult,
+    ) -> Result<u64, EngineError> {
+        let (addrs, lens, counts, sizes) = pages.columns();
+        let scan = wit::ScanResult {
+            pid: pages.pid(),
+            passes: pages.passes(),
+            addrs: addrs.to_vec(),
+            lens: lens.to_vec(),
+            counts: counts.to_vec(),
+            sizes: sizes.to_vec(),
+        };
+        Ok(wit_host::send_page_list(task, sock, &scan)?)
     }
 
     fn task_scan(&self, task: &str) -> Result<Vec<ScanResult>, EngineError> {

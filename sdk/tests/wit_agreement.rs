@@ -68,6 +68,12 @@ fn host_imports_match_sdk_and_fake_host() {
     let _ = host.request_migrate("t", 1, &[0x1000], 1);
     let _ = host.system_facts();
     let _ = host.reclaim_swapcache("t", 1, 10, 30);
+    let _ = host.task_smaps_vmas("t", 1, &["us"]);
+    let _ = host.send_page_list(
+        "t",
+        "@_memdcd.server",
+        &etmem_sdk::ScanResult::from_runs(1, 1, []).expect("empty scan"),
+    );
     assert_eq!(host.calls(), contract::HOST_IMPORTS);
 }
 

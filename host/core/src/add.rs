@@ -435,6 +435,9 @@ fn check_task_keys(t: &TaskConf, kind: &EngineKind, scan: &ScanConf) -> Result<(
             }
             Ok(())
         }
+        (EngineKind::Memdcd, TaskEngineConf::Memdcd(m)) => crate::engine::parse_sock(&m.sock)
+            .map(|_| ())
+            .map_err(|e| format!("key `Sock`: {e}")),
         (EngineKind::Cslide(_), TaskEngineConf::Cslide(_))
         | (EngineKind::Thirdparty(_), TaskEngineConf::Thirdparty(_)) => Ok(()),
         (kind, keys) => {

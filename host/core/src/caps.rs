@@ -14,7 +14,7 @@
 use crate::plugin::{Action, SdkEngineError};
 use etmem_kernel::{
     ActionReport, FailReason, Kernel, PageRef, PageSizes, ProcessHandle, SwapMethod,
-    SwapcacheWmark, VmaFilter,
+    SwapcacheWmark, UnixAddr, VmaFilter,
 };
 use etmem_sdk::{
     Host, LogLevel, MemInfo as SdkMemInfo, NodeMemory, PageRun, PageSize, Pid, ProcessMemory,
@@ -35,6 +35,8 @@ struct TaskView {
     scans: Vec<ScanResult>,
     /// bytes still allowed this round (`None`: no quota)
     budget: Option<u64>,
+    /// the memdcd socket the task may send page lists to (its `Sock`), or why it has none
+    sock: Option<Result<UnixAddr, String>>,
 }
 
 /// The capabilities of one engine of one project.
@@ -105,9 +107,9 @@ impl EngineHost {
         )
     }
 
-    /// A task was added.
-    pub(crate) fn add_task(&self, task: &str) {
-        self.lock().entry(task.to_string()).or_default();
+    /// A task was added, with its memdcd socket (`Sock`) if it has one.
+    pub(crate) fn add_task(&self, task: &str, sock: Option<Result<UnixAddr, String>>) {
+        self.lock().entry(task.to_string()).or_default().sock = sock;
     }
 
     /// A task was deleted.
@@ -442,20 +444,129 @@ impl Host for EngineHost {
             .kernel
             .vmas(&h, &VmaFilter::default())
             .map_err(|e| SdkEngineError::Host(format!("pid {pid}: {e}")))?;
-        Ok(vmas
-            .into_iter()
-            .map(|v| SdkVma {
-                start: v.start,
-                end: v.end,
-                readable: v.perms.read,
-                writable: v.perms.write,
-                executable: v.perms.exec,
-                shared: v.perms.shared,
-                offset: v.offset,
-                inode: v.inode,
-                path: v.path,
+        Ok(vmas.into_iter().map(sdk_vma).collect())
+    }
+
+    /// The VMAs from smaps, each with its `VmFlags`, those with every flag of `flags`.
+    fn task_smaps_vmas(
+        &self,
+        task: &str,
+        pid: Pid,
+        flags: &[&str],
+    ) -> Result<Vec<SdkVma>, SdkEngineError> {
+        if flags.len() > MAX_FLAGS || flags.iter().any(|f| f.len() > MAX_FLAG_LEN) {
+            return Err(SdkEngineError::Host(format!(
+                "task-smaps-vmas: at most {MAX_FLAGS} flags of at most {MAX_FLAG_LEN} bytes"
+            )));
+        }
+        let h = self.process(task, pid)?;
+        let filter = VmaFilter {
+            vm_flags: flags.iter().map(|f| f.to_string()).collect(),
+            smaps: true,
+            ..VmaFilter::default()
+        };
+        let vmas = self
+            .kernel
+            .vmas(&h, &filter)
+            .map_err(|e| SdkEngineError::Host(format!("pid {pid}: {e}")))?;
+        Ok(vmas.into_iter().map(sdk_vma).collect())
+    }
+
+    /// Checks the socket is the task's `Sock`, the pid one of its processes and the pages
+    /// inside that process's VMAs (pages outside are left out and logged, as for actions);
+    /// then sends memdcd's messages, one connection each, and checks every reply. The first
+    /// failed message ends the list (memdcd would hold an unfinished sequence either way).
+    fn send_page_list(
+        &self,
+        task: &str,
+        sock: &str,
+        pages: &ScanResult,
+    ) -> Result<u64, SdkEngineError> {
+        let who = self.who(task);
+        let pid = pages.pid();
+        let refused = |e: String| {
+            tracing::warn!("{who}: send-page-list pid {pid}: refused: {e}");
+            SdkEngineError::Host(e)
+        };
+        let addr = crate::engine::parse_sock(sock).map_err(|e| refused(e.to_string()))?;
+        let allowed = self.lock().get(task).map(|v| v.sock.clone());
+        match allowed {
+            None => return Err(refused(format!("no task `{task}`"))),
+            Some(None) => {
+                return Err(refused(format!(
+                    "task `{task}` has no `Sock` key: it has no memdcd socket"
+                )));
+            }
+            Some(Some(Err(why))) => return Err(refused(format!("key `Sock`: {why}"))),
+            Some(Some(Ok(own))) if own != addr => {
+                return Err(refused(format!(
+                    "socket `{}` is not the task's `Sock` ({own})",
+                    sock.escape_debug()
+                )));
+            }
+            Some(Some(Ok(_))) => {}
+        }
+        if pages.len() as u64 > MAX_LIST_PAGES {
+            return Err(refused(format!(
+                "{} pages, at most {MAX_LIST_PAGES} in one list",
+                pages.len()
+            )));
+        }
+        let mpid = i32::try_from(pid).map_err(|_| refused(format!("pid {pid} out of range")))?;
+        let handle = self
+            .process(task, pid)
+            .map_err(|e| refused(e.to_string()))?;
+        let vmas = self
+            .kernel
+            .vmas(&handle, &VmaFilter::default())
+            .map_err(|e| refused(format!("pid {pid}: its VMAs are unknown: {e}")))?;
+        let (runs, refusals) = clip_to_vmas(pages, &vmas, self.kernel.page_sizes());
+        for (a, why) in &refusals.first {
+            tracing::warn!("{who}: send-page-list: left out pid {pid} address {a:#x}: {why}");
+        }
+        let more = refusals.total() - refusals.first.len() as u64;
+        if more > 0 {
+            tracing::warn!("{who}: send-page-list: left out {more} more page(s) of pid {pid}");
+        }
+        let total: u64 = runs.iter().map(|r| r.pages).sum();
+        let entries = runs.into_iter().flat_map(|r| {
+            (0..r.pages).map(move |k| memdcd::Entry {
+                addr: r.addr + k * r.size,
+                len: r.size,
+                count: r.count,
             })
-            .collect())
+        });
+        let messages = memdcd::Messages::new(mpid, total, entries);
+        let count = messages.total_messages();
+        if self.dry_run {
+            tracing::info!(
+                "{who}: dry run: would send {total} page(s) of pid {pid} to memdcd at {addr} \
+                 in {count} message(s)"
+            );
+            return Ok(count);
+        }
+        for (i, m) in messages.enumerate() {
+            let at = format!("memdcd at {addr}: message {} of {count} (pid {pid})", i + 1);
+            let reply = self
+                .kernel
+                .unix_exchange(&addr, &m, memdcd::REPLY_MAX)
+                .map_err(|e| format!("{at}: {e}"))
+                .and_then(|r| {
+                    memdcd::check_reply(&r)
+                        .map_err(|r| format!("{at}: reply `{r}`, expected `success` or none"))
+                });
+            if let Err(e) = reply {
+                tracing::warn!("{who}: send-page-list: {e}");
+                return Err(SdkEngineError::Host(e));
+            }
+        }
+        if count > 0 {
+            tracing::info!(
+                "{who}: sent {total} page(s) of pid {pid} to memdcd at {addr} in {count} \
+                 message(s)"
+            );
+        }
+        Ok(count)
     }
 
     fn task_scan(&self, task: &str) -> Result<Vec<ScanResult>, SdkEngineError> {
@@ -598,6 +709,101 @@ impl Host for EngineHost {
     }
 }
 
+/// Pages one `send-page-list` may name: 2^24 (64 GiB of base pages, 32768 messages).
+const MAX_LIST_PAGES: u64 = 1 << 24;
+/// Flags one `task-smaps-vmas` may ask for, and their length (VmFlags are two letters).
+const MAX_FLAGS: usize = 64;
+const MAX_FLAG_LEN: usize = 16;
+
+fn sdk_vma(v: etmem_kernel::Vma) -> SdkVma {
+    SdkVma {
+        start: v.start,
+        end: v.end,
+        readable: v.perms.read,
+        writable: v.perms.write,
+        executable: v.perms.exec,
+        shared: v.perms.shared,
+        offset: v.offset,
+        inode: v.inode,
+        path: v.path,
+        vm_flags: v.vm_flags.unwrap_or_default(),
+    }
+}
+
+/// Pages of one size and count, back to back, that passed the checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CountedRun {
+    addr: u64,
+    pages: u64,
+    size: u64,
+    count: i32,
+}
+
+/// The pages of `scan` that lie inside `vmas`, each aligned to its size (the kernel's
+/// sizes for the scan's codes), as runs; the others refused.
+fn clip_to_vmas(
+    scan: &ScanResult,
+    vmas: &[etmem_kernel::Vma],
+    sizes: PageSizes,
+) -> (Vec<CountedRun>, Refusals) {
+    let mut vmas: Vec<&etmem_kernel::Vma> = vmas.iter().collect();
+    vmas.sort_by_key(|v| v.start);
+    let mut out = Vec::new();
+    let mut refusals = Refusals::default();
+    let (addrs, lens, counts, codes) = scan.columns();
+    for i in 0..addrs.len() {
+        let size = match codes[i] {
+            0 => sizes.pte,
+            1 => sizes.pmd,
+            _ => sizes.pud,
+        }
+        .max(1);
+        let (start, n, count) = (addrs[i], u64::from(lens[i]), i32::from(counts[i]));
+        let Some(end) = n.checked_mul(size).and_then(|b| start.checked_add(b)) else {
+            refusals.add(start, OUTSIDE, size, n);
+            continue;
+        };
+        if start % size != 0 {
+            refusals.add(start, NOT_ALIGNED, size, n);
+            continue;
+        }
+        let mut a = start;
+        while a < end {
+            let left = (end - a) / size;
+            let i = vmas.partition_point(|v| v.start <= a);
+            let fit = match i.checked_sub(1).map(|i| vmas[i]) {
+                Some(v) if v.contains_range(a, size) => ((v.end - a) / size).min(left),
+                _ => 0,
+            };
+            if fit > 0 {
+                match out.last_mut() {
+                    Some(r @ &mut CountedRun { .. })
+                        if r.addr + r.pages * r.size == a && r.size == size && r.count == count =>
+                    {
+                        r.pages += fit;
+                    }
+                    _ => out.push(CountedRun {
+                        addr: a,
+                        pages: fit,
+                        size,
+                        count,
+                    }),
+                }
+                a += fit * size;
+            } else {
+                // every page that starts before the next VMA is outside
+                let k = vmas
+                    .get(i)
+                    .map_or(left, |v| v.start.saturating_sub(a).div_ceil(size))
+                    .clamp(1, left);
+                refusals.add(a, OUTSIDE, size, k);
+                a += k * size;
+            }
+        }
+    }
+    (out, refusals)
+}
+
 /// The SDK page size of a tracked page size, if it is one of the three.
 pub(crate) fn sdk_page_size(bytes: u64, sizes: PageSizes) -> Option<PageSize> {
     if bytes == sizes.pte {
@@ -610,6 +816,8 @@ pub(crate) fn sdk_page_size(bytes: u64, sizes: PageSizes) -> Option<PageSize> {
         None
     }
 }
+
+pub(crate) mod memdcd;
 
 #[cfg(test)]
 mod tests;

@@ -200,7 +200,8 @@ impl DaemonHandle {
             let Some(cell) = cell else {
                 continue;
             };
-            cell.host.add_task(&info.name);
+            let sock = info.memdcd_sock().map(|r| r.map_err(|e| e.to_string()));
+            cell.host.add_task(&info.name, sock);
             let sdk = info.sdk();
             let params = info.params.clone();
             match cell.call(move |e, h| e.new_task(&sdk, &params, h)).await {

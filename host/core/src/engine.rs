@@ -13,7 +13,7 @@ use crate::record::Recorder;
 use etmem_config::{
     EngineConf, EngineKind, ProjectConf, ScanConf, TaskConf, TaskEngineConf, TaskTarget,
 };
-use etmem_kernel::Pid;
+use etmem_kernel::{Pid, UnixAddr, UnixError};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,17 @@ pub struct TaskInfo {
 }
 
 impl TaskInfo {
+    /// The memdcd socket the task may hand page lists to (`send-page-list`): the `Sock` key
+    /// of a memdcd task, or of a third-party task that has one; `None` without one.
+    pub fn memdcd_sock(&self) -> Option<Result<UnixAddr, UnixError>> {
+        let raw = match &self.keys {
+            TaskEngineConf::Memdcd(m) => m.sock.as_str(),
+            TaskEngineConf::Thirdparty(_) => self.params.raw("Sock")?,
+            _ => return None,
+        };
+        Some(parse_sock(raw))
+    }
+
     /// The task as the SDK describes it to an engine.
     pub fn sdk(&self) -> etmem_sdk::TaskInfo {
         etmem_sdk::TaskInfo {
@@ -68,6 +79,18 @@ impl TaskInfo {
             target_value: self.target.value().to_string(),
         }
     }
+}
+
+/// A `Sock` value as a socket address: `-` is `@_memdcd.server`, `@name` the abstract
+/// socket `name`, anything else a socket file's path, used in full. (C drops the first
+/// character of every value, B15; `@_memdcd.server` names the same socket either way.)
+pub fn parse_sock(value: &str) -> Result<UnixAddr, UnixError> {
+    let value = if value == "-" {
+        etmem_config::parse::MEMDCD_DEFAULT_SOCK
+    } else {
+        value
+    };
+    UnixAddr::parse(value)
 }
 
 /// The page-scan timing of a project (`scan_type=page`).

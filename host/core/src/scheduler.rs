@@ -124,6 +124,7 @@ fn vma_filter(task: &TaskInfo, scheduling: Scheduling) -> VmaFilter {
     VmaFilter {
         anon_only,
         vm_flags,
+        ..Default::default()
     }
 }
 

@@ -15,8 +15,10 @@ use crate::parse::maps::{Vma, VmaFilter};
 use crate::parse::meminfo::{HugePool, MemInfo, ProcStatus};
 use crate::process::{ProcessError, ProcessHandle};
 use crate::track::{TrackError, Tracker, TrackerChoice};
+use crate::unix::{UnixAddr, UnixError};
 use crate::{Kernel, KernelError, Pid, ProcessTarget};
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::io;
 
 /// How many `targets/0/regions/N` directories the fake DAMON tree has ready (the kernel
@@ -102,6 +104,13 @@ pub enum RecordedCall {
         /// the watermarks set
         wmark: SwapcacheWmark,
     },
+    /// [`Kernel::unix_exchange`]
+    UnixExchange {
+        /// the socket
+        addr: UnixAddr,
+        /// the bytes written
+        request: Vec<u8>,
+    },
 }
 
 /// A process to lay out under the fake `/proc`.
@@ -182,6 +191,8 @@ pub struct FakeKernel {
     keep_pages: AtomicBool,
     /// pages of every swap call so far
     swapped_pages: AtomicU64,
+    /// replies of the next socket exchanges (none left: the real socket is used)
+    unix_replies: Mutex<VecDeque<Result<Vec<u8>, String>>>,
 }
 
 fn render_vma(v: &Vma) -> String {
@@ -234,6 +245,7 @@ impl FakeKernel {
             nodes: Mutex::new(HashMap::new()),
             keep_pages: AtomicBool::new(true),
             swapped_pages: AtomicU64::new(0),
+            unix_replies: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -552,6 +564,26 @@ impl FakeKernel {
             .collect()
     }
 
+    /// The next socket exchange answers `reply` (`Err`: it fails with that text) without
+    /// touching any socket. Scripted replies are used in order; with none left, an exchange
+    /// goes to the real socket (a test's own listener).
+    pub fn script_unix_reply(&self, reply: Result<Vec<u8>, String>) {
+        if let Ok(mut q) = self.unix_replies.lock() {
+            q.push_back(reply);
+        }
+    }
+
+    /// The socket exchanges recorded so far: the socket and the bytes written.
+    pub fn unix_exchanges(&self) -> Vec<(UnixAddr, Vec<u8>)> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                RecordedCall::UnixExchange { addr, request } => Some((addr, request)),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn record(&self, c: RecordedCall) {
         if let Ok(mut v) = self.calls.lock() {
             v.push(c);
@@ -696,5 +728,35 @@ impl Kernel for FakeKernel {
             wmark,
         });
         Ok(())
+    }
+
+    /// Recorded; answered by the next scripted reply, else by the real socket.
+    fn unix_exchange(
+        &self,
+        addr: &UnixAddr,
+        request: &[u8],
+        reply_max: usize,
+    ) -> Result<Vec<u8>, UnixError> {
+        self.record(RecordedCall::UnixExchange {
+            addr: addr.clone(),
+            request: request.to_vec(),
+        });
+        let scripted = self
+            .unix_replies
+            .lock()
+            .ok()
+            .and_then(|mut q| q.pop_front());
+        match scripted {
+            Some(Ok(mut reply)) => {
+                reply.truncate(reply_max);
+                Ok(reply)
+            }
+            Some(Err(why)) => Err(UnixError::Io {
+                op: "connect",
+                addr: addr.to_string(),
+                source: io::Error::other(why),
+            }),
+            None => self.inner.unix_exchange(addr, request, reply_max),
+        }
     }
 }

@@ -376,6 +376,23 @@ impl Kernel for FaultyKernel {
         }
         self.fake.reclaim_swapcache(p, wmark)
     }
+
+    fn unix_exchange(
+        &self,
+        addr: &crate::UnixAddr,
+        request: &[u8],
+        reply_max: usize,
+    ) -> Result<Vec<u8>, crate::UnixError> {
+        let _call = self.enter();
+        if let Some(source) = self.fault("unix_exchange") {
+            return Err(crate::UnixError::Io {
+                op: "connect",
+                addr: addr.to_string(),
+                source,
+            });
+        }
+        self.fake.unix_exchange(addr, request, reply_max)
+    }
 }
 
 /// A tracker whose start, passes and stop fail now and then (see [`FaultyKernel`]).

@@ -20,6 +20,7 @@ pub mod parse;
 pub mod probe;
 pub mod process;
 pub mod track;
+pub mod unix;
 
 pub use access::{AccessMap, PageAccess};
 pub use actions::{
@@ -34,6 +35,7 @@ pub use parse::meminfo::{HugePool, MemInfo, ProcStatus};
 pub use probe::{ProbeReport, probe};
 pub use process::{ProcessError, ProcessHandle};
 pub use track::{ScanFlags, TrackError, Tracker, TrackerChoice, TrackerKind};
+pub use unix::{UnixAddr, UnixError};
 
 use thiserror::Error;
 
@@ -159,4 +161,14 @@ pub trait Kernel: Send + Sync + std::fmt::Debug {
         p: &ProcessHandle,
         wmark: SwapcacheWmark,
     ) -> Result<(), PageActionError>;
+
+    /// One request/reply exchange on a new connection to the unix stream socket `addr`
+    /// (the host's memdcd capability): write `request`, read at most `reply_max` bytes up
+    /// to the peer's close ([`unix::exchange`], [`unix::EXCHANGE_TIMEOUT`] per wait).
+    fn unix_exchange(
+        &self,
+        addr: &UnixAddr,
+        request: &[u8],
+        reply_max: usize,
+    ) -> Result<Vec<u8>, UnixError>;
 }

@@ -376,6 +376,15 @@ impl Kernel for LinuxKernel {
         }
         actions::reclaim_swapcache(p, wmark)
     }
+
+    fn unix_exchange(
+        &self,
+        addr: &crate::UnixAddr,
+        request: &[u8],
+        reply_max: usize,
+    ) -> Result<Vec<u8>, crate::UnixError> {
+        crate::unix::exchange(addr, request, reply_max, crate::unix::EXCHANGE_TIMEOUT)
+    }
 }
 
 /// Why swap cache reclaim is missing on a kernel without `/proc/PID/swap_pages`.

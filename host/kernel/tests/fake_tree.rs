@@ -122,6 +122,7 @@ fn vmas_status_and_filters() {
             &VmaFilter {
                 anon_only: true,
                 vm_flags: vec!["ht".into()],
+                ..Default::default()
             },
         )
         .expect("smaps");

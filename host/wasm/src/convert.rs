@@ -27,6 +27,18 @@ pub(crate) fn vma(v: Vma) -> wit::Vma {
     }
 }
 
+/// A `task-smaps-vmas` entry: the VMA and its `VmFlags`.
+pub(crate) fn vma_with_flags(mut v: Vma) -> (wit::Vma, Vec<String>) {
+    let flags = std::mem::take(&mut v.vm_flags);
+    (vma(v), flags)
+}
+
+/// A `scan-result` from an engine: checked as the SDK checks one (ascending runs, known
+/// size codes).
+pub(crate) fn scan_from(s: wit::ScanResult) -> Result<ScanResult, EngineError> {
+    ScanResult::from_column_vecs(s.pid, s.passes, s.addrs, s.lens, s.counts, s.sizes)
+}
+
 pub(crate) fn scan_to(s: &ScanResult) -> wit::ScanResult {
     let (addrs, lens, counts, sizes) = s.columns();
     wit::ScanResult {

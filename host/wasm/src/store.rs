@@ -145,4 +145,25 @@ impl bindings::etmem::engine::host::Host for StoreState {
     ) -> Result<(), wit::EngineError> {
         Ok(self.host()?.reclaim_swapcache(&task, pid, low, high)?)
     }
+
+    fn task_smaps_vmas(
+        &mut self,
+        task: String,
+        pid: u32,
+        flags: Vec<String>,
+    ) -> Result<Vec<(wit::Vma, Vec<String>)>, wit::EngineError> {
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let vmas = self.host()?.task_smaps_vmas(&task, pid, &flags)?;
+        Ok(vmas.into_iter().map(convert::vma_with_flags).collect())
+    }
+
+    fn send_page_list(
+        &mut self,
+        task: String,
+        sock: String,
+        pages: wit::ScanResult,
+    ) -> Result<u64, wit::EngineError> {
+        let pages = convert::scan_from(pages)?;
+        Ok(self.host()?.send_page_list(&task, &sock, &pages)?)
+    }
 }

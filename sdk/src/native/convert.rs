@@ -6,13 +6,13 @@
 
 use super::types::{
     RAction, REngineError, RLogLevel, RMemInfo, RNodeMemory, RPageRun, RParam, RScanResult,
-    RSystemFacts, RTaskInfo, RVma,
+    RSystemFacts, RTaskInfo, RVma, RVmaFlags,
 };
 use crate::{
     Action, EngineError, LogLevel, MemInfo, NodeMemory, PageRun, PageSize, Params, ScanResult,
     SystemFacts, TaskInfo, Vma,
 };
-use abi_stable::std_types::{RSlice, RVec, Tuple2};
+use abi_stable::std_types::{RSlice, RString, RVec, Tuple2};
 
 impl From<EngineError> for REngineError {
     fn from(e: EngineError) -> REngineError {
@@ -90,7 +90,30 @@ impl From<RVma> for Vma {
             offset: v.offset,
             inode: v.inode,
             path: v.path.into(),
+            vm_flags: Vec::new(),
         }
+    }
+}
+
+/// A `task-smaps-vmas` entry: the VMA and its `VmFlags`.
+impl From<&Vma> for RVmaFlags {
+    fn from(v: &Vma) -> RVmaFlags {
+        Tuple2(
+            RVma::from(v),
+            v.vm_flags
+                .iter()
+                .map(|f| RString::from(f.as_str()))
+                .collect(),
+        )
+    }
+}
+
+/// A `task-smaps-vmas` entry back: the VMA with its `VmFlags`.
+pub fn vma_with_flags(v: RVmaFlags) -> Vma {
+    let Tuple2(vma, flags) = v;
+    Vma {
+        vm_flags: flags.into_iter().map(String::from).collect(),
+        ..Vma::from(vma)
     }
 }
 

@@ -57,6 +57,9 @@ pub struct RVma {
     pub path: RString,
 }
 
+/// A `task-smaps-vmas` entry: `tuple<vma, list<string>>`.
+pub type RVmaFlags = Tuple2<RVma, RVec<RString>>;
+
 /// `scan-result`: runs as parallel lists (sizes as wire codes).
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
@@ -217,6 +220,20 @@ pub trait HostApi {
         low: u8,
         high: u8,
     ) -> RResult<(), REngineError>;
+    /// `task-smaps-vmas` (appended: libraries built before it never call it)
+    fn task_smaps_vmas(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        flags: RSlice<'_, RString>,
+    ) -> RResult<RVec<RVmaFlags>, REngineError>;
+    /// `send-page-list` (appended)
+    fn send_page_list(
+        &self,
+        task: RStr<'_>,
+        sock: RStr<'_>,
+        pages: &RScanResult,
+    ) -> RResult<u64, REngineError>;
 }
 
 /// The host object handed to every entry point.

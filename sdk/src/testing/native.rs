@@ -21,12 +21,12 @@
 
 use crate::native::{
     HostApi, HostApi_TO, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
-    RVma,
+    RVma, RVmaFlags,
 };
-use crate::{EngineError, Host};
+use crate::{EngineError, Host, ScanResult};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
-use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
+use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 
 /// A native [`HostApi`] answering every call from the SDK [`Host`] it borrows.
 #[derive(Clone, Copy)]
@@ -131,6 +131,32 @@ impl HostApi for NativeHost<'_> {
         high: u8,
     ) -> RResult<(), REngineError> {
         native(self.0.reclaim_swapcache(task.as_str(), pid, low, high))
+    }
+
+    fn task_smaps_vmas(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        flags: RSlice<'_, RString>,
+    ) -> RResult<RVec<RVmaFlags>, REngineError> {
+        let flags: Vec<&str> = flags.iter().map(RString::as_str).collect();
+        native(
+            self.0
+                .task_smaps_vmas(task.as_str(), pid, &flags)
+                .map(|v| v.iter().map(RVmaFlags::from).collect::<RVec<_>>()),
+        )
+    }
+
+    fn send_page_list(
+        &self,
+        task: RStr<'_>,
+        sock: RStr<'_>,
+        pages: &RScanResult,
+    ) -> RResult<u64, REngineError> {
+        match ScanResult::try_from(pages) {
+            Ok(s) => native(self.0.send_page_list(task.as_str(), sock.as_str(), &s)),
+            Err(e) => RResult::RErr(e.into()),
+        }
     }
 }
 

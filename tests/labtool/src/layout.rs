@@ -102,6 +102,7 @@ pub fn anon_vmas(k: &LinuxKernel, p: &ProcessHandle) -> anyhow::Result<Vec<Vma>>
         &VmaFilter {
             anon_only: true,
             vm_flags: vec![],
+            ..Default::default()
         },
     )?)
 }

@@ -214,7 +214,7 @@ fn swapcache_reclaim_checks_the_pid_and_watermarks_then_asks_the_kernel() {
     fake.add_process(&FakeProcess::new(7, "db").anon(0x10000, 0x11000))
         .expect("7");
     let host = EngineHost::new("p", "slide", fake.clone(), None, false);
-    host.add_task("t");
+    host.add_task("t", None);
     host.begin_round("t", vec![Arc::new(fake.open_process(7).expect("open"))]);
     // an upstream kernel: refused, naming the module
     let e = host
@@ -251,4 +251,272 @@ fn huge_pages_must_fit() {
     assert_eq!(refused[0].1, "outside the process's VMAs");
     let (ok, _, _) = check_pages(&run, &[vma(m2, 2 * m2)], &mut none);
     assert_eq!(ok, vec![PageRef { addr: m2, size: m2 }]);
+}
+
+/// A fake memdcd on a socket file: accepts one connection per entry of `replies`, reads
+/// each request to its end, answers that entry (`None`: closes without a word) and returns
+/// the requests.
+fn memdcd_server(
+    path: &std::path::Path,
+    replies: Vec<Option<&'static [u8]>>,
+) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
+    use std::io::{Read, Write};
+    let l = std::os::unix::net::UnixListener::bind(path).expect("bind");
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for r in replies {
+            let (mut c, _) = l.accept().expect("accept");
+            let mut req = Vec::new();
+            c.read_to_end(&mut req).expect("read");
+            if let Some(r) = r {
+                c.write_all(r).expect("reply");
+            }
+            got.push(req);
+        }
+        // nothing more may come: a further connection would be accepted here
+        l.set_nonblocking(true).expect("nonblocking");
+        assert!(l.accept().is_err(), "one connection too many");
+        got
+    })
+}
+
+fn ne_u32(m: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(m[at..at + 4].try_into().expect("4 bytes"))
+}
+fn ne_u64(m: &[u8], at: usize) -> u64 {
+    u64::from_ne_bytes(m[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Checks every field of every message of a list of `n` pages from `base`, count
+/// `i % 5` for page `i`, sent for `pid`.
+fn check_messages(msgs: &[Vec<u8>], pid: u32, n: u64, base: u64) {
+    let want = n.div_ceil(512);
+    assert_eq!(
+        msgs.len() as u64,
+        want,
+        "{n} pages: one connection per message"
+    );
+    let mut next = 0u64;
+    for (k, m) in msgs.iter().enumerate() {
+        let k = k as u64;
+        assert_eq!(m.len(), memdcd::MESSAGE_BYTES, "{n}: message {k} size");
+        let entries = if k + 1 < want { 512 } else { n - 512 * k };
+        let status = if k == 0 {
+            0
+        } else if k + 1 == want {
+            2
+        } else {
+            1
+        };
+        assert_eq!(ne_u32(m, 0), 0, "cmd_type");
+        assert_eq!(ne_u32(m, 4), 0, "padding");
+        assert_eq!(ne_u32(m, 8), pid, "pid");
+        assert_eq!(ne_u32(m, 12), 1, "enable_uswap");
+        assert_eq!(ne_u32(m, 16), 0xFFFF_FF01, "type");
+        assert_eq!(ne_u32(m, 20), 0, "padding");
+        assert_eq!(ne_u64(m, 24), entries * 24, "{n}: message {k} length");
+        assert_eq!(ne_u64(m, 32), n, "{n}: total_length");
+        assert_eq!(ne_u32(m, 40), status, "{n}: message {k} status");
+        assert_eq!(ne_u32(m, 44), 0, "padding");
+        for j in 0..512usize {
+            let at = 48 + j * 24;
+            if (j as u64) < entries {
+                assert_eq!(ne_u64(m, at), base + next * 4096, "{n}: {k}/{j} addr");
+                assert_eq!(ne_u64(m, at + 8), 4096, "{n}: {k}/{j} len");
+                assert_eq!(ne_u32(m, at + 16), (next % 5) as u32, "{n}: {k}/{j} count");
+                assert_eq!(ne_u32(m, at + 20), 0, "{n}: {k}/{j} padding");
+                next += 1;
+            } else {
+                assert!(
+                    m[at..at + 24].iter().all(|&b| b == 0),
+                    "{n}: {k}/{j} unused"
+                );
+            }
+        }
+    }
+    assert_eq!(next, n);
+}
+
+const LIST_BASE: u64 = 0x7f00_0000_0000;
+
+fn list(pid: u32, n: u64) -> ScanResult {
+    ScanResult::from_pages(
+        pid,
+        1,
+        (0..n).map(|i| etmem_sdk::Page {
+            addr: LIST_BASE + i * 4096,
+            count: (i % 5) as u8,
+            size: PageSize::Size4K,
+        }),
+    )
+    .expect("scan")
+}
+
+/// A host of task `t` on pid 7 (VMA of 4096 pages at [`LIST_BASE`]) whose `Sock` is
+/// `sock`.
+fn memdcd_host(sock: &str, dry_run: bool) -> (Arc<etmem_kernel::FakeKernel>, EngineHost) {
+    use etmem_kernel::{FakeKernel, FakeProcess};
+    let fake = Arc::new(FakeKernel::new().expect("fake"));
+    fake.add_process(&FakeProcess::new(7, "qemu").anon(LIST_BASE, LIST_BASE + 4096 * 4096))
+        .expect("7");
+    fake.add_process(&FakeProcess::new(8, "other").anon(LIST_BASE, LIST_BASE + 4096 * 4096))
+        .expect("8");
+    let host = EngineHost::new("p", "memdcd", fake.clone(), None, dry_run);
+    host.add_task(
+        "t",
+        Some(crate::engine::parse_sock(sock).map_err(|e| e.to_string())),
+    );
+    host.begin_round("t", vec![Arc::new(fake.open_process(7).expect("open"))]);
+    (fake, host)
+}
+
+#[test]
+fn page_lists_reach_a_fake_memdcd_message_by_message_every_field_checked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("memdcd.sock");
+    let sock = path.to_str().expect("utf-8").to_string();
+    let (_fake, host) = memdcd_host(&sock, false);
+    for n in [0u64, 1, 511, 512, 513, 1024, 1025] {
+        let want = n.div_ceil(512);
+        // memdcd closes without a word, or says `success`, in turn
+        let replies = (0..want)
+            .map(|k| (k % 2 == 1).then_some(&b"success"[..]))
+            .collect();
+        let server = memdcd_server(&path, replies);
+        let sent = host.send_page_list("t", &sock, &list(7, n)).expect("sent");
+        assert_eq!(sent, want, "{n}");
+        let msgs = server.join().expect("server");
+        check_messages(&msgs, 7, n, LIST_BASE);
+        std::fs::remove_file(&path).expect("unbind");
+    }
+}
+
+#[test]
+fn a_reply_other_than_success_is_an_error_naming_the_socket_and_the_reply() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("m.sock");
+    let sock = path.to_str().expect("utf-8").to_string();
+    let (_fake, host) = memdcd_host(&sock, false);
+    // the first of two messages is refused: the second is never sent
+    let server = memdcd_server(&path, vec![Some(b"fail\n\x1b")]);
+    let e = host
+        .send_page_list("t", &sock, &list(7, 600))
+        .expect_err("refused")
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "host refused: memdcd at {sock}: message 1 of 2 (pid 7): reply `fail\\n\\x1b`, \
+             expected `success` or none"
+        )
+    );
+    assert_eq!(server.join().expect("server").len(), 1);
+    // nobody listening: the connect error names the socket
+    std::fs::remove_file(&path).expect("unbind");
+    let e = host
+        .send_page_list("t", &sock, &list(7, 1))
+        .expect_err("no memdcd")
+        .to_string();
+    assert!(e.contains(&format!("connect socket {sock}: ")), "{e}");
+}
+
+#[test]
+fn page_lists_go_only_to_the_tasks_own_sock_for_its_own_pids_inside_its_vmas() {
+    let (fake, host) = memdcd_host("-", false);
+    for _ in 0..3 {
+        fake.script_unix_reply(Ok(Vec::new()));
+    }
+    // `-` and `@_memdcd.server` are the same socket; an abstract name, not a file
+    assert_eq!(host.send_page_list("t", "-", &list(7, 1)), Ok(1));
+    assert_eq!(
+        host.send_page_list("t", "@_memdcd.server", &list(7, 1)),
+        Ok(1)
+    );
+    let ex = fake.unix_exchanges();
+    assert_eq!(ex.len(), 2);
+    assert_eq!(ex[0].0, UnixAddr::Abstract("_memdcd.server".into()));
+    // another socket, a file named like it, another pid, another task: refused, unsent
+    for (task, sock, pid, why) in [
+        (
+            "t",
+            "@other",
+            7,
+            "socket `@other` is not the task's `Sock` (@_memdcd.server)",
+        ),
+        ("t", "_memdcd.server", 7, "is not the task's `Sock`"),
+        ("t", "-", 8, "pid 8 is not a current process of task `t`"),
+        ("u", "-", 7, "no task `u`"),
+        ("t", "", 7, "socket address ``: empty"),
+    ] {
+        let e = host
+            .send_page_list(task, sock, &list(pid, 1))
+            .expect_err(why)
+            .to_string();
+        assert!(e.contains(why), "{e}");
+    }
+    assert_eq!(fake.unix_exchanges().len(), 2);
+    // a task without `Sock` may send nowhere
+    host.add_task("s", None);
+    let e = host
+        .send_page_list("s", "-", &list(7, 1))
+        .expect_err("no Sock")
+        .to_string();
+    assert!(e.contains("has no `Sock` key"), "{e}");
+    // pages outside the process's VMAs are left out; the rest is sent
+    let mut pages: Vec<etmem_sdk::Page> = list(7, 3).pages().collect();
+    pages.push(etmem_sdk::Page {
+        addr: 0x1000,
+        count: 1,
+        size: PageSize::Size4K,
+    });
+    let s = ScanResult::from_pages(7, 1, pages).expect("scan");
+    assert_eq!(host.send_page_list("t", "-", &s), Ok(1));
+    let ex = fake.unix_exchanges();
+    assert_eq!(ex.len(), 3);
+    assert_eq!(
+        ne_u64(&ex[2].1, 32),
+        3,
+        "total_length without the foreign page"
+    );
+    assert_eq!(ne_u64(&ex[2].1, 48), LIST_BASE);
+}
+
+#[test]
+fn a_dry_run_checks_and_counts_but_sends_nothing() {
+    let (fake, host) = memdcd_host("@nobody-listens-here", true);
+    assert_eq!(
+        host.send_page_list("t", "@nobody-listens-here", &list(7, 1025)),
+        Ok(3)
+    );
+    assert!(
+        host.send_page_list("t", "@x", &list(7, 1)).is_err(),
+        "checked like the real thing"
+    );
+    assert!(fake.unix_exchanges().is_empty());
+}
+
+#[test]
+fn smaps_vmas_carry_their_flags_and_filter_on_them() {
+    use etmem_kernel::{FakeKernel, FakeProcess};
+    let fake = Arc::new(FakeKernel::new().expect("fake"));
+    let mut p = FakeProcess::new(7, "qemu")
+        .anon(0x10000, 0x20000)
+        .anon(0x30000, 0x40000);
+    if let Some(f) = p.vmas[1].vm_flags.as_mut() {
+        f.push("us".into());
+    }
+    fake.add_process(&p).expect("7");
+    let host = EngineHost::new("p", "memdcd", fake.clone(), None, false);
+    host.add_task("t", None);
+    host.begin_round("t", vec![Arc::new(fake.open_process(7).expect("open"))]);
+    let all = host.task_smaps_vmas("t", 7, &[]).expect("all");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].vm_flags, ["rd", "wr", "mr", "mw", "me", "ac"]);
+    let us = host.task_smaps_vmas("t", 7, &["us"]).expect("us");
+    assert_eq!(us.len(), 1);
+    assert_eq!((us[0].start, us[0].end), (0x30000, 0x40000));
+    assert!(us[0].has_vm_flag("us"));
+    // maps has no flags
+    assert!(host.task_vmas("t", 7).expect("maps")[0].vm_flags.is_empty());
+    assert!(host.task_smaps_vmas("t", 8, &["us"]).is_err());
 }

@@ -127,6 +127,8 @@ pub struct VmaFilter {
     pub anon_only: bool,
     /// keep only VMAs whose `VmFlags` has every one of these (e.g. `ht`); needs smaps
     pub vm_flags: Vec<String>,
+    /// read smaps even when no flag is asked for: the caller wants each VMA's `VmFlags`
+    pub smaps: bool,
 }
 
 impl VmaFilter {
@@ -137,7 +139,7 @@ impl VmaFilter {
 
     /// True when the filter needs smaps (VmFlags) rather than maps.
     pub fn needs_smaps(&self) -> bool {
-        !self.vm_flags.is_empty()
+        self.smaps || !self.vm_flags.is_empty()
     }
 }
 
@@ -367,6 +369,7 @@ VmFlags: rd wr mr mw me ac sd";
         let f = VmaFilter {
             anon_only: true,
             vm_flags: vec!["ht".into()],
+            ..Default::default()
         };
         assert!(f.needs_smaps());
         let kept: Vec<_> = v.iter().filter(|x| f.keep(x)).collect();

@@ -7,12 +7,12 @@
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
-use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
+use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 use etmem_sdk::native::{
     HostApi, HostApi_TO, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
-    RVma,
+    RVma, RVmaFlags,
 };
-use etmem_sdk::{EngineError, Host, LogLevel, SystemFacts};
+use etmem_sdk::{EngineError, Host, LogLevel, ScanResult, SystemFacts};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// The daemon's [`Host`] as the SDK's native host object. Every method is guarded: a panic
@@ -127,6 +127,32 @@ impl HostApi for HostBridge<'_> {
     ) -> RResult<(), REngineError> {
         guarded("reclaim-swapcache", || {
             self.0.reclaim_swapcache(task.as_str(), pid, low, high)
+        })
+    }
+
+    fn task_smaps_vmas(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        flags: RSlice<'_, RString>,
+    ) -> RResult<RVec<RVmaFlags>, REngineError> {
+        guarded("task-smaps-vmas", || {
+            let flags: Vec<&str> = flags.iter().map(RString::as_str).collect();
+            self.0
+                .task_smaps_vmas(task.as_str(), pid, &flags)
+                .map(|v| v.iter().map(RVmaFlags::from).collect())
+        })
+    }
+
+    fn send_page_list(
+        &self,
+        task: RStr<'_>,
+        sock: RStr<'_>,
+        pages: &RScanResult,
+    ) -> RResult<u64, REngineError> {
+        guarded("send-page-list", || {
+            let pages = ScanResult::try_from(pages)?;
+            self.0.send_page_list(task.as_str(), sock.as_str(), &pages)
         })
     }
 }
