@@ -14,7 +14,7 @@
 //! An engine decides; it must not sleep, spawn threads or touch the kernel.
 
 use crate::{
-    Action, EngineError, LogLevel, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts,
+    Action, DamonAttrs, DamonScheme, EngineError, LogLevel, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts,
     TaskInfo, Vma,
 };
 
@@ -101,4 +101,31 @@ pub trait Host {
     /// missing on kernels without the module (upstream kernels have no such interface).
     fn reclaim_swapcache(&self, task: &str, pid: Pid, low: u8, high: u8)
     -> Result<(), EngineError>;
+    /// WIT `damon-apply-scheme`: has the kernel's DAMON apply `scheme` to one of the
+    /// task's processes, monitored with `attrs` (a region project's). The host checks the
+    /// pid, the values and the action name, and does the DAMON writes on its one kdamond;
+    /// applying the same again does nothing, other values replace the earlier ones. The
+    /// host removes it when the task stops or the process exits. A dry-run project applies
+    /// nothing (the host logs what it would apply). The default refuses (a host that does
+    /// not offer DAMON).
+    fn damon_apply_scheme(
+        &self,
+        task: &str,
+        pid: Pid,
+        attrs: &DamonAttrs,
+        scheme: &DamonScheme,
+    ) -> Result<(), EngineError> {
+        let _ = (task, attrs, scheme);
+        Err(EngineError::Host(format!(
+            "pid {pid}: this host does not offer damon-apply-scheme"
+        )))
+    }
+    /// WIT `damon-remove-scheme`: takes the scheme of one of the task's processes away
+    /// (nothing when none is applied). The default refuses.
+    fn damon_remove_scheme(&self, task: &str, pid: Pid) -> Result<(), EngineError> {
+        let _ = task;
+        Err(EngineError::Host(format!(
+            "pid {pid}: this host does not offer damon-remove-scheme"
+        )))
+    }
 }

@@ -20,7 +20,7 @@
 //! | `clear_eng_params` | dropping the engine |
 //! | `fill_task_params` | [`Engine::new_task`] |
 //! | `clear_task_params` | dropping the [`Engine::Task`] (`drop-task`) |
-//! | `start_task` | nothing: the host schedules rounds and calls [`Task::plan`] |
+//! | `start_task` | nothing: the host schedules rounds and calls [`Task::plan`] (a region project's rounds carry pids only: see [`Host::damon_apply_scheme`]) |
 //! | `stop_task` | the host stops scheduling, then calls [`Task::stop_task`] |
 //! | `alloc_pid_params` / `free_pid_params` | nothing: the host resolves pids |
 //! | `eng_mgt_func` | [`Engine::command`]: return the text instead of writing to a fd |
@@ -57,7 +57,7 @@ pub use scan::{ScanResult, ScanRun};
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub use types::{
-    Action, LogLevel, MemInfo, NodeMemory, Page, PageRun, PageSize, Pid, ProcessMemory, Round,
+    Action, DamonAttrs, DamonScheme, LogLevel, MemInfo, NodeMemory, Page, PageRun, PageSize, Pid, ProcessMemory, Round,
     SystemFacts, TaskInfo, Vma,
 };
 
@@ -88,6 +88,8 @@ pub mod contract {
         "request-migrate",
         "system-facts",
         "reclaim-swapcache",
+        "damon-apply-scheme",
+        "damon-remove-scheme",
     ];
     /// The cases of WIT `engine-error`, in order ([`crate::EngineError`] adds `panicked`,
     /// native only).

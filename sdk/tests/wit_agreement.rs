@@ -68,6 +68,13 @@ fn host_imports_match_sdk_and_fake_host() {
     let _ = host.request_migrate("t", 1, &[0x1000], 1);
     let _ = host.system_facts();
     let _ = host.reclaim_swapcache("t", 1, 10, 30);
+    let _ = host.damon_apply_scheme(
+        "t",
+        1,
+        &etmem_sdk::DamonAttrs::default(),
+        &etmem_sdk::DamonScheme::default(),
+    );
+    let _ = host.damon_remove_scheme("t", 1);
     assert_eq!(host.calls(), contract::HOST_IMPORTS);
 }
 

@@ -173,6 +173,7 @@ fn engine_registry() -> etmem_host::EngineRegistry {
     let mut registry = etmem_host::EngineRegistry::builtin();
     registry.register_builtin::<etmem_plugin_slide::Slide>("slide", Scheduling::PerTask);
     registry.register_builtin::<etmem_plugin_cslide::Cslide>("cslide", Scheduling::PerEngine);
+    registry.register_builtin::<etmem_plugin_damon::Damon>("damon", Scheduling::Region);
     registry.add_loader(std::sync::Arc::new(
         etmem_host::plugin::native::NativeLoader::new(),
     ));

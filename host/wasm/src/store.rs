@@ -145,4 +145,21 @@ impl bindings::etmem::engine::host::Host for StoreState {
     ) -> Result<(), wit::EngineError> {
         Ok(self.host()?.reclaim_swapcache(&task, pid, low, high)?)
     }
+
+    fn damon_apply_scheme(
+        &mut self,
+        task: String,
+        pid: u32,
+        attrs: wit::DamonAttrs,
+        scheme: wit::DamonScheme,
+    ) -> Result<(), wit::EngineError> {
+        let (attrs, scheme) = convert::damon(attrs, scheme);
+        Ok(self
+            .host()?
+            .damon_apply_scheme(&task, pid, &attrs, &scheme)?)
+    }
+
+    fn damon_remove_scheme(&mut self, task: String, pid: u32) -> Result<(), wit::EngineError> {
+        Ok(self.host()?.damon_remove_scheme(&task, pid)?)
+    }
 }

@@ -20,7 +20,7 @@
 //! ```
 
 use crate::native::{
-    HostApi, HostApi_TO, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
+    HostApi, HostApi_TO, RDamonAttrs, RDamonScheme, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
     RVma,
 };
 use crate::{EngineError, Host};
@@ -131,6 +131,23 @@ impl HostApi for NativeHost<'_> {
         high: u8,
     ) -> RResult<(), REngineError> {
         native(self.0.reclaim_swapcache(task.as_str(), pid, low, high))
+    }
+
+    fn damon_apply_scheme(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        attrs: RDamonAttrs,
+        scheme: &RDamonScheme,
+    ) -> RResult<(), REngineError> {
+        native(
+            self.0
+                .damon_apply_scheme(task.as_str(), pid, &attrs.into(), &scheme.into()),
+        )
+    }
+
+    fn damon_remove_scheme(&self, task: RStr<'_>, pid: u32) -> RResult<(), REngineError> {
+        native(self.0.damon_remove_scheme(task.as_str(), pid))
     }
 }
 

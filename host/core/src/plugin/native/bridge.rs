@@ -9,7 +9,7 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
 use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
 use etmem_sdk::native::{
-    HostApi, HostApi_TO, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
+    HostApi, HostApi_TO, RDamonAttrs, RDamonScheme, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
     RVma,
 };
 use etmem_sdk::{EngineError, Host, LogLevel, SystemFacts};
@@ -127,6 +127,25 @@ impl HostApi for HostBridge<'_> {
     ) -> RResult<(), REngineError> {
         guarded("reclaim-swapcache", || {
             self.0.reclaim_swapcache(task.as_str(), pid, low, high)
+        })
+    }
+
+    fn damon_apply_scheme(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        attrs: RDamonAttrs,
+        scheme: &RDamonScheme,
+    ) -> RResult<(), REngineError> {
+        guarded("damon-apply-scheme", || {
+            self.0
+                .damon_apply_scheme(task.as_str(), pid, &attrs.into(), &scheme.into())
+        })
+    }
+
+    fn damon_remove_scheme(&self, task: RStr<'_>, pid: u32) -> RResult<(), REngineError> {
+        guarded("damon-remove-scheme", || {
+            self.0.damon_remove_scheme(task.as_str(), pid)
         })
     }
 }
