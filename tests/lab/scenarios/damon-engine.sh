@@ -22,6 +22,7 @@ MIXED_MIB=${DE_MIXED_MIB:-64}
 PLAIN_HOT=${DE_PLAIN_HOT:-8M}
 PLAIN_COLD=${DE_PLAIN_COLD:-24M}
 MIN_AGE=${DE_MIN_AGE:-30}
+MIN_NR=${DE_MIN_NR:-100}
 COLD_PCT=${DE_COLD_PCT:-90}
 HOT_PCT=${DE_HOT_PCT:-5}
 WAIT_S=${DE_WAIT_S:-90}
@@ -63,7 +64,7 @@ scan_type=region
 sample_interval=5000
 aggr_interval=100000
 update_interval=1000000
-min_nr_regions=10
+min_nr_regions=$MIN_NR
 max_nr_regions=1000
 
 [engine]
@@ -145,7 +146,7 @@ mixed_hot_swapped_kb=$(kb "$sm" hot) mixed_hot_worst_pct=$worst_hot_m \
 plain_cold_kb=$(( $(kv "$sp" cold_pages) * 4 )) plain_cold_swapped_kb=$(kb "$sp" cold) \
 plain_cold_swapped_pct=$(kv "$sp" cold_swapped_pct) plain_hot_kb=$(( $(kv "$sp" hot_pages) * 4 )) \
 plain_hot_swapped_kb=$(kb "$sp" hot) plain_hot_worst_pct=$worst_hot_p \
-elapsed_s=$el thresholds=cold>=${COLD_PCT}%,hot<=${HOT_PCT}%,within=${WAIT_S}s min_age=$MIN_AGE aggr_us=100000"
+elapsed_s=$el thresholds=cold>=${COLD_PCT}%,hot<=${HOT_PCT}%,within=${WAIT_S}s min_age=$MIN_AGE min_nr_regions=$MIN_NR aggr_us=100000"
 
 ge "$(kv "$sm" cold_swapped_pct)" "$COLD_PCT" || fail reason=mixed-cold-not-out $figures
 ge "$(kv "$sp" cold_swapped_pct)" "$COLD_PCT" || fail reason=plain-cold-not-out $figures
