@@ -7,8 +7,8 @@
 
 use crate::runtime::Runner;
 use crate::{
-    Action, DamonAttrs, DamonScheme, Engine, EngineError, Host, LogLevel, MemInfo, NodeMemory, PageRun, PageSize, Params,
-    Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
+    Action, DamonAttrs, DamonScheme, Engine, EngineError, Host, LogLevel, MemInfo, NodeMemory,
+    PageRun, PageSize, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
 };
 use std::any::Any;
 use std::cell::RefCell;

@@ -18,8 +18,9 @@ use etmem_kernel::{
     SwapcacheWmark, VmaFilter,
 };
 use etmem_sdk::{
-    DamonAttrs as SdkDamonAttrs, DamonScheme as SdkDamonScheme, Host, LogLevel, MemInfo as SdkMemInfo, NodeMemory, PageRun, PageSize, Pid, ProcessMemory,
-    ScanResult, SystemFacts, Vma as SdkVma,
+    DamonAttrs as SdkDamonAttrs, DamonScheme as SdkDamonScheme, Host, LogLevel,
+    MemInfo as SdkMemInfo, NodeMemory, PageRun, PageSize, Pid, ProcessMemory, ScanResult,
+    SystemFacts, Vma as SdkVma,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -156,10 +157,9 @@ impl EngineHost {
         for ((_, pid), a) in gone {
             if let Applied::Kernel(s) = a {
                 match s.remove() {
-                    Ok(()) => tracing::info!(
-                        "{}: DAMON scheme of pid {pid} removed",
-                        self.who(task)
-                    ),
+                    Ok(()) => {
+                        tracing::info!("{}: DAMON scheme of pid {pid} removed", self.who(task))
+                    }
                     Err(e) => tracing::warn!(
                         "{}: DAMON scheme of pid {pid}: removal failed: {e}",
                         self.who(task)
@@ -168,7 +168,6 @@ impl EngineHost {
             }
         }
     }
-
 
     /// A round of `task` begins on `procs`: they become its current processes, and the
     /// round's quota is reset.

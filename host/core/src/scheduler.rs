@@ -668,8 +668,15 @@ pub(crate) fn spawn_region_rounds(
             let scans: Vec<ScanResult> = pids
                 .iter()
                 .filter_map(|&pid| {
-                    ScanResult::from_column_vecs(pid, 0, Vec::new(), Vec::new(), Vec::new(), Vec::new())
-                        .ok()
+                    ScanResult::from_column_vecs(
+                        pid,
+                        0,
+                        Vec::new(),
+                        Vec::new(),
+                        Vec::new(),
+                        Vec::new(),
+                    )
+                    .ok()
                 })
                 .collect();
             if last.as_ref() != Some(&pids) {

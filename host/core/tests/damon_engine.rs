@@ -137,7 +137,10 @@ async fn the_example_starts_applies_per_task_and_stop_and_delete_remove_the_kdam
     assert_eq!(kd(&f, "0/contexts/0/targets/nr_targets"), "2");
     assert_eq!(kd(&f, "0/contexts/0/targets/1/pid_target"), "301");
     assert_eq!(kd(&f, "0/contexts/0/schemes/1/action"), "pageout");
-    assert_eq!(kd(&f, "0/contexts/0/schemes/1/filters/0/damon_target_idx"), "1");
+    assert_eq!(
+        kd(&f, "0/contexts/0/schemes/1/filters/0/damon_target_idx"),
+        "1"
+    );
 
     // no engine command (C's damon engine has none)
     let e = d
@@ -152,7 +155,13 @@ async fn the_example_starts_applies_per_task_and_stop_and_delete_remove_the_kdam
     assert_eq!(e.result, etmem_proto::OptResult::Inval, "{}", e.detail);
 
     // stop: the kdamond goes
-    ok(&d, Action::ProjectStop { project: "damon_demo".into() }).await;
+    ok(
+        &d,
+        Action::ProjectStop {
+            project: "damon_demo".into(),
+        },
+    )
+    .await;
     assert_eq!(kd(&f, "nr_kdamonds"), "0", "removed on stop");
     assert_eq!(kd(&f, "0/state"), "off");
 
@@ -162,7 +171,11 @@ async fn the_example_starts_applies_per_task_and_stop_and_delete_remove_the_kdam
     wait_for(&f, "0/state", "commit").await;
     assert_eq!(kd(&f, "0/contexts/0/targets/nr_targets"), "2");
     ok(&d, Action::ObjDel { file: more }).await;
-    assert_eq!(kd(&f, "0/contexts/0/targets/nr_targets"), "1", "the deleted task's target goes");
+    assert_eq!(
+        kd(&f, "0/contexts/0/targets/nr_targets"),
+        "1",
+        "the deleted task's target goes"
+    );
     ok(&d, Action::ObjDel { file }).await;
     assert_eq!(kd(&f, "nr_kdamonds"), "0", "removed on delete");
     assert_eq!(kd(&f, "0/contexts/nr_contexts"), "0");
@@ -180,8 +193,18 @@ async fn a_dry_run_applies_nothing() {
     ok(&d, Action::ObjAdd { file }).await;
     ok(&d, start("damon_demo")).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(kd(&f, "nr_kdamonds"), "0", "a dry run writes nothing to DAMON");
-    ok(&d, Action::ProjectStop { project: "damon_demo".into() }).await;
+    assert_eq!(
+        kd(&f, "nr_kdamonds"),
+        "0",
+        "a dry run writes nothing to DAMON"
+    );
+    ok(
+        &d,
+        Action::ProjectStop {
+            project: "damon_demo".into(),
+        },
+    )
+    .await;
     d.shutdown().await;
 }
 
@@ -195,9 +218,13 @@ async fn a_region_project_takes_only_the_damon_engine() {
         example()
     );
     let file = conf(dir.path(), "tp.ini", &text);
-    let e = d.handle(Action::ObjAdd { file }).await.expect_err("refused");
+    let e = d
+        .handle(Action::ObjAdd { file })
+        .await
+        .expect_err("refused");
     assert!(
-        e.detail.contains("scan_type=region takes only the damon engine"),
+        e.detail
+            .contains("scan_type=region takes only the damon engine"),
         "{}",
         e.detail
     );

@@ -88,9 +88,14 @@ fn pageout() -> DamosScheme {
 #[test]
 fn each_process_gets_a_target_and_its_scheme_and_the_last_removal_removes_the_kdamond() {
     let f = fake(&[60, 61]);
-    let (ha, hb) = (f.open_process(60).expect("a"), f.open_process(61).expect("b"));
+    let (ha, hb) = (
+        f.open_process(60).expect("a"),
+        f.open_process(61).expect("b"),
+    );
     f.damon_scheme_availability().expect("free DAMON");
-    let a = f.damon_apply_scheme(&ha, attrs(), pageout()).expect("apply a");
+    let a = f
+        .damon_apply_scheme(&ha, attrs(), pageout())
+        .expect("apply a");
     assert_eq!(nr_kdamonds(&f), "1");
     assert_eq!(raw(&f, "state"), "on", "turned on, no NUL byte");
     assert_eq!(raw(&f, "contexts/nr_contexts"), "1");
@@ -102,10 +107,18 @@ fn each_process_gets_a_target_and_its_scheme_and_the_last_removal_removes_the_kd
         ("nr_regions/min", "10"),
         ("nr_regions/max", "1000"),
     ] {
-        assert_eq!(raw(&f, &format!("contexts/0/monitoring_attrs/{file}")), v, "{file}");
+        assert_eq!(
+            raw(&f, &format!("contexts/0/monitoring_attrs/{file}")),
+            v,
+            "{file}"
+        );
     }
     assert_eq!(raw(&f, "contexts/0/targets/0/pid_target"), "60");
-    assert_eq!(ctx(&f, "targets/0/regions/nr_regions"), "0", "DAMON's own regions");
+    assert_eq!(
+        ctx(&f, "targets/0/regions/nr_regions"),
+        "0",
+        "DAMON's own regions"
+    );
     assert_eq!(raw(&f, "contexts/0/schemes/0/action"), "pageout");
     for (what, min, max) in [
         ("sz", "4096", "1073741824"),
@@ -116,12 +129,18 @@ fn each_process_gets_a_target_and_its_scheme_and_the_last_removal_removes_the_kd
         assert_eq!(raw(&f, &format!("{p}/min")), min, "{what}");
         assert_eq!(raw(&f, &format!("{p}/max")), max, "{what}");
     }
-    assert_eq!(ctx(&f, "schemes/0/filters/nr_filters"), "0", "one target: no filter");
+    assert_eq!(
+        ctx(&f, "schemes/0/filters/nr_filters"),
+        "0",
+        "one target: no filter"
+    );
     assert_eq!(a.kdamond_index(), Some(0));
 
     // a second process (another task of the project, or another pid): the same kdamond,
     // committed while it runs, each scheme filtered to its own target
-    let b = f.damon_apply_scheme(&hb, attrs(), pageout()).expect("apply b");
+    let b = f
+        .damon_apply_scheme(&hb, attrs(), pageout())
+        .expect("apply b");
     assert_eq!(nr_kdamonds(&f), "1", "no second kdamond");
     assert_eq!(raw(&f, "state"), "commit");
     assert_eq!(ctx(&f, "targets/nr_targets"), "2");
@@ -157,16 +176,27 @@ fn bad_values_are_refused_before_anything_is_written() {
     s.min_age = 20;
     s.max_age = 10;
     let e = f.damon_apply_scheme(&h, attrs(), s).expect_err("min > max");
-    assert!(e.to_string().contains("min_age 20 is above max_age 10"), "{e}");
+    assert!(
+        e.to_string().contains("min_age 20 is above max_age 10"),
+        "{e}"
+    );
     let mut a = attrs();
     a.aggr_us = 100;
-    let e = f.damon_apply_scheme(&h, a, pageout()).expect_err("aggr < sample");
-    assert!(e.to_string().contains("aggr_interval 100 µs is below"), "{e}");
+    let e = f
+        .damon_apply_scheme(&h, a, pageout())
+        .expect_err("aggr < sample");
+    assert!(
+        e.to_string().contains("aggr_interval 100 µs is below"),
+        "{e}"
+    );
     let mut a = attrs();
     a.min_nr_regions = 2;
     assert!(f.damon_apply_scheme(&h, a, pageout()).is_err());
     assert_eq!(nr_kdamonds(&f), "0", "nothing written");
-    assert_eq!(DamosAction::from_name("pageout"), Some(DamosAction::Pageout));
+    assert_eq!(
+        DamosAction::from_name("pageout"),
+        Some(DamosAction::Pageout)
+    );
     assert_eq!(DamosAction::from_name("migrate_hot"), None);
 }
 
@@ -178,7 +208,9 @@ fn the_tracker_and_the_engine_never_share_our_kdamond_nor_do_other_attributes() 
         f.open_process(64).expect("2"),
         f.open_process(65).expect("3"),
     );
-    let s = f.damon_apply_scheme(&h1, attrs(), pageout()).expect("apply");
+    let s = f
+        .damon_apply_scheme(&h1, attrs(), pageout())
+        .expect("apply");
     // the access tracker: refused, and `auto` knows before trying
     let mut t = DamonTracker::new(f.linux(), DamonAttrs::default());
     let vmas = f.vmas(&h2, &VmaFilter::default()).expect("vmas");
@@ -230,8 +262,16 @@ fn a_kernel_with_damon_in_debugfs_only_is_named() {
     write(&f.sys_root().join("kernel/debug/damon/monitor_on"), "off\n");
     let why = f.damon_scheme_availability().expect_err("no sysfs");
     assert!(why.contains("only offered through debugfs"), "{why}");
+    // what `etmemd --probe` prints
+    let report = etmem_kernel::probe(f.linux()).to_string();
+    assert!(
+        report.contains("engine damon: missing: DAMON is only offered through debugfs"),
+        "{report}"
+    );
     let h = f.open_process(66).expect("p");
-    let e = f.damon_apply_scheme(&h, attrs(), pageout()).expect_err("no sysfs");
+    let e = f
+        .damon_apply_scheme(&h, attrs(), pageout())
+        .expect_err("no sysfs");
     assert!(e.to_string().contains("debugfs"), "{e}");
 }
 

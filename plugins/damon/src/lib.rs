@@ -28,7 +28,14 @@ pub const ENGINE_KEYS: &[&str] = &[
 ];
 
 /// The actions C accepts, in its numbering.
-pub const ACTIONS: &[&str] = &["willneed", "cold", "pageout", "hugepage", "nohugepage", "stat"];
+pub const ACTIONS: &[&str] = &[
+    "willneed",
+    "cold",
+    "pageout",
+    "hugepage",
+    "nohugepage",
+    "stat",
+];
 
 /// The engine: the scheme and the monitoring attributes of its project.
 #[derive(Debug, Clone, PartialEq, Eq)]

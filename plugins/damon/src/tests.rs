@@ -28,9 +28,7 @@ fn params(extra: &[(&str, &str)]) -> Params {
 
 fn scans(pids: &[Pid]) -> Vec<ScanResult> {
     pids.iter()
-        .map(|&p| {
-            ScanResult::from_column_vecs(p, 0, vec![], vec![], vec![], vec![]).expect("scan")
-        })
+        .map(|&p| ScanResult::from_column_vecs(p, 0, vec![], vec![], vec![], vec![]).expect("scan"))
         .collect()
 }
 

@@ -20,8 +20,8 @@
 //! ```
 
 use crate::native::{
-    HostApi, HostApi_TO, RDamonAttrs, RDamonScheme, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
-    RVma,
+    HostApi, HostApi_TO, RDamonAttrs, RDamonScheme, REngineError, RHost, RLogLevel, RProcessMemory,
+    RScanResult, RSystemFacts, RVma,
 };
 use crate::{EngineError, Host};
 use abi_stable::sabi_trait::TD_Opaque;

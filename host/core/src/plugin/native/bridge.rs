@@ -9,8 +9,8 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
 use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
 use etmem_sdk::native::{
-    HostApi, HostApi_TO, RDamonAttrs, RDamonScheme, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
-    RVma,
+    HostApi, HostApi_TO, RDamonAttrs, RDamonScheme, REngineError, RHost, RLogLevel, RProcessMemory,
+    RScanResult, RSystemFacts, RVma,
 };
 use etmem_sdk::{EngineError, Host, LogLevel, SystemFacts};
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -181,9 +181,11 @@ pub(crate) fn availability(sys: &Path) -> Result<(), String> {
     let kd = admin(sys);
     if !kd.join("nr_kdamonds").exists() {
         if sys.join("kernel/debug/damon/monitor_on").exists() {
-            return Err("DAMON is only offered through debugfs (/sys/kernel/debug/damon): \
+            return Err(
+                "DAMON is only offered through debugfs (/sys/kernel/debug/damon): \
                         the damon engine drives DAMON sysfs (CONFIG_DAMON_SYSFS, kernel 5.18+)"
-                .into());
+                    .into(),
+            );
         }
         return Err(
             "no /sys/kernel/mm/damon/admin: kernel built without CONFIG_DAMON_SYSFS".into(),
