@@ -14,8 +14,8 @@
 //! An engine decides; it must not sleep, spawn threads or touch the kernel.
 
 use crate::{
-    Action, EngineError, LogLevel, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts,
-    TaskInfo, Vma,
+    Action, DamonAttrs, DamonScheme, EngineError, LogLevel, Params, Pid, ProcessMemory, Round,
+    ScanResult, SystemFacts, TaskInfo, Vma,
 };
 
 /// One engine instance: one per `[engine]` object of a project.
@@ -150,4 +150,31 @@ pub trait Host {
         sock: &str,
         pages: &ScanResult,
     ) -> Result<u64, EngineError>;
+    /// WIT `damon-apply-scheme`: has the kernel's DAMON apply `scheme` to one of the
+    /// task's processes, monitored with `attrs` (a region project's). The host checks the
+    /// pid, the values and the action name, and does the DAMON writes on its one kdamond;
+    /// applying the same again does nothing, other values replace the earlier ones. The
+    /// host removes it when the task stops or the process exits. A dry-run project applies
+    /// nothing (the host logs what it would apply). The default refuses (a host that does
+    /// not offer DAMON).
+    fn damon_apply_scheme(
+        &self,
+        task: &str,
+        pid: Pid,
+        attrs: &DamonAttrs,
+        scheme: &DamonScheme,
+    ) -> Result<(), EngineError> {
+        let _ = (task, attrs, scheme);
+        Err(EngineError::Host(format!(
+            "pid {pid}: this host does not offer damon-apply-scheme"
+        )))
+    }
+    /// WIT `damon-remove-scheme`: takes the scheme of one of the task's processes away
+    /// (nothing when none is applied). The default refuses.
+    fn damon_remove_scheme(&self, task: &str, pid: Pid) -> Result<(), EngineError> {
+        let _ = task;
+        Err(EngineError::Host(format!(
+            "pid {pid}: this host does not offer damon-remove-scheme"
+        )))
+    }
 }

@@ -23,7 +23,7 @@
 //! | `clear_eng_params` | dropping the engine |
 //! | `fill_task_params` | [`Engine::new_task`] |
 //! | `clear_task_params` | dropping the [`Engine::Task`] (`drop-task`) |
-//! | `start_task` | nothing: the host schedules rounds and calls [`Task::plan`] |
+//! | `start_task` | nothing: the host schedules rounds and calls [`Task::plan`] (a region project's rounds carry pids only: see [`Host::damon_apply_scheme`]) |
 //! | `stop_task` | the host stops scheduling, then calls [`Task::stop_task`] |
 //! | `alloc_pid_params` / `free_pid_params` | nothing: the host resolves pids |
 //! | `eng_mgt_func` | [`Engine::command`]: return the text instead of writing to a fd |
@@ -62,8 +62,8 @@ pub use scan::{ScanResult, ScanRun};
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub use types::{
-    Action, LogLevel, MemInfo, NodeMemory, Page, PageRun, PageSize, Pid, ProcessMemory, Round,
-    SystemFacts, TaskInfo, Vma,
+    Action, DamonAttrs, DamonScheme, LogLevel, MemInfo, NodeMemory, Page, PageRun, PageSize, Pid,
+    ProcessMemory, Round, SystemFacts, TaskInfo, Vma,
 };
 
 /// The names of the plug-in contract as written in `wit/engine.wit`; a test checks the WIT
@@ -95,6 +95,8 @@ pub mod contract {
         "reclaim-swapcache",
         "task-smaps-vmas",
         "send-page-list",
+        "damon-apply-scheme",
+        "damon-remove-scheme",
     ];
     /// The cases of WIT `engine-error`, in order ([`crate::EngineError`] adds `panicked`,
     /// native only).

@@ -30,8 +30,8 @@ pub use types::*;
 
 use crate::runtime::{Runner, guard, panic_message};
 use crate::{
-    Engine, EngineError, Host, LogLevel, Pid, ProcessMemory, Round, ScanResult, SystemFacts,
-    TaskInfo, Vma,
+    DamonAttrs, DamonScheme, Engine, EngineError, Host, LogLevel, Pid, ProcessMemory, Round,
+    ScanResult, SystemFacts, TaskInfo, Vma,
 };
 pub use abi_stable;
 use abi_stable::library::{
@@ -149,6 +149,26 @@ impl Host for NativeHost<'_> {
 
     fn system_facts(&self) -> SystemFacts {
         self.0.system_facts().into()
+    }
+
+    fn damon_apply_scheme(
+        &self,
+        task: &str,
+        pid: Pid,
+        attrs: &DamonAttrs,
+        scheme: &DamonScheme,
+    ) -> Result<(), EngineError> {
+        self.0
+            .damon_apply_scheme(task.into(), pid, attrs.into(), &scheme.into())
+            .into_result()
+            .map_err(Into::into)
+    }
+
+    fn damon_remove_scheme(&self, task: &str, pid: Pid) -> Result<(), EngineError> {
+        self.0
+            .damon_remove_scheme(task.into(), pid)
+            .into_result()
+            .map_err(Into::into)
     }
 }
 

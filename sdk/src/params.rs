@@ -11,7 +11,8 @@ use std::str::FromStr;
 
 /// The project keys the host adds to the params of `configure`, under their config names,
 /// when the project sets them: `loop`, `interval`, `sleep` (page-scan projects),
-/// `sysmem_threshold`, `swapcache_high_wmark`, `swapcache_low_wmark`. An engine reads the
+/// `sample_interval`, `aggr_interval`, `update_interval`, `min_nr_regions`,
+/// `max_nr_regions` (region projects), `sysmem_threshold`, `swapcache_high_wmark`, `swapcache_low_wmark`. An engine reads the
 /// ones it needs and [`Params::deny_unknown`] never rejects them.
 pub const PROJECT_KEYS: &[&str] = &[
     "loop",
@@ -20,6 +21,11 @@ pub const PROJECT_KEYS: &[&str] = &[
     "sysmem_threshold",
     "swapcache_high_wmark",
     "swapcache_low_wmark",
+    "sample_interval",
+    "aggr_interval",
+    "update_interval",
+    "min_nr_regions",
+    "max_nr_regions",
 ];
 
 /// The engine-specific keys of a section, in file order.

@@ -8,8 +8,8 @@
 
 use crate::runtime::Runner;
 use crate::{
-    Action, Engine, EngineError, Host, LogLevel, PageRun, Params, Pid, ProcessMemory, Round,
-    ScanResult, SystemFacts, TaskInfo, Vma,
+    Action, DamonAttrs, DamonScheme, Engine, EngineError, Host, LogLevel, PageRun, Params, Pid,
+    ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -55,8 +55,23 @@ pub struct PageList {
 /// Entries in one memdcd message (what [`FakeHost`] counts messages by).
 const MEMDCD_ENTRIES: usize = 512;
 
+/// A DAMON scheme the engine has applied through [`Host::damon_apply_scheme`] and not
+/// removed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedScheme {
+    /// the task named in the call
+    pub task: String,
+    /// the process named
+    pub pid: Pid,
+    /// the monitoring attributes asked for
+    pub attrs: DamonAttrs,
+    /// the scheme asked for
+    pub scheme: DamonScheme,
+}
+
 #[derive(Debug, Default)]
 struct Recorded {
+    damon: Vec<AppliedScheme>,
     calls: Vec<&'static str>,
     logs: Vec<(LogLevel, String)>,
     requests: Vec<Request>,
@@ -101,6 +116,7 @@ pub struct FakeHost {
     refuse_requests: Option<String>,
     refuse_swapcache: Option<String>,
     refuse_page_lists: Option<String>,
+    refuse_damon: Option<String>,
     recorded: Mutex<Recorded>,
 }
 
@@ -165,6 +181,17 @@ impl FakeHost {
     pub fn refusing_swapcache(mut self, reason: &str) -> FakeHost {
         self.refuse_swapcache = Some(reason.to_string());
         self
+    }
+
+    /// Refuses every `damon-apply-scheme` with `reason` (a kernel without DAMON sysfs).
+    pub fn refusing_damon(mut self, reason: &str) -> FakeHost {
+        self.refuse_damon = Some(reason.to_string());
+        self
+    }
+
+    /// The DAMON schemes applied and not removed, in the order applied.
+    pub fn damon_schemes(&self) -> Vec<AppliedScheme> {
+        self.record().damon.clone()
     }
 
     fn record(&self) -> std::sync::MutexGuard<'_, Recorded> {
@@ -350,6 +377,38 @@ impl Host for FakeHost {
             pages: pages.clone(),
         });
         Ok(pages.len().div_ceil(MEMDCD_ENTRIES) as u64)
+    }
+
+    /// Refused with [`FakeHost::refusing_damon`]'s reason; else recorded (whatever the task
+    /// and pid), replacing what the same task and pid had.
+    fn damon_apply_scheme(
+        &self,
+        task: &str,
+        pid: Pid,
+        attrs: &DamonAttrs,
+        scheme: &DamonScheme,
+    ) -> Result<(), EngineError> {
+        self.record().calls.push("damon-apply-scheme");
+        if let Some(reason) = &self.refuse_damon {
+            return Err(EngineError::Host(reason.clone()));
+        }
+        let mut r = self.record();
+        r.damon.retain(|a| !(a.task == task && a.pid == pid));
+        r.damon.push(AppliedScheme {
+            task: task.to_string(),
+            pid,
+            attrs: *attrs,
+            scheme: scheme.clone(),
+        });
+        Ok(())
+    }
+
+    /// Forgets the scheme of `task` and `pid`, if any.
+    fn damon_remove_scheme(&self, task: &str, pid: Pid) -> Result<(), EngineError> {
+        let mut r = self.record();
+        r.calls.push("damon-remove-scheme");
+        r.damon.retain(|a| !(a.task == task && a.pid == pid));
+        Ok(())
     }
 }
 

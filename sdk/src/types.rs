@@ -307,6 +307,45 @@ pub struct SystemFacts {
     pub nodes: Vec<NodeMemory>,
 }
 
+/// DAMON monitoring attributes (WIT `damon-attrs`): a region project's
+/// `sample_interval`, `aggr_interval`, `update_interval` (µs), `min_nr_regions`,
+/// `max_nr_regions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DamonAttrs {
+    /// sampling interval, µs
+    pub sample_us: u64,
+    /// aggregation interval, µs (the unit of a scheme's ages)
+    pub aggr_us: u64,
+    /// target (VMA) update interval, µs
+    pub update_us: u64,
+    /// at least this many regions (3 or more)
+    pub min_nr_regions: u64,
+    /// at most this many regions (above the minimum)
+    pub max_nr_regions: u64,
+}
+
+/// A DAMOS scheme (WIT `damon-scheme`): regions of `min_size..=max_size` bytes, accessed
+/// `min_acc..=max_acc` times per aggregation interval, for `min_age..=max_age` aggregation
+/// intervals, get `action`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DamonScheme {
+    /// smallest region, bytes
+    pub min_size: u64,
+    /// largest region, bytes
+    pub max_size: u64,
+    /// fewest accesses per aggregation
+    pub min_acc: u32,
+    /// most accesses per aggregation
+    pub max_acc: u32,
+    /// youngest, in aggregation intervals
+    pub min_age: u32,
+    /// oldest, in aggregation intervals
+    pub max_age: u32,
+    /// the DAMOS action by its DAMON sysfs name: `willneed`, `cold`, `pageout`,
+    /// `hugepage`, `nohugepage` or `stat` (the host refuses any other)
+    pub action: String,
+}
+
 /// Memory of one process, from `/proc/<pid>/status`, in KiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ProcessMemory {

@@ -7,8 +7,8 @@
 
 use crate::runtime::Runner;
 use crate::{
-    Action, Engine, EngineError, Host, LogLevel, MemInfo, NodeMemory, PageRun, PageSize, Params,
-    Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
+    Action, DamonAttrs, DamonScheme, Engine, EngineError, Host, LogLevel, MemInfo, NodeMemory,
+    PageRun, PageSize, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
 };
 use std::any::Any;
 use std::cell::RefCell;
@@ -317,6 +317,36 @@ impl Host for WitHost {
         high: u8,
     ) -> Result<(), EngineError> {
         Ok(wit_host::reclaim_swapcache(task, pid, low, high)?)
+    }
+
+    fn damon_apply_scheme(
+        &self,
+        task: &str,
+        pid: Pid,
+        attrs: &DamonAttrs,
+        scheme: &DamonScheme,
+    ) -> Result<(), EngineError> {
+        let attrs = wit::DamonAttrs {
+            sample_us: attrs.sample_us,
+            aggr_us: attrs.aggr_us,
+            update_us: attrs.update_us,
+            min_nr_regions: attrs.min_nr_regions,
+            max_nr_regions: attrs.max_nr_regions,
+        };
+        let scheme = wit::DamonScheme {
+            min_size: scheme.min_size,
+            max_size: scheme.max_size,
+            min_acc: scheme.min_acc,
+            max_acc: scheme.max_acc,
+            min_age: scheme.min_age,
+            max_age: scheme.max_age,
+            action: scheme.action.clone(),
+        };
+        Ok(wit_host::damon_apply_scheme(task, pid, attrs, &scheme)?)
+    }
+
+    fn damon_remove_scheme(&self, task: &str, pid: Pid) -> Result<(), EngineError> {
+        Ok(wit_host::damon_remove_scheme(task, pid)?)
     }
 
     fn system_facts(&self) -> SystemFacts {

@@ -74,6 +74,13 @@ fn host_imports_match_sdk_and_fake_host() {
         "@_memdcd.server",
         &etmem_sdk::ScanResult::from_runs(1, 1, []).expect("empty scan"),
     );
+    let _ = host.damon_apply_scheme(
+        "t",
+        1,
+        &etmem_sdk::DamonAttrs::default(),
+        &etmem_sdk::DamonScheme::default(),
+    );
+    let _ = host.damon_remove_scheme("t", 1);
     assert_eq!(host.calls(), contract::HOST_IMPORTS);
 }
 

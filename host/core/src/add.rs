@@ -186,6 +186,14 @@ pub(crate) fn plan(
         let load_err =
             |err: LoadError| inter(format!("engine `{name}` in project `{}`: {err}", e.project));
         if let EngineKind::Thirdparty(t) = &e.kind {
+            if let ScanConf::Region { .. } = project.scan {
+                // C starts a region project only when every engine is damon (spec §5.5)
+                return Err(inter(format!(
+                    "engine `{name}` in project `{}`: a project with scan_type=region takes \
+                     only the damon engine",
+                    e.project
+                )));
+            }
             let (path, ext) = check_library(&t.libname, registry.fetch_dir()).map_err(load_err)?;
             let loader = registry.loader(ext).ok_or_else(|| {
                 let have = registry.loader_extensions();
@@ -354,7 +362,7 @@ pub(crate) fn plan(
         check_task_keys(t, engine_kind, &project.scan).map_err(inter)?;
         let max_threads = clamp_threads(t, kernel, &mut nr_cpus).map_err(inter)?;
         let fixed_pid = match scheduling {
-            Scheduling::PerTask => None,
+            Scheduling::PerTask | Scheduling::Region => None,
             Scheduling::PerEngine => {
                 let pids = kernel
                     .resolve(&process_target(&t.target), false)
@@ -439,6 +447,7 @@ fn check_task_keys(t: &TaskConf, kind: &EngineKind, scan: &ScanConf) -> Result<(
             .map(|_| ())
             .map_err(|e| format!("key `Sock`: {e}")),
         (EngineKind::Cslide(_), TaskEngineConf::Cslide(_))
+        | (EngineKind::Damon(_), TaskEngineConf::Damon)
         | (EngineKind::Thirdparty(_), TaskEngineConf::Thirdparty(_)) => Ok(()),
         (kind, keys) => {
             let keys_type = match keys {

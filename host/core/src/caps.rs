@@ -12,13 +12,15 @@
 //! the daemon's state lock.
 
 use crate::plugin::{Action, SdkEngineError};
+use etmem_kernel::track::{DamonAttrs, DamonScheme, DamosAction, DamosScheme};
 use etmem_kernel::{
     ActionReport, FailReason, Kernel, PageRef, PageSizes, ProcessHandle, SwapMethod,
     SwapcacheWmark, UnixAddr, VmaFilter,
 };
 use etmem_sdk::{
-    Host, LogLevel, MemInfo as SdkMemInfo, NodeMemory, PageRun, PageSize, Pid, ProcessMemory,
-    ScanResult, SystemFacts, Vma as SdkVma,
+    DamonAttrs as SdkDamonAttrs, DamonScheme as SdkDamonScheme, Host, LogLevel,
+    MemInfo as SdkMemInfo, NodeMemory, PageRun, PageSize, Pid, ProcessMemory, ScanResult,
+    SystemFacts, Vma as SdkVma,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -49,6 +51,27 @@ pub(crate) struct EngineHost {
     /// the project's `dry_run`: check actions, carry out none, report what would move
     dry_run: bool,
     tasks: Mutex<BTreeMap<String, TaskView>>,
+    /// DAMON schemes applied for the engine (`damon-apply-scheme`), by task and pid;
+    /// dropping one removes it from the kernel
+    damon: Mutex<BTreeMap<(String, Pid), Applied>>,
+}
+
+/// A DAMON scheme of one process of a task.
+#[derive(Debug)]
+enum Applied {
+    /// on our kdamond
+    Kernel(DamonScheme),
+    /// a dry run: what would be applied (logged once)
+    Dry(DamonAttrs, DamosScheme),
+}
+
+impl Applied {
+    fn values(&self) -> (DamonAttrs, DamosScheme) {
+        match self {
+            Applied::Kernel(s) => (s.attrs(), s.scheme()),
+            Applied::Dry(a, s) => (*a, *s),
+        }
+    }
 }
 
 /// What a dry run reports for checked `pages`: every one done, as if the kernel had
@@ -88,6 +111,7 @@ impl EngineHost {
             quota,
             dry_run,
             tasks: Mutex::new(BTreeMap::new()),
+            damon: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -115,6 +139,36 @@ impl EngineHost {
     /// A task was deleted.
     pub(crate) fn remove_task(&self, task: &str) {
         self.lock().remove(task);
+        self.release_damon(task);
+    }
+
+    fn damon_lock(&self) -> MutexGuard<'_, BTreeMap<(String, Pid), Applied>> {
+        self.damon.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Removes every DAMON scheme of `task` from the kernel (task stop or delete, whatever
+    /// the engine did: spec B13). Writes sysfs: call it off the async runtime.
+    pub(crate) fn release_damon(&self, task: &str) {
+        let gone: Vec<((String, Pid), Applied)> = {
+            let mut d = self.damon_lock();
+            let keys: Vec<(String, Pid)> = d.keys().filter(|k| k.0 == task).cloned().collect();
+            keys.into_iter()
+                .filter_map(|k| d.remove(&k).map(|v| (k, v)))
+                .collect()
+        };
+        for ((_, pid), a) in gone {
+            if let Applied::Kernel(s) = a {
+                match s.remove() {
+                    Ok(()) => {
+                        tracing::info!("{}: DAMON scheme of pid {pid} removed", self.who(task))
+                    }
+                    Err(e) => tracing::warn!(
+                        "{}: DAMON scheme of pid {pid}: removal failed: {e}",
+                        self.who(task)
+                    ),
+                }
+            }
+        }
     }
 
     /// A round of `task` begins on `procs`: they become its current processes, and the
@@ -705,6 +759,103 @@ impl Host for EngineHost {
             }
             Err(e) if e.is_gone() => Err(SdkEngineError::Host(format!("pid {pid} is gone"))),
             Err(e) => Err(refused(format!("pid {pid}: {e}"))),
+        }
+    }
+
+    /// Checks that `pid` is the task's, the action a name DAMON takes and the values
+    /// consistent, then applies the scheme on our kdamond (the kernel layer refuses a
+    /// kdamond not ours, and sharing with the access tracker); a dry run applies nothing
+    /// and logs what it would, once.
+    fn damon_apply_scheme(
+        &self,
+        task: &str,
+        pid: Pid,
+        attrs: &SdkDamonAttrs,
+        scheme: &SdkDamonScheme,
+    ) -> Result<(), SdkEngineError> {
+        let who = self.who(task);
+        let refused = |e: String| {
+            tracing::warn!("{who}: damon-apply-scheme pid {pid}: refused: {e}");
+            SdkEngineError::Host(e)
+        };
+        let h = self
+            .process(task, pid)
+            .map_err(|e| refused(e.to_string()))?;
+        let action = DamosAction::from_name(&scheme.action).ok_or_else(|| {
+            let names: Vec<&str> = DamosAction::ALL.iter().map(|a| a.name()).collect();
+            refused(format!(
+                "action `{}`: expected one of {}",
+                scheme.action,
+                names.join(", ")
+            ))
+        })?;
+        let attrs = DamonAttrs {
+            sample_us: attrs.sample_us,
+            aggr_us: attrs.aggr_us,
+            update_us: attrs.update_us,
+            min_nr_regions: attrs.min_nr_regions,
+            max_nr_regions: attrs.max_nr_regions,
+        };
+        let scheme = DamosScheme {
+            min_size: scheme.min_size,
+            max_size: scheme.max_size,
+            min_acc: scheme.min_acc,
+            max_acc: scheme.max_acc,
+            min_age: scheme.min_age,
+            max_age: scheme.max_age,
+            action,
+        };
+        attrs.check().map_err(&refused)?;
+        scheme.check().map_err(&refused)?;
+        let key = (task.to_string(), pid);
+        let old = {
+            let mut d = self.damon_lock();
+            match d.get(&key) {
+                // the same again: nothing to do while it is still on our kdamond
+                Some(a)
+                    if a.values() == (attrs, scheme)
+                        && !matches!(a, Applied::Kernel(s) if s.kdamond_index().is_none()) =>
+                {
+                    return Ok(());
+                }
+                _ => d.remove(&key),
+            }
+        };
+        drop(old);
+        if self.dry_run && action.acts() {
+            tracing::info!(
+                "{who}: dry run: would apply DAMON scheme ({scheme}; sample {} µs, aggr {} \
+                 µs) to pid {pid}; nothing applied",
+                attrs.sample_us,
+                attrs.aggr_us
+            );
+            self.damon_lock().insert(key, Applied::Dry(attrs, scheme));
+            return Ok(());
+        }
+        match self.kernel.damon_apply_scheme(&h, attrs, scheme) {
+            Ok(s) => {
+                tracing::info!(
+                    "{who}: DAMON scheme ({scheme}) applied to pid {pid} on kdamond {}",
+                    s.kdamond_index()
+                        .map_or_else(|| "?".to_string(), |i| i.to_string())
+                );
+                self.damon_lock().insert(key, Applied::Kernel(s));
+                Ok(())
+            }
+            Err(e) if e.is_gone() => Err(SdkEngineError::Host(format!("pid {pid} is gone"))),
+            Err(e) => Err(refused(format!("pid {pid}: {e}"))),
+        }
+    }
+
+    fn damon_remove_scheme(&self, task: &str, pid: Pid) -> Result<(), SdkEngineError> {
+        let a = self.damon_lock().remove(&(task.to_string(), pid));
+        match a {
+            Some(Applied::Kernel(s)) => s.remove().map_err(|e| {
+                let e = format!("pid {pid}: DAMON scheme removal: {e}");
+                tracing::warn!("{}: {e}", self.who(task));
+                SdkEngineError::Host(e)
+            }),
+            Some(Applied::Dry(..)) | None => Ok(()),
         }
     }
 }

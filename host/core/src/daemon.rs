@@ -37,7 +37,7 @@ pub use stats::{ProjectStats, metrics_text, stats_json, stats_text};
 use build::build_engine;
 pub use del::DelTargets;
 use del::{Aftermath, delete_engine, delete_project, delete_task};
-use run::{call_failure, choose_tracker, start_project};
+use run::{call_failure, choose_tracker, needs_tracker, start_project};
 use show::show_text;
 
 /// Host-wide settings of the daemon core.
@@ -145,9 +145,14 @@ impl DaemonHandle {
                     cell.project
                 );
             }
+            // whatever the engine did: its DAMON schemes go with the stop (B13 on delete)
+            let host = cell.host.clone();
+            let _ = tokio::task::spawn_blocking(move || host.release_damon(&task)).await;
         }
         for (cell, task) in after.dropped {
-            cell.host.remove_task(&task);
+            let host = cell.host.clone();
+            let name = task.clone();
+            let _ = tokio::task::spawn_blocking(move || host.remove_task(&name)).await;
             cell.forget_task(&task);
             let name = task.clone();
             if let Err(err) = cell.call(move |e, _| e.drop_task(&name)).await
@@ -280,7 +285,7 @@ impl DaemonHandle {
                 };
                 let started = p.started;
                 let conf = p.conf.clone();
-                if started && failure.is_none() && p.tracker.is_none() {
+                if started && failure.is_none() && p.tracker.is_none() && needs_tracker(&conf) {
                     match choose_tracker(d.kernel.as_ref(), &conf.name) {
                         Ok(k) => p.tracker = Some(k),
                         Err(err) => failure = Some(format!("{}: {}", t.at, err.detail)),
@@ -299,10 +304,7 @@ impl DaemonHandle {
                         runner: None,
                     },
                 );
-                if started
-                    && failure.is_none()
-                    && let Some(tracker) = tracker
-                {
+                if started && failure.is_none() {
                     let ctx = StartCtx {
                         kernel: &d.kernel,
                         state: &weak,

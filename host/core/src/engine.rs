@@ -113,6 +113,11 @@ pub enum Scheduling {
     /// One worker per engine running while any of its tasks is started, on the pids fixed at
     /// task add; each round scans every working task, then plans them in turn (cslide).
     PerEngine,
+    /// A region project's task (damon, spec §5.5): no scan; the first round at start, then
+    /// one every [`crate::scheduler::REGION_PERIOD`], each handing `plan` the task's pids
+    /// (main pid, no children, as C) as scan results without pages. The kernel's DAMON does
+    /// the work, through `damon-apply-scheme`.
+    Region,
 }
 
 /// Builds a built-in engine instance from its params (already composed by the core) and
@@ -293,6 +298,21 @@ pub fn engine_params(conf: &EngineConf, project: &ProjectConf) -> Params {
             }
         }
     }
+    // the damon keys as the config read them (C's strtoul: `-1` is the maximum, B25)
+    if let EngineKind::Damon(d) = &conf.kind {
+        for (k, v) in &mut pairs {
+            let parsed = match k.as_str() {
+                "min_size" => d.min_size.to_string(),
+                "max_size" => d.max_size.to_string(),
+                "min_acc" => d.min_acc.to_string(),
+                "max_acc" => d.max_acc.to_string(),
+                "min_age" => d.min_age.to_string(),
+                "max_age" => d.max_age.to_string(),
+                _ => continue,
+            };
+            *v = parsed;
+        }
+    }
     if let ScanConf::Page {
         loops,
         interval,
@@ -302,6 +322,20 @@ pub fn engine_params(conf: &EngineConf, project: &ProjectConf) -> Params {
         pairs.push(("loop".into(), loops.to_string()));
         pairs.push(("interval".into(), interval.to_string()));
         pairs.push(("sleep".into(), sleep.to_string()));
+    }
+    if let ScanConf::Region {
+        sample_interval,
+        aggr_interval,
+        update_interval,
+        min_nr_regions,
+        max_nr_regions,
+    } = project.scan
+    {
+        pairs.push(("sample_interval".into(), sample_interval.to_string()));
+        pairs.push(("aggr_interval".into(), aggr_interval.to_string()));
+        pairs.push(("update_interval".into(), update_interval.to_string()));
+        pairs.push(("min_nr_regions".into(), min_nr_regions.to_string()));
+        pairs.push(("max_nr_regions".into(), max_nr_regions.to_string()));
     }
     if let Some(t) = project.sysmem_threshold {
         pairs.push(("sysmem_threshold".into(), t.to_string()));

@@ -11,7 +11,9 @@ use crate::caps::EngineHost;
 use crate::engine::{ScanParams, Scheduling, TaskInfo};
 use crate::plugin::{CallError, EngineInstance, HostRef, Params};
 use crate::round_cost::Moved;
-use crate::scheduler::{RoundEnv, WorkingSet, spawn_engine_worker, spawn_task_rounds};
+use crate::scheduler::{
+    RoundEnv, WorkingSet, spawn_engine_worker, spawn_region_rounds, spawn_task_rounds,
+};
 use etmem_config::{EngineConf, ProjectConf, ScanConf};
 use etmem_kernel::track::{SCAN_IGN_HOST, SWAP_FLAG_NEEDS_IDLE_PAGES, VMA_SCAN_FLAG};
 use etmem_kernel::{Kernel, TrackerKind};
@@ -319,7 +321,8 @@ pub(crate) struct StartCtx<'a> {
     pub kernel: &'a Arc<dyn Kernel>,
     pub state: &'a Weak<Mutex<State>>,
     pub project: &'a ProjectConf,
-    pub tracker: TrackerKind,
+    /// the project's access tracker (page projects; a region project has none)
+    pub tracker: Option<TrackerKind>,
 }
 
 impl EngineObj {
@@ -340,6 +343,33 @@ impl EngineObj {
             return Err(self.cell.failed_text(&why));
         }
         let info = task.info.clone();
+        if self.scheduling == Scheduling::Region {
+            if !matches!(ctx.project.scan, ScanConf::Region { .. }) {
+                return Err(format!(
+                    "project `{}` has scan_type={}: engine `{}` needs scan_type=region",
+                    ctx.project.name,
+                    ctx.project.scan.type_name(),
+                    self.name
+                ));
+            }
+            let runner = spawn_region_rounds(
+                ctx.kernel.clone(),
+                ctx.state.clone(),
+                self.cell.clone(),
+                info,
+            );
+            if let Some(task) = self.tasks.get_mut(idx) {
+                task.started = true;
+                task.runner = Some(runner);
+            }
+            return Ok(());
+        }
+        let Some(tracker) = ctx.tracker else {
+            return Err(format!(
+                "project `{}` has no access tracker to run task `{}`",
+                ctx.project.name, info.name
+            ));
+        };
         let scan = scan_params(&ctx.project.scan).ok_or_else(|| {
             format!(
                 "project `{}` has scan_type={}: it has no page-scan rounds to run task `{}`",
@@ -350,11 +380,10 @@ impl EngineObj {
         })?;
         // the etmem_scan flags: what the project's tracker cannot honour is said now
         let flags = crate::scheduler::scan_flags(&info);
-        if ctx.tracker != TrackerKind::IdlePages {
+        if tracker != TrackerKind::IdlePages {
             if flags.vma & VMA_SCAN_FLAG != 0 {
                 return Err(format!(
-                    "the access tracker is {}: {SWAP_FLAG_NEEDS_IDLE_PAGES}",
-                    ctx.tracker
+                    "the access tracker is {tracker}: {SWAP_FLAG_NEEDS_IDLE_PAGES}"
                 ));
             }
             if flags.scan & SCAN_IGN_HOST != 0 {
@@ -364,7 +393,7 @@ impl EngineObj {
                      hotter, none colder)",
                     ctx.project.name,
                     info.name,
-                    ctx.tracker
+                    tracker
                 );
             }
         }
@@ -373,11 +402,11 @@ impl EngineObj {
             state: ctx.state.clone(),
             cell: self.cell.clone(),
             scan,
-            tracker: ctx.tracker,
+            tracker,
             scheduling: self.scheduling,
         };
         let runner = match self.scheduling {
-            Scheduling::PerTask => Some(spawn_task_rounds(env, info.clone())),
+            Scheduling::PerTask | Scheduling::Region => Some(spawn_task_rounds(env, info.clone())),
             Scheduling::PerEngine => {
                 self.working
                     .lock()

@@ -337,6 +337,24 @@ impl Host for RecordingHost {
     fn reclaim_swapcache(&self, task: &str, pid: Pid, low: u8, high: u8) -> Result<(), SdkError> {
         self.inner.reclaim_swapcache(task, pid, low, high)
     }
+    fn task_smaps_vmas(&self, task: &str, pid: Pid, flags: &[&str]) -> Result<Vec<Vma>, SdkError> {
+        self.inner.task_smaps_vmas(task, pid, flags)
+    }
+    fn send_page_list(&self, task: &str, sock: &str, pages: &ScanResult) -> Result<u64, SdkError> {
+        self.inner.send_page_list(task, sock, pages)
+    }
+    fn damon_apply_scheme(
+        &self,
+        task: &str,
+        pid: Pid,
+        attrs: &etmem_sdk::DamonAttrs,
+        scheme: &etmem_sdk::DamonScheme,
+    ) -> Result<(), SdkError> {
+        self.inner.damon_apply_scheme(task, pid, attrs, scheme)
+    }
+    fn damon_remove_scheme(&self, task: &str, pid: Pid) -> Result<(), SdkError> {
+        self.inner.damon_remove_scheme(task, pid)
+    }
 }
 
 /// Appends the rounds of one task to its file, up to its number of rounds.

@@ -659,6 +659,138 @@ pub(crate) fn spawn_task_rounds(env: RoundEnv, task: Arc<TaskInfo>) -> JoinHandl
     })
 }
 
+/// How often a region task's pids are resolved again and handed to `plan`.
+pub(crate) const REGION_PERIOD: Duration = Duration::from_secs(2);
+
+/// Spawns the round loop of one started task of a region project (damon): its first round
+/// at once, then one every [`REGION_PERIOD`]. A round resolves the task's main pid (no
+/// children, as C), makes it the task's current process and hands `plan` a scan result
+/// without pages for it; the engine applies its DAMON scheme through the host. No process:
+/// no current process and no scan (the host's DAMON target of an exited process is gone
+/// with it). Logs at info only when the task's pids change.
+pub(crate) fn spawn_region_rounds(
+    kernel: Arc<dyn Kernel>,
+    state: Weak<Mutex<State>>,
+    cell: Arc<EngineCell>,
+    task: Arc<TaskInfo>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let w = format!(
+            "project `{}` engine `{}` task `{}`",
+            cell.project, cell.name, task.name
+        );
+        let mut round = 0u64;
+        let mut last: Option<Vec<Pid>> = None;
+        let mut first = true;
+        // the last plan failure, said at warn once while it stays the same
+        let mut failing: Option<String> = None;
+        loop {
+            if !first {
+                sleep(REGION_PERIOD).await;
+            }
+            first = false;
+            if cell.failure().is_some() {
+                return;
+            }
+            let k = kernel.clone();
+            let target = process_target(&task.target);
+            let opened = tokio::task::spawn_blocking(move || {
+                let pids = k.resolve(&target, false)?;
+                let mut procs = Vec::new();
+                for pid in pids {
+                    match k.open_process(pid) {
+                        Ok(h) => procs.push(Arc::new(h)),
+                        Err(e) => tracing::debug!("pid {pid} left before its round: {e}"),
+                    }
+                }
+                Ok::<_, etmem_kernel::KernelError>(procs)
+            })
+            .await;
+            let procs = match opened {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
+                    if last.as_ref().is_none_or(|l| !l.is_empty()) {
+                        tracing::info!("{w}: no process: {e}");
+                    }
+                    last = Some(Vec::new());
+                    cell.host.begin_round(&task.name, Vec::new());
+                    cell.host.set_scans(&task.name, Vec::new());
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("{w}: round skipped: {e}");
+                    continue;
+                }
+            };
+            let pids: Vec<Pid> = procs.iter().map(|p| p.pid()).collect();
+            let scans: Vec<ScanResult> = pids
+                .iter()
+                .filter_map(|&pid| {
+                    ScanResult::from_column_vecs(
+                        pid,
+                        0,
+                        Vec::new(),
+                        Vec::new(),
+                        Vec::new(),
+                        Vec::new(),
+                    )
+                    .ok()
+                })
+                .collect();
+            if last.as_ref() != Some(&pids) {
+                tracing::info!("{w}: process(es) {pids:?}");
+                last = Some(pids);
+            }
+            cell.host.begin_round(&task.name, procs);
+            cell.host.set_scans(&task.name, scans.clone());
+            round += 1;
+            let name = task.name.clone();
+            let r = Round {
+                number: round,
+                passes: 0,
+            };
+            let planned = cell.call(move |e, h| e.plan(&name, &r, &scans, h)).await;
+            if planned.is_ok() && failing.take().is_some() {
+                tracing::info!("{w}: round {round}: plan succeeded again");
+            }
+            match planned {
+                Ok(actions) if actions.is_empty() => {}
+                Ok(actions) => {
+                    // a region engine leaves the work to DAMON; what it returns is still
+                    // checked and carried out like any plan's
+                    let mut cost = RoundCost::default();
+                    let env = RoundEnv {
+                        kernel: kernel.clone(),
+                        state: state.clone(),
+                        cell: cell.clone(),
+                        scan: ScanParams {
+                            loops: 0,
+                            interval: REGION_PERIOD,
+                            sleep: Duration::ZERO,
+                        },
+                        tracker: TrackerKind::Damon,
+                        scheduling: Scheduling::Region,
+                    };
+                    act(&env, &task, actions, &mut cost).await;
+                }
+                Err(CallError::Fault(why)) => {
+                    quarantine(&state, &cell, &why);
+                    return;
+                }
+                Err(CallError::Engine(e)) => {
+                    let e = e.to_string();
+                    if failing.as_deref() == Some(e.as_str()) {
+                        tracing::debug!("{w}: round {round}: plan failed: {e}");
+                    } else {
+                        tracing::warn!("{w}: round {round}: plan failed: {e}");
+                        failing = Some(e);
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// Spawns the worker of a per-engine engine; it runs until aborted (when its last task
 /// stops or the engine is deleted) or the engine faults.
 pub(crate) fn spawn_engine_worker(env: RoundEnv, working: WorkingSet) -> JoinHandle<()> {

@@ -174,6 +174,7 @@ fn engine_registry() -> etmem_host::EngineRegistry {
     registry.register_builtin::<etmem_plugin_slide::Slide>("slide", Scheduling::PerTask);
     registry.register_builtin::<etmem_plugin_cslide::Cslide>("cslide", Scheduling::PerEngine);
     registry.register_builtin::<etmem_plugin_memdcd::Memdcd>("memdcd", Scheduling::PerTask);
+    registry.register_builtin::<etmem_plugin_damon::Damon>("damon", Scheduling::Region);
     registry.add_loader(std::sync::Arc::new(
         etmem_host::plugin::native::NativeLoader::new(),
     ));

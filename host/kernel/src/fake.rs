@@ -647,6 +647,20 @@ impl Kernel for FakeKernel {
         self.inner.tracker(choice)
     }
 
+    /// Writes the fake DAMON tree ([`FakeKernel::add_damon`]), as the live kernel's.
+    fn damon_apply_scheme(
+        &self,
+        p: &ProcessHandle,
+        attrs: crate::track::DamonAttrs,
+        scheme: crate::track::DamosScheme,
+    ) -> Result<crate::track::DamonScheme, TrackError> {
+        self.inner.damon_apply_scheme(p, attrs, scheme)
+    }
+
+    fn damon_scheme_availability(&self) -> Result<(), String> {
+        self.inner.damon_scheme_availability()
+    }
+
     fn swap_out(
         &self,
         p: &ProcessHandle,

@@ -361,6 +361,27 @@ impl Kernel for FaultyKernel {
         self.fake.page_nodes(p, addrs)
     }
 
+    fn damon_apply_scheme(
+        &self,
+        p: &ProcessHandle,
+        attrs: crate::track::DamonAttrs,
+        scheme: crate::track::DamosScheme,
+    ) -> Result<crate::track::DamonScheme, TrackError> {
+        let _call = self.enter();
+        if let Some(source) = self.fault("damon_apply_scheme") {
+            return Err(TrackError::Io {
+                op: "write",
+                path: PathBuf::from("/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds"),
+                source,
+            });
+        }
+        self.fake.damon_apply_scheme(p, attrs, scheme)
+    }
+
+    fn damon_scheme_availability(&self) -> Result<(), String> {
+        self.fake.damon_scheme_availability()
+    }
+
     fn reclaim_swapcache(
         &self,
         p: &ProcessHandle,

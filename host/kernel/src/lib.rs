@@ -171,4 +171,17 @@ pub trait Kernel: Send + Sync + std::fmt::Debug {
         request: &[u8],
         reply_max: usize,
     ) -> Result<Vec<u8>, UnixError>;
+    /// Applies the damon engine's DAMOS `scheme` to `p` on our one kdamond (spec §5.5),
+    /// monitored with `attrs`: a target and its own scheme, checked values, never on a
+    /// kdamond we did not create ([`track::DamonScheme`]). Dropping the result removes
+    /// them (and the kdamond with the last one).
+    fn damon_apply_scheme(
+        &self,
+        p: &ProcessHandle,
+        attrs: track::DamonAttrs,
+        scheme: track::DamosScheme,
+    ) -> Result<track::DamonScheme, TrackError>;
+
+    /// Why [`Kernel::damon_apply_scheme`] cannot work here, without writing anything.
+    fn damon_scheme_availability(&self) -> Result<(), String>;
 }

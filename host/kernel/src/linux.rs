@@ -310,6 +310,19 @@ impl Kernel for LinuxKernel {
         track::choose(self, choice)
     }
 
+    fn damon_apply_scheme(
+        &self,
+        p: &ProcessHandle,
+        attrs: track::DamonAttrs,
+        scheme: track::DamosScheme,
+    ) -> Result<track::DamonScheme, TrackError> {
+        track::DamonScheme::apply(self, p, attrs, scheme)
+    }
+
+    fn damon_scheme_availability(&self) -> Result<(), String> {
+        track::damon_scheme_availability(&self.sys_root)
+    }
+
     fn swap_out(
         &self,
         p: &ProcessHandle,

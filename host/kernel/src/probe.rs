@@ -32,6 +32,9 @@ pub struct ProbeReport {
     pub actions: Vec<Capability>,
     /// what makes a tracker cheaper when present: `pagemap_scan`, `damon_trace`
     pub aids: Vec<Capability>,
+    /// what the built-in engines need beyond a tracker: `damon` (DAMON sysfs, free for a
+    /// kdamond of ours)
+    pub engines: Vec<Capability>,
 }
 
 impl ProbeReport {
@@ -94,6 +97,9 @@ impl std::fmt::Display for ProbeReport {
         }
         for c in &self.aids {
             line(f, &format!("aid {}", c.name), &c.status)?;
+        }
+        for c in &self.engines {
+            line(f, &format!("engine {}", c.name), &c.status)?;
         }
         Ok(())
     }
@@ -219,6 +225,13 @@ pub fn probe(k: &LinuxKernel) -> ProbeReport {
             status: track::damon_trace_availability(k.sys_root()),
         },
     ];
+    // the damon engine: DAMON sysfs with a kdamond of ours possible (or ours already
+    // serving schemes), as the tracker's check; the schemes act on their own (pageout
+    // needs swap space, listed under the actions)
+    let engines = vec![Capability {
+        name: "damon".into(),
+        status: not_root(track::damon_scheme_availability(k.sys_root())),
+    }];
     ProbeReport {
         kernel,
         root,
@@ -226,5 +239,6 @@ pub fn probe(k: &LinuxKernel) -> ProbeReport {
         trackers,
         actions,
         aids,
+        engines,
     }
 }

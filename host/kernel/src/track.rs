@@ -34,7 +34,7 @@ mod pagemap;
 mod soft_dirty;
 
 pub use damon::trace as damon_trace;
-pub use damon::{DamonAttrs, DamonTracker};
+pub use damon::{DamonAttrs, DamonScheme, DamonTracker, DamosAction, DamosScheme};
 pub use idle_pages::{
     IDLE_SCAN_ADD_FLAGS, IdlePagesTracker, SCAN_AS_HUGE, SCAN_IGN_HOST, VMA_SCAN_ADD_FLAGS,
     VMA_SCAN_FLAG,
@@ -45,6 +45,7 @@ pub use pagemap::{PageBits, PagemapMethod};
 pub use soft_dirty::{SoftDirtyTracker, scan_pagemap};
 
 pub(crate) use damon::admin as damon_admin;
+pub(crate) use damon::scheme::availability as damon_scheme_availability;
 pub(crate) use damon::trace_availability as damon_trace_availability;
 
 use crate::access::AccessMap;

@@ -227,6 +227,37 @@ impl Host for ReplayHost {
         ));
         Ok(())
     }
+    fn task_smaps_vmas(&self, task: &str, pid: Pid, _flags: &[&str]) -> Result<Vec<Vma>, SdkError> {
+        Err(not_recorded(&format!(
+            "task-smaps-vmas of pid {pid} of task `{task}`"
+        )))
+    }
+    fn send_page_list(&self, task: &str, sock: &str, pages: &ScanResult) -> Result<u64, SdkError> {
+        self.data().requests.push(format!(
+            "send-page-list task `{task}` pid {} to `{sock}`: {} page(s)",
+            pages.pid(),
+            pages.len()
+        ));
+        Ok(pages.len().div_ceil(512) as u64)
+    }
+    fn damon_apply_scheme(
+        &self,
+        task: &str,
+        pid: Pid,
+        _attrs: &etmem_sdk::DamonAttrs,
+        scheme: &etmem_sdk::DamonScheme,
+    ) -> Result<(), SdkError> {
+        self.data().requests.push(format!(
+            "damon-apply-scheme task `{task}` pid {pid}: {scheme:?}"
+        ));
+        Ok(())
+    }
+    fn damon_remove_scheme(&self, task: &str, pid: Pid) -> Result<(), SdkError> {
+        self.data()
+            .requests
+            .push(format!("damon-remove-scheme task `{task}` pid {pid}"));
+        Ok(())
+    }
 }
 
 /// The engine's name in messages and its `ops_name` for a file.

@@ -83,6 +83,31 @@ pub(crate) fn action_from(a: wit::Action) -> Action {
     }
 }
 
+/// `damon-attrs` and `damon-scheme` as the SDK's.
+pub(crate) fn damon(
+    a: wit::DamonAttrs,
+    s: wit::DamonScheme,
+) -> (etmem_sdk::DamonAttrs, etmem_sdk::DamonScheme) {
+    (
+        etmem_sdk::DamonAttrs {
+            sample_us: a.sample_us,
+            aggr_us: a.aggr_us,
+            update_us: a.update_us,
+            min_nr_regions: a.min_nr_regions,
+            max_nr_regions: a.max_nr_regions,
+        },
+        etmem_sdk::DamonScheme {
+            min_size: s.min_size,
+            max_size: s.max_size,
+            min_acc: s.min_acc,
+            max_acc: s.max_acc,
+            min_age: s.min_age,
+            max_age: s.max_age,
+            action: s.action,
+        },
+    )
+}
+
 pub(crate) fn facts(f: &SystemFacts) -> wit::Facts {
     let m = &f.meminfo;
     wit::Facts {

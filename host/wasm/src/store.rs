@@ -166,4 +166,21 @@ impl bindings::etmem::engine::host::Host for StoreState {
         let pages = convert::scan_from(pages)?;
         Ok(self.host()?.send_page_list(&task, &sock, &pages)?)
     }
+
+    fn damon_apply_scheme(
+        &mut self,
+        task: String,
+        pid: u32,
+        attrs: wit::DamonAttrs,
+        scheme: wit::DamonScheme,
+    ) -> Result<(), wit::EngineError> {
+        let (attrs, scheme) = convert::damon(attrs, scheme);
+        Ok(self
+            .host()?
+            .damon_apply_scheme(&task, pid, &attrs, &scheme)?)
+    }
+
+    fn damon_remove_scheme(&mut self, task: String, pid: u32) -> Result<(), wit::EngineError> {
+        Ok(self.host()?.damon_remove_scheme(&task, pid)?)
+    }
 }

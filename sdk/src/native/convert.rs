@@ -5,12 +5,12 @@
 //! (no defaults, no validation beyond what the SDK constructors already do).
 
 use super::types::{
-    RAction, REngineError, RLogLevel, RMemInfo, RNodeMemory, RPageRun, RParam, RScanResult,
-    RSystemFacts, RTaskInfo, RVma, RVmaFlags,
+    RAction, RDamonAttrs, RDamonScheme, REngineError, RLogLevel, RMemInfo, RNodeMemory, RPageRun,
+    RParam, RScanResult, RSystemFacts, RTaskInfo, RVma, RVmaFlags,
 };
 use crate::{
-    Action, EngineError, LogLevel, MemInfo, NodeMemory, PageRun, PageSize, Params, ScanResult,
-    SystemFacts, TaskInfo, Vma,
+    Action, DamonAttrs, DamonScheme, EngineError, LogLevel, MemInfo, NodeMemory, PageRun, PageSize,
+    Params, ScanResult, SystemFacts, TaskInfo, Vma,
 };
 use abi_stable::std_types::{RSlice, RString, RVec, Tuple2};
 
@@ -218,6 +218,58 @@ impl From<&RTaskInfo> for TaskInfo {
             name: t.name.to_string(),
             target_type: t.target_type.to_string(),
             target_value: t.target_value.to_string(),
+        }
+    }
+}
+
+impl From<&DamonAttrs> for RDamonAttrs {
+    fn from(a: &DamonAttrs) -> RDamonAttrs {
+        RDamonAttrs {
+            sample_us: a.sample_us,
+            aggr_us: a.aggr_us,
+            update_us: a.update_us,
+            min_nr_regions: a.min_nr_regions,
+            max_nr_regions: a.max_nr_regions,
+        }
+    }
+}
+
+impl From<RDamonAttrs> for DamonAttrs {
+    fn from(a: RDamonAttrs) -> DamonAttrs {
+        DamonAttrs {
+            sample_us: a.sample_us,
+            aggr_us: a.aggr_us,
+            update_us: a.update_us,
+            min_nr_regions: a.min_nr_regions,
+            max_nr_regions: a.max_nr_regions,
+        }
+    }
+}
+
+impl From<&DamonScheme> for RDamonScheme {
+    fn from(s: &DamonScheme) -> RDamonScheme {
+        RDamonScheme {
+            min_size: s.min_size,
+            max_size: s.max_size,
+            min_acc: s.min_acc,
+            max_acc: s.max_acc,
+            min_age: s.min_age,
+            max_age: s.max_age,
+            action: s.action.as_str().into(),
+        }
+    }
+}
+
+impl From<&RDamonScheme> for DamonScheme {
+    fn from(s: &RDamonScheme) -> DamonScheme {
+        DamonScheme {
+            min_size: s.min_size,
+            max_size: s.max_size,
+            min_acc: s.min_acc,
+            max_acc: s.max_acc,
+            min_age: s.min_age,
+            max_age: s.max_age,
+            action: s.action.to_string(),
         }
     }
 }

@@ -173,6 +173,32 @@ pub struct RProcessMemory {
     pub swap_kb: u64,
 }
 
+/// `damon-attrs`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[allow(missing_docs)]
+pub struct RDamonAttrs {
+    pub sample_us: u64,
+    pub aggr_us: u64,
+    pub update_us: u64,
+    pub min_nr_regions: u64,
+    pub max_nr_regions: u64,
+}
+
+/// `damon-scheme`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq, Default)]
+#[allow(missing_docs)]
+pub struct RDamonScheme {
+    pub min_size: u64,
+    pub max_size: u64,
+    pub min_acc: u32,
+    pub max_acc: u32,
+    pub min_age: u32,
+    pub max_age: u32,
+    pub action: RString,
+}
+
 /// The WIT `host` interface as an abi_stable trait object; the daemon implements it and
 /// passes `HostApi_TO::from_ptr(RRef::new(&impl), TD_Opaque)` (see [`RHost`]) to every
 /// entry point.
@@ -234,6 +260,16 @@ pub trait HostApi {
         sock: RStr<'_>,
         pages: &RScanResult,
     ) -> RResult<u64, REngineError>;
+    /// `damon-apply-scheme` (appended)
+    fn damon_apply_scheme(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        attrs: RDamonAttrs,
+        scheme: &RDamonScheme,
+    ) -> RResult<(), REngineError>;
+    /// `damon-remove-scheme` (appended)
+    fn damon_remove_scheme(&self, task: RStr<'_>, pid: u32) -> RResult<(), REngineError>;
 }
 
 /// The host object handed to every entry point.

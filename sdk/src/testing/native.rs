@@ -20,8 +20,8 @@
 //! ```
 
 use crate::native::{
-    HostApi, HostApi_TO, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
-    RVma, RVmaFlags,
+    HostApi, HostApi_TO, RDamonAttrs, RDamonScheme, REngineError, RHost, RLogLevel, RProcessMemory,
+    RScanResult, RSystemFacts, RVma, RVmaFlags,
 };
 use crate::{EngineError, Host, ScanResult};
 use abi_stable::sabi_trait::TD_Opaque;
@@ -157,6 +157,23 @@ impl HostApi for NativeHost<'_> {
             Ok(s) => native(self.0.send_page_list(task.as_str(), sock.as_str(), &s)),
             Err(e) => RResult::RErr(e.into()),
         }
+    }
+
+    fn damon_apply_scheme(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        attrs: RDamonAttrs,
+        scheme: &RDamonScheme,
+    ) -> RResult<(), REngineError> {
+        native(
+            self.0
+                .damon_apply_scheme(task.as_str(), pid, &attrs.into(), &scheme.into()),
+        )
+    }
+
+    fn damon_remove_scheme(&self, task: RStr<'_>, pid: u32) -> RResult<(), REngineError> {
+        native(self.0.damon_remove_scheme(task.as_str(), pid))
     }
 }
 

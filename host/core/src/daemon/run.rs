@@ -10,6 +10,7 @@ use super::del::Aftermath;
 use crate::action::ActionError;
 use crate::model::{EngineCell, Project, StartCtx, quarantine};
 use crate::plugin::CallError;
+use etmem_config::{ProjectConf, ScanConf};
 use etmem_kernel::{Kernel, TrackerChoice, TrackerKind};
 use etmem_proto::OptResult;
 use std::sync::Arc;
@@ -30,6 +31,11 @@ pub(super) fn choose_tracker(
             format!("project `{project}` cannot start: {e}"),
         )),
     }
+}
+
+/// True when the project's tasks need an access tracker (page-scan projects).
+pub(super) fn needs_tracker(conf: &ProjectConf) -> bool {
+    matches!(conf.scan, ScanConf::Page { .. })
 }
 
 /// Starts every task of `p` (engines newest first, tasks newest first). On the first
@@ -53,7 +59,8 @@ pub(super) fn start_project(
             ),
         ));
     }
-    let tracker = if p.has_tasks() {
+    // a region project (damon) has no access tracker: the kernel's DAMON is its engine
+    let tracker = if p.has_tasks() && needs_tracker(&p.conf) {
         Some(choose_tracker(d.kernel.as_ref(), &p.conf.name)?)
     } else {
         None
@@ -61,22 +68,20 @@ pub(super) fn start_project(
     let conf = p.conf.clone();
     let weak = Arc::downgrade(&d.state);
     let mut failure = None;
-    if let Some(tracker) = tracker {
-        let ctx = StartCtx {
-            kernel: &d.kernel,
-            state: &weak,
-            project: &conf,
-            tracker,
-        };
-        'engines: for e in &mut p.engines {
-            for idx in 0..e.tasks.len() {
-                if let Err(err) = e.start_task(idx, &ctx) {
-                    failure = Some(format!(
-                        "project `{}`: task `{}` of engine `{}` cannot start: {err}",
-                        conf.name, e.tasks[idx].info.name, e.name
-                    ));
-                    break 'engines;
-                }
+    let ctx = StartCtx {
+        kernel: &d.kernel,
+        state: &weak,
+        project: &conf,
+        tracker,
+    };
+    'engines: for e in &mut p.engines {
+        for idx in 0..e.tasks.len() {
+            if let Err(err) = e.start_task(idx, &ctx) {
+                failure = Some(format!(
+                    "project `{}`: task `{}` of engine `{}` cannot start: {err}",
+                    conf.name, e.tasks[idx].info.name, e.name
+                ));
+                break 'engines;
             }
         }
     }

@@ -20,13 +20,15 @@
 //! * `configure`: the `[engine]` keys minus `name`, `project`, `eng_name`, `libname`,
 //!   `ops_name` and `round_quota_bytes` (the host's own), followed by the project keys
 //!   engines need, under their own names: `loop`, `interval`, `sleep` (page-scan projects),
-//!   `sysmem_threshold`, `swapcache_high_wmark`, `swapcache_low_wmark` (when set). For
-//!   cslide, `hot_threshold` carries the value after the host's clamp to `loop*3+1`.
+//!   `sample_interval`, `aggr_interval`, `update_interval`, `min_nr_regions`,
+//!   `max_nr_regions` (region projects), `sysmem_threshold`, `swapcache_high_wmark`,
+//!   `swapcache_low_wmark` (when set). For cslide, `hot_threshold` carries the value after
+//!   the host's clamp to `loop*3+1`; for damon, the six size/acc/age keys carry the values
+//!   as the config read them (`-1` wraps to the maximum, as C's `strtoul`).
 //! * `new-task`: the `[task]` keys minus `name`, `project`, `engine`, `type`, `value`,
 //!   `max_threads`, `swap_flag` (the host's scheduling keys), `record_scans` and `record_rounds`.
 //!
-//! An engine that calls `Params::deny_unknown` in `configure` must therefore list the six
-//! project keys among the keys it knows.
+//! `Params::deny_unknown` accepts these project keys by itself (`etmem_sdk::PROJECT_KEYS`).
 
 pub(crate) mod builtin;
 pub mod native;

@@ -22,6 +22,7 @@
 
 mod foreign;
 mod refine;
+pub(crate) mod scheme;
 mod shared;
 pub(crate) mod state;
 mod sysfs;
@@ -33,6 +34,7 @@ pub(crate) fn trace_availability(sys: &Path) -> Result<(), String> {
     trace::availability(sys).map(|_| ())
 }
 
+pub use scheme::{DamonScheme, DamosAction, DamosScheme};
 pub use shared::release_owned;
 
 use super::pagemap::PagemapMethod;

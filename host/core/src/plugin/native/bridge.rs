@@ -9,8 +9,8 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 use etmem_sdk::native::{
-    HostApi, HostApi_TO, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
-    RVma, RVmaFlags,
+    HostApi, HostApi_TO, RDamonAttrs, RDamonScheme, REngineError, RHost, RLogLevel, RProcessMemory,
+    RScanResult, RSystemFacts, RVma, RVmaFlags,
 };
 use etmem_sdk::{EngineError, Host, LogLevel, ScanResult, SystemFacts};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -153,6 +153,25 @@ impl HostApi for HostBridge<'_> {
         guarded("send-page-list", || {
             let pages = ScanResult::try_from(pages)?;
             self.0.send_page_list(task.as_str(), sock.as_str(), &pages)
+        })
+    }
+
+    fn damon_apply_scheme(
+        &self,
+        task: RStr<'_>,
+        pid: u32,
+        attrs: RDamonAttrs,
+        scheme: &RDamonScheme,
+    ) -> RResult<(), REngineError> {
+        guarded("damon-apply-scheme", || {
+            self.0
+                .damon_apply_scheme(task.as_str(), pid, &attrs.into(), &scheme.into())
+        })
+    }
+
+    fn damon_remove_scheme(&self, task: RStr<'_>, pid: u32) -> RResult<(), REngineError> {
+        guarded("damon-remove-scheme", || {
+            self.0.damon_remove_scheme(task.as_str(), pid)
         })
     }
 }

@@ -8,7 +8,7 @@
 //! leftover is reclaimed, only with `reclaim` (when [`shared`](super::shared) creates our
 //! kdamond, its `ops` held); [`availability`] writes nothing at all.
 
-use super::shared::{Kdamond, owned, remove};
+use super::shared::{Kdamond, Role, owned, remove};
 use super::state::{self, Record};
 use super::{read_trim, read_u64};
 use crate::track::TrackError;
@@ -23,7 +23,21 @@ pub(super) fn availability(kd: &Path, run: &Path) -> Result<(), String> {
         if o.closed.iter().any(|c| c == kd) {
             return Err("etmemd is exiting: its kdamonds are released".into());
         }
-        if o.live.iter().any(|x| x.kd == kd) {
+        if let Some(k) = o.live.iter().find(|x| x.kd == kd) {
+            let pids: Vec<String> = k
+                .members
+                .iter()
+                .filter(|m| matches!(m.role, Role::Engine(_)))
+                .map(|m| m.pid.to_string())
+                .collect();
+            if !pids.is_empty() {
+                return Err(format!(
+                    "our kdamond {} applies the damon engine's schemes (pid(s) {}) with that \
+                     project's monitoring attributes; the access tracker cannot share it",
+                    k.index,
+                    pids.join(", ")
+                ));
+            }
             return Ok(());
         }
     }

@@ -16,6 +16,7 @@
 //! [`DamonTracker`]: super::DamonTracker
 
 use super::foreign::{foreign_use, record};
+use super::scheme::DamosScheme;
 use super::state;
 use super::sysfs::{read_scheme, stopped_by_commit, write_config};
 use super::trace::{self, Feed};
@@ -35,10 +36,21 @@ pub(super) type MemberId = u64;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// What a member of our kdamond is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// the DAMON access tracker: a `stat` scheme over every region, read each pass
+    Tracker,
+    /// the damon engine: its own scheme, monitored with exactly the engine's attributes
+    Engine(DamosScheme),
+}
+
 /// One tracked process of our kdamond.
 #[derive(Debug, Clone)]
 pub(super) struct Member {
     id: MemberId,
+    /// tracker or engine scheme
+    pub(super) role: Role,
     pub(super) pid: u32,
     /// its own handle, checked before every commit: the kernel refuses a configuration
     /// that names a pid which no longer exists
@@ -69,6 +81,7 @@ impl Member {
         })?;
         Ok(Member {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            role: Role::Tracker,
             pid: p.pid(),
             handle: Arc::new(handle),
             seeds,
@@ -79,9 +92,83 @@ impl Member {
         })
     }
 
+    /// A member for `p` applying the damon engine's `scheme`, monitored with `attrs`
+    /// (DAMON's own initial regions: no seeds).
+    pub(super) fn engine(
+        p: &ProcessHandle,
+        attrs: DamonAttrs,
+        scheme: DamosScheme,
+    ) -> Result<Member, TrackError> {
+        let mut m = Member::new(p, Vec::new(), attrs)?;
+        m.role = Role::Engine(scheme);
+        Ok(m)
+    }
+
     pub(super) fn id(&self) -> MemberId {
         self.id
     }
+}
+
+/// The pids of `members` in `role` (engine or tracker), comma-separated; `None` when none.
+fn pids_of(members: &[Member], engine: bool) -> Option<String> {
+    let v: Vec<String> = members
+        .iter()
+        .filter(|m| matches!(m.role, Role::Engine(_)) == engine)
+        .map(|m| m.pid.to_string())
+        .collect();
+    (!v.is_empty()).then(|| v.join(", "))
+}
+
+/// The pids our kdamond under `kd` tracks for the access tracker, if it has any.
+pub(super) fn tracker_pids(kd: &Path) -> Option<String> {
+    find(kd).and_then(|k| pids_of(&k.members, false))
+}
+
+/// Why `m` cannot join `k`: the engine's schemes and the access tracker never share our
+/// kdamond (the engine's attributes are the user's; DAMON runs one context per kdamond and
+/// refuses a second kdamond while ours runs), nor do schemes of different attributes.
+fn compatible(k: &Kdamond, m: &Member) -> Result<(), TrackError> {
+    let refuse = |why: String| {
+        Err(TrackError::DamonInUse(format!(
+            "kdamond {} of ours {why}; DAMON runs one context per kdamond and refuses a \
+             second kdamond while ours runs: stop those projects first",
+            k.index
+        )))
+    };
+    match m.role {
+        Role::Tracker => match pids_of(&k.members, true) {
+            Some(pids) => refuse(format!(
+                "applies the damon engine's schemes (pid(s) {pids}) with that project's \
+                 monitoring attributes; the access tracker cannot share it"
+            )),
+            None => Ok(()),
+        },
+        Role::Engine(_) => {
+            if let Some(pids) = pids_of(&k.members, false) {
+                return refuse(format!(
+                    "serves the DAMON access tracker of page projects (pid(s) {pids}); the \
+                     damon engine's monitoring attributes cannot be applied to it"
+                ));
+            }
+            match k.members.iter().find(|o| o.attrs != m.attrs) {
+                Some(o) => refuse(format!(
+                    "runs damon schemes with other monitoring attributes ({}, for pid {}) \
+                     than asked ({})",
+                    show_attrs(&o.attrs),
+                    o.pid,
+                    show_attrs(&m.attrs)
+                )),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+fn show_attrs(a: &DamonAttrs) -> String {
+    format!(
+        "sample {} µs, aggr {} µs, update {} µs, regions {}..{}",
+        a.sample_us, a.aggr_us, a.update_us, a.min_nr_regions, a.max_nr_regions
+    )
 }
 
 /// The last `update_schemes_tried_regions` of a kdamond.
@@ -133,6 +220,15 @@ impl Kdamond {
     /// shorter aggregation would make pages used early in a longer window look cold), and
     /// the region limits once per target (DAMON applies them to the whole context).
     pub(super) fn attrs(&self) -> DamonAttrs {
+        // the damon engine's attributes are the user's, as written (every member has the
+        // same: see `compatible`)
+        if let Some(m) = self
+            .members
+            .iter()
+            .find(|m| matches!(m.role, Role::Engine(_)))
+        {
+            return m.attrs;
+        }
         let mut a = self
             .members
             .iter()
@@ -231,6 +327,7 @@ pub(super) fn register(kd: &Path, run: &Path, m: Member) -> Result<u64, TrackErr
     let Some(mut k) = find(kd) else {
         return create(kd, run, m);
     };
+    compatible(&k, &m)?;
     let id = m.id;
     k.members.push(m);
     let r = apply(&mut k);

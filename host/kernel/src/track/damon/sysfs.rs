@@ -1,6 +1,6 @@
 //! The sysfs writer of our kdamond: its whole configuration (context, monitoring
-//! attributes, one target per member with its initial regions, one `stat` scheme per
-//! target), the check that a `commit` did not stop it, and the reader of a scheme's
+//! attributes, one target per member with its initial regions, one scheme per target:
+//! `stat` for a tracker, the damon engine's own for an engine member), the check that a `commit` did not stop it, and the reader of a scheme's
 //! `tried_regions`.
 //!
 //! It writes only the files of the kdamond it is given, which must be ours (from the
@@ -8,7 +8,7 @@
 //! that is not ours, and it never writes `state` or `nr_kdamonds` (the lifecycle in
 //! `shared` does).
 
-use super::shared::Kdamond;
+use super::shared::{Kdamond, Role};
 use super::{read_trim, read_u64, write_str};
 use crate::track::TrackError;
 use std::path::Path;
@@ -68,17 +68,26 @@ pub(super) fn write_config(k: &Kdamond, fresh: bool) -> Result<(), TrackError> {
         set_initial_regions(&t.join("regions"), seeds)?;
     }
     write_str(&ctx.join("schemes/nr_schemes"), &n.to_string())?;
-    for i in 0..n {
+    for (i, m) in k.members.iter().enumerate() {
         let s = ctx.join("schemes").join(i.to_string());
-        write_str(&s.join("action"), "stat")?;
+        // the tracker's `stat` over every region, or the damon engine's own scheme
+        let (action, pattern) = match m.role {
+            Role::Tracker => (
+                "stat",
+                [
+                    ("sz", 0, u64::MAX),
+                    ("nr_accesses", 0, u64::from(u32::MAX)),
+                    ("age", 0, u64::from(u32::MAX)),
+                ],
+            ),
+            Role::Engine(sc) => (sc.action.name(), sc.pattern()),
+        };
+        write_str(&s.join("action"), action)?;
         let ap = s.join("access_pattern");
-        for (what, max) in [
-            ("sz", u64::MAX),
-            ("nr_accesses", u64::from(u32::MAX)),
-            ("age", u64::from(u32::MAX)),
-        ] {
+        for (what, min, max) in pattern {
+            // max first: the new directory's min and max are 0
             write_str(&ap.join(what).join("max"), &max.to_string())?;
-            write_str(&ap.join(what).join("min"), "0")?;
+            write_str(&ap.join(what).join("min"), &min.to_string())?;
         }
         if n > 1 {
             // keep target i only: filter out what does not match it (`matching` N)
