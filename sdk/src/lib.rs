@@ -31,6 +31,7 @@
 
 extern crate self as etmem_sdk;
 
+pub mod command;
 mod engine;
 mod error;
 mod params;
