@@ -603,7 +603,9 @@ impl DaemonHandle {
             Ok(output) => Ok(Reply { output }),
             Err(CallError::Engine(e)) if json && is_no_json(&e, cmd) => Err(ActionError::new(
                 OptResult::Inval,
-                format!("engine `{engine}` of project `{project}` gives no JSON for command `{cmd}`"),
+                format!(
+                    "engine `{engine}` of project `{project}` gives no JSON for command `{cmd}`"
+                ),
             )),
             // C: a NULL `eng_mgt_func` or a failing command both give OPT_INVAL.
             Err(CallError::Engine(e)) => Err(ActionError::new(

@@ -188,8 +188,7 @@ impl HeatHistory {
 
     /// Bytes held, inline and on the heap (at most [`HEAT_MAX_BYTES`]).
     pub fn bytes(&self) -> usize {
-        std::mem::size_of::<HeatHistory>()
-            + self.rows.capacity() * std::mem::size_of::<HeatRow>()
+        std::mem::size_of::<HeatHistory>() + self.rows.capacity() * std::mem::size_of::<HeatRow>()
     }
 
     /// The history as a heatmap of `project`/`engine`/`task`.
@@ -285,7 +284,10 @@ mod tests {
         assert_eq!(hot, 36);
         // an empty round adds nothing
         h.record(101, &[]);
-        assert_eq!(h.heatmap("p", "e", "t").rows.last().map(|r| r.round), Some(100));
+        assert_eq!(
+            h.heatmap("p", "e", "t").rows.last().map(|r| r.round),
+            Some(100)
+        );
     }
 
     #[test]
@@ -338,7 +340,12 @@ mod tests {
         let mut h = HeatHistory::default();
         h.record(1, &[huge]);
         let m = h.heatmap("p", "e", "t");
-        assert!(m.rows[0].cells.iter().all(|c| c.pages == 8 && c.accessed == 8));
+        assert!(
+            m.rows[0]
+                .cells
+                .iter()
+                .all(|c| c.pages == 8 && c.accessed == 8)
+        );
         // 3 pages: most buckets are empty, every page is counted once
         let mut h = HeatHistory::default();
         h.record(1, &[scan(0x1000, 3 * UNIT_BYTES, UNIT_BYTES)]);

@@ -48,7 +48,11 @@ async fn heatmap_shows_the_hot_and_cold_buckets_of_the_rounds() {
     };
 
     // text: one line per round, 2 pages a bucket: 16 hot buckets, then 48 cold ones
-    let text = d.handle(heat(HeatmapFormat::Text)).await.expect("text").output;
+    let text = d
+        .handle(heat(HeatmapFormat::Text))
+        .await
+        .expect("text")
+        .output;
     let grid: Vec<&str> = text
         .lines()
         .filter(|l| l.ends_with('|') && !l.contains("round"))
@@ -67,7 +71,11 @@ async fn heatmap_shows_the_hot_and_cold_buckets_of_the_rounds() {
     );
 
     // json: the matrix with its addresses
-    let json = d.handle(heat(HeatmapFormat::Json)).await.expect("json").output;
+    let json = d
+        .handle(heat(HeatmapFormat::Json))
+        .await
+        .expect("json")
+        .output;
     let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(v["task"], "h");
     assert_eq!(v["engine"], "slide");
@@ -87,7 +95,11 @@ async fn heatmap_shows_the_hot_and_cold_buckets_of_the_rounds() {
     }
 
     // svg: a cell per bucket and round, hot ones red, cold ones blue
-    let svg = d.handle(heat(HeatmapFormat::Svg)).await.expect("svg").output;
+    let svg = d
+        .handle(heat(HeatmapFormat::Svg))
+        .await
+        .expect("svg")
+        .output;
     assert!(svg.starts_with("<?xml") && svg.ends_with("</svg>\n"));
     assert_eq!(svg.matches("<rect ").count(), rounds * 64);
     assert_eq!(svg.matches(r##"fill="#d73027""##).count(), rounds * 16);
@@ -113,7 +125,11 @@ async fn heatmap_shows_the_hot_and_cold_buckets_of_the_rounds() {
     ))
     .await
     .expect("add again");
-    let text = d.handle(heat(HeatmapFormat::Text)).await.expect("text").output;
+    let text = d
+        .handle(heat(HeatmapFormat::Text))
+        .await
+        .expect("text")
+        .output;
     assert_eq!(
         text,
         "heatmap of project `p` engine `slide` task `h`: no round yet\n"
@@ -168,10 +184,7 @@ async fn cslide_answers_showtaskpages_in_json_and_keeps_its_text() {
         "{text:?}"
     );
     // a command cslide does not know gives no JSON either
-    let e = d
-        .handle(cmd("showpages", true))
-        .await
-        .expect_err("unknown");
+    let e = d.handle(cmd("showpages", true)).await.expect_err("unknown");
     assert_eq!(e.result, OptResult::Inval);
     assert_eq!(
         e.detail,

@@ -512,9 +512,13 @@ async fn heatmap_finds_the_task_and_says_what_is_wrong() {
         OptResult::TaskNoExist,
         &["task `nope` does not exist in project `p`"],
     );
-    let e = err(d.handle(heat("p", Some("slide"), "vm", HeatmapFormat::Text)).await);
+    let e = err(d
+        .handle(heat("p", Some("slide"), "vm", HeatmapFormat::Text))
+        .await);
     assert_eq!(e.result, OptResult::TaskNoExist);
-    let e = err(d.handle(heat("p", Some("memdcd"), "vm", HeatmapFormat::Text)).await);
+    let e = err(d
+        .handle(heat("p", Some("memdcd"), "vm", HeatmapFormat::Text))
+        .await);
     assert_eq!(e.result, OptResult::EngNoExist);
     d.shutdown().await;
 }

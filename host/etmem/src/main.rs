@@ -31,7 +31,10 @@ fn main() {
                 Some(_) => &mut held,
                 None => &mut out,
             };
-            match (transport::exchange(&inv.socket, &frame, sink), &inv.out_file) {
+            match (
+                transport::exchange(&inv.socket, &frame, sink),
+                &inv.out_file,
+            ) {
                 (Ok(()), None) => 0,
                 (Ok(()), Some(path)) => match std::fs::write(path, &held) {
                     Ok(()) => 0,

@@ -286,7 +286,9 @@ fn heatmap_to_a_file() {
     let bad = bad.to_str().expect("utf-8 path");
     let out = run_against(
         &daemon,
-        &["project", "heatmap", "-n", "p", "-t", "t", "-f", bad, "-s", "@"],
+        &[
+            "project", "heatmap", "-n", "p", "-t", "t", "-f", bad, "-s", "@",
+        ],
     );
     let text = stdout(&out);
     assert!(
@@ -301,7 +303,9 @@ fn heatmap_to_a_file() {
     let daemon = FakeDaemon::start(Script::Chunks(vec![reply]));
     let out = run_against(
         &daemon,
-        &["project", "heatmap", "-n", "p", "-t", "t", "-f", file, "-s", "@"],
+        &[
+            "project", "heatmap", "-n", "p", "-t", "t", "-f", file, "-s", "@",
+        ],
     );
     assert!(
         stdout(&out).starts_with(

@@ -112,16 +112,21 @@ pub fn request_to_action(req: &Request) -> Result<Action, CodecError> {
             json: command == Command::EngineCmdJson,
         },
         Command::TaskHeatmap => Action::TaskHeatmap {
-            project: required(&req.proj_name, "project heatmap", "project name", "proj_name")?,
+            project: required(
+                &req.proj_name,
+                "project heatmap",
+                "project name",
+                "proj_name",
+            )?,
             engine: req.eng_name.clone(),
             task: required(&req.task_name, "project heatmap", "task name", "task_name")?,
             format: match req.eng_cmd.as_deref() {
                 None => HeatmapFormat::Text,
-                Some(word) => HeatmapFormat::from_word(word).ok_or_else(|| {
-                    CodecError::HeatmapFormat {
+                Some(word) => {
+                    HeatmapFormat::from_word(word).ok_or_else(|| CodecError::HeatmapFormat {
                         found: word.to_string(),
-                    }
-                })?,
+                    })?
+                }
             },
         },
     })

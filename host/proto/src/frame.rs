@@ -313,8 +313,9 @@ mod tests {
 
     #[test]
     fn unknown_command_numbers_are_valid_frames() {
-        let r = Request::decode(b"proj_name p file_name - cmd +19 eng_name - eng_cmd - task_name -")
-            .expect("valid frame");
+        let r =
+            Request::decode(b"proj_name p file_name - cmd +19 eng_name - eng_cmd - task_name -")
+                .expect("valid frame");
         assert_eq!(r.cmd, 19);
         assert_eq!(r.command(), None);
     }

@@ -247,11 +247,7 @@ pub fn svg(h: &Heatmap) -> String {
         out.push_str("</svg>\n");
         return out;
     }
-    let _ = writeln!(
-        out,
-        r#"<text x="4" y="{}">round</text>"#,
-        SVG_TOP - 4
-    );
+    let _ = writeln!(out, r#"<text x="4" y="{}">round</text>"#, SVG_TOP - 4);
     for (y, r) in h.rows.iter().enumerate() {
         let top = SVG_TOP + y * SVG_CELL;
         let _ = writeln!(
@@ -418,10 +414,7 @@ mod tests {
         assert_eq!(lines[2], "       1 |@- .|");
         assert_eq!(lines[3], "       2 |@+ .|");
         assert_eq!(lines[4], "         +----+");
-        assert_eq!(
-            lines[5],
-            " address 0x0000000000010000 0x0000000000020000"
-        );
+        assert_eq!(lines[5], " address 0x0000000000010000 0x0000000000020000");
         assert!(lines[6].starts_with("legend: "));
         assert_eq!(lines.len(), 7);
         let empty = Heatmap {
@@ -454,7 +447,8 @@ mod tests {
         // every tag opened is closed: count of `<` equals count of `>` outside the prolog,
         // and the elements balance
         for tag in ["svg", "title", "text", "rect"] {
-            let open = s.matches(&format!("<{tag} ")).count() + s.matches(&format!("<{tag}>")).count();
+            let open =
+                s.matches(&format!("<{tag} ")).count() + s.matches(&format!("<{tag}>")).count();
             assert_eq!(open, s.matches(&format!("</{tag}>")).count(), "{tag}");
         }
         // hot cell red, cold cell blue

@@ -120,7 +120,9 @@ pub fn task_pages(stats: &Stats, pid: u32, per_node: &[NodeStat]) -> String {
 }
 
 fn json_time(stats: &Stats) -> String {
-    stats.time.map_or_else(|| "null".to_string(), |t| t.to_string())
+    stats
+        .time
+        .map_or_else(|| "null".to_string(), |t| t.to_string())
 }
 
 /// `showhostpages -o json`: `{"time":T,"nodes":[{"node":N,"total_kb":..,"used_kb":..,
