@@ -34,6 +34,7 @@
 
 extern crate self as etmem_sdk;
 
+pub mod command;
 mod engine;
 mod error;
 mod params;

@@ -50,7 +50,7 @@ fn client_socket() -> Arg {
     .required(true)
 }
 
-/// `-o|--output` of `project show` and `project stats` (ours).
+/// `-o|--output` of `project show`, `project stats` and `engine` (ours).
 fn output() -> Arg {
     opt(
         "output",
@@ -128,6 +128,33 @@ fn project() -> Command {
                 .arg(client_socket())
                 .arg(output()),
         )
+        .subcommand(
+            Command::new("heatmap")
+                .about(
+                    "A task's access heatmap: its last rounds by address range, as text, SVG \
+                     or JSON (etmem-rs only)",
+                )
+                .arg(name(true))
+                .arg(client_socket())
+                .arg(opt("task_name", 't', "task_name", "task to show").required(true))
+                .arg(opt(
+                    "engine",
+                    'e',
+                    "engine_name",
+                    "engine of the task, when two engines have a task of that name",
+                ))
+                .arg(
+                    opt("output", 'o', "format", "Output format, text by default").value_parser([
+                        PossibleValue::new("text").help("a terminal heatmap"),
+                        PossibleValue::new("svg").help("an SVG picture"),
+                        PossibleValue::new("json").help("the matrix with its addresses"),
+                    ]),
+                )
+                .arg(
+                    opt("file", 'f', "file", "Write to this file instead of stdout")
+                        .value_hint(ValueHint::FilePath),
+                ),
+        )
         .subcommand(help_word("Show the help of etmem project"))
 }
 
@@ -147,6 +174,7 @@ fn engine() -> Command {
         .arg(opt("socket", 's', "socket_name", "socket name to connect").required(true))
         .arg(opt("engine", 'e', "engine_name", "engine to execute cmd").required(true))
         .arg(opt("task_name", 't', "task_name", "task for cmd"))
+        .arg(output())
 }
 
 /// The `etmem` client: `etmem OBJECT COMMAND [options]`.

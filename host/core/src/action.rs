@@ -5,6 +5,7 @@
 //! core never sees a socket; the RPC layer never sees a project.
 
 use etmem_proto::OptResult;
+pub use etmem_proto::heatmap::Format as HeatmapFormat;
 use std::future::Future;
 use thiserror::Error;
 
@@ -60,6 +61,20 @@ pub enum Action {
         cmd: String,
         /// task name, when `-t` was given
         task: Option<String>,
+        /// `-o json` (our addition, wire command 8): the engine is asked for JSON
+        json: bool,
+    },
+    /// `etmem project heatmap -n NAME -t TASK [-e ENGINE]` (our addition): the task's
+    /// access history of its recent rounds.
+    TaskHeatmap {
+        /// project name
+        project: String,
+        /// engine name; `None` when the task's name is unique in the project
+        engine: Option<String>,
+        /// task name
+        task: String,
+        /// the output form
+        format: HeatmapFormat,
     },
 }
 

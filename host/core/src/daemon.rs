@@ -23,6 +23,8 @@ use crate::round_cost::Moved;
 use etmem_config::ConfigFile;
 use etmem_kernel::Kernel;
 use etmem_proto::OptResult;
+use etmem_proto::heatmap::{self, Heatmap};
+use etmem_sdk::command::{CommandRequest, Output, is_no_json};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::task::JoinHandle;
 
@@ -485,6 +487,59 @@ impl DaemonHandle {
             .collect()
     }
 
+    /// `project heatmap` (our addition): the access history of task `task` of `project`,
+    /// in `engine` when given, else in the one engine of the project that has a task of
+    /// that name. The project need not be started: a stopped task keeps its history.
+    pub fn heatmap(
+        &self,
+        project: &str,
+        engine: Option<&str>,
+        task: &str,
+    ) -> Result<Heatmap, ActionError> {
+        let state = self.lock();
+        let p = state
+            .project(project)
+            .ok_or_else(|| pro_no_exist(project))?;
+        let cell = match engine {
+            Some(name) => {
+                let e = p.engine(name).ok_or_else(|| eng_no_exist(project, name))?;
+                if e.task_index(task).is_none() {
+                    return Err(task_no_exist(project, name, task));
+                }
+                e.cell.clone()
+            }
+            None => {
+                let holders: Vec<&EngineObj> = p
+                    .engines
+                    .iter()
+                    .filter(|e| e.task_index(task).is_some())
+                    .collect();
+                match holders.as_slice() {
+                    [] => {
+                        return Err(ActionError::new(
+                            OptResult::TaskNoExist,
+                            format!("task `{task}` does not exist in project `{project}`"),
+                        ));
+                    }
+                    [e] => e.cell.clone(),
+                    many => {
+                        let names: Vec<String> =
+                            many.iter().map(|e| format!("`{}`", e.name)).collect();
+                        return Err(ActionError::new(
+                            OptResult::Inval,
+                            format!(
+                                "task `{task}` is in engines {} of project `{project}`: name one with -e",
+                                names.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        drop(state);
+        Ok(cell.task_heatmap(task))
+    }
+
     /// The task `task` of `engine` in `project` as the core holds it (after add-time checks:
     /// clamped `max_threads`, pid fixed at add for per-engine engines), for diagnostics and
     /// tests; engines do not see these host-side values.
@@ -496,13 +551,16 @@ impl DaemonHandle {
     }
 
     /// `engine <cmd>`: the checks of spec §5.1 in order, then the engine's failure state,
-    /// then the engine's `command`, whose text is the reply.
+    /// then the engine's `command`, whose text is the reply. With `json` (`-o json`, our
+    /// addition) the engine gets `<cmd> -o json` ([`etmem_sdk::command`]); an engine that
+    /// answers it as an unknown command gives no JSON for `cmd`, and the error says so.
     pub async fn engine_command(
         &self,
         project: &str,
         engine: &str,
         cmd: &str,
         task: Option<&str>,
+        json: bool,
     ) -> Result<Reply, ActionError> {
         for (what, value) in [("project", project), ("engine", engine), ("command", cmd)] {
             if value.is_empty() {
@@ -541,10 +599,17 @@ impl DaemonHandle {
                 cell.failed_text(&why),
             ));
         }
-        let c = cmd.to_string();
+        let output = if json { Output::Json } else { Output::Text };
+        let c = CommandRequest::encode(cmd, output);
         let t = task.map(str::to_string);
         match cell.call(move |e, h| e.command(&c, t.as_deref(), h)).await {
             Ok(output) => Ok(Reply { output }),
+            Err(CallError::Engine(e)) if json && is_no_json(&e, cmd) => Err(ActionError::new(
+                OptResult::Inval,
+                format!(
+                    "engine `{engine}` of project `{project}` gives no JSON for command `{cmd}`"
+                ),
+            )),
             // C: a NULL `eng_mgt_func` or a failing command both give OPT_INVAL.
             Err(CallError::Engine(e)) => Err(ActionError::new(
                 OptResult::Inval,
@@ -648,9 +713,21 @@ impl ActionHandler for DaemonHandle {
                 engine,
                 cmd,
                 task,
+                json,
             } => {
-                self.engine_command(&project, &engine, &cmd, task.as_deref())
+                self.engine_command(&project, &engine, &cmd, task.as_deref(), json)
                     .await
+            }
+            Action::TaskHeatmap {
+                project,
+                engine,
+                task,
+                format,
+            } => {
+                let map = self.heatmap(&project, engine.as_deref(), &task)?;
+                Ok(Reply {
+                    output: heatmap::render(&map, format),
+                })
             }
         }
     }

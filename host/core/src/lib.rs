@@ -11,6 +11,7 @@ pub mod alloc;
 mod caps;
 mod daemon;
 pub mod engine;
+pub mod heat;
 mod model;
 pub mod record;
 pub use model::TaskStats;

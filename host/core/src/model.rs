@@ -9,6 +9,8 @@
 
 use crate::caps::EngineHost;
 use crate::engine::{ScanParams, Scheduling, TaskInfo};
+use crate::heat::HeatHistory;
+use crate::plugin::ScanResult;
 use crate::plugin::{CallError, EngineInstance, HostRef, Params};
 use crate::round_cost::Moved;
 use crate::scheduler::{
@@ -17,6 +19,7 @@ use crate::scheduler::{
 use etmem_config::{EngineConf, ProjectConf, ScanConf};
 use etmem_kernel::track::{SCAN_IGN_HOST, SWAP_FLAG_NEEDS_IDLE_PAGES, VMA_SCAN_FLAG};
 use etmem_kernel::{Kernel, TrackerKind};
+use etmem_proto::heatmap::Heatmap;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -57,6 +60,8 @@ pub(crate) struct EngineCell {
     pub params: Params,
     /// per task: what its rounds did
     stats: Mutex<BTreeMap<String, TaskStats>>,
+    /// per task: its recent rounds' accesses (`project heatmap`)
+    heat: Mutex<BTreeMap<String, HeatHistory>>,
 }
 
 /// What the rounds of one task did, kept by the daemon (our addition; C keeps nothing).
@@ -90,6 +95,7 @@ impl EngineCell {
             host,
             params,
             stats: Mutex::new(BTreeMap::new()),
+            heat: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -125,9 +131,30 @@ impl EngineCell {
         self.stats_lock().clone()
     }
 
-    /// Forgets a deleted task's statistics.
+    /// Forgets a deleted task's statistics and access history.
     pub(crate) fn forget_task(&self, task: &str) {
         self.stats_lock().remove(task);
+        self.heat_lock().remove(task);
+    }
+
+    fn heat_lock(&self) -> MutexGuard<'_, BTreeMap<String, HeatHistory>> {
+        self.heat.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds round `number` of `task`, whose scan results are `scans`, to its access history.
+    pub(crate) fn record_heat(&self, task: &str, number: u64, scans: &[ScanResult]) {
+        self.heat_lock()
+            .entry(task.to_string())
+            .or_default()
+            .record(number, scans);
+    }
+
+    /// The access history of `task` as a heatmap (no row before its first round).
+    pub fn task_heatmap(&self, task: &str) -> Heatmap {
+        self.heat_lock()
+            .get(task)
+            .map(|h| h.heatmap(&self.project, &self.name, task))
+            .unwrap_or_else(|| HeatHistory::default().heatmap(&self.project, &self.name, task))
     }
 
     fn failed_lock(&self) -> MutexGuard<'_, Option<String>> {

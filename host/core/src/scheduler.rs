@@ -484,6 +484,8 @@ async fn plan_and_act(
     mut cost: RoundCost,
 ) -> bool {
     let w = who(env, &task.name);
+    // the access history of `project heatmap`, from the scans the engine gets
+    env.cell.record_heat(&task.name, number, &scans);
     let round = Round {
         number,
         passes: env.scan.loops,

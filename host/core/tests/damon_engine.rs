@@ -149,6 +149,7 @@ async fn the_example_starts_applies_per_task_and_stop_and_delete_remove_the_kdam
             engine: "damon".into(),
             cmd: "showtaskpages".into(),
             task: None,
+            json: false,
         })
         .await
         .expect_err("no command");

@@ -404,6 +404,7 @@ async fn engine_command_checks_in_order() {
         engine: e.into(),
         cmd: c.into(),
         task: t.map(Into::into),
+        json: false,
     };
     for (project, result) in [("", OptResult::Inval), ("p", OptResult::ProNoExist)] {
         let e = err(d.handle(cmd(project, "slide", "x", None)).await);
@@ -444,8 +445,82 @@ async fn engine_command_checks_in_order() {
         e.detail,
         "engine `cslide` of project `p`: unknown command `frob`"
     );
+    // -o json: an engine that answers `hello -o json` as unknown gives no JSON for it
+    let json = |c: &str, t: Option<&str>| Action::EngineCmd {
+        project: "p".into(),
+        engine: "cslide".into(),
+        cmd: c.into(),
+        task: t.map(Into::into),
+        json: true,
+    };
+    let e = err(d.handle(json("hello", Some("vm"))).await);
+    assert_failure(
+        &e,
+        OptResult::Inval,
+        &["engine `cslide` of project `p` gives no JSON for command `hello`"],
+    );
+    // the checks before the engine call are the same
+    let e = err(d.handle(json("hello", Some("nope"))).await);
+    assert_eq!(e.result, OptResult::TaskNoExist);
     d.shutdown().await;
     assert_eq!(show_all(&d).await, "no project exists\n\n");
+}
+
+#[tokio::test(start_paused = true)]
+async fn heatmap_finds_the_task_and_says_what_is_wrong() {
+    use etmem_host::action::HeatmapFormat;
+    let (_m, _rec, d) = daemon_up();
+    let heat = |p: &str, e: Option<&str>, t: &str, format| Action::TaskHeatmap {
+        project: p.into(),
+        engine: e.map(Into::into),
+        task: t.into(),
+        format,
+    };
+    let e = err(d.handle(heat("p", None, "vm", HeatmapFormat::Text)).await);
+    assert_eq!(e.result, OptResult::ProNoExist);
+    add(
+        &d,
+        file(
+            vec![project("p", 1, 10, 1)],
+            vec![slide("p"), cslide("p", &[(0, 1)], 2)],
+            vec![cslide_task("p", "vm", pid("200"))],
+        ),
+    )
+    .await;
+    // a project not started yet: no round, said so
+    let out = d
+        .handle(heat("p", None, "vm", HeatmapFormat::Text))
+        .await
+        .expect("heatmap");
+    assert_eq!(
+        out.output,
+        "heatmap of project `p` engine `cslide` task `vm`: no round yet\n"
+    );
+    let out = d
+        .handle(heat("p", Some("cslide"), "vm", HeatmapFormat::Json))
+        .await
+        .expect("heatmap json");
+    assert!(
+        out.output
+            .starts_with(r#"{"project":"p","engine":"cslide","task":"vm","unit_bytes":4096,"columns":0,"bounds":[],"rows":[]}"#),
+        "{}",
+        out.output
+    );
+    let e = err(d.handle(heat("p", None, "nope", HeatmapFormat::Text)).await);
+    assert_failure(
+        &e,
+        OptResult::TaskNoExist,
+        &["task `nope` does not exist in project `p`"],
+    );
+    let e = err(d
+        .handle(heat("p", Some("slide"), "vm", HeatmapFormat::Text))
+        .await);
+    assert_eq!(e.result, OptResult::TaskNoExist);
+    let e = err(d
+        .handle(heat("p", Some("memdcd"), "vm", HeatmapFormat::Text))
+        .await);
+    assert_eq!(e.result, OptResult::EngNoExist);
+    d.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -282,6 +282,7 @@ async fn a_panicking_engine_is_quarantined_and_others_keep_running() {
             engine: "slide".into(),
             cmd: "hello".into(),
             task: None,
+            json: false,
         })
         .await);
     assert_eq!((e.result, e.detail.as_str()), (OptResult::InterErr, text));
@@ -330,6 +331,7 @@ async fn a_panicking_command_quarantines() {
             engine: "slide".into(),
             cmd: "panic".into(),
             task: None,
+            json: false,
         })
         .await);
     assert_eq!(e.result, OptResult::InterErr);

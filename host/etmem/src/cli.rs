@@ -14,6 +14,7 @@
 //! and is shown as `etmem: error -70` with exit 186 (= -70 & 0xff).
 
 use etmem_proto::getopt::{LongOpt, Parsed as Opt, Table, getopt_long};
+use etmem_proto::heatmap::Format as HeatmapFormat;
 use etmem_proto::{Command, Request};
 
 use crate::help;
@@ -26,6 +27,8 @@ pub const E2BIG: i32 = 7;
 pub const ECOMM: i32 = 70;
 /// `EPERM`: a request longer than 512 bytes.
 pub const EPERM: i32 = 1;
+/// `EIO`: `project heatmap -f FILE` could not write FILE (ours): exit 251.
+pub const EIO: i32 = 5;
 
 /// The top-level word that prints the usage (`etmem help`), and the sub-command word that
 /// prints an object's help (`etmem obj help`).
@@ -74,12 +77,30 @@ pub const PROJECT_QUERY_GETOPT: Table = Table {
 /// getopt table of `etmem engine <eng_cmd>` (spec §2.4); the long name of `-n` is
 /// `proj_name`.
 pub const ENGINE_GETOPT: Table = Table {
-    short: "n:s:e:t:",
+    short: "n:s:e:t:o:",
     long: &[
         long("proj_name", 'n'),
         long("socket", 's'),
         long("engine", 'e'),
         long("task_name", 't'),
+        // ours: `-o json` asks the engine for JSON (wire command 8)
+        long("output", 'o'),
+    ],
+};
+
+/// `etmem project heatmap` (ours): a task's access heatmap; a C etmemd refuses it.
+pub const HEATMAP_WORD: &str = "heatmap";
+
+/// getopt table of `etmem project heatmap` (ours).
+pub const HEATMAP_GETOPT: Table = Table {
+    short: "n:s:t:e:o:f:",
+    long: &[
+        long("name", 'n'),
+        long("socket", 's'),
+        long("task_name", 't'),
+        long("engine", 'e'),
+        long("output", 'o'),
+        long("file", 'f'),
     ],
 };
 
@@ -119,6 +140,8 @@ pub struct Invocation {
     pub socket: String,
     /// The request frame's fields.
     pub request: Request,
+    /// `project heatmap -f FILE` (ours): the reply goes to this file instead of stdout.
+    pub out_file: Option<String>,
 }
 
 /// What the process prints on stdout and its exit status, when no request is sent.
@@ -147,6 +170,8 @@ pub struct CmdFailure {
     pub text: String,
     /// The C return value (never 0).
     pub ret: i32,
+    /// The help printed after the failure, when not the object's (our commands' own).
+    pub help: Option<&'static str>,
 }
 
 impl CmdFailure {
@@ -156,7 +181,18 @@ impl CmdFailure {
             text.push_str(line);
             text.push('\n');
         }
-        CmdFailure { text, ret }
+        CmdFailure {
+            text,
+            ret,
+            help: None,
+        }
+    }
+
+    fn with_help(self, help: &'static str) -> CmdFailure {
+        CmdFailure {
+            help: Some(help),
+            ..self
+        }
     }
 }
 
@@ -211,7 +247,13 @@ pub fn parse(argv: &[String]) -> Parsed {
         }),
         Some(_) => match parse_object(object, sub) {
             Ok(invocation) => Parsed::Run(invocation),
-            Err(f) => Parsed::Finish(object_failure(object, &f.text, f.ret)),
+            Err(f) => Parsed::Finish(match f.help {
+                Some(help) => Finish {
+                    stdout: format!("{}etmem: error {}\n{help}", f.text, f.ret),
+                    status: exit_status(f.ret),
+                },
+                None => object_failure(object, &f.text, f.ret),
+            }),
         },
     }
 }
@@ -233,7 +275,7 @@ struct Values {
     name: Option<String>,
     engine: Option<String>,
     task: Option<String>,
-    /// `-o|--output` of `project stats` (ours)
+    /// `-o|--output` of `project stats|show|heatmap` and `engine` (ours)
     output: Option<String>,
 }
 
@@ -341,12 +383,17 @@ fn parse_obj(sub: &[String]) -> Result<Invocation, CmdFailure> {
         object: Object::Obj,
         socket,
         request,
+        out_file: None,
     })
 }
 
 /// `etmem project start|stop|show` (spec §2.3).
 fn parse_project(sub: &[String]) -> Result<Invocation, CmdFailure> {
     let word = sub.first().map(String::as_str).unwrap_or_default();
+    // our addition: a task's access heatmap (a C etmemd refuses it)
+    if word == HEATMAP_WORD {
+        return parse_heatmap(sub).map_err(|f| f.with_help(help::HEATMAP_HELP));
+    }
     // `stats` is our addition: what the rounds of each task did
     let Some(&(_, cmd)) = PROJECT_COMMANDS.iter().find(|(w, _)| *w == word) else {
         return Err(CmdFailure::new(
@@ -399,6 +446,57 @@ fn parse_project(sub: &[String]) -> Result<Invocation, CmdFailure> {
         object: Object::Project,
         socket,
         request,
+        out_file: None,
+    })
+}
+
+/// `etmem project heatmap -n NAME -t TASK [-e ENGINE] -s SOCKET [-o text|svg|json]
+/// [-f FILE]` (ours): wire command 9, the form in `eng_cmd`; `-f` stays in the client.
+fn parse_heatmap(sub: &[String]) -> Result<Invocation, CmdFailure> {
+    let values = match getopt(sub, HEATMAP_GETOPT) {
+        Ok(v) => v,
+        Err(GetoptFailure::Invalid { at }) => {
+            return Err(CmdFailure::new(
+                -EINVAL,
+                &[&format!("invalid option: {at}")],
+            ));
+        }
+        Err(GetoptFailure::Useless) => return Err(useless()),
+    };
+    let Some(socket) = values.socket else {
+        return Err(CmdFailure::new(-EINVAL, &[SOCKET_MISSING]));
+    };
+    let Some(name) = values.name else {
+        return Err(CmdFailure::new(
+            -EINVAL,
+            &["project name must be given, please check"],
+        ));
+    };
+    let Some(task) = values.task else {
+        return Err(CmdFailure::new(
+            -EINVAL,
+            &["task name must be given, please check"],
+        ));
+    };
+    let format = match values.output.as_deref() {
+        None => HeatmapFormat::Text,
+        Some(word) => HeatmapFormat::from_word(word).ok_or_else(|| {
+            CmdFailure::new(
+                -EINVAL,
+                &[&format!("output must be text, svg or json, found {word}")],
+            )
+        })?,
+    };
+    let mut request = Request::new(Command::TaskHeatmap);
+    request.proj_name = Some(name);
+    request.task_name = Some(task);
+    request.eng_name = values.engine;
+    request.eng_cmd = Some(format.word().to_string());
+    Ok(Invocation {
+        object: Object::Project,
+        socket,
+        request,
+        out_file: values.file,
     })
 }
 
@@ -454,7 +552,20 @@ fn parse_engine(sub: &[String]) -> Result<Invocation, CmdFailure> {
             &["engine name must be given, please check.", CHECK_FAIL],
         ));
     };
-    let mut request = Request::new(Command::EngineCmd);
+    let cmd = match values.output.as_deref() {
+        None | Some("text") => Command::EngineCmd,
+        Some("json") => Command::EngineCmdJson,
+        Some(other) => {
+            return Err(CmdFailure::new(
+                -1,
+                &[
+                    &format!("output must be text or json, found {other}"),
+                    CHECK_FAIL,
+                ],
+            ));
+        }
+    };
+    let mut request = Request::new(cmd);
     request.proj_name = Some(proj_name);
     request.eng_name = Some(eng_name);
     request.eng_cmd = Some(eng_cmd);
@@ -463,6 +574,7 @@ fn parse_engine(sub: &[String]) -> Result<Invocation, CmdFailure> {
         object: Object::Engine,
         socket,
         request,
+        out_file: None,
     })
 }
 
@@ -544,6 +656,68 @@ mod tests {
             "{}",
             f.stdout
         );
+    }
+
+    #[test]
+    fn engine_output_json_is_our_request_8() {
+        let i = run("engine showtaskpages -n p -e cslide -t t1 -s sock -o json");
+        assert_eq!(
+            i.request.encode(),
+            "proj_name p file_name - cmd 8 eng_name cslide eng_cmd showtaskpages task_name t1"
+        );
+        assert_eq!(
+            run("engine showtaskpages -n p -e cslide -s sock --output text")
+                .request
+                .cmd,
+            5
+        );
+        let bad = finish("engine showhostpages -n p -e cslide -s sock -o yaml");
+        assert_eq!(bad.status, exit_status(-1));
+        assert!(
+            bad.stdout.starts_with(
+                "output must be text or json, found yaml\nengine_check_params fail\netmem: error -1\n"
+            ),
+            "{}",
+            bad.stdout
+        );
+    }
+
+    #[test]
+    fn project_heatmap_is_our_request_9() {
+        let i = run("project heatmap -n p -t t1 -s sock");
+        assert_eq!(
+            i.request.encode(),
+            "proj_name p file_name - cmd 9 eng_name - eng_cmd text task_name t1"
+        );
+        assert_eq!(i.out_file, None);
+        assert_eq!(i.object, Object::Project);
+        let i = run("project heatmap -n p -t t1 -e slide -s sock -o svg -f /tmp/h.svg");
+        assert_eq!(
+            i.request.encode(),
+            "proj_name p file_name - cmd 9 eng_name slide eng_cmd svg task_name t1"
+        );
+        assert_eq!(i.out_file.as_deref(), Some("/tmp/h.svg"));
+        assert_eq!(
+            run("project heatmap --name p --task_name t -s s --output json")
+                .request
+                .eng_cmd
+                .as_deref(),
+            Some("json")
+        );
+        for (line, needle) in [
+            ("project heatmap -n p -s s", "task name must be given"),
+            ("project heatmap -t t -s s", "project name must be given"),
+            ("project heatmap -n p -t t", "socket name to connect"),
+            (
+                "project heatmap -n p -t t -s s -o png",
+                "output must be text, svg or json, found png",
+            ),
+        ] {
+            let f = finish(line);
+            assert_eq!(f.status, exit_status(-EINVAL), "{line}");
+            assert!(f.stdout.contains(needle), "{line}: {}", f.stdout);
+            assert!(f.stdout.ends_with(help::HEATMAP_HELP), "{line}");
+        }
     }
 
     #[test]

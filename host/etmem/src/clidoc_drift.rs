@@ -33,6 +33,10 @@ fn accepted() -> Vec<Accepts> {
                             cli::project_getopt(cmd),
                         ));
                     }
+                    v.push(Accepts::new(
+                        &format!("{path} {}", cli::HEATMAP_WORD),
+                        cli::HEATMAP_GETOPT,
+                    ));
                 }
             }
         }

@@ -15,3 +15,7 @@ pub const PROJECT_HELP: &str = "\nUsage:\n    etmem project start [options]\n   
 
 /// `etmem engine` help (spec §2.4).
 pub const ENGINE_HELP: &str = "\nUsage:\n    etmem engine eng_cmd [options]\n    etmem engine help\n\nOptions:\n    -n|--proj_name <proj_name> project engine belongs to\n    -s|--socket <socket_name> socket name to connect\n    -e|--engine <engine_name> engine to execute cmd\n    -t|--task_name <task_name> task for cmd\n\nNotes:\n    1. project name must be given.\n    2. socket name must be given.\n    3. engine name must be given.\n    4. engine cmd must be given.\n    5. eng_cmd is supported by engine own.\n    6. cslide engine eng_cmd: showtaskpages, showhostpages.\n";
+
+/// `etmem project heatmap` help (ours; C etmem has no such command), printed after a
+/// failure of its command line. C's texts above stay as they are.
+pub const HEATMAP_HELP: &str = "\nUsage:\n    etmem project heatmap [options]\n\nOptions:\n    -n|--name <proj_name>      project of the task\n    -t|--task_name <task_name> task to show\n    -e|--engine <engine_name>  engine of the task, when its name is not unique\n    -s|--socket <socket_name>  socket name to connect\n    -o|--output <form>         text (default), svg or json\n    -f|--file <file>           write the output to this file instead of stdout\n\nNotes:\n    1. Project name, task name and socket name must be given.\n    2. Rows are the task's last rounds (at most 32), columns 64 address buckets.\n    3. `etmem engine eng_cmd ... -o json` asks the engine for JSON instead.\n";

@@ -26,9 +26,29 @@ fn main() {
         }
         cli::Parsed::Run(inv) => {
             let frame = inv.request.encode();
-            match transport::exchange(&inv.socket, &frame, &mut out) {
-                Ok(()) => 0,
-                Err(e) => {
+            // `project heatmap -f FILE` (ours): the reply is held, then written to FILE; a
+            // failed request prints what came as any other does
+            let mut held = Vec::new();
+            let sink: &mut dyn Write = match inv.out_file {
+                Some(_) => &mut held,
+                None => &mut out,
+            };
+            match (
+                transport::exchange(&inv.socket, &frame, sink),
+                &inv.out_file,
+            ) {
+                (Ok(()), None) => 0,
+                (Ok(()), Some(path)) => match std::fs::write(path, &held) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        let text = format!("write {path} failed: {e}\n");
+                        let finish = cli::object_failure(inv.object, &text, -cli::EIO);
+                        let _ = out.write_all(finish.stdout.as_bytes());
+                        finish.status
+                    }
+                },
+                (Err(e), _) => {
+                    let _ = out.write_all(&held);
                     let finish = cli::object_failure(inv.object, &e.report(), e.ret());
                     let _ = out.write_all(finish.stdout.as_bytes());
                     finish.status

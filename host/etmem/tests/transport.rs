@@ -211,6 +211,112 @@ fn project_stats_refused_by_a_c_daemon_says_so_and_exits_186() {
     );
 }
 
+/// `engine <cmd> -o json` (ours, wire command 8) and `project heatmap` (ours, wire
+/// command 9) against a C etmemd, which answers both as unknown commands: its text, then
+/// C's failure sequence with the object's help, exit 186.
+#[test]
+fn engine_json_and_heatmap_refused_by_a_c_daemon_say_so_and_exit_186() {
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &[
+                "engine",
+                "showtaskpages",
+                "-n",
+                "p",
+                "-e",
+                "cslide",
+                "-t",
+                "vm",
+                "-o",
+                "json",
+                "-s",
+                "@",
+            ],
+            "proj_name p file_name - cmd 8 eng_name cslide eng_cmd showtaskpages task_name vm",
+            "{{engine}}",
+        ),
+        (
+            &[
+                "project", "heatmap", "-n", "p", "-t", "vm", "-o", "svg", "-s", "@",
+            ],
+            "proj_name p file_name - cmd 9 eng_name - eng_cmd svg task_name vm",
+            "{{project}}",
+        ),
+    ];
+    for (args, frame, help) in cases {
+        let mut reply = b"error: invalid parameters\n".to_vec();
+        reply.push(0xFE);
+        let daemon = FakeDaemon::start(Script::Chunks(vec![reply]));
+        let out = run_against(&daemon, args);
+        let expected = common::expand(&format!(
+            "error: invalid parameters\n\netmem_client_recv failed.\netmem: error -70\n{help}\n"
+        ));
+        assert_eq!(stdout(&out), expected, "{args:?}");
+        assert_eq!(common::code(&out), 186, "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&daemon.request()), *frame);
+    }
+}
+
+/// `project heatmap -f FILE`: the reply goes to FILE, nothing to stdout; a FILE that
+/// cannot be written is `etmem: error -5`, exit 251; a refused request with `-f` prints the
+/// daemon's text as any other.
+#[test]
+fn heatmap_to_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("h.svg");
+    let svg = "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>\n";
+    let mut reply = svg.as_bytes().to_vec();
+    reply.push(0xFF);
+    let daemon = FakeDaemon::start(Script::Chunks(vec![reply]));
+    let file = path.to_str().expect("utf-8 path");
+    let out = run_against(
+        &daemon,
+        &[
+            "project", "heatmap", "-n", "p", "-t", "t", "-o", "svg", "-f", file, "-s", "@",
+        ],
+    );
+    assert_eq!(stdout(&out), "");
+    assert_eq!(common::code(&out), 0);
+    assert_eq!(std::fs::read_to_string(&path).expect("written"), svg);
+
+    let mut reply = b"x".to_vec();
+    reply.push(0xFF);
+    let daemon = FakeDaemon::start(Script::Chunks(vec![reply]));
+    let bad = dir.path().join("no/such/dir/h.txt");
+    let bad = bad.to_str().expect("utf-8 path");
+    let out = run_against(
+        &daemon,
+        &[
+            "project", "heatmap", "-n", "p", "-t", "t", "-f", bad, "-s", "@",
+        ],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!("write {bad} failed: No such file or directory")),
+        "{text}"
+    );
+    assert!(text.contains("\netmem: error -5\n"), "{text}");
+    assert_eq!(common::code(&out), 251);
+
+    let mut reply = b"error: task is not exist\ntask `t` does not exist in project `p`".to_vec();
+    reply.push(0xFE);
+    let daemon = FakeDaemon::start(Script::Chunks(vec![reply]));
+    let out = run_against(
+        &daemon,
+        &[
+            "project", "heatmap", "-n", "p", "-t", "t", "-f", file, "-s", "@",
+        ],
+    );
+    assert!(
+        stdout(&out).starts_with(
+            "error: task is not exist\ntask `t` does not exist in project `p`\netmem_client_recv failed."
+        ),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(common::code(&out), 186);
+}
+
 #[test]
 fn failure_reply_is_spec_2_5_sequence() {
     let mut reply = b"error: project is not exist".to_vec();

@@ -5,6 +5,7 @@
 //! anything the core decides (whether a project exists, whether a file is valid); it only
 //! checks that the request carries the values its command needs.
 
+use etmem_host::action::HeatmapFormat;
 use etmem_host::{Action, ActionError, Reply};
 use etmem_proto::frame::{Command, Request};
 use etmem_proto::reply::{OptResult, encode_reply};
@@ -15,7 +16,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CodecError {
     /// `cmd` is a number no command has.
-    #[error("request: unknown command number {cmd}, expected 0..=7")]
+    #[error("request: unknown command number {cmd}, expected 0..=9")]
     UnknownCommand {
         /// the number received
         cmd: i64,
@@ -35,6 +36,14 @@ pub enum CodecError {
         "project stats: unknown output format `{found}` (field `eng_cmd`), expected `json` or `-`"
     )]
     StatsFormat {
+        /// the value received
+        found: String,
+    },
+    /// `project heatmap` with an output form (in `eng_cmd`) it does not know.
+    #[error(
+        "project heatmap: unknown output format `{found}` (field `eng_cmd`), expected `text`, `svg`, `json` or `-`"
+    )]
+    HeatmapFormat {
         /// the value received
         found: String,
     },
@@ -95,11 +104,30 @@ pub fn request_to_action(req: &Request) -> Result<Action, CodecError> {
                 }
             },
         },
-        Command::EngineCmd => Action::EngineCmd {
+        Command::EngineCmd | Command::EngineCmdJson => Action::EngineCmd {
             project: required(&req.proj_name, "engine", "project name", "proj_name")?,
             engine: required(&req.eng_name, "engine", "engine name", "eng_name")?,
             cmd: required(&req.eng_cmd, "engine", "engine command", "eng_cmd")?,
             task: req.task_name.clone(),
+            json: command == Command::EngineCmdJson,
+        },
+        Command::TaskHeatmap => Action::TaskHeatmap {
+            project: required(
+                &req.proj_name,
+                "project heatmap",
+                "project name",
+                "proj_name",
+            )?,
+            engine: req.eng_name.clone(),
+            task: required(&req.task_name, "project heatmap", "task name", "task_name")?,
+            format: match req.eng_cmd.as_deref() {
+                None => HeatmapFormat::Text,
+                Some(word) => {
+                    HeatmapFormat::from_word(word).ok_or_else(|| CodecError::HeatmapFormat {
+                        found: word.to_string(),
+                    })?
+                }
+            },
         },
     })
 }
@@ -178,6 +206,41 @@ mod tests {
                 engine: "cslide".into(),
                 cmd: "showtaskpages".into(),
                 task: Some("t1".into()),
+                json: false,
+            })
+        );
+        assert_eq!(
+            request_to_action(&req(
+                "proj_name test file_name - cmd 8 eng_name cslide eng_cmd showtaskpages task_name t1"
+            )),
+            Ok(Action::EngineCmd {
+                project: "test".into(),
+                engine: "cslide".into(),
+                cmd: "showtaskpages".into(),
+                task: Some("t1".into()),
+                json: true,
+            })
+        );
+        assert_eq!(
+            request_to_action(&req(
+                "proj_name test file_name - cmd 9 eng_name - eng_cmd svg task_name t1"
+            )),
+            Ok(Action::TaskHeatmap {
+                project: "test".into(),
+                engine: None,
+                task: "t1".into(),
+                format: HeatmapFormat::Svg,
+            })
+        );
+        assert_eq!(
+            request_to_action(&req(
+                "proj_name test file_name - cmd 9 eng_name slide eng_cmd - task_name t1"
+            )),
+            Ok(Action::TaskHeatmap {
+                project: "test".into(),
+                engine: Some("slide".into()),
+                task: "t1".into(),
+                format: HeatmapFormat::Text,
             })
         );
         assert_eq!(
@@ -189,6 +252,7 @@ mod tests {
                 engine: "cslide".into(),
                 cmd: "showhostpages".into(),
                 task: None,
+                json: false,
             })
         );
     }
@@ -223,6 +287,22 @@ mod tests {
             (
                 "proj_name p file_name - cmd 5 eng_name e eng_cmd - task_name t",
                 "engine: engine command is missing (field `eng_cmd` was sent as `-`)",
+            ),
+            (
+                "proj_name p file_name - cmd 8 eng_name e eng_cmd - task_name t",
+                "engine: engine command is missing (field `eng_cmd` was sent as `-`)",
+            ),
+            (
+                "proj_name - file_name - cmd 9 eng_name - eng_cmd - task_name t",
+                "project heatmap: project name is missing (field `proj_name` was sent as `-`)",
+            ),
+            (
+                "proj_name p file_name - cmd 9 eng_name - eng_cmd - task_name -",
+                "project heatmap: task name is missing (field `task_name` was sent as `-`)",
+            ),
+            (
+                "proj_name p file_name - cmd 9 eng_name - eng_cmd png task_name t",
+                "project heatmap: unknown output format `png` (field `eng_cmd`), expected `text`, `svg`, `json` or `-`",
             ),
         ];
         for (frame, detail) in cases {
@@ -265,8 +345,8 @@ mod tests {
     fn unknown_command_is_inval() {
         for (frame, n) in [
             (
-                "proj_name p file_name - cmd 8 eng_name - eng_cmd - task_name -",
-                8,
+                "proj_name p file_name - cmd 10 eng_name - eng_cmd - task_name -",
+                10,
             ),
             (
                 "proj_name p file_name - cmd 99999 eng_name - eng_cmd - task_name -",
@@ -277,7 +357,7 @@ mod tests {
             assert_eq!(e, CodecError::UnknownCommand { cmd: n });
             let reply = encode_result(&Err(e.into()));
             let mut expected = format!(
-                "error: invalid parameters\nrequest: unknown command number {n}, expected 0..=7"
+                "error: invalid parameters\nrequest: unknown command number {n}, expected 0..=9"
             )
             .into_bytes();
             expected.push(0xFE);

@@ -43,6 +43,9 @@ impl ActionHandler for EchoHandler {
             Action::EngineCmd { project, .. } => Ok(Reply {
                 output: format!("engine {project}\n"),
             }),
+            Action::TaskHeatmap { task, .. } => Ok(Reply {
+                output: format!("heatmap {task}\n"),
+            }),
             Action::ProjectShowJson { .. } => Ok(Reply {
                 output: "{}\n".to_string(),
             }),
@@ -159,7 +162,7 @@ async fn reply_bytes_are_output_text_detail_tag() {
         );
         assert_eq!(
             exchange(&n, &frame("p1", 17)),
-            b"error: invalid parameters\nrequest: unknown command number 17, expected 0..=7\xfe"
+            b"error: invalid parameters\nrequest: unknown command number 17, expected 0..=9\xfe"
         );
     })
     .await;

@@ -31,6 +31,13 @@ pub enum Command {
     /// `etmem project show -o json` (7): an etmem-rs request, refused by a C etmemd as
     /// invalid parameters.
     ProjectShowJson,
+    /// `etmem engine <eng_cmd> -o json` (8): an etmem-rs request, the engine's answer as
+    /// JSON; refused by a C etmemd as invalid parameters.
+    EngineCmdJson,
+    /// `etmem project heatmap` (9): an etmem-rs request, a task's access heatmap in the form
+    /// named by `eng_cmd` (`text`, `svg`, `json`); refused by a C etmemd as invalid
+    /// parameters.
+    TaskHeatmap,
 }
 
 impl Command {
@@ -45,6 +52,8 @@ impl Command {
             Command::EngineCmd => 5,
             Command::ProjectStats => 6,
             Command::ProjectShowJson => 7,
+            Command::EngineCmdJson => 8,
+            Command::TaskHeatmap => 9,
         }
     }
 
@@ -60,6 +69,8 @@ impl Command {
             5 => Command::EngineCmd,
             6 => Command::ProjectStats,
             7 => Command::ProjectShowJson,
+            8 => Command::EngineCmdJson,
+            9 => Command::TaskHeatmap,
             _ => return None,
         })
     }
@@ -302,9 +313,10 @@ mod tests {
 
     #[test]
     fn unknown_command_numbers_are_valid_frames() {
-        let r = Request::decode(b"proj_name p file_name - cmd +9 eng_name - eng_cmd - task_name -")
-            .expect("valid frame");
-        assert_eq!(r.cmd, 9);
+        let r =
+            Request::decode(b"proj_name p file_name - cmd +19 eng_name - eng_cmd - task_name -")
+                .expect("valid frame");
+        assert_eq!(r.cmd, 19);
         assert_eq!(r.command(), None);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod frame;
 pub mod getopt;
+pub mod heatmap;
 pub mod reply;
 pub mod socket;
 

@@ -27,6 +27,7 @@ pub mod policy;
 pub mod show;
 pub mod testdata;
 
+use etmem_sdk::command::{CommandRequest, Output};
 use etmem_sdk::{
     Action, Engine, EngineError, Host, LogLevel, NodeMemory, PageRun, PageSize, Params, Pid, Round,
     ScanResult, Task, TaskInfo,
@@ -236,14 +237,20 @@ impl Engine for Cslide {
         })
     }
 
-    /// `showhostpages` and `showtaskpages -t <task>` (texts of [`show`]). Both fail when
-    /// the engine has no task.
+    /// `showhostpages` and `showtaskpages -t <task>` (texts of [`show`]), each also as
+    /// JSON (`<cmd> -o json`, see [`etmem_sdk::command`]). Both fail when the engine has no
+    /// task.
     fn command(
         &mut self,
         cmd: &str,
         task: Option<(&TaskInfo, &mut CslideTask)>,
         host: &dyn Host,
     ) -> Result<String, EngineError> {
+        let req = CommandRequest::parse(cmd);
+        let name = req.name;
+        if !matches!(name, "showhostpages" | "showtaskpages") {
+            return Err(req.unknown());
+        }
         let s = lock(&self.shared);
         let mut stats = s.stats.clone();
         if stats.nodes.is_empty() {
@@ -251,36 +258,37 @@ impl Engine for Cslide {
             stats.nodes = host.system_facts().nodes;
             stats.nodes.sort_by_key(|n| n.node);
         }
-        let no_task = || EngineError::failed(format!("{cmd}: no task of this engine is started"));
-        match cmd {
-            "showhostpages" => {
-                if s.tasks.is_empty() {
-                    return Err(no_task());
-                }
-                Ok(show::host_pages(&stats))
+        let no_task = || EngineError::failed(format!("{name}: no task of this engine is started"));
+        if name == "showhostpages" {
+            if s.tasks.is_empty() {
+                return Err(no_task());
             }
-            "showtaskpages" => {
-                let (info, _) = task.ok_or_else(|| EngineError::TaskRequired(cmd.to_string()))?;
-                if s.tasks.is_empty() {
-                    return Err(no_task());
-                }
-                let first = stats.tasks.get(&info.name).and_then(|v| v.first());
-                let (pid, per_node) = match first {
-                    Some((pid, per_node)) => (*pid, per_node.clone()),
-                    None => match (info.target_type.as_str(), info.target_value.parse::<Pid>()) {
-                        ("pid", Ok(pid)) => (pid, Vec::new()),
-                        _ => {
-                            return Err(EngineError::failed(format!(
-                                "showtaskpages: task `{}` has no pid scanned yet",
-                                info.name
-                            )));
-                        }
-                    },
-                };
-                Ok(show::task_pages(&stats, pid, &per_node))
-            }
-            _ => Err(EngineError::UnknownCommand(cmd.to_string())),
+            return Ok(match req.output {
+                Output::Text => show::host_pages(&stats),
+                Output::Json => show::host_pages_json(&stats),
+            });
         }
+        let (info, _) = task.ok_or_else(|| EngineError::TaskRequired(name.to_string()))?;
+        if s.tasks.is_empty() {
+            return Err(no_task());
+        }
+        let first = stats.tasks.get(&info.name).and_then(|v| v.first());
+        let (pid, per_node) = match first {
+            Some((pid, per_node)) => (*pid, per_node.clone()),
+            None => match (info.target_type.as_str(), info.target_value.parse::<Pid>()) {
+                ("pid", Ok(pid)) => (pid, Vec::new()),
+                _ => {
+                    return Err(EngineError::failed(format!(
+                        "showtaskpages: task `{}` has no pid scanned yet",
+                        info.name
+                    )));
+                }
+            },
+        };
+        Ok(match req.output {
+            Output::Text => show::task_pages(&stats, pid, &per_node),
+            Output::Json => show::task_pages_json(&stats, &info.name, pid, &per_node),
+        })
     }
 }
 

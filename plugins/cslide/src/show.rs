@@ -1,10 +1,14 @@
 //! The texts of the private commands `showhostpages` and `showtaskpages` (spec §5.3), byte
 //! for byte as C etmem prints them, and the `asctime` text of their `[time] ` prefix.
 //!
+//! Their JSON forms (`<cmd> -o json`, our addition) carry the same figures: `time` (seconds
+//! since the epoch, `null` without a clock or before any round) and one object per node.
+//!
 //! Pure formatting: it must not read the clock (the time comes with the statistics).
 
 use crate::Stats;
 use crate::policy::NodeStat;
+use etmem_sdk::command::json_string;
 use std::fmt::Write;
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -115,6 +119,63 @@ pub fn task_pages(stats: &Stats, pid: u32, per_node: &[NodeStat]) -> String {
     out
 }
 
+fn json_time(stats: &Stats) -> String {
+    stats
+        .time
+        .map_or_else(|| "null".to_string(), |t| t.to_string())
+}
+
+/// `showhostpages -o json`: `{"time":T,"nodes":[{"node":N,"total_kb":..,"used_kb":..,
+/// "hot_kb":..,"cold_kb":..}]}` on one line, the figures of [`host_pages`].
+pub fn host_pages_json(stats: &Stats) -> String {
+    let host = stats.host();
+    let nodes: Vec<String> = stats
+        .nodes
+        .iter()
+        .map(|n| {
+            let s = host.get(n.node as usize).copied().unwrap_or_default();
+            format!(
+                r#"{{"node":{},"total_kb":{},"used_kb":{},"hot_kb":{},"cold_kb":{}}}"#,
+                n.node,
+                n.huge_total_kb,
+                s.hot_kb + s.cold_kb,
+                s.hot_kb,
+                s.cold_kb
+            )
+        })
+        .collect();
+    format!(
+        "{{\"time\":{},\"nodes\":[{}]}}\n",
+        json_time(stats),
+        nodes.join(",")
+    )
+}
+
+/// `showtaskpages -o json`: `{"time":T,"task":NAME,"pid":P,"nodes":[{"node":N,
+/// "used_kb":..,"hot_kb":..,"cold_kb":..}]}` on one line, the figures of [`task_pages`].
+pub fn task_pages_json(stats: &Stats, task: &str, pid: u32, per_node: &[NodeStat]) -> String {
+    let nodes: Vec<String> = stats
+        .nodes
+        .iter()
+        .map(|n| {
+            let s = per_node.get(n.node as usize).copied().unwrap_or_default();
+            format!(
+                r#"{{"node":{},"used_kb":{},"hot_kb":{},"cold_kb":{}}}"#,
+                n.node,
+                s.hot_kb + s.cold_kb,
+                s.hot_kb,
+                s.cold_kb
+            )
+        })
+        .collect();
+    format!(
+        "{{\"time\":{},\"task\":{},\"pid\":{pid},\"nodes\":[{}]}}\n",
+        json_time(stats),
+        json_string(task),
+        nodes.join(",")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +253,31 @@ mod tests {
              \x20node       used        hot       cold\n\
              \x20   0      10240       8192       2048\n\
              \x20   1       4096          0       4096\n"
+        );
+    }
+
+    #[test]
+    fn json_forms_carry_the_same_figures() {
+        let s = stats();
+        assert_eq!(
+            host_pages_json(&s),
+            concat!(
+                r#"{"time":951827696,"nodes":[{"node":0,"total_kb":1048576,"used_kb":12288,"hot_kb":10240,"cold_kb":2048},"#,
+                r#"{"node":1,"total_kb":524288,"used_kb":4096,"hot_kb":0,"cold_kb":4096}]}"#,
+                "\n"
+            )
+        );
+        assert_eq!(
+            task_pages_json(&s, "vm\"1", 4242, &s.tasks["vm1"][0].1),
+            concat!(
+                r#"{"time":951827696,"task":"vm\"1","pid":4242,"nodes":[{"node":0,"used_kb":10240,"hot_kb":8192,"cold_kb":2048},"#,
+                r#"{"node":1,"used_kb":4096,"hot_kb":0,"cold_kb":4096}]}"#,
+                "\n"
+            )
+        );
+        assert_eq!(
+            host_pages_json(&Stats::default()),
+            "{\"time\":null,\"nodes\":[]}\n"
         );
     }
 

@@ -104,6 +104,39 @@ fn show_texts_report_the_round_statistics() {
         h.command("showpages", None),
         Err(EngineError::UnknownCommand("showpages".into()))
     );
+    // the JSON forms carry the figures of the texts
+    let json = h
+        .command("showtaskpages -o json", Some("vm1"))
+        .expect("showtaskpages -o json");
+    let time = &json[..json.find(",\"task\"").expect("task key")];
+    assert!(time.starts_with("{\"time\":"), "{json}");
+    assert_eq!(
+        &json[time.len()..],
+        concat!(
+            r#","task":"vm1","pid":300,"nodes":[{"node":0,"used_kb":8192,"hot_kb":0,"cold_kb":8192},"#,
+            r#"{"node":1,"used_kb":8192,"hot_kb":6144,"cold_kb":2048}]}"#,
+            "\n"
+        )
+    );
+    let host = h
+        .command("showhostpages -o json", None)
+        .expect("showhostpages -o json");
+    assert!(
+        host.ends_with(
+            r#""nodes":[{"node":0,"total_kb":65536,"used_kb":20480,"hot_kb":4096,"cold_kb":16384},{"node":1,"total_kb":65536,"used_kb":8192,"hot_kb":6144,"cold_kb":2048}]}
+"#
+        ),
+        "{host}"
+    );
+    // a command it does not know, in JSON: what the host reads as "no JSON"
+    let e = h
+        .command("showpages -o json", None)
+        .expect_err("unknown command");
+    assert!(etmem_sdk::command::is_no_json(&e, "showpages"), "{e}");
+    assert_eq!(
+        h.command("showtaskpages -o json", None),
+        Err(EngineError::TaskRequired("showtaskpages".into()))
+    );
 }
 
 #[test]
