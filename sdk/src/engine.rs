@@ -14,7 +14,7 @@
 //! An engine decides; it must not sleep, spawn threads or touch the kernel.
 
 use crate::{
-    Action, EngineError, LogLevel, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts,
+    Action, Cgroup, CgroupMemory, CgroupReclaimed, EngineError, LogLevel, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts,
     TaskInfo, Vma,
 };
 
@@ -101,4 +101,36 @@ pub trait Host {
     /// missing on kernels without the module (upstream kernels have no such interface).
     fn reclaim_swapcache(&self, task: &str, pid: Pid, low: u8, high: u8)
     -> Result<(), EngineError>;
+
+    /// WIT `cgroup-glob`: the memory cgroups the task's `cg_dir` pattern matches now
+    /// (the host globs inside its cgroup mount), sorted by path. The default (a host
+    /// without cgroup capabilities) refuses.
+    fn cgroup_glob(&self, task: &str) -> Result<Vec<Cgroup>, EngineError> {
+        let _ = task;
+        Err(EngineError::Host(
+            "this host offers no cgroup capabilities".into(),
+        ))
+    }
+    /// WIT `cgroup-memory`: memory figures and pressure of one of the task's cgroups (a
+    /// path `cgroup-glob` returned).
+    fn cgroup_memory(&self, task: &str, cgroup: &str) -> Result<CgroupMemory, EngineError> {
+        let _ = (task, cgroup);
+        Err(EngineError::Host(
+            "this host offers no cgroup capabilities".into(),
+        ))
+    }
+    /// WIT `cgroup-reclaim`: asks the kernel to reclaim `bytes` from one of the task's
+    /// cgroups (`memory.reclaim`). The host bounds `bytes` (the cgroup's usage, the task's
+    /// `reclaim_max_bytes`) and writes nothing in a dry run.
+    fn cgroup_reclaim(
+        &self,
+        task: &str,
+        cgroup: &str,
+        bytes: u64,
+    ) -> Result<CgroupReclaimed, EngineError> {
+        let _ = (task, cgroup, bytes);
+        Err(EngineError::Host(
+            "this host offers no cgroup capabilities".into(),
+        ))
+    }
 }

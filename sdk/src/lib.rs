@@ -57,7 +57,7 @@ pub use scan::{ScanResult, ScanRun};
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub use types::{
-    Action, LogLevel, MemInfo, NodeMemory, Page, PageRun, PageSize, Pid, ProcessMemory, Round,
+    Action, Cgroup, CgroupMemory, CgroupReclaimed, LogLevel, MemInfo, NodeMemory, Page, PageRun, PageSize, Pid, ProcessMemory, Round,
     SystemFacts, TaskInfo, Vma,
 };
 
@@ -88,6 +88,9 @@ pub mod contract {
         "request-migrate",
         "system-facts",
         "reclaim-swapcache",
+        "cgroup-glob",
+        "cgroup-memory",
+        "cgroup-reclaim",
     ];
     /// The cases of WIT `engine-error`, in order ([`crate::EngineError`] adds `panicked`,
     /// native only).

@@ -30,7 +30,7 @@ pub use types::*;
 
 use crate::runtime::{Runner, guard, panic_message};
 use crate::{
-    Engine, EngineError, Host, LogLevel, Pid, ProcessMemory, Round, ScanResult, SystemFacts,
+    Cgroup, CgroupMemory, CgroupReclaimed, Engine, EngineError, Host, LogLevel, Pid, ProcessMemory, Round, ScanResult, SystemFacts,
     TaskInfo, Vma,
 };
 pub use abi_stable;
@@ -123,6 +123,35 @@ impl Host for NativeHost<'_> {
 
     fn system_facts(&self) -> SystemFacts {
         self.0.system_facts().into()
+    }
+
+    fn cgroup_glob(&self, task: &str) -> Result<Vec<Cgroup>, EngineError> {
+        self.0
+            .cgroup_glob(task.into())
+            .into_result()
+            .map(|v| v.into_iter().map(Cgroup::from).collect())
+            .map_err(Into::into)
+    }
+
+    fn cgroup_memory(&self, task: &str, cgroup: &str) -> Result<CgroupMemory, EngineError> {
+        self.0
+            .cgroup_memory(task.into(), cgroup.into())
+            .into_result()
+            .map(CgroupMemory::from)
+            .map_err(Into::into)
+    }
+
+    fn cgroup_reclaim(
+        &self,
+        task: &str,
+        cgroup: &str,
+        bytes: u64,
+    ) -> Result<CgroupReclaimed, EngineError> {
+        self.0
+            .cgroup_reclaim(task.into(), cgroup.into(), bytes)
+            .into_result()
+            .map(CgroupReclaimed::from)
+            .map_err(Into::into)
     }
 }
 

@@ -20,7 +20,7 @@
 //! ```
 
 use crate::native::{
-    HostApi, HostApi_TO, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
+    HostApi, HostApi_TO, RCgroup, RCgroupMemory, RCgroupReclaimed, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
     RVma,
 };
 use crate::{EngineError, Host};
@@ -131,6 +131,33 @@ impl HostApi for NativeHost<'_> {
         high: u8,
     ) -> RResult<(), REngineError> {
         native(self.0.reclaim_swapcache(task.as_str(), pid, low, high))
+    }
+
+    fn cgroup_glob(&self, task: RStr<'_>) -> RResult<RVec<RCgroup>, REngineError> {
+        match self.0.cgroup_glob(task.as_str()) {
+            Ok(v) => RResult::ROk(v.iter().map(RCgroup::from).collect()),
+            Err(e) => RResult::RErr(e.into()),
+        }
+    }
+
+    fn cgroup_memory(
+        &self,
+        task: RStr<'_>,
+        cgroup: RStr<'_>,
+    ) -> RResult<RCgroupMemory, REngineError> {
+        native(self.0.cgroup_memory(task.as_str(), cgroup.as_str()))
+    }
+
+    fn cgroup_reclaim(
+        &self,
+        task: RStr<'_>,
+        cgroup: RStr<'_>,
+        bytes: u64,
+    ) -> RResult<RCgroupReclaimed, REngineError> {
+        native(
+            self.0
+                .cgroup_reclaim(task.as_str(), cgroup.as_str(), bytes),
+        )
     }
 }
 
