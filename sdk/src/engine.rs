@@ -14,8 +14,8 @@
 //! An engine decides; it must not sleep, spawn threads or touch the kernel.
 
 use crate::{
-    Action, Cgroup, CgroupMemory, CgroupReclaimed, EngineError, LogLevel, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts,
-    TaskInfo, Vma,
+    Action, Cgroup, CgroupMemory, CgroupReclaimed, EngineError, LogLevel, Params, Pid,
+    ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
 };
 
 /// One engine instance: one per `[engine]` object of a project.

@@ -57,8 +57,8 @@ pub use scan::{ScanResult, ScanRun};
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub use types::{
-    Action, Cgroup, CgroupMemory, CgroupReclaimed, LogLevel, MemInfo, NodeMemory, Page, PageRun, PageSize, Pid, ProcessMemory, Round,
-    SystemFacts, TaskInfo, Vma,
+    Action, Cgroup, CgroupMemory, CgroupReclaimed, LogLevel, MemInfo, NodeMemory, Page, PageRun,
+    PageSize, Pid, ProcessMemory, Round, SystemFacts, TaskInfo, Vma,
 };
 
 /// The names of the plug-in contract as written in `wit/engine.wit`; a test checks the WIT

@@ -30,8 +30,8 @@ pub use types::*;
 
 use crate::runtime::{Runner, guard, panic_message};
 use crate::{
-    Cgroup, CgroupMemory, CgroupReclaimed, Engine, EngineError, Host, LogLevel, Pid, ProcessMemory, Round, ScanResult, SystemFacts,
-    TaskInfo, Vma,
+    Cgroup, CgroupMemory, CgroupReclaimed, Engine, EngineError, Host, LogLevel, Pid, ProcessMemory,
+    Round, ScanResult, SystemFacts, TaskInfo, Vma,
 };
 pub use abi_stable;
 use abi_stable::library::{

@@ -8,8 +8,8 @@
 
 use crate::runtime::Runner;
 use crate::{
-    Action, Cgroup, CgroupMemory, CgroupReclaimed, Engine, EngineError, Host, LogLevel, PageRun, Params, Pid, ProcessMemory, Round,
-    ScanResult, SystemFacts, TaskInfo, Vma,
+    Action, Cgroup, CgroupMemory, CgroupReclaimed, Engine, EngineError, Host, LogLevel, PageRun,
+    Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;

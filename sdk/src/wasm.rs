@@ -7,8 +7,9 @@
 
 use crate::runtime::Runner;
 use crate::{
-    Action, Cgroup, CgroupMemory, CgroupReclaimed, Engine, EngineError, Host, LogLevel, MemInfo, NodeMemory, PageRun, PageSize, Params,
-    Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
+    Action, Cgroup, CgroupMemory, CgroupReclaimed, Engine, EngineError, Host, LogLevel, MemInfo,
+    NodeMemory, PageRun, PageSize, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts,
+    TaskInfo, Vma,
 };
 use std::any::Any;
 use std::cell::RefCell;

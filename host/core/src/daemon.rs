@@ -201,6 +201,10 @@ impl DaemonHandle {
                 continue;
             };
             cell.host.add_task(&info.name);
+            if let etmem_config::TaskEngineConf::Psi(p) = &info.keys {
+                cell.host
+                    .set_task_cgroups(&info.name, &p.cg_dir, p.reclaim_max_bytes);
+            }
             let sdk = info.sdk();
             let params = info.params.clone();
             match cell.call(move |e, h| e.new_task(&sdk, &params, h)).await {
@@ -279,7 +283,8 @@ impl DaemonHandle {
                 };
                 let started = p.started;
                 let conf = p.conf.clone();
-                if started && failure.is_none() && p.tracker.is_none() {
+                let needs_tracker = crate::model::needs_tracker(&conf);
+                if started && failure.is_none() && p.tracker.is_none() && needs_tracker {
                     match choose_tracker(d.kernel.as_ref(), &conf.name) {
                         Ok(k) => p.tracker = Some(k),
                         Err(err) => failure = Some(format!("{}: {}", t.at, err.detail)),
@@ -298,10 +303,7 @@ impl DaemonHandle {
                         runner: None,
                     },
                 );
-                if started
-                    && failure.is_none()
-                    && let Some(tracker) = tracker
-                {
+                if started && failure.is_none() && (tracker.is_some() || !needs_tracker) {
                     let ctx = StartCtx {
                         kernel: &d.kernel,
                         state: &weak,

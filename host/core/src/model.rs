@@ -11,7 +11,9 @@ use crate::caps::EngineHost;
 use crate::engine::{ScanParams, Scheduling, TaskInfo};
 use crate::plugin::{CallError, EngineInstance, HostRef};
 use crate::round_cost::Moved;
-use crate::scheduler::{RoundEnv, WorkingSet, spawn_engine_worker, spawn_task_rounds};
+use crate::scheduler::{
+    RoundEnv, WorkingSet, spawn_cgroup_rounds, spawn_engine_worker, spawn_task_rounds,
+};
 use etmem_config::{EngineConf, ProjectConf, ScanConf};
 use etmem_kernel::track::{SCAN_IGN_HOST, SWAP_FLAG_NEEDS_IDLE_PAGES, VMA_SCAN_FLAG};
 use etmem_kernel::{Kernel, TrackerKind};
@@ -251,7 +253,13 @@ pub(crate) fn scan_params(scan: &ScanConf) -> Option<ScanParams> {
             interval: Duration::from_secs(interval.into()),
             sleep: Duration::from_secs(sleep.into()),
         }),
-        ScanConf::Region { .. } | ScanConf::Psi { .. } => None,
+        // a round every `interval`, no scan pass
+        ScanConf::Psi { interval } => Some(ScanParams {
+            loops: 0,
+            interval: Duration::from_secs(interval.into()),
+            sleep: Duration::ZERO,
+        }),
+        ScanConf::Region { .. } => None,
     }
 }
 
@@ -315,7 +323,14 @@ pub(crate) struct StartCtx<'a> {
     pub kernel: &'a Arc<dyn Kernel>,
     pub state: &'a Weak<Mutex<State>>,
     pub project: &'a ProjectConf,
-    pub tracker: TrackerKind,
+    /// the project's access tracker; `None` for a project without page scans (psi)
+    pub tracker: Option<TrackerKind>,
+}
+
+/// True when the project's tasks scan pages, so its start chooses an access tracker (a psi
+/// project works on cgroups and needs none).
+pub(crate) fn needs_tracker(conf: &ProjectConf) -> bool {
+    !matches!(conf.scan, ScanConf::Psi { .. })
 }
 
 impl EngineObj {
@@ -344,13 +359,24 @@ impl EngineObj {
                 info.name
             )
         })?;
+        let tracker = match (self.scheduling, ctx.tracker) {
+            (Scheduling::Cgroup, t) => t,
+            (_, Some(t)) => Some(t),
+            (_, None) => {
+                return Err(format!(
+                    "project `{}` has no access tracker to scan task `{}`",
+                    ctx.project.name, info.name
+                ));
+            }
+        };
         // the etmem_scan flags: what the project's tracker cannot honour is said now
         let flags = crate::scheduler::scan_flags(&info);
-        if ctx.tracker != TrackerKind::IdlePages {
+        if let Some(t) = tracker
+            && t != TrackerKind::IdlePages
+        {
             if flags.vma & VMA_SCAN_FLAG != 0 {
                 return Err(format!(
-                    "the access tracker is {}: {SWAP_FLAG_NEEDS_IDLE_PAGES}",
-                    ctx.tracker
+                    "the access tracker is {t}: {SWAP_FLAG_NEEDS_IDLE_PAGES}"
                 ));
             }
             if flags.scan & SCAN_IGN_HOST != 0 {
@@ -360,7 +386,7 @@ impl EngineObj {
                      hotter, none colder)",
                     ctx.project.name,
                     info.name,
-                    ctx.tracker
+                    t
                 );
             }
         }
@@ -369,11 +395,12 @@ impl EngineObj {
             state: ctx.state.clone(),
             cell: self.cell.clone(),
             scan,
-            tracker: ctx.tracker,
+            tracker,
             scheduling: self.scheduling,
         };
         let runner = match self.scheduling {
             Scheduling::PerTask => Some(spawn_task_rounds(env, info.clone())),
+            Scheduling::Cgroup => Some(spawn_cgroup_rounds(env, info.clone())),
             Scheduling::PerEngine => {
                 self.working
                     .lock()

@@ -165,7 +165,7 @@ async fn run(opts: Options, notifier: Option<systemd::ReadyNotifier>) -> ExitCod
     ExitCode::SUCCESS
 }
 
-/// The engines this etmemd knows: the first-party `slide` and `cslide` compiled in, and the
+/// The engines this etmemd knows: the first-party `slide`, `cslide` and `psi` compiled in, and the
 /// loaders of third-party engine files. `ETMEMD_FETCH_DIR` overrides the directory where a
 /// relative `libname` is looked up (default `/usr/lib/etmem_fetch`), for tests and staging.
 fn engine_registry() -> etmem_host::EngineRegistry {
@@ -173,6 +173,7 @@ fn engine_registry() -> etmem_host::EngineRegistry {
     let mut registry = etmem_host::EngineRegistry::builtin();
     registry.register_builtin::<etmem_plugin_slide::Slide>("slide", Scheduling::PerTask);
     registry.register_builtin::<etmem_plugin_cslide::Cslide>("cslide", Scheduling::PerEngine);
+    registry.register_builtin::<etmem_plugin_psi::Psi>("psi", Scheduling::Cgroup);
     registry.add_loader(std::sync::Arc::new(
         etmem_host::plugin::native::NativeLoader::new(),
     ));

@@ -258,12 +258,14 @@ impl Task for PsiTask {
             .retain(|p, s| matched.iter().any(|c| &c.path == p && c.id == s.id));
         let k = &self.keys;
         for c in &matched {
-            self.cgroups.entry(c.path.clone()).or_insert_with(|| CgState {
-                id: c.id,
-                rate: Rate::new(k.reclaim_rate, k.reclaim_rate_min, k.reclaim_rate_max),
-                reclaimed: 0,
-                pressure_skips: 0,
-            });
+            self.cgroups
+                .entry(c.path.clone())
+                .or_insert_with(|| CgState {
+                    id: c.id,
+                    rate: Rate::new(k.reclaim_rate, k.reclaim_rate_min, k.reclaim_rate_max),
+                    reclaimed: 0,
+                    pressure_skips: 0,
+                });
         }
         // anonymous pages need swap to go to: the machine's free swap bounds them
         let mi = host.system_facts().meminfo;

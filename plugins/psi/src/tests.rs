@@ -72,7 +72,11 @@ fn pressure_lowers_only_that_cgroups_rate_and_successes_raise_it() {
         .with_cgroup("t", "b", mem(1 << 40, 0, 1.0));
     let mut h = harness(
         host,
-        &[("cg_dir", "*"), ("reclaim_rate", "0.05"), ("pressure", "0.5")],
+        &[
+            ("cg_dir", "*"),
+            ("reclaim_rate", "0.05"),
+            ("pressure", "0.5"),
+        ],
     );
     for n in 1..=5 {
         round(&mut h, n);
@@ -119,9 +123,10 @@ fn rate_used_is_the_cgroups_after_it_moved() {
 
 #[test]
 fn anon_needs_swap_and_the_floor_holds() {
-    let host = FakeHost::new()
-        .with_system_facts(facts(0))
-        .with_cgroup("t", "a", mem(0, 100 * MIB, 0.0));
+    let host =
+        FakeHost::new()
+            .with_system_facts(facts(0))
+            .with_cgroup("t", "a", mem(0, 100 * MIB, 0.0));
     let mut h = harness(host, &[("cg_dir", "a"), ("reclaim_rate", "0.5")]);
     round(&mut h, 1);
     assert!(h.host.cgroup_reclaims().is_empty(), "no swap: nothing");
@@ -153,15 +158,22 @@ fn keys_are_checked() {
         h.new_task(&task, &bad(&[])),
         Err(EngineError::MissingParam(k)) if k == "cg_dir"
     ));
-    assert!(h
-        .new_task(&task, &bad(&[("cg_dir", "a"), ("pressure", "0")]))
-        .is_err());
-    assert!(h
-        .new_task(&task, &bad(&[("cg_dir", "a"), ("bogus", "1")]))
-        .is_err());
+    assert!(
+        h.new_task(&task, &bad(&[("cg_dir", "a"), ("pressure", "0")]))
+            .is_err()
+    );
+    assert!(
+        h.new_task(&task, &bad(&[("cg_dir", "a"), ("bogus", "1")]))
+            .is_err()
+    );
     let k = PsiKeys::from_params(&bad(&[("cg_dir", "a")])).expect("defaults");
     assert_eq!(
-        (k.pressure, k.reclaim_rate, k.reclaim_rate_max, k.reclaim_rate_min),
+        (
+            k.pressure,
+            k.reclaim_rate,
+            k.reclaim_rate_max,
+            k.reclaim_rate_min
+        ),
         (0.1, 0.05, 0.5, 0.01)
     );
     assert_eq!(k.formula.reclaim_max_bytes, 1 << 30);

@@ -5,12 +5,12 @@
 //! (no defaults, no validation beyond what the SDK constructors already do).
 
 use super::types::{
-    RAction, RCgroup, RCgroupMemory, RCgroupReclaimed, REngineError, RLogLevel, RMemInfo, RNodeMemory, RPageRun, RParam, RScanResult,
-    RSystemFacts, RTaskInfo, RVma,
+    RAction, RCgroup, RCgroupMemory, RCgroupReclaimed, REngineError, RLogLevel, RMemInfo,
+    RNodeMemory, RPageRun, RParam, RScanResult, RSystemFacts, RTaskInfo, RVma,
 };
 use crate::{
-    Action, Cgroup, CgroupMemory, CgroupReclaimed, EngineError, LogLevel, MemInfo, NodeMemory, PageRun, PageSize, Params, ScanResult,
-    SystemFacts, TaskInfo, Vma,
+    Action, Cgroup, CgroupMemory, CgroupReclaimed, EngineError, LogLevel, MemInfo, NodeMemory,
+    PageRun, PageSize, Params, ScanResult, SystemFacts, TaskInfo, Vma,
 };
 use abi_stable::std_types::{RSlice, RVec, Tuple2};
 

@@ -20,8 +20,8 @@
 //! ```
 
 use crate::native::{
-    HostApi, HostApi_TO, RCgroup, RCgroupMemory, RCgroupReclaimed, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
-    RVma,
+    HostApi, HostApi_TO, RCgroup, RCgroupMemory, RCgroupReclaimed, REngineError, RHost, RLogLevel,
+    RProcessMemory, RScanResult, RSystemFacts, RVma,
 };
 use crate::{EngineError, Host};
 use abi_stable::sabi_trait::TD_Opaque;
@@ -154,10 +154,7 @@ impl HostApi for NativeHost<'_> {
         cgroup: RStr<'_>,
         bytes: u64,
     ) -> RResult<RCgroupReclaimed, REngineError> {
-        native(
-            self.0
-                .cgroup_reclaim(task.as_str(), cgroup.as_str(), bytes),
-        )
+        native(self.0.cgroup_reclaim(task.as_str(), cgroup.as_str(), bytes))
     }
 }
 

@@ -53,7 +53,7 @@ pub(super) fn start_project(
             ),
         ));
     }
-    let tracker = if p.has_tasks() {
+    let tracker = if p.has_tasks() && crate::model::needs_tracker(&p.conf) {
         Some(choose_tracker(d.kernel.as_ref(), &p.conf.name)?)
     } else {
         None
@@ -61,7 +61,7 @@ pub(super) fn start_project(
     let conf = p.conf.clone();
     let weak = Arc::downgrade(&d.state);
     let mut failure = None;
-    if let Some(tracker) = tracker {
+    if p.has_tasks() {
         let ctx = StartCtx {
             kernel: &d.kernel,
             state: &weak,

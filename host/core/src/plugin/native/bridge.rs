@@ -9,8 +9,8 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
 use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
 use etmem_sdk::native::{
-    HostApi, HostApi_TO, REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts,
-    RVma,
+    HostApi, HostApi_TO, RCgroup, RCgroupMemory, RCgroupReclaimed, REngineError, RHost, RLogLevel,
+    RProcessMemory, RScanResult, RSystemFacts, RVma,
 };
 use etmem_sdk::{EngineError, Host, LogLevel, SystemFacts};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -127,6 +127,39 @@ impl HostApi for HostBridge<'_> {
     ) -> RResult<(), REngineError> {
         guarded("reclaim-swapcache", || {
             self.0.reclaim_swapcache(task.as_str(), pid, low, high)
+        })
+    }
+
+    fn cgroup_glob(&self, task: RStr<'_>) -> RResult<RVec<RCgroup>, REngineError> {
+        guarded("cgroup-glob", || {
+            self.0
+                .cgroup_glob(task.as_str())
+                .map(|v| v.iter().map(RCgroup::from).collect())
+        })
+    }
+
+    fn cgroup_memory(
+        &self,
+        task: RStr<'_>,
+        cgroup: RStr<'_>,
+    ) -> RResult<RCgroupMemory, REngineError> {
+        guarded("cgroup-memory", || {
+            self.0
+                .cgroup_memory(task.as_str(), cgroup.as_str())
+                .map(RCgroupMemory::from)
+        })
+    }
+
+    fn cgroup_reclaim(
+        &self,
+        task: RStr<'_>,
+        cgroup: RStr<'_>,
+        bytes: u64,
+    ) -> RResult<RCgroupReclaimed, REngineError> {
+        guarded("cgroup-reclaim", || {
+            self.0
+                .cgroup_reclaim(task.as_str(), cgroup.as_str(), bytes)
+                .map(RCgroupReclaimed::from)
         })
     }
 }
