@@ -68,6 +68,9 @@ fn host_imports_match_sdk_and_fake_host() {
     let _ = host.request_migrate("t", 1, &[0x1000], 1);
     let _ = host.system_facts();
     let _ = host.reclaim_swapcache("t", 1, 10, 30);
+    let _ = host.cgroup_glob("t");
+    let _ = host.cgroup_memory("t", "c");
+    let _ = host.cgroup_reclaim("t", "c", 4096);
     assert_eq!(host.calls(), contract::HOST_IMPORTS);
 }
 

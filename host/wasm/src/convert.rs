@@ -146,8 +146,8 @@ pub(crate) fn cgroup(c: etmem_sdk::Cgroup) -> wit::Cgroup {
     }
 }
 
-pub(crate) fn cgroup_memory(m: etmem_sdk::CgroupMemory) -> wit::CgroupMemory {
-    wit::CgroupMemory {
+pub(crate) fn cgroup_memory(m: etmem_sdk::CgroupMemory) -> wit::CgroupStats {
+    wit::CgroupStats {
         v2: m.v2,
         usage: m.usage,
         limit: m.limit,

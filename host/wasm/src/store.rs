@@ -159,7 +159,7 @@ impl bindings::etmem::engine::host::Host for StoreState {
         &mut self,
         task: String,
         cgroup: String,
-    ) -> Result<wit::CgroupMemory, wit::EngineError> {
+    ) -> Result<wit::CgroupStats, wit::EngineError> {
         Ok(convert::cgroup_memory(
             self.host()?.cgroup_memory(&task, &cgroup)?,
         ))
