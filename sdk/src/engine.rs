@@ -14,8 +14,8 @@
 //! An engine decides; it must not sleep, spawn threads or touch the kernel.
 
 use crate::{
-    Action, DamonAttrs, DamonScheme, EngineError, LogLevel, Params, Pid, ProcessMemory, Round,
-    ScanResult, SystemFacts, TaskInfo, Vma,
+    Action, Cgroup, CgroupMemory, CgroupReclaimed, DamonAttrs, DamonScheme, EngineError, LogLevel,
+    Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
 };
 
 /// One engine instance: one per `[engine]` object of a project.
@@ -176,5 +176,37 @@ pub trait Host {
         Err(EngineError::Host(format!(
             "pid {pid}: this host does not offer damon-remove-scheme"
         )))
+    }
+
+    /// WIT `cgroup-glob`: the memory cgroups the task's `cg_dir` pattern matches now
+    /// (the host globs inside its cgroup mount), sorted by path. The default (a host
+    /// without cgroup capabilities) refuses.
+    fn cgroup_glob(&self, task: &str) -> Result<Vec<Cgroup>, EngineError> {
+        let _ = task;
+        Err(EngineError::Host(
+            "this host offers no cgroup capabilities".into(),
+        ))
+    }
+    /// WIT `cgroup-memory`: memory figures and pressure of one of the task's cgroups (a
+    /// path `cgroup-glob` returned).
+    fn cgroup_memory(&self, task: &str, cgroup: &str) -> Result<CgroupMemory, EngineError> {
+        let _ = (task, cgroup);
+        Err(EngineError::Host(
+            "this host offers no cgroup capabilities".into(),
+        ))
+    }
+    /// WIT `cgroup-reclaim`: asks the kernel to reclaim `bytes` from one of the task's
+    /// cgroups (`memory.reclaim`). The host bounds `bytes` (the cgroup's usage, the task's
+    /// `reclaim_max_bytes`) and writes nothing in a dry run.
+    fn cgroup_reclaim(
+        &self,
+        task: &str,
+        cgroup: &str,
+        bytes: u64,
+    ) -> Result<CgroupReclaimed, EngineError> {
+        let _ = (task, cgroup, bytes);
+        Err(EngineError::Host(
+            "this host offers no cgroup capabilities".into(),
+        ))
     }
 }

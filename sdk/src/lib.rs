@@ -63,8 +63,8 @@ pub use scan::{ScanResult, ScanRun};
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub use types::{
-    Action, DamonAttrs, DamonScheme, LogLevel, MemInfo, NodeMemory, Page, PageRun, PageSize, Pid,
-    ProcessMemory, Round, SystemFacts, TaskInfo, Vma,
+    Action, Cgroup, CgroupMemory, CgroupReclaimed, DamonAttrs, DamonScheme, LogLevel, MemInfo,
+    NodeMemory, Page, PageRun, PageSize, Pid, ProcessMemory, Round, SystemFacts, TaskInfo, Vma,
 };
 
 /// The names of the plug-in contract as written in `wit/engine.wit`; a test checks the WIT
@@ -98,6 +98,9 @@ pub mod contract {
         "send-page-list",
         "damon-apply-scheme",
         "damon-remove-scheme",
+        "cgroup-glob",
+        "cgroup-memory",
+        "cgroup-reclaim",
     ];
     /// The cases of WIT `engine-error`, in order ([`crate::EngineError`] adds `panicked`,
     /// native only).

@@ -30,8 +30,8 @@ pub use types::*;
 
 use crate::runtime::{Runner, guard, panic_message};
 use crate::{
-    DamonAttrs, DamonScheme, Engine, EngineError, Host, LogLevel, Pid, ProcessMemory, Round,
-    ScanResult, SystemFacts, TaskInfo, Vma,
+    Cgroup, CgroupMemory, CgroupReclaimed, DamonAttrs, DamonScheme, Engine, EngineError, Host,
+    LogLevel, Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
 };
 pub use abi_stable;
 use abi_stable::library::{
@@ -168,6 +168,35 @@ impl Host for NativeHost<'_> {
         self.0
             .damon_remove_scheme(task.into(), pid)
             .into_result()
+            .map_err(Into::into)
+    }
+
+    fn cgroup_glob(&self, task: &str) -> Result<Vec<Cgroup>, EngineError> {
+        self.0
+            .cgroup_glob(task.into())
+            .into_result()
+            .map(|v| v.into_iter().map(Cgroup::from).collect())
+            .map_err(Into::into)
+    }
+
+    fn cgroup_memory(&self, task: &str, cgroup: &str) -> Result<CgroupMemory, EngineError> {
+        self.0
+            .cgroup_memory(task.into(), cgroup.into())
+            .into_result()
+            .map(CgroupMemory::from)
+            .map_err(Into::into)
+    }
+
+    fn cgroup_reclaim(
+        &self,
+        task: &str,
+        cgroup: &str,
+        bytes: u64,
+    ) -> Result<CgroupReclaimed, EngineError> {
+        self.0
+            .cgroup_reclaim(task.into(), cgroup.into(), bytes)
+            .into_result()
+            .map(CgroupReclaimed::from)
             .map_err(Into::into)
     }
 }

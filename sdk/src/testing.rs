@@ -8,8 +8,9 @@
 
 use crate::runtime::Runner;
 use crate::{
-    Action, DamonAttrs, DamonScheme, Engine, EngineError, Host, LogLevel, PageRun, Params, Pid,
-    ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
+    Action, Cgroup, CgroupMemory, CgroupReclaimed, DamonAttrs, DamonScheme, Engine, EngineError,
+    Host, LogLevel, PageRun, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo,
+    Vma,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -69,9 +70,21 @@ pub struct AppliedScheme {
     pub scheme: DamonScheme,
 }
 
+/// A call of [`Host::cgroup_reclaim`] the host accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupReclaim {
+    /// the task named in the call
+    pub task: String,
+    /// the cgroup's path
+    pub cgroup: String,
+    /// bytes asked for
+    pub bytes: u64,
+}
+
 #[derive(Debug, Default)]
 struct Recorded {
     damon: Vec<AppliedScheme>,
+    cgroup_reclaims: Vec<CgroupReclaim>,
     calls: Vec<&'static str>,
     logs: Vec<(LogLevel, String)>,
     requests: Vec<Request>,
@@ -117,6 +130,8 @@ pub struct FakeHost {
     refuse_swapcache: Option<String>,
     refuse_page_lists: Option<String>,
     refuse_damon: Option<String>,
+    cgroups: BTreeMap<String, Vec<Cgroup>>,
+    cgroup_memory: Mutex<BTreeMap<String, CgroupMemory>>,
     recorded: Mutex<Recorded>,
 }
 
@@ -192,6 +207,32 @@ impl FakeHost {
     /// The DAMON schemes applied and not removed, in the order applied.
     pub fn damon_schemes(&self) -> Vec<AppliedScheme> {
         self.record().damon.clone()
+    }
+
+    /// Adds cgroup `path` with `memory` to what `cgroup-glob(task)` answers; a reclaim of
+    /// it lowers its usage (file pages first, then anonymous ones) as if all were taken.
+    pub fn with_cgroup(mut self, task: &str, path: &str, memory: CgroupMemory) -> FakeHost {
+        let list = self.cgroups.entry(task.to_string()).or_default();
+        list.push(Cgroup {
+            path: path.to_string(),
+            id: list.len() as u64 + 1,
+        });
+        list.sort();
+        self.set_cgroup_memory(path, memory);
+        self
+    }
+
+    /// Changes what `cgroup-memory(.., path)` answers from now on (pressure rising...).
+    pub fn set_cgroup_memory(&self, path: &str, memory: CgroupMemory) {
+        self.cgroup_memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(path.to_string(), memory);
+    }
+
+    /// The `cgroup-reclaim` calls accepted so far.
+    pub fn cgroup_reclaims(&self) -> Vec<CgroupReclaim> {
+        self.record().cgroup_reclaims.clone()
     }
 
     fn record(&self) -> std::sync::MutexGuard<'_, Recorded> {
@@ -409,6 +450,72 @@ impl Host for FakeHost {
         r.calls.push("damon-remove-scheme");
         r.damon.retain(|a| !(a.task == task && a.pid == pid));
         Ok(())
+    }
+
+    fn cgroup_glob(&self, task: &str) -> Result<Vec<Cgroup>, EngineError> {
+        self.record().calls.push("cgroup-glob");
+        self.cgroups
+            .get(task)
+            .cloned()
+            .ok_or_else(|| refuse(&format!("task `{task}`")))
+    }
+
+    fn cgroup_memory(&self, task: &str, cgroup: &str) -> Result<CgroupMemory, EngineError> {
+        self.record().calls.push("cgroup-memory");
+        self.task_cgroup(task, cgroup)?;
+        self.cgroup_memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(cgroup)
+            .copied()
+            .ok_or_else(|| refuse(&format!("cgroup `{cgroup}`")))
+    }
+
+    fn cgroup_reclaim(
+        &self,
+        task: &str,
+        cgroup: &str,
+        bytes: u64,
+    ) -> Result<CgroupReclaimed, EngineError> {
+        self.record().calls.push("cgroup-reclaim");
+        self.task_cgroup(task, cgroup)?;
+        if let Some(m) = self
+            .cgroup_memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(cgroup)
+        {
+            let take = bytes.min(m.usage);
+            let from_file = take.min(m.file);
+            m.file -= from_file;
+            m.anon -= (take - from_file).min(m.anon);
+            m.usage -= take;
+        }
+        self.record().cgroup_reclaims.push(CgroupReclaim {
+            task: task.to_string(),
+            cgroup: cgroup.to_string(),
+            bytes,
+        });
+        Ok(CgroupReclaimed {
+            requested: bytes,
+            reclaimed: bytes,
+            complete: true,
+            dry_run: false,
+        })
+    }
+}
+
+impl FakeHost {
+    fn task_cgroup(&self, task: &str, cgroup: &str) -> Result<(), EngineError> {
+        let ok = self
+            .cgroups
+            .get(task)
+            .is_some_and(|l| l.iter().any(|c| c.path == cgroup));
+        if ok {
+            Ok(())
+        } else {
+            Err(refuse(&format!("cgroup `{cgroup}` of task `{task}`")))
+        }
     }
 }
 

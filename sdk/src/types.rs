@@ -355,6 +355,57 @@ pub struct ProcessMemory {
     pub swap_kb: u64,
 }
 
+/// A memory cgroup matched by a task's `cg_dir` pattern (WIT `cgroup`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cgroup {
+    /// its path below the cgroup hierarchy's root, `/`-separated; what the other cgroup
+    /// calls take
+    pub path: String,
+    /// the inode of its directory: a cgroup deleted and made again gets another
+    pub id: u64,
+}
+
+/// Memory of one cgroup at the time of the call, in bytes (WIT `cgroup-memory`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CgroupMemory {
+    /// read from the unified (v2) hierarchy, else from cgroup v1
+    pub v2: bool,
+    /// memory in use (`memory.current`; v1 `memory.usage_in_bytes`)
+    pub usage: u64,
+    /// its limit (`memory.max`; v1 `memory.limit_in_bytes`); `u64::MAX` for none
+    pub limit: u64,
+    /// `memory.min` (0 when the kernel has none)
+    pub min: u64,
+    /// `memory.low` (0 when the kernel has none)
+    pub low: u64,
+    /// file pages (page cache)
+    pub file: u64,
+    /// anonymous pages
+    pub anon: u64,
+    /// swap limit (`memory.swap.max`; v1 `memory.memsw.limit_in_bytes`, memory plus swap);
+    /// `u64::MAX` for none, 0 when the kernel does not account swap
+    pub swap_limit: u64,
+    /// swap in use (`memory.swap.current`; v1 `memory.memsw.usage_in_bytes`)
+    pub swap_usage: u64,
+    /// memory pressure, `some avg10` of `memory.pressure`, percent
+    pub pressure_avg10: f64,
+    /// `some avg60`, percent
+    pub pressure_avg60: f64,
+}
+
+/// What a `cgroup-reclaim` call did (WIT `cgroup-reclaimed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CgroupReclaimed {
+    /// bytes written to `memory.reclaim` (after the host's bounds; 0 in a dry run)
+    pub requested: u64,
+    /// how much the cgroup's usage fell meanwhile (an estimate: others allocate too)
+    pub reclaimed: u64,
+    /// false when the kernel reclaimed less than asked (EAGAIN), or in a dry run
+    pub complete: bool,
+    /// the project is a dry run: nothing was written
+    pub dry_run: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,9 @@
 
 use crate::runtime::Runner;
 use crate::{
-    Action, DamonAttrs, DamonScheme, Engine, EngineError, Host, LogLevel, MemInfo, NodeMemory,
-    PageRun, PageSize, Params, Pid, ProcessMemory, Round, ScanResult, SystemFacts, TaskInfo, Vma,
+    Action, Cgroup, CgroupMemory, CgroupReclaimed, DamonAttrs, DamonScheme, Engine, EngineError,
+    Host, LogLevel, MemInfo, NodeMemory, PageRun, PageSize, Params, Pid, ProcessMemory, Round,
+    ScanResult, SystemFacts, TaskInfo, Vma,
 };
 use std::any::Any;
 use std::cell::RefCell;
@@ -373,5 +374,47 @@ impl Host for WitHost {
                 })
                 .collect(),
         }
+    }
+
+    fn cgroup_glob(&self, task: &str) -> Result<Vec<Cgroup>, EngineError> {
+        Ok(wit_host::cgroup_glob(task)?
+            .into_iter()
+            .map(|c| Cgroup {
+                path: c.path,
+                id: c.id,
+            })
+            .collect())
+    }
+
+    fn cgroup_memory(&self, task: &str, cgroup: &str) -> Result<CgroupMemory, EngineError> {
+        let m = wit_host::cgroup_memory(task, cgroup)?;
+        Ok(CgroupMemory {
+            v2: m.v2,
+            usage: m.usage,
+            limit: m.limit,
+            min: m.min,
+            low: m.low,
+            file: m.file,
+            anon: m.anon,
+            swap_limit: m.swap_limit,
+            swap_usage: m.swap_usage,
+            pressure_avg10: m.pressure_avg10,
+            pressure_avg60: m.pressure_avg60,
+        })
+    }
+
+    fn cgroup_reclaim(
+        &self,
+        task: &str,
+        cgroup: &str,
+        bytes: u64,
+    ) -> Result<CgroupReclaimed, EngineError> {
+        let r = wit_host::cgroup_reclaim(task, cgroup, bytes)?;
+        Ok(CgroupReclaimed {
+            requested: r.requested,
+            reclaimed: r.reclaimed,
+            complete: r.complete,
+            dry_run: r.dry_run,
+        })
     }
 }

@@ -81,6 +81,9 @@ fn host_imports_match_sdk_and_fake_host() {
         &etmem_sdk::DamonScheme::default(),
     );
     let _ = host.damon_remove_scheme("t", 1);
+    let _ = host.cgroup_glob("t");
+    let _ = host.cgroup_memory("t", "c");
+    let _ = host.cgroup_reclaim("t", "c", 4096);
     assert_eq!(host.calls(), contract::HOST_IMPORTS);
 }
 

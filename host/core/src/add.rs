@@ -362,7 +362,7 @@ pub(crate) fn plan(
         check_task_keys(t, engine_kind, &project.scan).map_err(inter)?;
         let max_threads = clamp_threads(t, kernel, &mut nr_cpus).map_err(inter)?;
         let fixed_pid = match scheduling {
-            Scheduling::PerTask | Scheduling::Region => None,
+            Scheduling::PerTask | Scheduling::Region | Scheduling::Cgroup => None,
             Scheduling::PerEngine => {
                 let pids = kernel
                     .resolve(&process_target(&t.target), false)
@@ -448,6 +448,7 @@ fn check_task_keys(t: &TaskConf, kind: &EngineKind, scan: &ScanConf) -> Result<(
             .map_err(|e| format!("key `Sock`: {e}")),
         (EngineKind::Cslide(_), TaskEngineConf::Cslide(_))
         | (EngineKind::Damon(_), TaskEngineConf::Damon)
+        | (EngineKind::Psi, TaskEngineConf::Psi(_))
         | (EngineKind::Thirdparty(_), TaskEngineConf::Thirdparty(_)) => Ok(()),
         (kind, keys) => {
             let keys_type = match keys {

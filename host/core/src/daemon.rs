@@ -209,6 +209,10 @@ impl DaemonHandle {
             };
             let sock = info.memdcd_sock().map(|r| r.map_err(|e| e.to_string()));
             cell.host.add_task(&info.name, sock);
+            if let etmem_config::TaskEngineConf::Psi(p) = &info.keys {
+                cell.host
+                    .set_task_cgroups(&info.name, &p.cg_dir, p.reclaim_max_bytes);
+            }
             let sdk = info.sdk();
             let params = info.params.clone();
             match cell.call(move |e, h| e.new_task(&sdk, &params, h)).await {

@@ -118,6 +118,9 @@ pub enum Scheduling {
     /// (main pid, no children, as C) as scan results without pages. The kernel's DAMON does
     /// the work, through `damon-apply-scheme`.
     Region,
+    /// One round loop per started task, every `interval`, with no process and no scan: the
+    /// engine works through the cgroup capabilities (psi).
+    Cgroup,
 }
 
 /// Builds a built-in engine instance from its params (already composed by the core) and
@@ -347,8 +350,21 @@ pub fn engine_params(conf: &EngineConf, project: &ProjectConf) -> Params {
     Params::from_pairs(pairs)
 }
 
-/// The `new-task` params of a task (see [`crate::plugin`]).
+/// The `new-task` params of a task (see [`crate::plugin`]). A psi task's keys go as the
+/// config layer read them (C's `strtoul` forms written in decimal, defaults filled in).
 pub fn task_params(conf: &TaskConf) -> Params {
+    if let TaskEngineConf::Psi(p) = &conf.engine_keys {
+        return Params::from_pairs([
+            ("pressure", p.pressure.to_string()),
+            ("reclaim_rate", p.reclaim_rate.to_string()),
+            ("reclaim_rate_max", p.reclaim_rate_max.to_string()),
+            ("reclaim_rate_min", p.reclaim_rate_min.to_string()),
+            ("limit_min_ratio", p.limit_min_ratio.to_string()),
+            ("limit_min_bytes", p.limit_min_bytes.to_string()),
+            ("reclaim_max_bytes", p.reclaim_max_bytes.to_string()),
+            ("cg_dir", p.cg_dir.clone()),
+        ]);
+    }
     conf.raw
         .iter()
         .filter(|(k, _)| !TASK_HOST_KEYS.contains(&k.as_str()))

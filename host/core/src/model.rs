@@ -14,7 +14,8 @@ use crate::plugin::ScanResult;
 use crate::plugin::{CallError, EngineInstance, HostRef, Params};
 use crate::round_cost::Moved;
 use crate::scheduler::{
-    RoundEnv, WorkingSet, spawn_engine_worker, spawn_region_rounds, spawn_task_rounds,
+    RoundEnv, WorkingSet, spawn_cgroup_rounds, spawn_engine_worker, spawn_region_rounds,
+    spawn_task_rounds,
 };
 use etmem_config::{EngineConf, ProjectConf, ScanConf};
 use etmem_kernel::track::{SCAN_IGN_HOST, SWAP_FLAG_NEEDS_IDLE_PAGES, VMA_SCAN_FLAG};
@@ -284,7 +285,13 @@ pub(crate) fn scan_params(scan: &ScanConf) -> Option<ScanParams> {
             interval: Duration::from_secs(interval.into()),
             sleep: Duration::from_secs(sleep.into()),
         }),
-        ScanConf::Region { .. } | ScanConf::Psi { .. } => None,
+        // a round every `interval`, no scan pass
+        ScanConf::Psi { interval } => Some(ScanParams {
+            loops: 0,
+            interval: Duration::from_secs(interval.into()),
+            sleep: Duration::ZERO,
+        }),
+        ScanConf::Region { .. } => None,
     }
 }
 
@@ -348,7 +355,7 @@ pub(crate) struct StartCtx<'a> {
     pub kernel: &'a Arc<dyn Kernel>,
     pub state: &'a Weak<Mutex<State>>,
     pub project: &'a ProjectConf,
-    /// the project's access tracker (page projects; a region project has none)
+    /// the project's access tracker (page projects; region and psi projects have none)
     pub tracker: Option<TrackerKind>,
 }
 
@@ -391,12 +398,16 @@ impl EngineObj {
             }
             return Ok(());
         }
-        let Some(tracker) = ctx.tracker else {
+        if self.scheduling == Scheduling::Cgroup
+            && !matches!(ctx.project.scan, ScanConf::Psi { .. })
+        {
             return Err(format!(
-                "project `{}` has no access tracker to run task `{}`",
-                ctx.project.name, info.name
+                "project `{}` has scan_type={}: engine `{}` needs scan_type=psi",
+                ctx.project.name,
+                ctx.project.scan.type_name(),
+                self.name
             ));
-        };
+        }
         let scan = scan_params(&ctx.project.scan).ok_or_else(|| {
             format!(
                 "project `{}` has scan_type={}: it has no page-scan rounds to run task `{}`",
@@ -405,12 +416,25 @@ impl EngineObj {
                 info.name
             )
         })?;
+        let tracker = match (self.scheduling, ctx.tracker) {
+            // a psi task scans nothing: no tracker
+            (Scheduling::Cgroup, _) => None,
+            (_, Some(t)) => Some(t),
+            (_, None) => {
+                return Err(format!(
+                    "project `{}` has no access tracker to run task `{}`",
+                    ctx.project.name, info.name
+                ));
+            }
+        };
         // the etmem_scan flags: what the project's tracker cannot honour is said now
         let flags = crate::scheduler::scan_flags(&info);
-        if tracker != TrackerKind::IdlePages {
+        if let Some(t) = tracker
+            && t != TrackerKind::IdlePages
+        {
             if flags.vma & VMA_SCAN_FLAG != 0 {
                 return Err(format!(
-                    "the access tracker is {tracker}: {SWAP_FLAG_NEEDS_IDLE_PAGES}"
+                    "the access tracker is {t}: {SWAP_FLAG_NEEDS_IDLE_PAGES}"
                 ));
             }
             if flags.scan & SCAN_IGN_HOST != 0 {
@@ -420,7 +444,7 @@ impl EngineObj {
                      hotter, none colder)",
                     ctx.project.name,
                     info.name,
-                    tracker
+                    t
                 );
             }
         }
@@ -434,6 +458,7 @@ impl EngineObj {
         };
         let runner = match self.scheduling {
             Scheduling::PerTask | Scheduling::Region => Some(spawn_task_rounds(env, info.clone())),
+            Scheduling::Cgroup => Some(spawn_cgroup_rounds(env, info.clone())),
             Scheduling::PerEngine => {
                 self.working
                     .lock()

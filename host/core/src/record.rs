@@ -355,6 +355,20 @@ impl Host for RecordingHost {
     fn damon_remove_scheme(&self, task: &str, pid: Pid) -> Result<(), SdkError> {
         self.inner.damon_remove_scheme(task, pid)
     }
+    fn cgroup_glob(&self, task: &str) -> Result<Vec<etmem_sdk::Cgroup>, SdkError> {
+        self.inner.cgroup_glob(task)
+    }
+    fn cgroup_memory(&self, task: &str, cgroup: &str) -> Result<etmem_sdk::CgroupMemory, SdkError> {
+        self.inner.cgroup_memory(task, cgroup)
+    }
+    fn cgroup_reclaim(
+        &self,
+        task: &str,
+        cgroup: &str,
+        bytes: u64,
+    ) -> Result<etmem_sdk::CgroupReclaimed, SdkError> {
+        self.inner.cgroup_reclaim(task, cgroup, bytes)
+    }
 }
 
 /// Appends the rounds of one task to its file, up to its number of rounds.

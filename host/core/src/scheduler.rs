@@ -55,7 +55,8 @@ pub(crate) struct RoundEnv {
     pub state: Weak<Mutex<State>>,
     pub cell: Arc<EngineCell>,
     pub scan: ScanParams,
-    pub tracker: TrackerKind,
+    /// `None` for cgroup scheduling (no scan)
+    pub tracker: Option<TrackerKind>,
     pub scheduling: Scheduling,
 }
 
@@ -200,7 +201,10 @@ async fn prepare(
     let kernel = env.kernel.clone();
     let filter = vma_filter(&task, env.scheduling);
     let flags = scan_flags(&task);
-    let tracker = env.tracker;
+    let Some(tracker) = env.tracker else {
+        tracing::warn!("{w}: round skipped: the project has no access tracker");
+        return None;
+    };
     let pass_window = env.scan.sleep;
     let w2 = w.clone();
     let r = tokio::task::spawn_blocking(move || {
@@ -770,7 +774,7 @@ pub(crate) fn spawn_region_rounds(
                             interval: REGION_PERIOD,
                             sleep: Duration::ZERO,
                         },
-                        tracker: TrackerKind::Damon,
+                        tracker: None,
                         scheduling: Scheduling::Region,
                     };
                     act(&env, &task, actions, &mut cost).await;
@@ -788,6 +792,26 @@ pub(crate) fn spawn_region_rounds(
                         failing = Some(e);
                     }
                 }
+            }
+        }
+    })
+}
+
+/// Spawns the round loop of one started cgroup task (psi): every `interval` (end to
+/// start), `plan` with no process and no scan; the engine reclaims through the cgroup
+/// capabilities, which the host checks and carries out.
+pub(crate) fn spawn_cgroup_rounds(env: RoundEnv, task: Arc<TaskInfo>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut round = 0u64;
+        loop {
+            sleep(env.scan.interval).await;
+            if env.cell.failure().is_some() {
+                return;
+            }
+            round += 1;
+            publish(&env, &task, Vec::new(), Vec::new());
+            if !plan_and_act(&env, &task, round, Vec::new(), RoundCost::default()).await {
+                return;
             }
         }
     })

@@ -165,7 +165,7 @@ async fn run(opts: Options, notifier: Option<systemd::ReadyNotifier>) -> ExitCod
     ExitCode::SUCCESS
 }
 
-/// The engines this etmemd knows: the first-party `slide` and `cslide` compiled in, and the
+/// The engines this etmemd knows: the first-party `slide`, `cslide` and `psi` compiled in, and the
 /// loaders of third-party engine files. `ETMEMD_FETCH_DIR` overrides the directory where a
 /// relative `libname` is looked up (default `/usr/lib/etmem_fetch`), for tests and staging.
 fn engine_registry() -> etmem_host::EngineRegistry {
@@ -175,6 +175,7 @@ fn engine_registry() -> etmem_host::EngineRegistry {
     registry.register_builtin::<etmem_plugin_cslide::Cslide>("cslide", Scheduling::PerEngine);
     registry.register_builtin::<etmem_plugin_memdcd::Memdcd>("memdcd", Scheduling::PerTask);
     registry.register_builtin::<etmem_plugin_damon::Damon>("damon", Scheduling::Region);
+    registry.register_builtin::<etmem_plugin_psi::Psi>("psi", Scheduling::Cgroup);
     registry.add_loader(std::sync::Arc::new(
         etmem_host::plugin::native::NativeLoader::new(),
     ));

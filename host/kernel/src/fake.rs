@@ -97,6 +97,13 @@ pub enum RecordedCall {
         /// number of pages asked about
         pages: usize,
     },
+    /// [`Kernel::cgroup_reclaim`]
+    CgroupReclaim {
+        /// the cgroup's path
+        path: String,
+        /// bytes asked for
+        bytes: u64,
+    },
     /// [`Kernel::reclaim_swapcache`]
     ReclaimSwapcache {
         /// the pid whose `swap_pages` carried the ioctls
@@ -169,6 +176,122 @@ impl FakeProcess {
         });
         self
     }
+}
+
+/// A memory cgroup to lay out under the fake sys root, in bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeCgroup {
+    /// path below the hierarchy's root
+    pub path: String,
+    /// usage
+    pub usage: u64,
+    /// limit (`None`: `max`, or v1's unlimited 9223372036854771712)
+    pub limit: Option<u64>,
+    /// `memory.min`
+    pub min: u64,
+    /// `memory.low`
+    pub low: u64,
+    /// file pages
+    pub file: u64,
+    /// anonymous pages
+    pub anon: u64,
+    /// swap limit (v1: memory+swap limit); `None`: unlimited
+    pub swap_limit: Option<u64>,
+    /// swap usage (v1: memory+swap usage)
+    pub swap_usage: u64,
+    /// `some avg10`
+    pub avg10: f64,
+    /// `some avg60`
+    pub avg60: f64,
+}
+
+impl FakeCgroup {
+    /// A cgroup at `path` using `file + anon` bytes, no limits, no pressure.
+    pub fn new(path: &str, file: u64, anon: u64) -> FakeCgroup {
+        FakeCgroup {
+            path: path.to_string(),
+            usage: file + anon,
+            limit: None,
+            min: 0,
+            low: 0,
+            file,
+            anon,
+            swap_limit: None,
+            swap_usage: 0,
+            avg10: 0.0,
+            avg60: 0.0,
+        }
+    }
+}
+
+/// Writes `cg` under the sys root `sys` in the layout of `v` (v2: the unified tree with
+/// `cgroup.controllers`; v1: the `memory` and `cpuacct` hierarchies), with an empty
+/// `memory.reclaim`.
+pub fn write_fake_cgroup(sys: &Path, v: crate::CgroupVersion, cg: &FakeCgroup) -> io::Result<()> {
+    let root = sys.join("fs/cgroup");
+    let psi = format!(
+        "some avg10={:.2} avg60={:.2} avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+        cg.avg10, cg.avg60
+    );
+    match v {
+        crate::CgroupVersion::V2 => {
+            write(
+                &root.join("cgroup.controllers"),
+                "cpuset cpu io memory pids\n",
+            )?;
+            let d = root.join(&cg.path);
+            let lim = |l: Option<u64>| l.map_or("max\n".to_string(), |x| format!("{x}\n"));
+            write(&d.join("memory.current"), format!("{}\n", cg.usage))?;
+            write(&d.join("memory.max"), lim(cg.limit))?;
+            write(&d.join("memory.min"), format!("{}\n", cg.min))?;
+            write(&d.join("memory.low"), format!("{}\n", cg.low))?;
+            write(
+                &d.join("memory.stat"),
+                format!("anon {}\nfile {}\nkernel 0\n", cg.anon, cg.file),
+            )?;
+            write(&d.join("memory.swap.max"), lim(cg.swap_limit))?;
+            write(
+                &d.join("memory.swap.current"),
+                format!("{}\n", cg.swap_usage),
+            )?;
+            write(&d.join("memory.pressure"), psi)?;
+            write(&d.join("memory.reclaim"), "")?;
+        }
+        crate::CgroupVersion::V1 => {
+            const UNLIMITED: u64 = 9_223_372_036_854_771_712;
+            let m = root.join("memory").join(&cg.path);
+            let c = root.join("cpuacct").join(&cg.path);
+            write(&root.join("cpuacct/memory.pressure"), psi.clone())?;
+            write(&c.join("memory.pressure"), psi)?;
+            write(&m.join("memory.usage_in_bytes"), format!("{}\n", cg.usage))?;
+            write(
+                &m.join("memory.limit_in_bytes"),
+                format!("{}\n", cg.limit.unwrap_or(UNLIMITED)),
+            )?;
+            write(&m.join("memory.min"), format!("{}\n", cg.min))?;
+            write(&m.join("memory.low"), format!("{}\n", cg.low))?;
+            let (fi, fa) = (cg.file / 2, cg.file - cg.file / 2);
+            let (ai, aa) = (cg.anon / 2, cg.anon - cg.anon / 2);
+            write(
+                &m.join("memory.stat"),
+                format!(
+                    "cache {}\nrss {}\ntotal_inactive_anon {ai}\ntotal_active_anon {aa}\n\
+                     total_inactive_file {fi}\ntotal_active_file {fa}\n",
+                    cg.file, cg.anon
+                ),
+            )?;
+            write(
+                &m.join("memory.memsw.limit_in_bytes"),
+                format!("{}\n", cg.swap_limit.unwrap_or(UNLIMITED)),
+            )?;
+            write(
+                &m.join("memory.memsw.usage_in_bytes"),
+                format!("{}\n", cg.swap_usage),
+            )?;
+            write(&m.join("memory.reclaim"), "")?;
+        }
+    }
+    Ok(())
 }
 
 /// A state for a pre-existing kdamond in the fake DAMON tree.
@@ -253,6 +376,11 @@ impl FakeKernel {
     /// `swap_pages` into the tree).
     pub fn linux(&self) -> &LinuxKernel {
         &self.inner
+    }
+
+    /// Lays out memory cgroup `cg` in the layout of `v` (see [`write_fake_cgroup`]).
+    pub fn add_cgroup(&self, v: crate::CgroupVersion, cg: &FakeCgroup) -> io::Result<()> {
+        write_fake_cgroup(self.sys_root(), v, cg)
     }
 
     /// The fake `/proc`.
@@ -772,5 +900,45 @@ impl Kernel for FakeKernel {
             }),
             None => self.inner.unix_exchange(addr, request, reply_max),
         }
+    }
+
+    fn cgroup_version(&self) -> Result<crate::CgroupVersion, KernelError> {
+        self.inner.cgroup_version()
+    }
+
+    fn cgroup_glob(&self, pattern: &str) -> Result<Vec<crate::Cgroup>, KernelError> {
+        self.inner.cgroup_glob(pattern)
+    }
+
+    fn cgroup_memory(&self, path: &str) -> Result<crate::CgroupMemory, KernelError> {
+        self.inner.cgroup_memory(path)
+    }
+
+    /// Recorded, and the cgroup's usage in the tree lowered by `bytes` (file pages first),
+    /// as if the kernel had reclaimed them all; the cgroup must exist.
+    fn cgroup_reclaim(&self, path: &str, bytes: u64) -> Result<bool, KernelError> {
+        let v = self.inner.cgroup_version()?;
+        let m = self.inner.cgroup_memory(path)?;
+        self.record(RecordedCall::CgroupReclaim {
+            path: path.to_string(),
+            bytes,
+        });
+        let mut cg = FakeCgroup::new(path, m.file, m.anon);
+        let from_file = bytes.min(m.file);
+        cg.file = m.file - from_file;
+        cg.anon = m.anon - (bytes - from_file).min(m.anon);
+        cg.usage = m.usage.saturating_sub(bytes);
+        cg.limit = (m.limit < (1 << 62)).then_some(m.limit);
+        cg.min = m.min;
+        cg.low = m.low;
+        cg.swap_limit = (m.swap_limit < (1 << 62)).then_some(m.swap_limit);
+        cg.swap_usage = m.swap_usage;
+        cg.avg10 = m.pressure_avg10;
+        cg.avg60 = m.pressure_avg60;
+        write_fake_cgroup(self.sys_root(), v, &cg).map_err(|source| KernelError::Read {
+            path: self.sys_root().join("fs/cgroup").join(path),
+            source,
+        })?;
+        Ok(true)
     }
 }

@@ -414,6 +414,29 @@ impl Kernel for FaultyKernel {
         }
         self.fake.unix_exchange(addr, request, reply_max)
     }
+
+    fn cgroup_version(&self) -> Result<crate::CgroupVersion, KernelError> {
+        let _call = self.enter();
+        self.fake.cgroup_version()
+    }
+
+    fn cgroup_glob(&self, pattern: &str) -> Result<Vec<crate::Cgroup>, KernelError> {
+        let _call = self.enter();
+        self.read_error("cgroup_glob", "/sys/fs/cgroup")?;
+        self.fake.cgroup_glob(pattern)
+    }
+
+    fn cgroup_memory(&self, path: &str) -> Result<crate::CgroupMemory, KernelError> {
+        let _call = self.enter();
+        self.read_error("cgroup_memory", "/sys/fs/cgroup")?;
+        self.fake.cgroup_memory(path)
+    }
+
+    fn cgroup_reclaim(&self, path: &str, bytes: u64) -> Result<bool, KernelError> {
+        let _call = self.enter();
+        self.read_error("cgroup_reclaim", "/sys/fs/cgroup")?;
+        self.fake.cgroup_reclaim(path, bytes)
+    }
 }
 
 /// A tracker whose start, passes and stop fail now and then (see [`FaultyKernel`]).

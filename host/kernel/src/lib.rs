@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod actions;
+pub mod cgroup;
 pub mod fake;
 pub mod fault;
 #[doc(hidden)]
@@ -26,7 +27,10 @@ pub use access::{AccessMap, PageAccess};
 pub use actions::{
     ActionReport, FailReason, PageActionError, PageNode, PageRef, SwapMethod, SwapcacheWmark,
 };
-pub use fake::{FakeKernel, FakeProcess, MigrateCall, RecordedCall, SwapCall};
+pub use cgroup::{Cgroup, CgroupError, CgroupMemory, CgroupVersion};
+pub use fake::{
+    FakeCgroup, FakeKernel, FakeProcess, MigrateCall, RecordedCall, SwapCall, write_fake_cgroup,
+};
 pub use fault::{FaultyKernel, Injected};
 pub use linux::LinuxKernel;
 pub use parse::idle_pages::PageSizes;
@@ -76,6 +80,9 @@ pub enum KernelError {
     /// A held process exited or was replaced.
     #[error(transparent)]
     Process(#[from] ProcessError),
+    /// A memory cgroup could not be found, read or written.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
 }
 
 impl KernelError {
@@ -184,4 +191,31 @@ pub trait Kernel: Send + Sync + std::fmt::Debug {
 
     /// Why [`Kernel::damon_apply_scheme`] cannot work here, without writing anything.
     fn damon_scheme_availability(&self) -> Result<(), String>;
+
+    /// The cgroup hierarchy the memory controller is on (spec §5.7: v1 as openEuler has it,
+    /// or the unified v2 hierarchy). The default: none.
+    fn cgroup_version(&self) -> Result<CgroupVersion, KernelError> {
+        Err(CgroupError::Unavailable("this kernel layer offers no cgroups".into()).into())
+    }
+
+    /// The cgroups a task's `cg_dir` pattern matches (glob(3) with braces, relative to the
+    /// hierarchy's root, never leaving it), sorted by path.
+    fn cgroup_glob(&self, pattern: &str) -> Result<Vec<Cgroup>, KernelError> {
+        let _ = pattern;
+        Err(CgroupError::Unavailable("this kernel layer offers no cgroups".into()).into())
+    }
+
+    /// The memory figures and memory pressure of the cgroup at `path` (a path
+    /// [`Kernel::cgroup_glob`] returned).
+    fn cgroup_memory(&self, path: &str) -> Result<CgroupMemory, KernelError> {
+        let _ = path;
+        Err(CgroupError::Unavailable("this kernel layer offers no cgroups".into()).into())
+    }
+
+    /// Writes `bytes` to the cgroup's `memory.reclaim`; `Ok(false)` when the kernel
+    /// reclaimed less than asked (EAGAIN).
+    fn cgroup_reclaim(&self, path: &str, bytes: u64) -> Result<bool, KernelError> {
+        let _ = (path, bytes);
+        Err(CgroupError::Unavailable("this kernel layer offers no cgroups".into()).into())
+    }
 }

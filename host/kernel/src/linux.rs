@@ -398,6 +398,25 @@ impl Kernel for LinuxKernel {
     ) -> Result<Vec<u8>, crate::UnixError> {
         crate::unix::exchange(addr, request, reply_max, crate::unix::EXCHANGE_TIMEOUT)
     }
+
+    fn cgroup_version(&self) -> Result<crate::CgroupVersion, KernelError> {
+        Ok(crate::cgroup::detect(&self.sys_root)?)
+    }
+
+    fn cgroup_glob(&self, pattern: &str) -> Result<Vec<crate::Cgroup>, KernelError> {
+        let v = crate::cgroup::detect(&self.sys_root)?;
+        Ok(crate::cgroup::glob(&self.sys_root, v, pattern)?)
+    }
+
+    fn cgroup_memory(&self, path: &str) -> Result<crate::CgroupMemory, KernelError> {
+        let v = crate::cgroup::detect(&self.sys_root)?;
+        Ok(crate::cgroup::memory(&self.sys_root, v, path)?)
+    }
+
+    fn cgroup_reclaim(&self, path: &str, bytes: u64) -> Result<bool, KernelError> {
+        let v = crate::cgroup::detect(&self.sys_root)?;
+        Ok(crate::cgroup::reclaim(&self.sys_root, v, path, bytes)?)
+    }
 }
 
 /// Why swap cache reclaim is missing on a kernel without `/proc/PID/swap_pages`.

@@ -208,6 +208,13 @@ pub fn probe(k: &LinuxKernel) -> ProbeReport {
             Err("no active swap device in /proc/swaps: swap-out has nowhere to go".into())
         },
     });
+    // the psi engine: proactive reclaim of memory cgroups, driven by their pressure
+    actions.push(Capability {
+        name: "cgroup reclaim".into(),
+        status: crate::cgroup::availability(k.proc_root(), k.sys_root())
+            .map(|_| ())
+            .and_then(|()| not_root(Ok(()))),
+    });
     let not_live = || Err("not checked: not the live kernel".into());
     let aids = vec![
         Capability {

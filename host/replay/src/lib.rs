@@ -258,6 +258,30 @@ impl Host for ReplayHost {
             .push(format!("damon-remove-scheme task `{task}` pid {pid}"));
         Ok(())
     }
+    fn cgroup_glob(&self, task: &str) -> Result<Vec<etmem_sdk::Cgroup>, SdkError> {
+        Err(not_recorded(&format!("cgroup-glob of task `{task}`")))
+    }
+    fn cgroup_memory(&self, task: &str, cgroup: &str) -> Result<etmem_sdk::CgroupMemory, SdkError> {
+        Err(not_recorded(&format!(
+            "cgroup-memory of cgroup `{cgroup}` of task `{task}`"
+        )))
+    }
+    fn cgroup_reclaim(
+        &self,
+        task: &str,
+        cgroup: &str,
+        bytes: u64,
+    ) -> Result<etmem_sdk::CgroupReclaimed, SdkError> {
+        self.data().requests.push(format!(
+            "cgroup-reclaim task `{task}` cgroup `{cgroup}`: {bytes} byte(s)"
+        ));
+        Ok(etmem_sdk::CgroupReclaimed {
+            requested: bytes,
+            reclaimed: 0,
+            complete: false,
+            dry_run: true,
+        })
+    }
 }
 
 /// The engine's name in messages and its `ops_name` for a file.

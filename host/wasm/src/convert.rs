@@ -175,3 +175,35 @@ impl From<EngineError> for wit::EngineError {
         }
     }
 }
+
+pub(crate) fn cgroup(c: etmem_sdk::Cgroup) -> wit::Cgroup {
+    wit::Cgroup {
+        path: c.path,
+        id: c.id,
+    }
+}
+
+pub(crate) fn cgroup_memory(m: etmem_sdk::CgroupMemory) -> wit::CgroupStats {
+    wit::CgroupStats {
+        v2: m.v2,
+        usage: m.usage,
+        limit: m.limit,
+        min: m.min,
+        low: m.low,
+        file: m.file,
+        anon: m.anon,
+        swap_limit: m.swap_limit,
+        swap_usage: m.swap_usage,
+        pressure_avg10: m.pressure_avg10,
+        pressure_avg60: m.pressure_avg60,
+    }
+}
+
+pub(crate) fn cgroup_reclaimed(r: etmem_sdk::CgroupReclaimed) -> wit::CgroupReclaimed {
+    wit::CgroupReclaimed {
+        requested: r.requested,
+        reclaimed: r.reclaimed,
+        complete: r.complete,
+        dry_run: r.dry_run,
+    }
+}

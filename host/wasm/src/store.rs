@@ -183,4 +183,34 @@ impl bindings::etmem::engine::host::Host for StoreState {
     fn damon_remove_scheme(&mut self, task: String, pid: u32) -> Result<(), wit::EngineError> {
         Ok(self.host()?.damon_remove_scheme(&task, pid)?)
     }
+
+    fn cgroup_glob(&mut self, task: String) -> Result<Vec<wit::Cgroup>, wit::EngineError> {
+        Ok(self
+            .host()?
+            .cgroup_glob(&task)?
+            .into_iter()
+            .map(convert::cgroup)
+            .collect())
+    }
+
+    fn cgroup_memory(
+        &mut self,
+        task: String,
+        cgroup: String,
+    ) -> Result<wit::CgroupStats, wit::EngineError> {
+        Ok(convert::cgroup_memory(
+            self.host()?.cgroup_memory(&task, &cgroup)?,
+        ))
+    }
+
+    fn cgroup_reclaim(
+        &mut self,
+        task: String,
+        cgroup: String,
+        bytes: u64,
+    ) -> Result<wit::CgroupReclaimed, wit::EngineError> {
+        Ok(convert::cgroup_reclaimed(
+            self.host()?.cgroup_reclaim(&task, &cgroup, bytes)?,
+        ))
+    }
 }

@@ -5,12 +5,13 @@
 //! (no defaults, no validation beyond what the SDK constructors already do).
 
 use super::types::{
-    RAction, RDamonAttrs, RDamonScheme, REngineError, RLogLevel, RMemInfo, RNodeMemory, RPageRun,
-    RParam, RScanResult, RSystemFacts, RTaskInfo, RVma, RVmaFlags,
+    RAction, RCgroup, RCgroupMemory, RCgroupReclaimed, RDamonAttrs, RDamonScheme, REngineError,
+    RLogLevel, RMemInfo, RNodeMemory, RPageRun, RParam, RScanResult, RSystemFacts, RTaskInfo, RVma,
+    RVmaFlags,
 };
 use crate::{
-    Action, DamonAttrs, DamonScheme, EngineError, LogLevel, MemInfo, NodeMemory, PageRun, PageSize,
-    Params, ScanResult, SystemFacts, TaskInfo, Vma,
+    Action, Cgroup, CgroupMemory, CgroupReclaimed, DamonAttrs, DamonScheme, EngineError, LogLevel,
+    MemInfo, NodeMemory, PageRun, PageSize, Params, ScanResult, SystemFacts, TaskInfo, Vma,
 };
 use abi_stable::std_types::{RSlice, RString, RVec, Tuple2};
 
@@ -362,4 +363,80 @@ pub fn params_to(params: &Params) -> RVec<RParam> {
         .iter()
         .map(|(k, v)| Tuple2(k.as_str().into(), v.as_str().into()))
         .collect()
+}
+
+impl From<&Cgroup> for RCgroup {
+    fn from(c: &Cgroup) -> RCgroup {
+        RCgroup {
+            path: c.path.as_str().into(),
+            id: c.id,
+        }
+    }
+}
+
+impl From<RCgroup> for Cgroup {
+    fn from(c: RCgroup) -> Cgroup {
+        Cgroup {
+            path: c.path.into(),
+            id: c.id,
+        }
+    }
+}
+
+impl From<CgroupMemory> for RCgroupMemory {
+    fn from(m: CgroupMemory) -> RCgroupMemory {
+        RCgroupMemory {
+            v2: m.v2,
+            usage: m.usage,
+            limit: m.limit,
+            min: m.min,
+            low: m.low,
+            file: m.file,
+            anon: m.anon,
+            swap_limit: m.swap_limit,
+            swap_usage: m.swap_usage,
+            pressure_avg10: m.pressure_avg10,
+            pressure_avg60: m.pressure_avg60,
+        }
+    }
+}
+
+impl From<RCgroupMemory> for CgroupMemory {
+    fn from(m: RCgroupMemory) -> CgroupMemory {
+        CgroupMemory {
+            v2: m.v2,
+            usage: m.usage,
+            limit: m.limit,
+            min: m.min,
+            low: m.low,
+            file: m.file,
+            anon: m.anon,
+            swap_limit: m.swap_limit,
+            swap_usage: m.swap_usage,
+            pressure_avg10: m.pressure_avg10,
+            pressure_avg60: m.pressure_avg60,
+        }
+    }
+}
+
+impl From<CgroupReclaimed> for RCgroupReclaimed {
+    fn from(r: CgroupReclaimed) -> RCgroupReclaimed {
+        RCgroupReclaimed {
+            requested: r.requested,
+            reclaimed: r.reclaimed,
+            complete: r.complete,
+            dry_run: r.dry_run,
+        }
+    }
+}
+
+impl From<RCgroupReclaimed> for CgroupReclaimed {
+    fn from(r: RCgroupReclaimed) -> CgroupReclaimed {
+        CgroupReclaimed {
+            requested: r.requested,
+            reclaimed: r.reclaimed,
+            complete: r.complete,
+            dry_run: r.dry_run,
+        }
+    }
 }

@@ -199,6 +199,44 @@ pub struct RDamonScheme {
     pub action: RString,
 }
 
+/// `cgroup`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq, Default)]
+#[allow(missing_docs)]
+pub struct RCgroup {
+    pub path: RString,
+    pub id: u64,
+}
+
+/// `cgroup-memory`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Default)]
+#[allow(missing_docs)]
+pub struct RCgroupMemory {
+    pub v2: bool,
+    pub usage: u64,
+    pub limit: u64,
+    pub min: u64,
+    pub low: u64,
+    pub file: u64,
+    pub anon: u64,
+    pub swap_limit: u64,
+    pub swap_usage: u64,
+    pub pressure_avg10: f64,
+    pub pressure_avg60: f64,
+}
+
+/// `cgroup-reclaimed`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[allow(missing_docs)]
+pub struct RCgroupReclaimed {
+    pub requested: u64,
+    pub reclaimed: u64,
+    pub complete: bool,
+    pub dry_run: bool,
+}
+
 /// The WIT `host` interface as an abi_stable trait object; the daemon implements it and
 /// passes `HostApi_TO::from_ptr(RRef::new(&impl), TD_Opaque)` (see [`RHost`]) to every
 /// entry point.
@@ -270,6 +308,21 @@ pub trait HostApi {
     ) -> RResult<(), REngineError>;
     /// `damon-remove-scheme` (appended)
     fn damon_remove_scheme(&self, task: RStr<'_>, pid: u32) -> RResult<(), REngineError>;
+    /// `cgroup-glob` (appended)
+    fn cgroup_glob(&self, task: RStr<'_>) -> RResult<RVec<RCgroup>, REngineError>;
+    /// `cgroup-memory` (appended)
+    fn cgroup_memory(
+        &self,
+        task: RStr<'_>,
+        cgroup: RStr<'_>,
+    ) -> RResult<RCgroupMemory, REngineError>;
+    /// `cgroup-reclaim` (appended)
+    fn cgroup_reclaim(
+        &self,
+        task: RStr<'_>,
+        cgroup: RStr<'_>,
+        bytes: u64,
+    ) -> RResult<RCgroupReclaimed, REngineError>;
 }
 
 /// The host object handed to every entry point.

@@ -20,8 +20,8 @@
 //! ```
 
 use crate::native::{
-    HostApi, HostApi_TO, RDamonAttrs, RDamonScheme, REngineError, RHost, RLogLevel, RProcessMemory,
-    RScanResult, RSystemFacts, RVma, RVmaFlags,
+    HostApi, HostApi_TO, RCgroup, RCgroupMemory, RCgroupReclaimed, RDamonAttrs, RDamonScheme,
+    REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts, RVma, RVmaFlags,
 };
 use crate::{EngineError, Host, ScanResult};
 use abi_stable::sabi_trait::TD_Opaque;
@@ -159,6 +159,13 @@ impl HostApi for NativeHost<'_> {
         }
     }
 
+    fn cgroup_glob(&self, task: RStr<'_>) -> RResult<RVec<RCgroup>, REngineError> {
+        match self.0.cgroup_glob(task.as_str()) {
+            Ok(v) => RResult::ROk(v.iter().map(RCgroup::from).collect()),
+            Err(e) => RResult::RErr(e.into()),
+        }
+    }
+
     fn damon_apply_scheme(
         &self,
         task: RStr<'_>,
@@ -174,6 +181,23 @@ impl HostApi for NativeHost<'_> {
 
     fn damon_remove_scheme(&self, task: RStr<'_>, pid: u32) -> RResult<(), REngineError> {
         native(self.0.damon_remove_scheme(task.as_str(), pid))
+    }
+
+    fn cgroup_memory(
+        &self,
+        task: RStr<'_>,
+        cgroup: RStr<'_>,
+    ) -> RResult<RCgroupMemory, REngineError> {
+        native(self.0.cgroup_memory(task.as_str(), cgroup.as_str()))
+    }
+
+    fn cgroup_reclaim(
+        &self,
+        task: RStr<'_>,
+        cgroup: RStr<'_>,
+        bytes: u64,
+    ) -> RResult<RCgroupReclaimed, REngineError> {
+        native(self.0.cgroup_reclaim(task.as_str(), cgroup.as_str(), bytes))
     }
 }
 

@@ -520,3 +520,64 @@ fn smaps_vmas_carry_their_flags_and_filter_on_them() {
     assert!(host.task_vmas("t", 7).expect("maps")[0].vm_flags.is_empty());
     assert!(host.task_smaps_vmas("t", 8, &["us"]).is_err());
 }
+
+#[test]
+fn cgroup_calls_stay_inside_the_tasks_glob_bound_the_bytes_and_honour_dry_run() {
+    use etmem_kernel::{CgroupVersion, FakeCgroup, FakeKernel, RecordedCall};
+    for v in [CgroupVersion::V1, CgroupVersion::V2] {
+        let fake = Arc::new(FakeKernel::new().expect("fake"));
+        for p in ["batch/a", "batch/b", "other"] {
+            fake.add_cgroup(v, &FakeCgroup::new(p, 64 << 20, 0))
+                .expect("cgroup");
+        }
+        let host = EngineHost::new("p", "psi", fake.clone(), None, false);
+        host.add_task("t", None);
+        // no cg_dir: refused
+        assert!(host.cgroup_glob("t").is_err());
+        host.set_task_cgroups("t", "batch/*", 10 << 20);
+        // nothing named before a glob
+        assert!(host.cgroup_memory("t", "batch/a").is_err());
+        let found: Vec<String> = host
+            .cgroup_glob("t")
+            .expect("glob")
+            .into_iter()
+            .map(|c| c.path)
+            .collect();
+        assert_eq!(found, ["batch/a", "batch/b"]);
+        let m = host.cgroup_memory("t", "batch/a").expect("memory");
+        assert_eq!(
+            (m.usage, m.file, m.v2),
+            (64 << 20, 64 << 20, v == CgroupVersion::V2)
+        );
+        // a cgroup outside the task's glob: refused, nothing written
+        assert!(host.cgroup_memory("t", "other").is_err());
+        assert!(host.cgroup_reclaim("t", "other", 4096).is_err());
+        assert!(host.cgroup_reclaim("t", "../other", 4096).is_err());
+        // bounded by reclaim_max_bytes, in whole pages
+        let r = host
+            .cgroup_reclaim("t", "batch/a", (50 << 20) + 123)
+            .expect("reclaim");
+        assert_eq!(
+            (r.requested, r.reclaimed, r.complete),
+            (10 << 20, 10 << 20, true)
+        );
+        let r = host.cgroup_reclaim("t", "batch/b", 4095).expect("tiny");
+        assert_eq!(r.requested, 0);
+        assert_eq!(
+            fake.calls(),
+            vec![RecordedCall::CgroupReclaim {
+                path: "batch/a".into(),
+                bytes: 10 << 20
+            }]
+        );
+        // a dry run checks, reports, and writes nothing
+        let dry = EngineHost::new("p", "psi", fake.clone(), None, true);
+        dry.add_task("t", None);
+        dry.set_task_cgroups("t", "{other}", 1 << 30);
+        dry.cgroup_glob("t").expect("glob");
+        let r = dry.cgroup_reclaim("t", "other", 1 << 20).expect("dry");
+        assert!(r.dry_run && !r.complete);
+        assert_eq!(r.requested, 1 << 20);
+        assert_eq!(fake.calls().len(), 1);
+    }
+}

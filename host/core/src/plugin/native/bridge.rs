@@ -9,8 +9,8 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 use etmem_sdk::native::{
-    HostApi, HostApi_TO, RDamonAttrs, RDamonScheme, REngineError, RHost, RLogLevel, RProcessMemory,
-    RScanResult, RSystemFacts, RVma, RVmaFlags,
+    HostApi, HostApi_TO, RCgroup, RCgroupMemory, RCgroupReclaimed, RDamonAttrs, RDamonScheme,
+    REngineError, RHost, RLogLevel, RProcessMemory, RScanResult, RSystemFacts, RVma, RVmaFlags,
 };
 use etmem_sdk::{EngineError, Host, LogLevel, ScanResult, SystemFacts};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -172,6 +172,39 @@ impl HostApi for HostBridge<'_> {
     fn damon_remove_scheme(&self, task: RStr<'_>, pid: u32) -> RResult<(), REngineError> {
         guarded("damon-remove-scheme", || {
             self.0.damon_remove_scheme(task.as_str(), pid)
+        })
+    }
+
+    fn cgroup_glob(&self, task: RStr<'_>) -> RResult<RVec<RCgroup>, REngineError> {
+        guarded("cgroup-glob", || {
+            self.0
+                .cgroup_glob(task.as_str())
+                .map(|v| v.iter().map(RCgroup::from).collect())
+        })
+    }
+
+    fn cgroup_memory(
+        &self,
+        task: RStr<'_>,
+        cgroup: RStr<'_>,
+    ) -> RResult<RCgroupMemory, REngineError> {
+        guarded("cgroup-memory", || {
+            self.0
+                .cgroup_memory(task.as_str(), cgroup.as_str())
+                .map(RCgroupMemory::from)
+        })
+    }
+
+    fn cgroup_reclaim(
+        &self,
+        task: RStr<'_>,
+        cgroup: RStr<'_>,
+        bytes: u64,
+    ) -> RResult<RCgroupReclaimed, REngineError> {
+        guarded("cgroup-reclaim", || {
+            self.0
+                .cgroup_reclaim(task.as_str(), cgroup.as_str(), bytes)
+                .map(RCgroupReclaimed::from)
         })
     }
 }
