@@ -1,12 +1,17 @@
 #!/bin/sh
 # lab-append: psi=1
 # psi-engine: the psi engine on cgroup v2 (memory.reclaim, memory.pressure). Three cgroups
-# under lab/: `work` and its unreclaimed `twin` each hold 48 MiB of cold page cache (clean
-# blocks of a zram disk: tmpfs pages are no file cache) and a workload with 16 MiB hot and
-# 48 MiB cold anonymous memory; `held` thrashes (a 40 MiB hot set under memory.max 24 MiB)
-# so its PSI stays over its task's low `pressure` limit. The psi project (interval 2) must
-# reclaim `work` to near its working set with its avg10 under its limit, leave `held`
-# alone (pressure skips, nothing reclaimed), and keep work's hot throughput near the twin's.
+# under lab/: `work` and its unreclaimed `twin` each hold PSI_FILE_MB of cold page cache
+# (a file each wrote on an ext2 filesystem on a zram disk, so the cache is charged to the
+# writer's cgroup) and run a workload with PSI_HOT_MB hot and PSI_COLD_MB cold anonymous
+# memory (no warm region: the working set is the hot one); `held` thrashes (PSI_HELD_MB hot
+# under memory.max 24 MiB) so its PSI stays over its task's low `pressure` limit.
+# The psi project (interval 2) must reclaim `work` to near its working set with its avg10
+# under its limit, and leave `held` alone (pressure skips, nothing reclaimed). work and twin
+# share vCPU 0; their touch rates (per second of touching, from SIGUSR1 reports) are
+# compared before etmemd starts (A) and while it runs (B): throughput_ratio = (work/twin
+# in B) / (work/twin in A).
+# Sizes: --env PSI_HOT_MB=, PSI_COLD_MB=, PSI_FILE_MB=, PSI_HELD_MB=, PSI_RUN_SECS=.
 LAB_NAME=psi-engine
 . /lab/lib.sh
 
@@ -14,13 +19,23 @@ CG=/sys/fs/cgroup
 SOCK=psi_lab
 CONF=/tmp/psi.ini
 LOG=/tmp/etmemd-psi.log
-HOT_MB=16
+MNT=/tmp/psi-fs
+HOT_MB=${PSI_HOT_MB:-16}
+COLD_MB=${PSI_COLD_MB:-48}
+FILE_MB=${PSI_FILE_MB:-48}
+HELD_MB=${PSI_HELD_MB:-40}
 RUN_S=${PSI_RUN_SECS:-30}
+WIN_S=${PSI_WINDOW_SECS:-10}
+LIMIT=20
+# the floor the task is given: the hot set and 4 MiB (limit_min_bytes), plus what the
+# cgroup cannot give back (kernel memory: page tables, slab), measured below
+MIN_MB=$((HOT_MB + 4))
 PIDS=""
 fail() {
     for p in $PIDS; do kill "$p" 2>/dev/null; done
     [ -z "${ED_PID:-}" ] || kill "$ED_PID" 2>/dev/null
     echo "---- etmemd log (last 30 lines)"; tail -n 30 "$LOG" 2>/dev/null
+    umount "$MNT" 2>/dev/null
     lab_fail "$@"
 }
 
@@ -29,49 +44,64 @@ fail() {
 grep -q zram /proc/swaps || lab_fail reason=no-zram-swap
 probe=$(etmemd --probe 2>&1 | grep '^action cgroup reclaim')
 echo "probe: $probe"
+case "$probe" in *available*) ;; *) lab_fail reason=probe "probe=\"$probe\"" ;; esac
 echo +memory >$CG/cgroup.subtree_control || lab_fail reason=memory-controller
 mkdir -p $CG/lab && echo +memory >$CG/lab/cgroup.subtree_control || lab_fail reason=lab-cgroup
 for c in work twin held; do mkdir -p $CG/lab/$c; done
 [ -e $CG/lab/work/memory.reclaim ] || lab_fail reason=no-memory.reclaim
 echo 24M >$CG/lab/held/memory.max
 
-# a block device for page cache
-n=$(cat /sys/class/zram-control/hot_add) || lab_fail reason=zram-hot-add
-echo 128M >/sys/block/zram$n/disksize || lab_fail reason=zram-disksize
 in_cg() { # cgroup command...: runs command in cgroup lab/$1
     c=$1; shift
     sh -c "echo \$\$ >$CG/lab/$c/cgroup.procs && exec \"\$@\"" sh "$@"
 }
-in_cg work dd if=/dev/urandom of=/dev/zram$n bs=1M count=48 2>/dev/null
-in_cg twin dd if=/dev/urandom of=/dev/zram$n bs=1M count=48 seek=48 2>/dev/null
-sync
+mb() { echo $(( $(cat $CG/lab/$1/memory.current) / 1048576 )); }
+stat_mb() { echo $(( $(sed -n "s/^$2 //p" $CG/lab/$1/memory.stat) / 1048576 )); }
+file_mb() { stat_mb "$1" file; }
+anon_mb() { stat_mb "$1" anon; }
+avg10() { sed -n 's/^some avg10=\([0-9.]*\) .*/\1/p' $CG/lab/$1/memory.pressure; }
 
-start_wl() { # cgroup hot cold
+# an ext2 filesystem on a zram disk for the page cache (zero blocks: zram keeps them in
+# nothing; the page cache holds every page all the same)
+grep -q ext2 /proc/filesystems || lab_fail reason=no-ext2 filesystems="$(tr '\t\n' ' ,' </proc/filesystems)"
+n=$(cat /sys/class/zram-control/hot_add) || lab_fail reason=zram-hot-add
+echo $((FILE_MB * 2 + 32))M >/sys/block/zram$n/disksize || lab_fail reason=zram-disksize
+mke2fs -q /dev/zram$n >/dev/null 2>&1 || mke2fs /dev/zram$n || lab_fail reason=mke2fs
+mkdir -p $MNT && mount -t ext2 /dev/zram$n $MNT || lab_fail reason=mount-ext2
+for c in work twin; do
+    in_cg $c dd if=/dev/zero of=$MNT/$c.dat bs=1M count="$FILE_MB" 2>/dev/null ||
+        fail reason=write-file cgroup=$c
+done
+sync
+for c in work twin; do
+    f=$(file_mb $c)
+    echo "page cache of $c: $f MiB (wrote $FILE_MB MiB)"
+    [ "$f" -ge $((FILE_MB * 9 / 10)) ] || fail reason=file-cache-not-charged cgroup=$c file_mb=$f want_mb=$FILE_MB
+done
+
+start_wl() { # cgroup cpu hot cold
     L=/tmp/psi-$1.json
     rm -f "$L"
-    in_cg "$1" etmem-workload --layout "$L" --hot "$2" --cold "$3" --period-ms 100 >"$L.out" 2>&1 &
+    in_cg "$1" taskset -c "$2" etmem-workload --layout "$L" --hot "$3" --warm 0 --cold "$4" \
+        --period-ms 100 >"$L.out" 2>&1 &
     PIDS="$PIDS $!"
-    eval "PID_$1=$!"
     lab_wait_file "$L" 60 || fail reason=workload-no-layout cgroup=$1
+    # the workload's own pid (the layout says it): `$!` is the shell that runs it
+    p=$(sed -n 's/^{"pid":\([0-9]*\),.*/\1/p' "$L")
+    [ -n "$p" ] || fail reason=workload-no-pid cgroup=$1
+    PIDS="$PIDS $p"
+    eval "PID_$1=$p"
 }
-start_wl work ${HOT_MB}M 48M
-start_wl twin ${HOT_MB}M 48M
-start_wl held 40M 0
+start_wl work 0 ${HOT_MB}M ${COLD_MB}M
+start_wl twin 0 ${HOT_MB}M ${COLD_MB}M
+start_wl held 1 ${HELD_MB}M 0
 sleep 3
 
-mb() { echo $(( $(cat $CG/lab/$1/memory.current) / 1048576 )); }
-file_mb() { echo $(( $(sed -n 's/^file //p' $CG/lab/$1/memory.stat) / 1048576 )); }
-anon_mb() { echo $(( $(sed -n 's/^anon //p' $CG/lab/$1/memory.stat) / 1048576 )); }
-avg10() { sed -n 's/^some avg10=\([0-9.]*\) .*/\1/p' $CG/lab/$1/memory.pressure; }
-work0=$(mb work); twin0=$(mb twin); file0=$(file_mb work); anon0=$(anon_mb work)
-echo "before: work ${work0} MiB (file $file0 anon $anon0) twin ${twin0} MiB held $(mb held) MiB avg10 held $(avg10 held)"
-
-# throughput windows start now
-usr1() { # cgroup -> win_busy_touches_per_sec of a fresh report
+usr1() { # cgroup -> win_busy_touches_per_sec since its previous report
     eval "p=\$PID_$1"
     L=/tmp/psi-$1.json
     before=$(grep -c '^WORKLOAD report=usr1 ' "$L.out")
-    kill -USR1 "$p"
+    kill -USR1 "$p" || { echo 0; return; }
     i=0
     while [ "$(grep -c '^WORKLOAD report=usr1 ' "$L.out")" -le "$before" ]; do
         i=$((i + 1)); [ $i -le 50 ] || { echo 0; return; }
@@ -80,7 +110,15 @@ usr1() { # cgroup -> win_busy_touches_per_sec of a fresh report
     grep '^WORKLOAD report=usr1 ' "$L.out" | tail -n 1 |
         sed -n 's/.* win_busy_touches_per_sec=\([0-9]*\).*/\1/p'
 }
+# window A: nothing of ours running
 usr1 work >/dev/null; usr1 twin >/dev/null
+sleep "$WIN_S"
+a_work=$(usr1 work); a_twin=$(usr1 twin)
+work0=$(mb work); twin0=$(mb twin); file0=$(file_mb work); anon0=$(anon_mb work)
+# what work holds besides file and anonymous pages (kernel memory): no reclaim takes it
+other0=$((work0 - file0 - anon0))
+[ "$other0" -ge 0 ] || other0=0
+echo "before: work ${work0} MiB (file $file0 anon $anon0 other $other0) twin ${twin0} MiB held $(mb held) MiB avg10 held $(avg10 held); A: work $a_work twin $a_twin touches/s"
 
 cat >"$CONF" <<CONF
 [project]
@@ -99,11 +137,11 @@ name=work
 type=name
 value=cgroup_v2
 cg_dir=lab/w*
-pressure=20
+pressure=$LIMIT
 reclaim_rate=0.3
 reclaim_rate_max=0.5
 reclaim_rate_min=0.05
-limit_min_bytes=$(( (HOT_MB + 4) * 1048576 ))
+limit_min_bytes=$((MIN_MB * 1048576))
 reclaim_max_bytes=67108864
 
 [task]
@@ -120,7 +158,11 @@ chmod 0600 "$CONF"
 lab_start_etmemd "$SOCK" "$LOG" 1 || fail reason=etmemd-not-answering
 out=$(etmem obj add -f "$CONF" -s "$SOCK" 2>&1) || fail reason=obj-add "out=\"$(echo $out)\""
 out=$(etmem project start -n psi -s "$SOCK" 2>&1) || fail reason=project-start "out=\"$(echo $out)\""
+shown=$(etmem project show -n psi -s "$SOCK" 2>&1) || fail reason=project-show "out=\"$(echo $shown)\""
+echo "$shown"
 
+# window B: etmemd reclaiming work
+usr1 work >/dev/null; usr1 twin >/dev/null
 max_avg10=0.00; held_min_avg10=""
 t=0
 while [ $t -lt "$RUN_S" ]; do
@@ -130,7 +172,7 @@ while [ $t -lt "$RUN_S" ]; do
     held_min_avg10=$(awk -v a="$h" -v m="${held_min_avg10:-999}" 'BEGIN { print (a < m) ? a : m }')
     [ $((t % 5)) -ne 0 ] || echo "t=${t}s work $(mb work) MiB (file $(file_mb work) anon $(anon_mb work)) avg10 $a; held $(mb held) MiB avg10 $h"
 done
-tps_work=$(usr1 work); tps_twin=$(usr1 twin)
+b_work=$(usr1 work); b_twin=$(usr1 twin)
 work1=$(mb work); twin1=$(mb twin); file1=$(file_mb work); anon1=$(anon_mb work)
 show_work=$(etmem engine showcg -n psi -e psi -t work -s "$SOCK" 2>&1)
 show_held=$(etmem engine showcg -n psi -e psi -t held -s "$SOCK" 2>&1)
@@ -139,21 +181,33 @@ etmem project stop -n psi -s "$SOCK" >/dev/null 2>&1
 rounds=$(grep -c "task \`work\` cgroup \`lab/work\`: reclaim" "$LOG")
 held_writes=$(grep -c "reclaimed from cgroup \`lab/held\`" "$LOG")
 held_skips=$(echo "$show_held" | sed -n 's/.*cgroup lab\/held .* pressure_skips \([0-9]*\).*/\1/p')
+held_bytes=$(echo "$show_held" | sed -n 's/.*cgroup lab\/held .* reclaimed \([0-9]*\) .*/\1/p')
 work_rate=$(echo "$show_work" | sed -n 's/.*cgroup lab\/work rate \([0-9.]*\) .*/\1/p')
 held_rate=$(echo "$show_held" | sed -n 's/.*cgroup lab\/held rate \([0-9.]*\) .*/\1/p')
 reclaimed=$((work0 - work1))
-ratio=$(awk -v a="$tps_work" -v b="$tps_twin" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
+# near the working set: the floor (hot + 4 MiB + kernel memory) and 8 MiB or 10 % of what
+# the cgroup held, for page-table and LRU slack
+ws=$((MIN_MB + other0))
+slack=$((work0 / 10)); [ "$slack" -ge 8 ] || slack=8
+want_reclaimed=$(( (work0 - ws - slack) ))
+ratio=$(awk -v aw="$a_work" -v at="$a_twin" -v bw="$b_work" -v bt="$b_twin" \
+    'BEGIN { if (aw > 0 && at > 0 && bt > 0) printf "%.3f", (bw / bt) / (aw / at); else print 0 }')
+raw_ratio=$(awk -v a="$b_work" -v b="$b_twin" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print 0 }')
 kill "$ED_PID" 2>/dev/null
 for p in $PIDS; do kill "$p" 2>/dev/null; done
+sleep 0.5
+umount "$MNT" 2>/dev/null
 
-res="reclaimed_mb=$reclaimed work_mb=$work0->$work1 work_file_mb=$file0->$file1 work_anon_mb=$anon0->$anon1 twin_mb=$twin0->$twin1 hot_mb=$HOT_MB"
-res="$res work_max_avg10=$max_avg10 work_pressure_limit=20 reclaim_rounds=$rounds work_rate=$work_rate"
-res="$res held_min_avg10=$held_min_avg10 held_pressure_limit=0.5 held_skips=${held_skips:-0} held_reclaims=$held_writes held_rate=$held_rate"
-res="$res tps_work=$tps_work tps_twin=$tps_twin throughput_ratio=$ratio run_s=$RUN_S"
-[ "$reclaimed" -ge 60 ] || fail reason=too-little-reclaimed $res
-[ "$work1" -le $((HOT_MB + 32)) ] || fail reason=not-near-working-set $res
-awk -v m="$max_avg10" 'BEGIN { exit !(m < 20) }' || fail reason=work-pressure-over-limit $res
-[ "$held_writes" = 0 ] || fail reason=held-cgroup-reclaimed $res
+res="hot_mb=$HOT_MB cold_mb=$COLD_MB file_mb=$FILE_MB reclaimed_mb=$reclaimed want_reclaimed_mb=$want_reclaimed"
+res="$res work_mb=$work0->$work1 working_set_mb=$ws work_file_mb=$file0->$file1 work_anon_mb=$anon0->$anon1 twin_mb=$twin0->$twin1"
+res="$res work_max_avg10=$max_avg10 work_pressure_limit=$LIMIT reclaim_rounds=$rounds work_rate=$work_rate"
+res="$res held_min_avg10=$held_min_avg10 held_pressure_limit=0.5 held_skips=${held_skips:-0} held_reclaims=$held_writes held_reclaimed_bytes=${held_bytes:-?} held_rate=$held_rate"
+res="$res tps_a_work=$a_work tps_a_twin=$a_twin tps_b_work=$b_work tps_b_twin=$b_twin b_work_over_twin=$raw_ratio throughput_ratio=$ratio run_s=$RUN_S"
+[ "$reclaimed" -ge "$want_reclaimed" ] || fail reason=too-little-reclaimed $res
+[ "$work1" -le $((ws + slack)) ] || fail reason=not-near-working-set $res
+awk -v m="$max_avg10" -v l="$LIMIT" 'BEGIN { exit !(m < l) }' || fail reason=work-pressure-over-limit $res
+[ "$held_writes" = 0 ] && [ "${held_bytes:-0}" = 0 ] || fail reason=held-cgroup-reclaimed $res
 [ "${held_skips:-0}" -ge 1 ] || fail reason=held-never-skipped $res
+[ "$twin1" -ge $((twin0 * 9 / 10)) ] || fail reason=twin-lost-memory $res
 awk -v r="$ratio" 'BEGIN { exit !(r >= 0.5) }' || fail reason=throughput-lost $res
 lab_pass $res
