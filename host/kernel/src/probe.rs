@@ -33,7 +33,7 @@ pub struct ProbeReport {
     /// what makes a tracker cheaper when present: `pagemap_scan`, `damon_trace`
     pub aids: Vec<Capability>,
     /// what the built-in engines need beyond a tracker: `damon` (DAMON sysfs, free for a
-    /// kdamond of ours)
+    /// kdamond of ours), `psi` (a memory cgroup hierarchy with memory.reclaim and PSI)
     pub engines: Vec<Capability>,
 }
 
@@ -235,10 +235,17 @@ pub fn probe(k: &LinuxKernel) -> ProbeReport {
     // the damon engine: DAMON sysfs with a kdamond of ours possible (or ours already
     // serving schemes), as the tracker's check; the schemes act on their own (pageout
     // needs swap space, listed under the actions)
-    let engines = vec![Capability {
-        name: "damon".into(),
-        status: not_root(track::damon_scheme_availability(k.sys_root())),
-    }];
+    let engines = vec![
+        Capability {
+            name: "damon".into(),
+            status: not_root(track::damon_scheme_availability(k.sys_root())),
+        },
+        // the psi engine: the cgroup reclaim above (memory.reclaim, memory.pressure)
+        Capability {
+            name: "psi".into(),
+            status: not_root(crate::cgroup::availability(k.proc_root(), k.sys_root()).map(|_| ())),
+        },
+    ];
     ProbeReport {
         kernel,
         root,
