@@ -242,6 +242,12 @@ pub(crate) fn plan(
                 e.project
             )));
         };
+        if let EngineKind::Psi = e.kind {
+            // C: engine add fails when /proc/pressure/memory cannot be opened
+            kernel.psi_availability().map_err(|why| {
+                inter(format!("engine `{name}` in project `{}`: {why}", e.project))
+            })?;
+        }
         let mut conf = e.clone();
         if let EngineKind::Cslide(c) = &mut conf.kind {
             let nodes = match &numa_nodes {

@@ -5,7 +5,7 @@
 //! interval), `project show` as C prints it, `project start`; the fake kernel must see
 //! `memory.reclaim` writes of the amount C's formula computes (B1 fixed) for the calm
 //! cgroup only; `engine showcg` reports each cgroup, other engine commands fail as C's
-//! (psi has no `eng_mgt_func`: OPT_INVAL).
+//! (psi has no `eng_mgt_func`: OPT_INVAL). With PSI off the engine cannot be added.
 
 use etmem_host::engine::Scheduling;
 use etmem_host::{Daemon, EngineRegistry};
@@ -188,6 +188,20 @@ async fn conf_psi_ini_adds_starts_and_reclaims_the_calm_cgroup_only() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(reclaims(&fake).len(), after_stop, "nothing after stop");
     assert_eq!(request(&name, frame(1, "-", &file)).await, [0xFF]);
+    // as C: without /proc/pressure/memory (PSI off) the psi engine cannot be added, and
+    // the file adds nothing (all or nothing)
+    std::fs::remove_file(fake.proc_root().join("pressure/memory")).expect("psi off");
+    let out = request(&name, frame(0, "-", &file)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.starts_with("error: etmemd has internal error")
+            && text.contains("engine `psi` in project `psi_demo`: ")
+            && text.contains("pressure/memory")
+            && out.ends_with(&[0xFE]),
+        "{text}"
+    );
+    let shown = request(&name, frame(4, "-", "-")).await;
+    assert!(!String::from_utf8_lossy(&shown).contains("psi_demo"));
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), done).await;
 }

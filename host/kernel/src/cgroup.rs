@@ -512,6 +512,26 @@ pub fn availability(proc_: &Path, sys: &Path) -> Result<String, String> {
     Ok(format!("{v}, memory.reclaim and memory.pressure"))
 }
 
+/// C etmem's check at psi engine add: `/proc/pressure/memory` resolves (realpath), is not
+/// a directory and opens for reading. The error names the file and says how to turn PSI on.
+pub fn psi_availability(proc_: &Path) -> Result<(), String> {
+    let path = proc_.join("pressure/memory");
+    let real = std::fs::canonicalize(&path).map_err(|e| {
+        format!(
+            "{}: {e}: PSI is off or absent (boot with psi=1; openEuler's cgroup v1 also \
+             psi_v1=1)",
+            path.display()
+        )
+    })?;
+    let meta = std::fs::metadata(&real).map_err(|e| format!("{}: {e}", real.display()))?;
+    if meta.is_dir() {
+        return Err(format!("{}: is a directory", real.display()));
+    }
+    std::fs::File::open(&real)
+        .map(drop)
+        .map_err(|e| format!("open {}: {e}", real.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

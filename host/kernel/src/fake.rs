@@ -361,6 +361,11 @@ impl FakeKernel {
             "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n",
         )?;
         std::fs::create_dir_all(proc_.join("self"))?;
+        // PSI on (a kernel booted with psi=1); tests remove it to see the psi engine refused
+        write(
+            &proc_.join("pressure/memory"),
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+        )?;
         Ok(FakeKernel {
             inner: LinuxKernel::with_roots(proc_, sys),
             _dir: dir,
@@ -900,6 +905,10 @@ impl Kernel for FakeKernel {
             }),
             None => self.inner.unix_exchange(addr, request, reply_max),
         }
+    }
+
+    fn psi_availability(&self) -> Result<(), String> {
+        self.inner.psi_availability()
     }
 
     fn cgroup_version(&self) -> Result<crate::CgroupVersion, KernelError> {

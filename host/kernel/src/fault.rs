@@ -415,6 +415,10 @@ impl Kernel for FaultyKernel {
         self.fake.unix_exchange(addr, request, reply_max)
     }
 
+    fn psi_availability(&self) -> Result<(), String> {
+        self.fake.psi_availability()
+    }
+
     fn cgroup_version(&self) -> Result<crate::CgroupVersion, KernelError> {
         let _call = self.enter();
         self.fake.cgroup_version()

@@ -192,6 +192,13 @@ pub trait Kernel: Send + Sync + std::fmt::Debug {
     /// Why [`Kernel::damon_apply_scheme`] cannot work here, without writing anything.
     fn damon_scheme_availability(&self) -> Result<(), String>;
 
+    /// Why the psi engine cannot be added here (C etmem's engine add: `/proc/pressure/memory`
+    /// must resolve to a readable file, not a directory), without writing anything. The
+    /// default: no PSI.
+    fn psi_availability(&self) -> Result<(), String> {
+        Err("this kernel layer offers no PSI".into())
+    }
+
     /// The cgroup hierarchy the memory controller is on (spec §5.7: v1 as openEuler has it,
     /// or the unified v2 hierarchy). The default: none.
     fn cgroup_version(&self) -> Result<CgroupVersion, KernelError> {

@@ -399,6 +399,10 @@ impl Kernel for LinuxKernel {
         crate::unix::exchange(addr, request, reply_max, crate::unix::EXCHANGE_TIMEOUT)
     }
 
+    fn psi_availability(&self) -> Result<(), String> {
+        crate::cgroup::psi_availability(&self.proc_root)
+    }
+
     fn cgroup_version(&self) -> Result<crate::CgroupVersion, KernelError> {
         Ok(crate::cgroup::detect(&self.sys_root)?)
     }
