@@ -8,10 +8,12 @@
 # under memory.max 24 MiB) so its PSI stays over its task's low `pressure` limit.
 # The psi project (interval 2) must reclaim `work` to near its working set with its avg10
 # under its limit, and leave `held` alone (pressure skips, nothing reclaimed). work and twin
-# share vCPU 0; their touch rates (per second of touching, from SIGUSR1 reports) are
-# compared before etmemd starts (A) and while it runs (B): throughput_ratio = (work/twin
-# in B) / (work/twin in A).
-# Sizes: --env PSI_HOT_MB=, PSI_COLD_MB=, PSI_FILE_MB=, PSI_HELD_MB=, PSI_RUN_SECS=.
+# share vCPU 0; their throughput is touches per CPU second of the workload (touches from
+# its SIGUSR1 reports, CPU from /proc/PID/stat: what a swapped-out hot page or a refault
+# costs lands there, time the other twin runs does not), compared before etmemd starts (A)
+# and while it runs (B): throughput_ratio = (work/twin in B) / (work/twin in A).
+# Sizes and times: --env PSI_HOT_MB=, PSI_COLD_MB=, PSI_FILE_MB=, PSI_HELD_MB=, PSI_RUN_SECS=,
+# PSI_WINDOW_SECS= (window A).
 LAB_NAME=psi-engine
 . /lab/lib.sh
 
@@ -25,7 +27,7 @@ COLD_MB=${PSI_COLD_MB:-48}
 FILE_MB=${PSI_FILE_MB:-48}
 HELD_MB=${PSI_HELD_MB:-40}
 RUN_S=${PSI_RUN_SECS:-30}
-WIN_S=${PSI_WINDOW_SECS:-10}
+WIN_S=${PSI_WINDOW_SECS:-15}
 LIMIT=20
 # the floor the task is given: the hot set and 4 MiB (limit_min_bytes), plus what the
 # cgroup cannot give back (kernel memory: page tables, slab), measured below
@@ -99,7 +101,7 @@ start_wl twin 1 ${HOT_MB}M ${COLD_MB}M
 start_wl held 2 ${HELD_MB}M 0
 sleep 3
 
-usr1() { # cgroup -> win_busy_touches_per_sec since its previous report
+usr1() { # cgroup -> touches since its previous report (win_touches)
     eval "p=\$PID_$1"
     L=/tmp/psi-$1.json
     before=$(grep -c '^WORKLOAD report=usr1 ' "$L.out")
@@ -110,17 +112,40 @@ usr1() { # cgroup -> win_busy_touches_per_sec since its previous report
         sleep 0.1
     done
     grep '^WORKLOAD report=usr1 ' "$L.out" | tail -n 1 |
-        sed -n 's/.* win_busy_touches_per_sec=\([0-9]*\).*/\1/p'
+        sed -n 's/.* win_touches=\([0-9]*\) .*/\1/p'
+}
+ticks() { # cgroup -> CPU ticks (utime + stime) of its workload
+    eval "p=\$PID_$1"
+    awk '{ print $14 + $15 }' "/proc/$p/stat"
+}
+# window_start, then window_end: sets W_work and W_twin, touches per CPU second in between
+window_start() {
+    for c in work twin; do
+        usr1 $c >/dev/null
+        eval "T0_$c=\$(ticks $c)"
+    done
+}
+window_end() {
+    for c in work twin; do
+        n=$(usr1 $c)
+        eval "t0=\$T0_$c"
+        t1=$(ticks $c)
+        d=$((t1 - t0))
+        # USER_HZ is 100 on x86-64
+        w=$(awk -v n="$n" -v d="$d" 'BEGIN { if (d > 0) printf "%d", n * 100 / d; else print 0 }')
+        eval "W_$c=$w CPU_$c=$d"
+    done
 }
 # window A: nothing of ours running
-usr1 work >/dev/null; usr1 twin >/dev/null
+window_start
 sleep "$WIN_S"
-a_work=$(usr1 work); a_twin=$(usr1 twin)
+window_end
+a_work=$W_work; a_twin=$W_twin; a_cpu="$CPU_work/$CPU_twin"
 work0=$(mb work); twin0=$(mb twin); file0=$(file_mb work); anon0=$(anon_mb work)
 # what work holds besides file and anonymous pages (kernel memory): no reclaim takes it
 other0=$((work0 - file0 - anon0))
 [ "$other0" -ge 0 ] || other0=0
-echo "before: work ${work0} MiB (file $file0 anon $anon0 other $other0) twin ${twin0} MiB held $(mb held) MiB avg10 held $(avg10 held); A: work $a_work twin $a_twin touches/s"
+echo "before: work ${work0} MiB (file $file0 anon $anon0 other $other0) twin ${twin0} MiB held $(mb held) MiB avg10 held $(avg10 held); A: work $a_work twin $a_twin touches per CPU s (ticks $a_cpu)"
 
 cat >"$CONF" <<CONF
 [project]
@@ -164,7 +189,7 @@ shown=$(etmem project show -n psi -s "$SOCK" 2>&1) || fail reason=project-show "
 echo "$shown"
 
 # window B: etmemd reclaiming work
-usr1 work >/dev/null; usr1 twin >/dev/null
+window_start
 max_avg10=0.00; held_min_avg10=""
 t=0
 while [ $t -lt "$RUN_S" ]; do
@@ -174,7 +199,8 @@ while [ $t -lt "$RUN_S" ]; do
     held_min_avg10=$(awk -v a="$h" -v m="${held_min_avg10:-999}" 'BEGIN { print (a < m) ? a : m }')
     [ $((t % 5)) -ne 0 ] || echo "t=${t}s work $(mb work) MiB (file $(file_mb work) anon $(anon_mb work)) avg10 $a; held $(mb held) MiB avg10 $h"
 done
-b_work=$(usr1 work); b_twin=$(usr1 twin)
+window_end
+b_work=$W_work; b_twin=$W_twin; b_cpu="$CPU_work/$CPU_twin"
 work1=$(mb work); twin1=$(mb twin); file1=$(file_mb work); anon1=$(anon_mb work)
 show_work=$(etmem engine showcg -n psi -e psi -t work -s "$SOCK" 2>&1)
 show_held=$(etmem engine showcg -n psi -e psi -t held -s "$SOCK" 2>&1)
@@ -206,7 +232,7 @@ res="hot_mb=$HOT_MB cold_mb=$COLD_MB file_mb=$FILE_MB reclaimed_mb=$reclaimed wa
 res="$res work_mb=$work0->$work1 working_set_mb=$ws work_file_mb=$file0->$file1 work_anon_mb=$anon0->$anon1 twin_mb=$twin0->$twin1"
 res="$res work_max_avg10=$max_avg10 work_pressure_limit=$LIMIT reclaim_rounds=$rounds work_rate=$work_rate"
 res="$res held_min_avg10=$held_min_avg10 held_pressure_limit=0.5 held_skips=${held_skips:-0} held_reclaims=$held_writes held_reclaimed_bytes=${held_bytes:-?} held_rate=$held_rate"
-res="$res tps_a_work=$a_work tps_a_twin=$a_twin tps_b_work=$b_work tps_b_twin=$b_twin b_work_over_twin=$raw_ratio throughput_ratio=$ratio run_s=$RUN_S"
+res="$res tpcs_a_work=$a_work tpcs_a_twin=$a_twin ticks_a=$a_cpu tpcs_b_work=$b_work tpcs_b_twin=$b_twin ticks_b=$b_cpu b_work_over_twin=$raw_ratio throughput_ratio=$ratio run_s=$RUN_S"
 [ "$reclaimed" -ge "$want_reclaimed" ] || fail reason=too-little-reclaimed $res
 [ "$work1" -le $((ws + slack)) ] || fail reason=not-near-working-set $res
 awk -v m="$max_avg10" -v l="$LIMIT" 'BEGIN { exit !(m < l) }' || fail reason=work-pressure-over-limit $res
