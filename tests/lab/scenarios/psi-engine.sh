@@ -9,9 +9,10 @@
 # The psi project (interval 2) must reclaim `work` to near its working set with its avg10
 # under its limit, and leave `held` alone (pressure skips, nothing reclaimed). work and twin
 # share vCPU 0; their throughput is touches per CPU second of the workload (touches from
-# its SIGUSR1 reports, CPU from /proc/PID/stat: what a swapped-out hot page or a refault
-# costs lands there, time the other twin runs does not), compared before etmemd starts (A)
-# and while it runs (B): throughput_ratio = (work/twin in B) / (work/twin in A).
+# its SIGUSR1 reports, CPU time from /proc/PID/schedstat: what a swapped-out hot page or a
+# refault costs lands there, the time the other twin runs does not), compared before
+# etmemd starts (A) and while it runs (B): throughput_ratio = (work/twin in B) / (work/twin
+# in A).
 # Sizes and times: --env PSI_HOT_MB=, PSI_COLD_MB=, PSI_FILE_MB=, PSI_HELD_MB=, PSI_RUN_SECS=,
 # PSI_WINDOW_SECS= (window A).
 LAB_NAME=psi-engine
@@ -114,9 +115,9 @@ usr1() { # cgroup -> touches since its previous report (win_touches)
     grep '^WORKLOAD report=usr1 ' "$L.out" | tail -n 1 |
         sed -n 's/.* win_touches=\([0-9]*\) .*/\1/p'
 }
-ticks() { # cgroup -> CPU ticks (utime + stime) of its workload
+ticks() { # cgroup -> CPU time of its workload, ns (schedstat: exact, where stat has ticks)
     eval "p=\$PID_$1"
-    awk '{ print $14 + $15 }' "/proc/$p/stat"
+    cut -d' ' -f1 "/proc/$p/schedstat"
 }
 # window_start, then window_end: sets W_work and W_twin, touches per CPU second in between
 window_start() {
@@ -131,21 +132,20 @@ window_end() {
         eval "t0=\$T0_$c"
         t1=$(ticks $c)
         d=$((t1 - t0))
-        # USER_HZ is 100 on x86-64
-        w=$(awk -v n="$n" -v d="$d" 'BEGIN { if (d > 0) printf "%d", n * 100 / d; else print 0 }')
-        eval "W_$c=$w CPU_$c=$d"
+        w=$(awk -v n="$n" -v d="$d" 'BEGIN { if (d > 0) printf "%d", n * 1e9 / d; else print 0 }')
+        eval "W_$c=$w CPU_$c=$((d / 1000000))"
     done
 }
 # window A: nothing of ours running
 window_start
 sleep "$WIN_S"
 window_end
-a_work=$W_work; a_twin=$W_twin; a_cpu="$CPU_work/$CPU_twin"
+a_work=$W_work; a_twin=$W_twin; a_cpu="${CPU_work}ms/${CPU_twin}ms"
 work0=$(mb work); twin0=$(mb twin); file0=$(file_mb work); anon0=$(anon_mb work)
 # what work holds besides file and anonymous pages (kernel memory): no reclaim takes it
 other0=$((work0 - file0 - anon0))
 [ "$other0" -ge 0 ] || other0=0
-echo "before: work ${work0} MiB (file $file0 anon $anon0 other $other0) twin ${twin0} MiB held $(mb held) MiB avg10 held $(avg10 held); A: work $a_work twin $a_twin touches per CPU s (ticks $a_cpu)"
+echo "before: work ${work0} MiB (file $file0 anon $anon0 other $other0) twin ${twin0} MiB held $(mb held) MiB avg10 held $(avg10 held); A: work $a_work twin $a_twin touches per CPU s (CPU $a_cpu)"
 
 cat >"$CONF" <<CONF
 [project]
@@ -200,7 +200,7 @@ while [ $t -lt "$RUN_S" ]; do
     [ $((t % 5)) -ne 0 ] || echo "t=${t}s work $(mb work) MiB (file $(file_mb work) anon $(anon_mb work)) avg10 $a; held $(mb held) MiB avg10 $h"
 done
 window_end
-b_work=$W_work; b_twin=$W_twin; b_cpu="$CPU_work/$CPU_twin"
+b_work=$W_work; b_twin=$W_twin; b_cpu="${CPU_work}ms/${CPU_twin}ms"
 work1=$(mb work); twin1=$(mb twin); file1=$(file_mb work); anon1=$(anon_mb work)
 show_work=$(etmem engine showcg -n psi -e psi -t work -s "$SOCK" 2>&1)
 show_held=$(etmem engine showcg -n psi -e psi -t held -s "$SOCK" 2>&1)
@@ -232,7 +232,7 @@ res="hot_mb=$HOT_MB cold_mb=$COLD_MB file_mb=$FILE_MB reclaimed_mb=$reclaimed wa
 res="$res work_mb=$work0->$work1 working_set_mb=$ws work_file_mb=$file0->$file1 work_anon_mb=$anon0->$anon1 twin_mb=$twin0->$twin1"
 res="$res work_max_avg10=$max_avg10 work_pressure_limit=$LIMIT reclaim_rounds=$rounds work_rate=$work_rate"
 res="$res held_min_avg10=$held_min_avg10 held_pressure_limit=0.5 held_skips=${held_skips:-0} held_reclaims=$held_writes held_reclaimed_bytes=${held_bytes:-?} held_rate=$held_rate"
-res="$res tpcs_a_work=$a_work tpcs_a_twin=$a_twin ticks_a=$a_cpu tpcs_b_work=$b_work tpcs_b_twin=$b_twin ticks_b=$b_cpu b_work_over_twin=$raw_ratio throughput_ratio=$ratio run_s=$RUN_S"
+res="$res tpcs_a_work=$a_work tpcs_a_twin=$a_twin cpu_a=$a_cpu tpcs_b_work=$b_work tpcs_b_twin=$b_twin cpu_b=$b_cpu b_work_over_twin=$raw_ratio throughput_ratio=$ratio run_s=$RUN_S"
 [ "$reclaimed" -ge "$want_reclaimed" ] || fail reason=too-little-reclaimed $res
 [ "$work1" -le $((ws + slack)) ] || fail reason=not-near-working-set $res
 awk -v m="$max_avg10" -v l="$LIMIT" 'BEGIN { exit !(m < l) }' || fail reason=work-pressure-over-limit $res
