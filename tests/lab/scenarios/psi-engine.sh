@@ -239,5 +239,8 @@ awk -v m="$max_avg10" -v l="$LIMIT" 'BEGIN { exit !(m < l) }' || fail reason=wor
 [ "$held_writes" = 0 ] && [ "${held_bytes:-0}" = 0 ] || fail reason=held-cgroup-reclaimed $res
 [ "${held_skips:-0}" -ge 1 ] || fail reason=held-never-skipped $res
 [ "$twin_lines" = 0 ] || fail reason=twin-touched $res
-awk -v r="$ratio" 'BEGIN { exit !(r >= 0.5) }' || fail reason=throughput-lost $res
+# TCG moves the twins' per-CPU-second ratio by 10-15 % between windows (0.92 and 1.12
+# over two runs with the same code); a hot page reclaimed and read back from zram costs
+# tens of times a touch, which this still catches
+awk -v r="$ratio" 'BEGIN { exit !(r >= 0.7) }' || fail reason=throughput-lost $res
 lab_pass $res
