@@ -10,11 +10,14 @@
 # poll either; no major fault of the workload meanwhile (its own memory is locked, cold
 # pages are never touched again: a major fault is a hot page read back from swap), with
 # hot pages written or only read (--access read). With
-# --move-after: the cooled half >= 99 % swapped by the end of the first round that starts
-# after the move (`cooled_rounds` <= 2 round ends after the move).
+# --move-after: the cooled half >= 99 % swapped by the end of the first round whose passes
+# all follow the move (`cooled_rounds` <= 2 round ends after the move; a round whose last
+# pass came before the move counts as before it, see below).
 
 MIXED_REASON=""
 MIXED_RES=""
+# passes per round (slide's loop)
+MX_LOOP=3
 # set (to anything) for a bench-* scenario: figures only, no thresholds
 MIXED_FIGURES_ONLY=${MIXED_FIGURES_ONLY:-}
 
@@ -54,7 +57,7 @@ mixed_case() {
     MIXED_RES=""; MIXED_REASON=""
     lab_start_workload "$L" --mixed "${size_mib}M" --warm 0 --period-ms 100 --lock-rest "$@" ||
         { MIXED_REASON=$label-workload-no-layout; return 1; }
-    lab_slide_conf "$conf" "$WL_PID" 3
+    lab_slide_conf "$conf" "$WL_PID" "$MX_LOOP"
     sleep 1
     flt0=$(mx_majflt "$WL_PID")
     : >"$log"
@@ -69,16 +72,32 @@ mixed_case() {
     worst_hot=0; per_round=""
     moving=0; case " $* " in *" --move-after "*) moving=1 ;; esac
     while :; do
+        # The move, and the rounds before it. A pass reads the accesses since the pass
+        # before it, so the first pass of a round still sees what was touched after the
+        # previous round's last pass. When the move comes after the last pass of the round
+        # in progress (during its act: round 1 swaps ~100 MiB for ~1 s, about when the move
+        # comes), the next round's first pass still sees the cooled half touched, and the
+        # round after that is the first whose passes all follow the move: the round in
+        # progress counts as one before the move. (Counting only round ends, three lab runs
+        # of 2026-12-06 failed with cooled_rounds=3: moves seen during round 1's act, the
+        # cooled half out at round 3.) The move is looked for before the rounds are counted,
+        # so a round that ends between the two reads counts as before it. The console
+        # shows what was seen.
+        if [ "$moving" = 1 ] && [ -z "$moved_at" ]; then
+            moved_at=$(sed -n 's/^WORKLOAD moved .* t=\([0-9.]*\).*/\1/p' "$L.out")
+            if [ -n "$moved_at" ]; then
+                moved_round=$(mx_rounds "$log")
+                passes=$(grep -c 'DAMON pass of pid' "$log")
+                [ "$passes" -ge $(( (moved_round + 1) * MX_LOOP )) ] && moved_round=$((moved_round + 1))
+                echo "$label: move seen $(awk -v a="$t0" -v b="$(mx_now)" 'BEGIN { printf "%.1f", b - a }') s after start, $passes pass(es) done: rounds before it $moved_round" >&2
+            fi
+        fi
         n=$(mx_rounds "$log")
         s=$(etmem-lab score --layout "$L") || { MIXED_REASON=$label-score-failed; mx_end; return 1; }
         el=$(awk -v a="$t0" -v b="$(mx_now)" 'BEGIN { printf "%.1f", b - a }')
         cold=$(mx_kv "$s" cold_swapped_pct); hot=$(mx_kv "$s" hot_swapped_pct)
         mx_ge "$hot" "$worst_hot" && worst_hot=$hot
         if [ -z "$ramp" ] && mx_ge "$cold" 99; then ramp=$el; fi
-        if [ "$moving" = 1 ] && [ -z "$moved_at" ]; then
-            moved_at=$(sed -n 's/^WORKLOAD moved .* t=\([0-9.]*\).*/\1/p' "$L.out")
-            [ -n "$moved_at" ] && moved_round=$n
-        fi
         while [ "$seen" -lt "$n" ]; do
             seen=$((seen + 1))
             # a round just ended: its figures
@@ -89,6 +108,7 @@ mixed_case() {
             [ -z "$r99" ] && mx_ge "$cold" 99 && r99=$seen
             if [ -n "$moved_at" ] && [ "$seen" -gt "$moved_round" ] && [ -z "$cooled_rounds" ]; then
                 after_move=$((seen - moved_round))
+                echo "$label: round $seen ended ($after_move after the move): cooled $(mx_kv "$s" cooled_swapped_pct) % swapped" >&2
                 mx_ge "$(mx_kv "$s" cooled_swapped_pct)" 99 && cooled_rounds=$after_move
             fi
         done
