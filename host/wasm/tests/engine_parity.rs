@@ -8,21 +8,21 @@
 //! * The plugins are written against etmem-sdk only; a plugin test that loads a `.wasm`
 //!   would need wasmtime and the host's loaders in the plugin's dev-dependencies. This
 //!   crate already has both loaders (its own `WasmLoader`, etmem-host's `NativeLoader`), so
-//!   it only gains dev-dependencies on the two plugins for their fixtures and engine types.
+//!   it only gains dev-dependencies on the plugins for their fixtures and engine types.
 //! * All three forms go through the daemon's own [`EngineInstance`]s: `load_builtin` (what
-//!   the engine registry does for built-in slide and cslide), `NativeLoader` and
+//!   the engine registry does for built-in slide, cslide and psi), `NativeLoader` and
 //!   `WasmLoader`. A divergence in any of the daemon's adapters shows up, not only one in
 //!   the SDK's export glue. (The earlier built-in-vs-`.so` tests of the plugin crates are
 //!   folded in here; there is one copy.)
 //! * The `.so` and the `.wasm` are built with `scripts/build-engine`, as users build them,
 //!   not taken from cargo's cdylib next to this test: under `cargo test --workspace` cargo
 //!   unifies features, etmemd turns on `builtin`, and that cdylib has no plug-in export.
-//!   The dev-dependencies turn `builtin` on too, so the two engines compiled into this test
-//!   do not both export the root-module symbol.
+//!   The dev-dependencies turn `builtin` on too, so the engines compiled into this test
+//!   do not export clashing root-module symbols.
 //! * "Decisions" are the actions each `plan` returns and, per round, every host call the
-//!   engine made (names in order, log lines, swap/migrate requests, swap cache reclaims):
-//!   an engine may act through `request-swap-out`/`request-migrate` as well as through its
-//!   return value.
+//!   engine made (names in order, log lines, swap/migrate requests, swap cache reclaims,
+//!   cgroup reclaims): an engine may act through `request-swap-out`/`request-migrate` as
+//!   well as through its return value, and psi acts only through `cgroup-reclaim`.
 //!
 //! Run in release (CI does: `cargo test --release -p etmem-host-wasm --all-targets`):
 //! wasmtime compiles components ~25x slower in a debug build. This test must not touch the
@@ -33,7 +33,7 @@ mod common;
 use etmem_host::plugin::native::NativeLoader;
 use etmem_host::plugin::{EngineInstance, EngineLoader, HostRef, load_builtin};
 use etmem_host_wasm::{WasmLoader, WasmOptions};
-use etmem_sdk::testing::{FakeHost, Request, SwapcacheReclaim};
+use etmem_sdk::testing::{CgroupReclaim, FakeHost, Request, SwapcacheReclaim};
 use etmem_sdk::{Action, Engine, LogLevel, Params, Round, ScanResult, TaskInfo};
 use std::path::Path;
 use std::sync::Arc;
@@ -51,8 +51,8 @@ struct Recorded {
     host: Box<dyn Fn(usize) -> FakeHost>,
 }
 
-/// [`Recorded`] from a plugin's `testdata::Fixture` (the two crates' types are distinct
-/// but shaped alike).
+/// [`Recorded`] from a plugin's `testdata::Fixture` (the crates' types are distinct but
+/// shaped alike; psi's rounds also carry the cgroups its `host(i)` answers with).
 macro_rules! recorded {
     ($fixture:expr) => {{
         let f = $fixture;
@@ -83,6 +83,7 @@ struct Transcript {
     logs: Vec<(LogLevel, String)>,
     requests: Vec<Request>,
     swapcache: Vec<SwapcacheReclaim>,
+    cgroup_reclaims: Vec<CgroupReclaim>,
 }
 
 impl Transcript {
@@ -92,6 +93,7 @@ impl Transcript {
             logs: host.logs(),
             requests: host.requests(),
             swapcache: host.swapcache_reclaims(),
+            cgroup_reclaims: host.cgroup_reclaims(),
         }
     }
 }
@@ -119,7 +121,19 @@ impl Decisions {
                 .map(|r| r.action.page_count() as usize)
                 .sum::<usize>()
     }
+
+    /// The `cgroup-reclaim` calls the host accepted, over every round.
+    fn cgroup_reclaims(&self) -> usize {
+        self.hosts.iter().map(|t| t.cgroup_reclaims.len()).sum()
+    }
 }
+
+/// How a fixture must make its engine act: `(what, count)`, `count` above 0.
+type Acts = (&'static str, fn(&Decisions) -> usize);
+/// Pages in actions and swap/migrate requests (the page engines).
+const PAGES: Acts = ("pages in actions or requests", Decisions::pages);
+/// Accepted `cgroup-reclaim` calls (psi, which returns no actions).
+const CGROUP_RECLAIMS: Acts = ("accepted cgroup-reclaim calls", Decisions::cgroup_reclaims);
 
 /// Drives `rec` through the instance `configure` makes, labelling failures with `form`.
 fn run(
@@ -153,17 +167,25 @@ fn run(
 }
 
 /// Runs `rec` through the built-in `E`, then the `.so` and the `.wasm` that
-/// `scripts/build-engine` makes of `crate_dir`, and checks the three agree and act; returns
-/// the built-in's decisions.
-fn three_way<E: Engine>(type_name: &str, crate_dir: &str, lib: &str, rec: &Recorded) -> Decisions {
+/// `scripts/build-engine` makes of `crate_dir`, and checks the three agree and act (as
+/// `acts` counts); returns the built-in's decisions.
+fn three_way<E: Engine>(
+    type_name: &str,
+    crate_dir: &str,
+    lib: &str,
+    rec: &Recorded,
+    acts: Acts,
+) -> Decisions {
     let builtin = run("built-in", rec, |params, host| {
         load_builtin::<E>(type_name, params, host).expect("built-in configure")
     });
     let calls: usize = rec.rounds.iter().map(|(_, c)| c.len()).sum();
     assert_eq!(builtin.plans.len(), calls, "one result per plan call");
+    let (what, count) = acts;
     assert!(
-        builtin.pages() > 0,
-        "{type_name}: the fixture must make the engine act: {builtin:#?}"
+        count(&builtin) > 0,
+        "{type_name}: the fixture must make the engine act, but the built-in engine made no \
+         {what}: {builtin:#?}"
     );
 
     let dir = common::build_engine(crate_dir, "both");
@@ -196,6 +218,7 @@ fn slide_decides_the_same_built_in_as_so_and_as_wasm() {
         "plugins/slide",
         "etmem_plugin_slide",
         &rec,
+        PAGES,
     );
     // the fixture's swap cache is over the high mark: every round asks for reclaim, once
     // per task, through each task's first process past the gates
@@ -214,5 +237,57 @@ fn cslide_decides_the_same_built_in_as_so_and_as_wasm() {
         "plugins/cslide",
         "etmem_plugin_cslide",
         &rec,
+        PAGES,
+    );
+}
+
+#[test]
+fn psi_decides_the_same_built_in_as_so_and_as_wasm() {
+    use etmem_plugin_psi::testdata;
+    let rec = recorded!(testdata::rounds());
+    let d = three_way::<etmem_plugin_psi::Psi>(
+        "psi",
+        "plugins/psi",
+        "etmem_plugin_psi",
+        &rec,
+        CGROUP_RECLAIMS,
+    );
+    assert!(d.plans.iter().all(Vec::is_empty), "psi returns no actions");
+    // the reclaims the fixture is built to give (plugins/psi checks them against C's
+    // formula): pressure skips, rates moving, a cgroup at its floor and one that left
+    let got: Vec<Vec<(String, String, u64)>> = d.hosts[1..]
+        .iter()
+        .map(|t| {
+            t.cgroup_reclaims
+                .iter()
+                .map(|r| (r.task.clone(), r.cgroup.clone(), r.bytes))
+                .collect()
+        })
+        .collect();
+    let want: Vec<Vec<(String, String, u64)>> = testdata::expected_reclaims()
+        .into_iter()
+        .map(|round| {
+            round
+                .into_iter()
+                .map(|e| (e.task.to_string(), e.cgroup.to_string(), e.bytes))
+                .collect()
+        })
+        .collect();
+    assert_eq!(got, want, "{d:#?}");
+    // every cgroup-memory answer reached the engine: the pressure skips are logged with
+    // both averages as the host gave them (web/api is skipped on avg60 alone)
+    let skips: Vec<&str> = d
+        .hosts
+        .iter()
+        .flat_map(|t| &t.logs)
+        .map(|(_, line)| line.as_str())
+        .filter(|l| l.contains("left alone"))
+        .collect();
+    assert_eq!(skips.len(), 4, "{skips:#?}");
+    assert!(
+        skips
+            .iter()
+            .any(|l| l.contains("`web/api`: pressure avg10 0.90 avg60 1.80")),
+        "{skips:#?}"
     );
 }

@@ -21,6 +21,7 @@
 //! native `.so` and a wasm component. It must not touch the machine.
 
 pub mod formula;
+pub mod testdata;
 
 use etmem_sdk::{
     Action, CgroupMemory, Engine, EngineError, Host, LogLevel, Params, Round, ScanResult, Task,

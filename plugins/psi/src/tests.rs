@@ -179,3 +179,135 @@ fn keys_are_checked() {
     assert_eq!(k.formula.reclaim_max_bytes, 1 << 30);
     assert_eq!(k.formula.limit_min_ratio, 0.1);
 }
+
+/// The parity fixture (`testdata`) does what its docs say: reclaims C's amounts (checked
+/// against `formula`) at rates that move, skips under pressure, holds a cgroup at its
+/// floor, and forgets the cgroup that left the glob.
+#[test]
+fn parity_fixture_reclaims_skips_moves_rates_and_forgets_a_vanished_cgroup() {
+    let f = testdata::rounds();
+    let expected = testdata::expected_reclaims();
+    assert_eq!(expected.len(), f.rounds.len());
+    let swap_free = f.facts.meminfo.swap_free_kb * 1024;
+    let keys = |task: &str| {
+        let (_, params) = f
+            .tasks
+            .iter()
+            .find(|(t, _)| t.name == task)
+            .expect("fixture task");
+        PsiKeys::from_params(params).expect("fixture keys")
+    };
+    let memory = |round: usize, path: &str| {
+        f.rounds[round]
+            .cgroups
+            .iter()
+            .find(|c| c.path == path)
+            .map(|c| c.memory)
+            .expect("fixture cgroup")
+    };
+
+    // each expected amount is C's formula (B1 fixed) at the rate stated, and a real one
+    for (i, round) in expected.iter().enumerate() {
+        for e in round {
+            let m = memory(i, e.cgroup);
+            let k = keys(e.task);
+            assert!(!formula::under_pressure(&m, k.pressure), "{e:?}");
+            assert_eq!(
+                formula::amount(&m, &k.formula, e.rate, Some(swap_free)),
+                e.bytes,
+                "round {}: {e:?}",
+                i + 1
+            );
+            assert!(
+                e.bytes >= 4 * MIB && e.bytes.is_multiple_of(formula::GRANULE),
+                "{e:?}"
+            );
+        }
+    }
+    // the figures bind what the docs say they bind
+    let (batch, web) = (keys("batch"), keys("web"));
+    let b = memory(3, "batch/b");
+    assert_eq!(formula::floor(&b, &batch.formula, Some(swap_free)), b.low);
+    let c = memory(0, "batch/c");
+    assert_eq!(formula::floor(&c, &batch.formula, Some(swap_free)), c.min);
+    let api = memory(0, "web/api");
+    assert_eq!(
+        formula::floor(&api, &web.formula, Some(swap_free)),
+        256 * MIB
+    );
+    assert_eq!(
+        formula::amount(&api, &web.formula, 0.1, Some(swap_free)),
+        64 * MIB
+    );
+    assert!((api.usage - 256 * MIB) / 10 > 64 * MIB, "the cap binds");
+    let api = memory(3, "web/api");
+    assert!(api.pressure_avg10 < web.pressure && formula::under_pressure(&api, web.pressure));
+    let st = memory(0, "web/static");
+    assert!(formula::floor(&st, &web.formula, Some(swap_free)) > st.usage);
+    // kept across its absence, batch/c would have reached 0.06 by round 7
+    assert_ne!(
+        formula::amount(&memory(6, "batch/c"), &batch.formula, 0.06, Some(swap_free)),
+        expected[6][2].bytes
+    );
+
+    // the engine, one fresh host per round as the daemon's rounds see the machine
+    let mut h = Harness::<Psi>::configure(&f.engine_params, f.host(0)).expect("configure");
+    for (info, params) in &f.tasks {
+        h.new_task(info, params).expect("new task");
+    }
+    for (i, r) in f.rounds.iter().enumerate() {
+        h.host = f.host(i);
+        for p in &r.plans {
+            assert!(
+                h.plan(&p.task, &r.round, &p.scans)
+                    .expect("plan")
+                    .is_empty()
+            );
+        }
+        let got: Vec<(String, String, u64)> = h
+            .host
+            .cgroup_reclaims()
+            .into_iter()
+            .map(|c| (c.task, c.cgroup, c.bytes))
+            .collect();
+        let want: Vec<(String, String, u64)> = expected[i]
+            .iter()
+            .map(|e| (e.task.to_string(), e.cgroup.to_string(), e.bytes))
+            .collect();
+        assert_eq!(got, want, "round {}", i + 1);
+    }
+
+    // where the rates ended, what each cgroup gave, how often each was left alone
+    let sum = |path: &str, rounds: std::ops::Range<usize>| -> u64 {
+        expected[rounds]
+            .iter()
+            .flatten()
+            .filter(|e| e.cgroup == path)
+            .map(|e| e.bytes)
+            .sum()
+    };
+    let batch_out = h.command("showcg", Some("batch")).expect("showcg batch");
+    assert_eq!(
+        batch_out,
+        format!(
+            "task batch cg_dir batch/* pressure 0.1\n\
+             cgroup batch/a rate 0.06 reclaimed {} pressure_skips 0\n\
+             cgroup batch/b rate 0.05 reclaimed {} pressure_skips 2\n\
+             cgroup batch/c rate 0.05 reclaimed {} pressure_skips 0\n",
+            sum("batch/a", 0..7),
+            sum("batch/b", 0..7),
+            // forgotten in round 5: only what it gave since
+            sum("batch/c", 5..7),
+        )
+    );
+    let web_out = h.command("showcg", Some("web")).expect("showcg web");
+    assert_eq!(
+        web_out,
+        format!(
+            "task web cg_dir web/* pressure 1.5\n\
+             cgroup web/api rate 0.09 reclaimed {} pressure_skips 2\n\
+             cgroup web/static rate 0.10 reclaimed 0 pressure_skips 0\n",
+            sum("web/api", 0..7),
+        )
+    );
+}
