@@ -45,9 +45,11 @@ fail() {
 [ -e /proc/pressure/memory ] || lab_fail reason=no-psi cmdline="$(tr ' ' ',' </proc/cmdline)"
 [ -e $CG/cgroup.controllers ] || lab_fail reason=no-cgroup2
 grep -q zram /proc/swaps || lab_fail reason=no-zram-swap
-probe=$(etmemd --probe 2>&1 | grep '^action cgroup reclaim')
+# what `etmemd --probe` says the engine needs: the cgroup reclaim action and the engine
+probe=$(etmemd --probe 2>&1 | grep -e '^action cgroup reclaim' -e '^engine psi')
 echo "probe: $probe"
-case "$probe" in *available*) ;; *) lab_fail reason=probe "probe=\"$probe\"" ;; esac
+echo "$probe" | grep -qx 'action cgroup reclaim: available' || lab_fail reason=probe "probe=\"$probe\""
+echo "$probe" | grep -qx 'engine psi: available' || lab_fail reason=probe-engine-psi "probe=\"$probe\""
 echo +memory >$CG/cgroup.subtree_control || lab_fail reason=memory-controller
 mkdir -p $CG/lab && echo +memory >$CG/lab/cgroup.subtree_control || lab_fail reason=lab-cgroup
 for c in work twin held; do mkdir -p $CG/lab/$c; done
