@@ -5,14 +5,14 @@
 //! of the `us` VMA, hot and cold with their counts, and none of the other VMA, in
 //! memdcd's messages, one connection each.
 
+mod common;
+
+use common::{Served, frame, write_conf};
+use etmem_host::EngineRegistry;
 use etmem_host::engine::Scheduling;
-use etmem_host::{Daemon, EngineRegistry};
 use etmem_kernel::{FakeKernel, FakeProcess, Kernel};
-use etmem_proto::socket::abstract_addr;
-use etmemd::server::{ServerConfig, bind, serve};
-use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::Read;
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -108,25 +108,6 @@ fn fake_memdcd(path: &Path) -> mpsc::Receiver<Vec<u8>> {
     rx
 }
 
-async fn request(name: &str, frame: String) -> Vec<u8> {
-    let addr = abstract_addr(name).expect("addr");
-    tokio::task::spawn_blocking(move || {
-        let mut s = UnixStream::connect_addr(&addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        s.write_all(frame.as_bytes()).expect("send");
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        out
-    })
-    .await
-    .expect("client")
-}
-
-fn frame(cmd: u32, proj: &str, file: &str) -> String {
-    format!("proj_name {proj} file_name {file} cmd {cmd} eng_name - eng_cmd - task_name -")
-}
-
 fn u32_at(m: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes(m[at..at + 4].try_into().expect("4"))
 }
@@ -141,29 +122,14 @@ async fn conf_memdcd_ini_adds_starts_and_feeds_a_fake_memdcd() {
     let dir = tempfile::tempdir().expect("dir");
     let sock = dir.path().join("memdcd.sock");
     let received = fake_memdcd(&sock);
-    let file = dir.path().join("memdcd.ini");
-    std::fs::write(&file, conf(&sock)).expect("conf");
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let file = file.to_str().expect("utf-8").to_string();
+    let file = write_conf(dir.path(), "memdcd.ini", &conf(&sock));
 
     let kernel: Arc<dyn Kernel> = fake.clone();
     let mut registry = EngineRegistry::builtin();
     registry.register_builtin::<etmem_plugin_memdcd::Memdcd>("memdcd", Scheduling::PerTask);
-    let daemon = Daemon::start(kernel, registry);
-    let name = format!("etmemd-memdcd-test-{}", std::process::id());
-    let listener =
-        tokio::net::UnixListener::from_std(bind(&name).expect("bind")).expect("listener");
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(serve(
-        listener,
-        Arc::new(daemon),
-        ServerConfig::default(),
-        async {
-            let _ = rx.await;
-        },
-    ));
+    let srv = Served::start(kernel, registry, "memdcd");
 
-    assert_eq!(request(&name, frame(0, "-", &file)).await, [0xFF]);
+    assert_eq!(srv.request(frame(0, "-", &file)).await, [0xFF]);
     let show = |started: &str| {
         format!(
             "project: memdcd_demo\n\
@@ -174,8 +140,8 @@ async fn conf_memdcd_ini_adds_starts_and_feeds_a_fake_memdcd() {
     };
     let mut s = show("false");
     s.push(0xFF);
-    assert_eq!(request(&name, frame(4, "-", "-")).await, s);
-    assert_eq!(request(&name, frame(2, "memdcd_demo", "-")).await, [0xFF]);
+    assert_eq!(srv.request(frame(4, "-", "-")).await, s);
+    assert_eq!(srv.request(frame(2, "memdcd_demo", "-")).await, [0xFF]);
 
     let first = received
         .recv_timeout(Duration::from_secs(30))
@@ -206,9 +172,9 @@ async fn conf_memdcd_ini_adds_starts_and_feeds_a_fake_memdcd() {
 
     let mut s = show("true");
     s.push(0xFF);
-    assert_eq!(request(&name, frame(4, "memdcd_demo", "-")).await, s);
-    assert_eq!(request(&name, frame(3, "memdcd_demo", "-")).await, [0xFF]);
-    assert_eq!(request(&name, frame(1, "-", &file)).await, [0xFF]);
+    assert_eq!(srv.request(frame(4, "memdcd_demo", "-")).await, s);
+    assert_eq!(srv.request(frame(3, "memdcd_demo", "-")).await, [0xFF]);
+    assert_eq!(srv.request(frame(1, "-", &file)).await, [0xFF]);
     // what the fake kernel saw: exchanges with the socket file, none elsewhere
     let ex = fake.unix_exchanges();
     assert!(ex.len() >= 2);
@@ -216,6 +182,5 @@ async fn conf_memdcd_ini_adds_starts_and_feeds_a_fake_memdcd() {
         ex.iter()
             .all(|(a, _)| *a == etmem_kernel::UnixAddr::Path(sock.clone()))
     );
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(2), done).await;
+    srv.stop().await;
 }

@@ -7,14 +7,12 @@
 //! cgroup only; `engine showcg` reports each cgroup, other engine commands fail as C's
 //! (psi has no `eng_mgt_func`: OPT_INVAL). With PSI off the engine cannot be added.
 
+mod common;
+
+use common::{Served, frame, write_conf};
+use etmem_host::EngineRegistry;
 use etmem_host::engine::Scheduling;
-use etmem_host::{Daemon, EngineRegistry};
 use etmem_kernel::{CgroupVersion, FakeCgroup, FakeKernel, Kernel, RecordedCall};
-use etmem_proto::socket::abstract_addr;
-use etmemd::server::{ServerConfig, bind, serve};
-use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,25 +33,6 @@ fn conf() -> String {
         assert!(text.contains(want), "conf/psi.ini changed: no `{want}`");
     }
     text.replace("\ninterval=10\n", "\ninterval=1\n")
-}
-
-async fn request(name: &str, frame: String) -> Vec<u8> {
-    let addr = abstract_addr(name).expect("addr");
-    tokio::task::spawn_blocking(move || {
-        let mut s = UnixStream::connect_addr(&addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        s.write_all(frame.as_bytes()).expect("send");
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        out
-    })
-    .await
-    .expect("client")
-}
-
-fn frame(cmd: u32, proj: &str, file: &str) -> String {
-    format!("proj_name {proj} file_name {file} cmd {cmd} eng_name - eng_cmd - task_name -")
 }
 
 fn engine_frame(proj: &str, eng_cmd: &str, task: &str) -> String {
@@ -85,29 +64,14 @@ async fn conf_psi_ini_adds_starts_and_reclaims_the_calm_cgroup_only() {
         .expect("other");
 
     let dir = tempfile::tempdir().expect("dir");
-    let file = dir.path().join("psi.ini");
-    std::fs::write(&file, conf()).expect("conf");
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let file = file.to_str().expect("utf-8").to_string();
+    let file = write_conf(dir.path(), "psi.ini", &conf());
 
     let kernel: Arc<dyn Kernel> = fake.clone();
     let mut registry = EngineRegistry::builtin();
     registry.register_builtin::<etmem_plugin_psi::Psi>("psi", Scheduling::Cgroup);
-    let daemon = Daemon::start(kernel, registry);
-    let name = format!("etmemd-psi-test-{}", std::process::id());
-    let listener =
-        tokio::net::UnixListener::from_std(bind(&name).expect("bind")).expect("listener");
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(serve(
-        listener,
-        Arc::new(daemon),
-        ServerConfig::default(),
-        async {
-            let _ = rx.await;
-        },
-    ));
+    let srv = Served::start(kernel, registry, "psi");
 
-    assert_eq!(request(&name, frame(0, "-", &file)).await, [0xFF]);
+    assert_eq!(srv.request(frame(0, "-", &file)).await, [0xFF]);
     let show = |started: &str| {
         let mut s = format!(
             "project: psi_demo\n\
@@ -118,12 +82,9 @@ async fn conf_psi_ini_adds_starts_and_reclaims_the_calm_cgroup_only() {
         s.push(0xFF);
         s
     };
-    assert_eq!(request(&name, frame(4, "-", "-")).await, show("false"));
-    assert_eq!(request(&name, frame(2, "psi_demo", "-")).await, [0xFF]);
-    assert_eq!(
-        request(&name, frame(4, "psi_demo", "-")).await,
-        show("true")
-    );
+    assert_eq!(srv.request(frame(4, "-", "-")).await, show("false"));
+    assert_eq!(srv.request(frame(2, "psi_demo", "-")).await, [0xFF]);
+    assert_eq!(srv.request(frame(4, "psi_demo", "-")).await, show("true"));
 
     // the first round comes after one interval
     let t0 = Instant::now();
@@ -147,7 +108,9 @@ async fn conf_psi_ini_adds_starts_and_reclaims_the_calm_cgroup_only() {
         "second amount"
     );
 
-    let out = request(&name, engine_frame("psi_demo", "showcg", "batch_jobs")).await;
+    let out = srv
+        .request(engine_frame("psi_demo", "showcg", "batch_jobs"))
+        .await;
     let text = String::from_utf8_lossy(&out);
     assert!(
         text.starts_with("task batch_jobs cg_dir batch/* pressure 0.1\n"),
@@ -172,26 +135,24 @@ async fn conf_psi_ini_adds_starts_and_reclaims_the_calm_cgroup_only() {
     );
     assert!(!text.contains("cgroup other"), "{text}");
     // C's psi engine has no engine commands: anything else is OPT_INVAL
-    let out = request(
-        &name,
-        engine_frame("psi_demo", "showtaskpages", "batch_jobs"),
-    )
-    .await;
+    let out = srv
+        .request(engine_frame("psi_demo", "showtaskpages", "batch_jobs"))
+        .await;
     assert!(
         out.starts_with(b"error: invalid parameters") && out.ends_with(&[0xFE]),
         "{}",
         String::from_utf8_lossy(&out)
     );
 
-    assert_eq!(request(&name, frame(3, "psi_demo", "-")).await, [0xFF]);
+    assert_eq!(srv.request(frame(3, "psi_demo", "-")).await, [0xFF]);
     let after_stop = reclaims(&fake).len();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(reclaims(&fake).len(), after_stop, "nothing after stop");
-    assert_eq!(request(&name, frame(1, "-", &file)).await, [0xFF]);
+    assert_eq!(srv.request(frame(1, "-", &file)).await, [0xFF]);
     // as C: without /proc/pressure/memory (PSI off) the psi engine cannot be added, and
     // the file adds nothing (all or nothing)
     std::fs::remove_file(fake.proc_root().join("pressure/memory")).expect("psi off");
-    let out = request(&name, frame(0, "-", &file)).await;
+    let out = srv.request(frame(0, "-", &file)).await;
     let text = String::from_utf8_lossy(&out);
     assert!(
         text.starts_with("error: etmemd has internal error")
@@ -200,8 +161,7 @@ async fn conf_psi_ini_adds_starts_and_reclaims_the_calm_cgroup_only() {
             && out.ends_with(&[0xFE]),
         "{text}"
     );
-    let shown = request(&name, frame(4, "-", "-")).await;
+    let shown = srv.request(frame(4, "-", "-")).await;
     assert!(!String::from_utf8_lossy(&shown).contains("psi_demo"));
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(2), done).await;
+    srv.stop().await;
 }
