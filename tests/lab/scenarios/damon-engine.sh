@@ -14,7 +14,8 @@
 # MiB cold stretch could stay glued to a hot block for the whole 90 s (86-87.5 % of the
 # mixed cold out in three lab runs of 2026-12-06). At 20 ms a hot page is seen in ~20 % of
 # samples, as an operator would size the interval to the application's access period.
-# Layout (DE_MIXED_MIB, DE_HOT_BLOCK, DE_STRIDE) and the DAMON figures are arguments.
+# Layout (DE_MIXED_MIB, DE_HOT_BLOCK, DE_STRIDE, DE_ACCESS=write|read) and the DAMON figures
+# are arguments.
 LAB_NAME=damon-engine
 . /lab/lib.sh
 
@@ -29,6 +30,8 @@ MIXED_MIB=${DE_MIXED_MIB:-64}
 PLAIN_HOT=${DE_PLAIN_HOT:-8M}
 PLAIN_COLD=${DE_PLAIN_COLD:-24M}
 HOT_BLOCK=${DE_HOT_BLOCK:-2M}
+# how the mixed mapping's hot blocks are touched: write, or read (pages only read)
+ACCESS=${DE_ACCESS:-write}
 STRIDE=${DE_STRIDE:-8M}
 SAMPLE_US=${DE_SAMPLE_US:-20000}
 AGGR_US=${DE_AGGR_US:-400000}
@@ -67,7 +70,7 @@ lab_damon_busy && lab_fail reason=damon-busy-before "damon=\"$before\""
 lab_start_workload "$LP" --hot "$PLAIN_HOT" --warm 0 --cold "$PLAIN_COLD" --period-ms 100 \
     --access write || lab_fail reason=workload-plain-no-layout
 WL2_PID=$WL_PID
-lab_start_workload "$LM" --mixed "${MIXED_MIB}M" --warm 0 --period-ms 100 --access write \
+lab_start_workload "$LM" --mixed "${MIXED_MIB}M" --warm 0 --period-ms 100 --access "$ACCESS" \
     --hot-block "$HOT_BLOCK" --stride "$STRIDE" || fail reason=workload-mixed-no-layout
 
 cat >"$CONF" <<CONF
@@ -160,7 +163,7 @@ plain_cold_kb=$(( $(kv "$sp" cold_pages) * 4 )) plain_cold_swapped_kb=$(kb "$sp"
 plain_cold_swapped_pct=$(kv "$sp" cold_swapped_pct) plain_hot_kb=$(( $(kv "$sp" hot_pages) * 4 )) \
 plain_hot_swapped_kb=$(kb "$sp" hot) plain_hot_worst_pct=$worst_hot_p \
 elapsed_s=$el thresholds=cold>=${COLD_PCT}%,hot<=${HOT_PCT}%,within=${WAIT_S}s min_age=$MIN_AGE min_nr_regions=$MIN_NR sample_us=$SAMPLE_US aggr_us=$AGGR_US \
-layout=${MIXED_MIB}M/$HOT_BLOCK/$STRIDE"
+layout=${MIXED_MIB}M/$HOT_BLOCK/$STRIDE/$ACCESS"
 
 ge "$(kv "$sm" cold_swapped_pct)" "$COLD_PCT" || fail reason=mixed-cold-not-out $figures
 ge "$(kv "$sp" cold_swapped_pct)" "$COLD_PCT" || fail reason=plain-cold-not-out $figures
